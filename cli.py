@@ -1,0 +1,24 @@
+"""What every command-line script shares: one-line errors and exit codes."""
+
+import sys
+
+from errors import UserError
+
+
+def run(main, argv=None):
+    """Call ``main(argv)``; a UserError becomes one line on stderr and exit status 1.
+
+    ``--verbose`` anywhere on the command line shows the traceback instead. Ctrl-C exits 130
+    quietly. Returns main's return value, so ``sys.exit(run(main))`` passes it on.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return main(argv)
+    except UserError as error:
+        if "--verbose" in argv:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,142 @@
+"""Hyper-parameters of Wav2Lip, with the released models' values.
+
+    from hparams import hparams
+    hparams.fps                      # 25
+    hparams.set_hparam("batch_size", 8)
+    hparams.parse("batch_size=8,num_workers=2")   # what --hparams does
+
+Every script accepts ``--hparams "name=value,..."`` (see ``add_hparams_argument``),
+so any value can be changed from the command line without editing this file.
+"""
+
+import argparse
+
+from errors import UserError
+
+
+class HParams:
+    """A flat set of named values; reading an unknown name is an error, as is setting one."""
+
+    def __init__(self, **values):
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no hyper-parameter named {name!r}") from None
+
+    def __setattr__(self, name, value):
+        self.set_hparam(name, value)
+
+    def __contains__(self, name):
+        return name in self._values
+
+    def set_hparam(self, name, value):
+        if name not in self._values:
+            raise ValueError(f"unknown hyper-parameter {name!r} (known: {', '.join(sorted(self._values))})")
+        self._values[name] = value
+
+    def values(self):
+        return dict(self._values)
+
+    def parse(self, overrides):
+        """Apply "name=value,name=value" overrides; each value takes the type of the current one."""
+        for item in filter(None, (part.strip() for part in (overrides or "").split(","))):
+            name, sep, text = item.partition("=")
+            name = name.strip()
+            if not sep:
+                raise ValueError(f"hyper-parameter override {item!r} is not of the form name=value")
+            if name not in self._values:
+                raise ValueError(f"unknown hyper-parameter {name!r} in --hparams (known: {', '.join(sorted(self._values))})")
+            self._values[name] = _convert(name, text.strip(), self._values[name])
+        return self
+
+    def __str__(self):
+        width = max(map(len, self._values))
+        return "Hyperparameters:\n" + "\n".join(f"  {name:<{width}} {value!r}" for name, value in sorted(self._values.items()))
+
+
+def _convert(name, text, current):
+    """Parse ``text`` as the type of the value it replaces."""
+    if text.lower() == "none":
+        return None
+    if isinstance(current, bool):
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"hyper-parameter {name} wants true or false, not {text!r}")
+    if isinstance(current, (int, float)):
+        try:
+            return type(current)(text)
+        except ValueError:
+            raise ValueError(f"hyper-parameter {name} wants a {type(current).__name__}, not {text!r}") from None
+    for cast in (int, float):  # the value was None or a string: take the most specific reading
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+hparams = HParams(
+    # Audio: the mel spectrogram both networks were trained on.
+    num_mels=80,
+    rescale=True,
+    rescaling_max=0.9,
+    use_lws=False,
+    n_fft=800,
+    hop_size=200,  # 12.5 ms at 16 kHz: 80 mel frames per second
+    win_size=800,
+    sample_rate=16000,
+    frame_shift_ms=None,
+    signal_normalization=True,
+    allow_clipping_in_normalization=True,
+    symmetric_mels=True,
+    max_abs_value=4.0,
+    preemphasize=True,
+    preemphasis=0.97,
+    min_level_db=-100,
+    ref_level_db=20,
+    fmin=55,
+    fmax=7600,
+    # Video and training.
+    img_size=96,
+    fps=25,
+    batch_size=16,
+    initial_learning_rate=1e-4,
+    nepochs=200000000000000000,  # effectively unbounded: training stops on --max_steps or by hand
+    num_workers=16,
+    checkpoint_interval=3000,
+    eval_interval=3000,
+    save_optimizer_state=True,
+    syncnet_wt=0.0,  # raised during training once the expert agrees (see the trainers)
+    syncnet_batch_size=64,
+    syncnet_lr=1e-4,
+    syncnet_eval_interval=10000,
+    syncnet_checkpoint_interval=10000,
+    disc_wt=0.07,
+    disc_initial_learning_rate=1e-4,
+)
+
+
+def hparams_debug_string():
+    return str(hparams)
+
+
+def add_hparams_argument(parser: argparse.ArgumentParser):
+    parser.add_argument(
+        "--hparams", default="", metavar="NAME=VALUE,...",
+        help='override hyper-parameters of hparams.py, e.g. --hparams "batch_size=8,num_workers=2"',
+    )
+
+
+def apply_hparams_argument(args):
+    """Apply ``args.hparams`` to the global hparams; a bad entry is a UserError naming it."""
+    try:
+        hparams.parse(getattr(args, "hparams", ""))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return hparams
+

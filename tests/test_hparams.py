@@ -1,0 +1,72 @@
+import argparse
+
+import pytest
+
+from errors import UserError
+from hparams import HParams, add_hparams_argument, apply_hparams_argument, hparams
+
+FACTS = dict(
+    num_mels=80, rescale=True, rescaling_max=0.9, use_lws=False, n_fft=800, hop_size=200, win_size=800,
+    sample_rate=16000, frame_shift_ms=None, signal_normalization=True, allow_clipping_in_normalization=True,
+    symmetric_mels=True, max_abs_value=4.0, preemphasize=True, preemphasis=0.97, min_level_db=-100,
+    ref_level_db=20, fmin=55, fmax=7600, img_size=96, fps=25, batch_size=16, initial_learning_rate=1e-4,
+    num_workers=16, checkpoint_interval=3000, eval_interval=3000, save_optimizer_state=True, syncnet_wt=0.0,
+    syncnet_batch_size=64, syncnet_lr=1e-4, syncnet_eval_interval=10000, syncnet_checkpoint_interval=10000,
+    disc_wt=0.07, disc_initial_learning_rate=1e-4,
+)
+
+
+def test_values_are_the_released_models():
+    for name, value in FACTS.items():
+        assert getattr(hparams, name) == value, name
+        assert type(getattr(hparams, name)) is type(value), name
+    assert hparams.nepochs > 10 ** 12
+
+
+def test_set_and_parse_with_types():
+    params = HParams(batch_size=16, lr=1e-4, flag=True, name=None)
+    params.set_hparam("batch_size", 8)
+    assert params.batch_size == 8
+    params.parse("batch_size=4, lr=3e-4,flag=false,name=12")
+    assert (params.batch_size, params.lr, params.flag, params.name) == (4, 3e-4, False, 12)
+    assert type(params.batch_size) is int and type(params.lr) is float
+    params.parse("name=none")
+    assert params.name is None
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ("batchsize=8", "unknown hyper-parameter 'batchsize'"),
+    ("batch_size=eight", "batch_size wants a int"),
+    ("flag=maybe", "flag wants true or false"),
+    ("batch_size", "not of the form name=value"),
+])
+def test_parse_rejects_bad_overrides(overrides, message):
+    params = HParams(batch_size=16, flag=True)
+    with pytest.raises(ValueError, match=message):
+        params.parse(overrides)
+    assert params.batch_size == 16
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        params.set_hparam("nope", 1)
+    with pytest.raises(AttributeError):
+        params.nope
+
+
+def test_summary_lists_every_value():
+    text = str(hparams)
+    assert text.startswith("Hyperparameters:")
+    for name in FACTS:
+        assert f"  {name} " in text
+
+
+def test_command_line_overrides_are_shared_and_checked():
+    parser = argparse.ArgumentParser()
+    add_hparams_argument(parser)
+    saved = hparams.values()
+    try:
+        apply_hparams_argument(parser.parse_args(["--hparams", "batch_size=8,num_workers=2"]))
+        assert (hparams.batch_size, hparams.num_workers) == (8, 2)
+        with pytest.raises(UserError, match="unknown hyper-parameter 'batch'"):
+            apply_hparams_argument(parser.parse_args(["--hparams", "batch=8"]))
+    finally:
+        hparams.parse(",".join(f"{k}={v}" for k, v in saved.items()))
+    assert hparams.values() == saved
