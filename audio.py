@@ -1,0 +1,122 @@
+"""Audio in, mel spectrogram out: the features Wav2Lip and its expert SyncNet were trained on.
+
+The names and the numbers are the reference implementation's (hparams.py holds the values);
+decoding goes through PyAV, so any file FFmpeg reads works, with no shell and no temporary files.
+"""
+
+import functools
+from pathlib import Path
+
+import av
+import librosa
+import numpy as np
+from scipy import signal
+from scipy.io import wavfile
+
+from atomic_write import atomic_output
+from errors import UserError
+from hparams import hparams as hp
+
+
+def load_wav(path, sr):
+    """The first audio stream of any FFmpeg-readable file as mono float32 at ``sr`` Hz.
+
+    Channels are averaged and the result resampled as ``librosa.load(path, sr=sr)`` does.
+    """
+    native_rate, channels = _decode_audio(path)
+    wav = channels.mean(axis=0) if channels.shape[0] > 1 else channels[0]
+    if native_rate != sr:
+        wav = librosa.resample(wav, orig_sr=native_rate, target_sr=sr)
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def _decode_audio(path):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"audio file not found: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"audio file is empty: {path}")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise UserError(f"{path} has no audio stream")
+            stream = container.streams.audio[0]
+            # Planar float keeps every channel apart, whatever the codec's own sample format.
+            resampler = av.AudioResampler(format="fltp")
+            chunks, rate = [], stream.rate
+            for frame in container.decode(stream):
+                rate = frame.sample_rate
+                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
+            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+    except av.error.FFmpegError as error:
+        raise UserError(f"cannot read audio from {path}: {error}") from None
+    if not chunks or sum(chunk.shape[1] for chunk in chunks) == 0:
+        raise UserError(f"{path} has an audio stream with no samples")
+    return rate, np.concatenate(chunks, axis=1)
+
+
+def save_wav(wav, path, sr):
+    """Peak-normalised 16-bit PCM, as the reference writes it (without scaling ``wav`` in place)."""
+    wav = np.asarray(wav, dtype=np.float64) * (32767 / max(0.01, float(np.max(np.abs(wav)))))
+    with atomic_output(path) as temporary:
+        wavfile.write(temporary, sr, wav.astype(np.int16))
+
+
+def preemphasis(wav, k, preemphasize=True):
+    return signal.lfilter([1, -k], [1], wav) if preemphasize else wav
+
+
+def inv_preemphasis(wav, k, inv_preemphasize=True):
+    return signal.lfilter([1], [1, -k], wav) if inv_preemphasize else wav
+
+
+def get_hop_size():
+    if hp.hop_size is not None:
+        return hp.hop_size
+    return int(hp.frame_shift_ms / 1000 * hp.sample_rate)
+
+
+def linearspectrogram(wav):
+    D = _stft(preemphasis(wav, hp.preemphasis, hp.preemphasize))
+    S = _amp_to_db(np.abs(D)) - hp.ref_level_db
+    return _normalize(S) if hp.signal_normalization else S
+
+
+def melspectrogram(wav):
+    """(num_mels, 1 + len(wav) // hop_size) normalised log-mel spectrogram, in [-4, 4]."""
+    D = _stft(preemphasis(wav, hp.preemphasis, hp.preemphasize))
+    S = _amp_to_db(_linear_to_mel(np.abs(D))) - hp.ref_level_db
+    return _normalize(S) if hp.signal_normalization else S
+
+
+def _stft(y):
+    if hp.use_lws:
+        raise ValueError("use_lws=True is not supported: the released models use librosa's STFT")
+    # Reflect padding is what librosa did when the models were trained; since librosa 0.10 the
+    # default is zero padding, which changes the first and last two frames.
+    return librosa.stft(y=y, n_fft=hp.n_fft, hop_length=get_hop_size(), win_length=hp.win_size, pad_mode="reflect")
+
+
+def _linear_to_mel(spectrogram):
+    return np.dot(_mel_basis(hp.sample_rate, hp.n_fft, hp.num_mels, hp.fmin, hp.fmax), spectrogram)
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_basis(sample_rate, n_fft, num_mels, fmin, fmax):
+    if fmax > sample_rate // 2:
+        raise ValueError(f"fmax {fmax} is above the Nyquist frequency of {sample_rate} Hz audio")
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=num_mels, fmin=fmin, fmax=fmax)
+
+
+def _amp_to_db(x):
+    min_level = np.exp(hp.min_level_db / 20 * np.log(10))
+    return 20 * np.log10(np.maximum(min_level, x))
+
+
+def _normalize(S):
+    m, low = hp.max_abs_value, hp.min_level_db
+    if hp.symmetric_mels:
+        scaled = (2 * m) * ((S - low) / -low) - m
+        return np.clip(scaled, -m, m) if hp.allow_clipping_in_normalization else scaled
+    scaled = m * ((S - low) / -low)
+    return np.clip(scaled, 0, m) if hp.allow_clipping_in_normalization else scaled

@@ -1,0 +1,143 @@
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+import audio
+from errors import UserError
+from synthetic_media import speech_like, tone, write_media
+
+
+# --- an independent float64 mel spectrogram, written from FACTS.md section 3 -------------------
+
+def _hz_to_mel(f):
+    f = np.asarray(f, np.float64)
+    linear = f / (200.0 / 3)  # Slaney: linear below 1 kHz, logarithmic above
+    log_step = np.log(6.4) / 27.0
+    return np.where(f >= 1000, 15.0 + np.log(np.maximum(f, 1000) / 1000) / log_step, linear)
+
+
+def _mel_to_hz(m):
+    m = np.asarray(m, np.float64)
+    log_step = np.log(6.4) / 27.0
+    return np.where(m >= 15.0, 1000 * np.exp(log_step * (m - 15.0)), m * 200.0 / 3)
+
+
+def slaney_filterbank(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600):
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    freqs = np.arange(n_fft // 2 + 1) * sr / n_fft
+    bank = np.zeros((n_mels, len(freqs)))
+    for i in range(n_mels):
+        rising = (freqs - edges[i]) / (edges[i + 1] - edges[i])
+        falling = (edges[i + 2] - freqs) / (edges[i + 2] - edges[i + 1])
+        bank[i] = np.maximum(0, np.minimum(rising, falling)) * 2.0 / (edges[i + 2] - edges[i])  # area-normalised
+    return bank
+
+
+def reference_mel(wav, pad_mode="reflect"):
+    x = np.asarray(wav, np.float64)
+    y = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]])
+    padded = np.pad(y, 400, mode=pad_mode)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(800) / 800)  # periodic Hann
+    frames = np.stack([padded[t * 200:t * 200 + 800] for t in range(1 + len(y) // 200)])
+    magnitude = np.abs(np.fft.rfft(frames * window, axis=1)).T
+    db = 20 * np.log10(np.maximum(1e-5, slaney_filterbank() @ magnitude)) - 20
+    return np.clip(8 * (db + 100) / 100 - 4, -4, 4)
+
+
+def test_melspectrogram_matches_independent_float64_computation():
+    wav = speech_like(1.37, seed=3)
+    mel = audio.melspectrogram(wav)
+    expected = reference_mel(wav)
+    assert mel.shape == (80, 1 + len(wav) // 200) == expected.shape
+    assert np.max(np.abs(mel - expected)) <= 1e-3
+
+
+def test_melspectrogram_pads_by_reflection_at_both_ends():
+    wav = speech_like(0.6, seed=5)
+    mel = audio.melspectrogram(wav)
+    reflected, zero_padded = reference_mel(wav, "reflect"), reference_mel(wav, "constant")
+    for edge in (slice(0, 2), slice(-2, None)):
+        assert np.max(np.abs(mel[:, edge] - reflected[:, edge])) <= 1e-3
+        assert np.max(np.abs(mel[:, edge] - zero_padded[:, edge])) > 0.05  # the padding really matters there
+    assert np.max(np.abs(mel[:, 2:-2] - zero_padded[:, 2:-2])) <= 1e-3
+
+
+def test_silence_gives_finite_floor_values():
+    mel = audio.melspectrogram(np.zeros(3200, np.float32))
+    assert mel.shape == (80, 17)
+    assert np.all(np.isfinite(mel)) and np.all(mel == -4.0)
+
+
+def test_linearspectrogram_shape_and_range():
+    spec = audio.linearspectrogram(speech_like(0.5))
+    assert spec.shape == (401, 41) and spec.min() >= -4 and spec.max() <= 4
+
+
+def test_load_wav_mixes_channels_exactly_for_pcm(tmp_path):
+    rng = np.random.default_rng(0)
+    pcm = rng.integers(-20000, 20000, size=(1600, 2), dtype=np.int16)
+    wavfile.write(tmp_path / "stereo.wav", 16000, pcm)
+    wav = audio.load_wav(tmp_path / "stereo.wav", 16000)
+    assert wav.dtype == np.float32
+    np.testing.assert_allclose(wav, pcm.astype(np.float64).mean(axis=1) / 32768, atol=1e-7)
+
+
+def test_load_wav_resamples_as_librosa_does(tmp_path):
+    import librosa
+
+    signal = tone(300, 0.5, 44100, amplitude=0.3)
+    wavfile.write(tmp_path / "tone.wav", 44100, (signal * 32767).astype(np.int16))
+    wav = audio.load_wav(tmp_path / "tone.wav", 16000)
+    native = (signal * 32767).astype(np.int16).astype(np.float32) / 32768
+    np.testing.assert_allclose(wav, librosa.resample(native, orig_sr=44100, target_sr=16000), atol=1e-6)
+    assert len(wav) == 8000
+
+
+@pytest.mark.parametrize("name, audio_codec, video_codec, rate", [
+    ("speech.wav", "pcm_s16le", None, 44100),
+    ("speech.flac", "flac", None, 22050),
+    ("speech.mp3", "libmp3lame", None, 44100),
+    ("speech.m4a", "aac", None, 48000),
+    ("speech.ogg", "libopus", None, 48000),
+    ("clip.mp4", "aac", "libx264", 44100),
+    ("clip.mov", "aac", "mpeg4", 32000),
+    ("clip.mkv", "pcm_s16le", "libx264", 16000),
+    ("clip.webm", "libopus", "libvpx", 48000),
+])
+def test_load_wav_reads_audio_of_common_formats(tmp_path, name, audio_codec, video_codec, rate):
+    # Left 440 Hz, right 1000 Hz: the mono mix holds both at half the amplitude.
+    stereo = np.stack([tone(440, 1.0, rate), tone(1000, 1.0, rate)])
+    path = write_media(tmp_path / name, stereo, rate, audio_codec, video_codec)
+    wav = audio.load_wav(path, 16000)
+    assert wav.dtype == np.float32 and wav.ndim == 1
+    assert 16000 <= len(wav) <= 16000 + 1200  # lossy codecs add their encoder delay
+    middle = wav[3000:11000]
+    spectrum = np.abs(np.fft.rfft(middle))
+    peaks = sorted(np.fft.rfftfreq(len(middle), 1 / 16000)[np.argsort(spectrum)[-2:]])
+    assert peaks == [440, 1000]
+    assert np.sqrt(np.mean(middle ** 2)) == pytest.approx(0.25, rel=0.1)  # two 0.25-peak sines
+
+
+def test_load_wav_errors_are_clear(tmp_path):
+    with pytest.raises(UserError, match="audio file not found"):
+        audio.load_wav(tmp_path / "missing.wav", 16000)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(UserError, match="audio file is empty"):
+        audio.load_wav(tmp_path / "empty.wav", 16000)
+    (tmp_path / "junk.mp3").write_bytes(b"this is not audio at all" * 50)
+    with pytest.raises(UserError, match="cannot read audio from"):
+        audio.load_wav(tmp_path / "junk.mp3", 16000)
+    video_only = write_media(tmp_path / "silent.mp4", None, 0, None, "libx264")
+    with pytest.raises(UserError, match="has no audio stream"):
+        audio.load_wav(video_only, 16000)
+
+
+def test_save_wav_peak_normalises_without_touching_its_input(tmp_path):
+    wav = np.array([0.0, 0.25, -0.5, 0.1], np.float32)
+    before = wav.copy()
+    audio.save_wav(wav, tmp_path / "out.wav", 16000)
+    rate, written = wavfile.read(tmp_path / "out.wav")
+    assert rate == 16000 and written.dtype == np.int16
+    np.testing.assert_array_equal(written, (before * (32767 / 0.5)).astype(np.int16))
+    np.testing.assert_array_equal(wav, before)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
