@@ -1,0 +1,146 @@
+"""Reading and writing checkpoints in the released Wav2Lip format, with one-line errors.
+
+The released files are dicts of ``state_dict``, ``optimizer``, ``global_step`` and
+``global_epoch`` (keys prefixed ``module.`` when trained under DataParallel) or bare state
+dicts (S3FD, the LSE SyncNet), in legacy or zip serialization. Everything here loads with
+``weights_only=True``: no code in a checkpoint is ever run.
+"""
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from atomic_write import atomic_output
+from errors import UserError
+
+# A key only that network has (after "module." is stripped), and how users know the file.
+_NETWORK_MARKERS = [
+    ("face_decoder_blocks.0.0.conv_block.0.weight", "the Wav2Lip generator (wav2lip.pth / wav2lip_gan.pth)"),
+    ("binary_pred.0.weight", "the visual-quality discriminator (visual_quality_disc.pth)"),
+    ("face_encoder.0.conv_block.0.weight", "the expert lip-sync SyncNet (lipsync_expert.pth)"),
+    ("conv3_3_norm_mbox_conf.weight", "the S3FD face detector (s3fd.pth)"),
+    ("netcnnaud.0.weight", "the LSE SyncNet of Chung & Zisserman (syncnet_v2.model)"),
+]
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickle protocol 2 + torch's magic number
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used: missing, not a checkpoint, damaged, or of another network."""
+
+
+def identify_network(keys):
+    """Which known network a set of state-dict keys belongs to, in words; None if unknown."""
+    keys = {_strip_module(key) for key in keys}
+    return next((name for marker, name in _NETWORK_MARKERS if marker in keys), None)
+
+
+def read_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint file as a dict whose ``state_dict`` has no ``module.`` prefixes.
+
+    A bare state dict comes back as ``{"state_dict": ...}``; the released 4-key dicts keep
+    their ``optimizer``, ``global_step`` and ``global_epoch``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(1024)
+    if head.lstrip()[:1] == b"<" and b"html" in head.lower():
+        raise CheckpointError(
+            f"{path} is an HTML page ({size:,} bytes), not a checkpoint: the download saved a web page "
+            "(often a sign-in or quota page) under the checkpoint's name; download the file itself"
+        )
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_LEGACY_MAGIC)):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {head[:8]!r})")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            raise CheckpointError(
+                f"{path} holds pickled Python objects, not only weights; it is not loaded, because "
+                "unpickling them could run code (save the model's state_dict() instead)"
+            ) from None
+        raise CheckpointError(f"{path} is corrupt ({size:,} bytes): {_first_line(error)}") from None
+    except (EOFError, RuntimeError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({size:,} bytes); download it again ({_first_line(error)})"
+        ) from None
+    return _normalise(data, path)
+
+
+def _normalise(data, path):
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        checkpoint = dict(data)
+    elif isinstance(data, dict) and data and all(isinstance(value, torch.Tensor) for value in data.values()):
+        checkpoint = {"state_dict": data}
+    else:
+        what = f"a dict with keys {sorted(map(str, data))[:6]}" if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"{path} is a PyTorch file but holds no state dict ({what})")
+    checkpoint["state_dict"] = {_strip_module(key): value for key, value in checkpoint["state_dict"].items()}
+    return checkpoint
+
+
+def load_weights(model, path, device="cpu"):
+    """Load ``path`` into ``model`` strictly, move it to ``device``; returns the checkpoint dict.
+
+    A file of another network, missing or unexpected keys and shape mismatches are
+    CheckpointErrors that say which.
+    """
+    checkpoint = read_checkpoint(path)
+    state = checkpoint["state_dict"]
+    expected = model.state_dict()
+    wanted, found = identify_network(expected), identify_network(state)
+    if found is not None and found != wanted:
+        raise CheckpointError(f"{path} is a checkpoint of {found}, but {wanted or type(model).__name__} is needed here")
+
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_few(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
+        raise CheckpointError(f"{path} does not fit {type(model).__name__}: " + "; ".join(parts))
+    mismatched = [
+        f"{key} {tuple(state[key].shape)} vs {tuple(value.shape)}"
+        for key, value in expected.items() if tuple(state[key].shape) != tuple(value.shape)
+    ]
+    if mismatched:
+        raise CheckpointError(f"{path} does not fit {type(model).__name__}: shapes differ for {_few(mismatched)}")
+
+    model.load_state_dict(state, strict=True)
+    model.to(device)
+    return checkpoint
+
+
+def save_checkpoint(path, model, optimizer=None, global_step=0, global_epoch=0):
+    """Write the released 4-key format atomically; ``module.`` wrappers (DDP) are unwrapped."""
+    model = getattr(model, "module", model)
+    checkpoint = {
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "global_step": int(global_step),
+        "global_epoch": int(global_epoch),
+    }
+    with atomic_output(path) as temporary:
+        torch.save(checkpoint, temporary)
+    return Path(path)
+
+
+def _strip_module(key):
+    return key[len("module."):] if key.startswith("module.") else key
+
+
+def _few(items, count=3):
+    shown = ", ".join(items[:count])
+    return shown + (f", ... ({len(items) - count} more)" if len(items) > count else "")
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
