@@ -1,0 +1,127 @@
+"""Frames per second of the Wav2Lip generator and of S3FD face detection.
+
+    python benchmarks/bench_models.py                      # CPU, and CUDA when present
+    python benchmarks/bench_models.py --devices cpu --repeats 3
+
+Generator: batches of --gen_batch (default 128) 96x96 faces, as inference.py feeds it.
+S3FD: --det_batch (default 16) frames of --det_size (default 1280x720) through the network
+and the post-processing (``S3FDDetector.detect``). Weights are random (seeded); the detector's
+class biases are set so that, as with real weights on a video, few positions are candidates,
+so post-processing costs what it does in practice. Prints a Markdown table.
+"""
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from face_detection import S3FD, S3FDDetector  # noqa: E402
+from models import Wav2Lip  # noqa: E402
+from models.fusion import fuse_for_inference  # noqa: E402
+
+
+def timed(step, device, repeats):
+    """Best wall time of ``repeats`` calls after one warm-up call."""
+    def once():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    once()
+    return min(once() for _ in range(repeats))
+
+
+def generator_variants(device):
+    """(name, model, input dtype, autocast dtype) for each way inference can run the generator."""
+    torch.manual_seed(0)
+    model = Wav2Lip().eval().to(device)
+    variants = [("fp32", model, torch.float32, None), ("fp32, BN folded, channels-last", fuse_for_inference(model), torch.float32, None)]
+    if device.type == "cuda":
+        variants.append(("fp16", fuse_for_inference(model).half(), torch.float16, None))
+    else:
+        variants.append(("bf16 autocast, BN folded, channels-last", fuse_for_inference(model), torch.float32, torch.bfloat16))
+    return variants
+
+
+def bench_generator(device, batch, repeats):
+    rows = []
+    for name, model, dtype, autocast in generator_variants(device):
+        mel = torch.randn(batch, 1, 80, 16, device=device, dtype=dtype)
+        faces = torch.rand(batch, 6, 96, 96, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+
+        def step():
+            with torch.inference_mode(), torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+                model(mel, faces)
+
+        rows.append((f"generator, batch {batch}", name, batch / timed(step, device, repeats)))
+    return rows
+
+
+def bench_detector(device, batch, size, repeats, weights_dir):
+    torch.manual_seed(0)
+    net = S3FD()
+    with torch.no_grad():  # background wins nearly everywhere, as on real video
+        for level in ("conv3_3_norm", "conv4_3_norm", "conv5_3_norm", "fc7", "conv6_2", "conv7_2"):
+            conf = getattr(net, f"{level}_mbox_conf")
+            conf.weight.mul_(0.01)
+            conf.bias.copy_(torch.tensor([8.0] * (conf.out_channels - 1) + [-8.0]))
+    path = weights_dir / "s3fd_bench.pth"
+    torch.save(net.state_dict(), path)
+    width, height = size
+    frames = np.random.default_rng(0).integers(0, 255, size=(batch, height, width, 3), dtype=np.uint8)
+    rows = []
+    detector = S3FDDetector(device, path, batch_size=batch)
+    rows.append((f"S3FD {width}x{height}, batch {batch}", "fp32", batch / timed(lambda: detector.detect(frames), device, repeats)))
+    half = torch.float16 if device.type == "cuda" else torch.bfloat16
+
+    def step():
+        with torch.autocast(device.type, dtype=half):
+            detector.detect(frames)
+
+    rows.append((f"S3FD {width}x{height}, batch {batch}", f"{str(half)[6:]} autocast", batch / timed(step, device, repeats)))
+    return rows
+
+
+def machine(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    parser.add_argument("--gen_batch", type=int, default=128)
+    parser.add_argument("--det_batch", type=int, default=16)
+    parser.add_argument("--det_size", default="1280x720", help="WIDTHxHEIGHT of the detector's frames")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up; the best counts")
+    parser.add_argument("--skip_detector", action="store_true")
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.det_size.lower().split("x"))
+
+    print(f"torch {torch.__version__}, Python {platform.python_version()}\n")
+    print("| device | what | precision | frames/s |\n|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as weights_dir:
+        for name in args.devices:
+            device = torch.device(name)
+            rows = bench_generator(device, args.gen_batch, args.repeats)
+            if not args.skip_detector:
+                rows += bench_detector(device, args.det_batch, size, args.repeats, Path(weights_dir))
+            for what, precision, fps in rows:
+                print(f"| {machine(device)} | {what} | {precision} | {fps:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
