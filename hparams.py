@@ -21,6 +21,8 @@ class HParams:
         object.__setattr__(self, "_values", dict(values))
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # copy and pickle probe for hooks before _values exists
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:

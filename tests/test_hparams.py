@@ -51,6 +51,15 @@ def test_parse_rejects_bad_overrides(overrides, message):
         params.nope
 
 
+def test_hparams_survive_pickling_for_worker_processes():
+    import copy
+    import pickle
+
+    params = HParams(batch_size=16).parse("batch_size=3")
+    for clone in (pickle.loads(pickle.dumps(params)), copy.deepcopy(params)):
+        assert clone.batch_size == 3 and clone.values() == {"batch_size": 3}
+
+
 def test_summary_lists_every_value():
     text = str(hparams)
     assert text.startswith("Hyperparameters:")
