@@ -5,7 +5,6 @@ decoding goes through PyAV, so any file FFmpeg reads works, with no shell and no
 """
 
 import functools
-from pathlib import Path
 
 import av
 import librosa
@@ -16,6 +15,7 @@ from scipy.io import wavfile
 from atomic_write import atomic_output
 from errors import UserError
 from hparams import hparams as hp
+from media import open_media
 
 
 def load_wav(path, sr):
@@ -31,13 +31,8 @@ def load_wav(path, sr):
 
 
 def _decode_audio(path):
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"audio file not found: {path}")
-    if path.stat().st_size == 0:
-        raise UserError(f"audio file is empty: {path}")
     try:
-        with av.open(str(path)) as container:
+        with open_media(path, "audio") as container:
             if not container.streams.audio:
                 raise UserError(f"{path} has no audio stream")
             stream = container.streams.audio[0]

@@ -1,0 +1,252 @@
+"""Video and image I/O through PyAV: frames in as BGR uint8, H.264 + AAC mp4 out. No shell.
+
+Reading streams one frame at a time, so memory does not grow with the video's length;
+rotation metadata (phone videos) is applied, and variable-frame-rate video is brought to a
+constant rate by timestamps, as a player shows it.
+"""
+
+import dataclasses
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from atomic_write import atomic_output
+from errors import UserError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    fps: Fraction  # the constant rate frames are read at
+    width: int  # after rotation
+    height: int
+    frame_count: int  # estimated from the duration; reading gives the exact number
+    rotation: int  # degrees counter-clockwise applied to each decoded frame
+    variable_rate: bool
+
+
+def is_image(path):
+    """A still image, recognised by its extension (any case) or, failing that, its first bytes."""
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def read_image(path):
+    """A still image as BGR uint8 (paths with any characters work)."""
+    path = _existing(path, "image")
+    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"cannot read {path} as an image")
+    return image
+
+
+def probe_video(path):
+    """Frame rate, size and rotation of the first video stream, without decoding it all."""
+    with open_media(path, "video") as container:
+        stream = _video_stream(container, path)
+        first = next(_decode(container, stream, path), None)
+        if first is None:
+            raise UserError(f"{path} has a video stream with no frames")
+        fps = _frame_rate(stream)
+        rotation = _rotation(first)
+        width, height = (first.height, first.width) if rotation % 180 else (first.width, first.height)
+        seconds = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
+        average = stream.average_rate
+        variable = bool(average) and abs(float(average) - float(fps)) > 0.01 * float(fps)
+        return VideoInfo(fps, width, height, max(1, round(seconds * fps)), rotation, variable)
+
+
+def read_frames(path, fps=None):
+    """Yield the video's frames as upright BGR uint8 arrays at a constant ``fps``.
+
+    ``fps`` defaults to the stream's nominal rate. Each output slot k (at k / fps seconds)
+    shows the latest frame due by then, so a constant-rate video at its own rate comes out
+    frame for frame, and a variable-rate one keeps its timing.
+    """
+    with open_media(path, "video") as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        fps = Fraction(fps) if fps else _frame_rate(stream)
+        time_base, start, next_slot, pending = stream.time_base, None, 0, None
+        for frame in _decode(container, stream, path):
+            if frame.pts is None or pending is None:
+                slot = next_slot
+                if start is None and frame.pts is not None:
+                    start = frame.pts
+            else:
+                slot = round((frame.pts - start) * time_base * fps)
+            while pending is not None and next_slot < slot:
+                yield pending
+                next_slot += 1
+            pending = _upright(frame)
+        if pending is not None:
+            yield pending
+
+
+class VideoWriter:
+    """Write BGR frames to an H.264 (yuv420p) + AAC mp4, atomically.
+
+        with VideoWriter("out.mp4", fps, audio_path="speech.wav") as writer:
+            for frame in frames:
+                writer.write(frame)
+
+    The file appears at ``path`` only when the block ends without error. Odd widths or
+    heights are padded by one edge pixel (yuv420p needs even sizes). The audio of
+    ``audio_path`` (any media file) is re-encoded to AAC and interleaved as frames arrive.
+    """
+
+    def __init__(self, path, fps, audio_path=None, crf=18, preset="fast"):
+        self.path, self.fps, self.audio_path = Path(path), Fraction(fps).limit_denominator(100000), audio_path
+        self.options = {"crf": str(crf), "preset": preset}
+        self.frames_written = 0
+
+    def __enter__(self):
+        self._atomic = atomic_output(self.path)
+        temporary = self._atomic.__enter__()
+        try:
+            self._container = av.open(temporary, "w", format="mp4")
+            self._video = None
+            self._audio = _AudioTranscoder(self.audio_path, self._container) if self.audio_path else None
+        except BaseException as error:
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    def write(self, frame_bgr):
+        if self._video is None:
+            self._open_video(frame_bgr.shape[1], frame_bgr.shape[0])
+        # OpenCV's BGR -> I420 is exact BT.601 limited range; libswscale's default rounding
+        # darkens every frame by about 2 levels.
+        yuv = cv2.cvtColor(_pad_to_even(frame_bgr), cv2.COLOR_BGR2YUV_I420)
+        for packet in self._video.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
+            self._container.mux(packet)
+        self.frames_written += 1
+        if self._audio:
+            self._audio.mux_until(self.frames_written / self.fps)
+
+    def _open_video(self, width, height):
+        self._video = self._container.add_stream("libx264", rate=self.fps, options=self.options)
+        self._video.width, self._video.height = width + width % 2, height + height % 2
+        self._video.pix_fmt = "yuv420p"
+        # Say what the pixels are (BT.601, limited range): untagged HD video is shown as BT.709.
+        context = self._video.codec_context
+        context.colorspace, context.color_range, context.color_primaries, context.color_trc = 5, 1, 6, 6
+
+    def __exit__(self, kind, error, traceback):
+        try:
+            if kind is None:
+                if self._video is None:
+                    raise UserError(f"no frames to write to {self.path}")
+                for packet in self._video.encode():
+                    self._container.mux(packet)
+                if self._audio:
+                    self._audio.mux_until(math.inf)
+        finally:
+            self._container.close()
+        return self._atomic.__exit__(kind, error, traceback)
+
+
+class _AudioTranscoder:
+    """Decodes an audio track and encodes it to AAC in an output container, a little at a time."""
+
+    def __init__(self, path, output):
+        self._input = open_media(path, "audio")
+        if not self._input.streams.audio:
+            self._input.close()
+            raise UserError(f"{path} has no audio stream")
+        source = self._input.streams.audio[0]
+        layout = "mono" if source.channels == 1 else "stereo"
+        self._stream = output.add_stream("aac", rate=source.rate or 48000, layout=layout)
+        self._output, self._path = output, path
+        self._frames = self._input.decode(source)
+        self._seconds = 0.0
+
+    def mux_until(self, seconds):
+        """Encode input audio until its end or until it reaches ``seconds``."""
+        try:
+            while self._seconds < seconds:
+                frame = next(self._frames, None)
+                if frame is None:
+                    for packet in self._stream.encode(None):
+                        self._output.mux(packet)
+                    self._input.close()
+                    self._seconds = math.inf
+                    return
+                frame.pts = None  # let the encoder number samples from 0
+                self._seconds += frame.samples / frame.sample_rate
+                for packet in self._stream.encode(frame):
+                    self._output.mux(packet)
+        except av.error.FFmpegError as error:
+            raise UserError(f"cannot read audio from {self._path}: {error}") from None
+
+
+def open_media(path, what):
+    """``av.open`` for reading, with one-line errors for a missing, empty or unreadable ``what`` file."""
+    return _open(_existing(path, what))
+
+
+def _existing(path, what):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} file not found: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"{what} file is empty: {path}")
+    return path
+
+
+def _open(path):
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as error:
+        raise UserError(f"cannot read {path} as media: {error}") from None
+
+
+def _video_stream(container, path):
+    if not container.streams.video:
+        raise UserError(f"{path} has no video stream")
+    return container.streams.video[0]
+
+
+def _decode(container, stream, path):
+    try:
+        yield from container.decode(stream)
+    except av.error.FFmpegError as error:
+        raise UserError(f"cannot decode the video of {path}: {error}") from None
+
+
+def _frame_rate(stream):
+    rate = stream.guessed_rate or stream.average_rate or stream.base_rate
+    if not rate:
+        raise UserError("the video stream has no frame rate")
+    return Fraction(rate.numerator, rate.denominator)
+
+
+def _rotation(frame):
+    """Counter-clockwise degrees the display matrix asks for, as a multiple of 90."""
+    return int(round((getattr(frame, "rotation", 0) or 0) / 90)) % 4 * 90
+
+
+def _upright(frame):
+    image = frame.to_ndarray(format="bgr24")
+    turns = _rotation(frame) // 90
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def _pad_to_even(image):
+    height, width = image.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return image
+    return cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
