@@ -5,6 +5,7 @@ rotation metadata (phone videos) is applied, and variable-frame-rate video is br
 constant rate by timestamps, as a player shows it.
 """
 
+import contextlib
 import dataclasses
 import math
 from fractions import Fraction
@@ -80,20 +81,33 @@ def read_frames(path, fps=None):
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         fps = Fraction(fps) if fps else _frame_rate(stream)
-        time_base, start, next_slot, pending = stream.time_base, None, 0, None
-        for frame in _decode(container, stream, path):
-            if frame.pts is None or pending is None:
-                slot = next_slot
-                if start is None and frame.pts is not None:
-                    start = frame.pts
-            else:
-                slot = round((frame.pts - start) * time_base * fps)
-            while pending is not None and next_slot < slot:
-                yield pending
-                next_slot += 1
-            pending = _upright(frame)
-        if pending is not None:
+        timed = ((None if f.pts is None else f.pts * stream.time_base, f) for f in _decode(container, stream, path))
+        for frame in _at_constant_rate(timed, fps):
+            yield _upright(frame)  # converted per slot: a repeated frame is a fresh array each time
+
+
+def _at_constant_rate(timed_frames, fps):
+    """Items for slots 0, 1, 2, ... at ``fps`` from (seconds or None, item) in presentation order.
+
+    Each slot gets the latest item due by its time (items sharing a slot: the last wins); an
+    item without a timestamp takes the slot after the one before it.
+    """
+    start, emitted, pending = None, 0, None
+    for seconds, item in timed_frames:
+        if pending is None:
+            slot = emitted
+        elif seconds is None or start is None:
+            slot = emitted + 1
+        else:
+            slot = round((seconds - start) * fps)
+        if seconds is not None and start is None:
+            start = seconds - Fraction(slot) / fps  # the first timestamp fixes where the slots lie
+        while pending is not None and emitted < slot:
             yield pending
+            emitted += 1
+        pending = item
+    if pending is not None:
+        yield pending
 
 
 class VideoWriter:
@@ -114,15 +128,16 @@ class VideoWriter:
         self.frames_written = 0
 
     def __enter__(self):
-        self._atomic = atomic_output(self.path)
-        temporary = self._atomic.__enter__()
-        try:
+        # Unwound in reverse: inputs and output closed, then the temporary file renamed or removed.
+        with contextlib.ExitStack() as stack:
+            temporary = stack.enter_context(atomic_output(self.path))
             self._container = av.open(temporary, "w", format="mp4")
-            self._video = None
-            self._audio = _AudioTranscoder(self.audio_path, self._container) if self.audio_path else None
-        except BaseException as error:
-            self._atomic.__exit__(type(error), error, error.__traceback__)
-            raise
+            stack.callback(self._container.close)
+            self._video, self._audio = None, None
+            if self.audio_path:
+                self._audio = _AudioTranscoder(self.audio_path, self._container)
+                stack.callback(self._audio.close)
+            self._cleanup = stack.pop_all()
         return self
 
     def write(self, frame_bgr):
@@ -146,17 +161,15 @@ class VideoWriter:
         context.colorspace, context.color_range, context.color_primaries, context.color_trc = 5, 1, 6, 6
 
     def __exit__(self, kind, error, traceback):
-        try:
-            if kind is None:
-                if self._video is None:
-                    raise UserError(f"no frames to write to {self.path}")
-                for packet in self._video.encode():
-                    self._container.mux(packet)
-                if self._audio:
-                    self._audio.mux_until(math.inf)
-        finally:
-            self._container.close()
-        return self._atomic.__exit__(kind, error, traceback)
+        if kind is not None:  # the caller's block failed: discard the file
+            return self._cleanup.__exit__(kind, error, traceback)
+        with self._cleanup:  # a failure while finishing discards it too
+            if self._video is None:
+                raise UserError(f"no frames to write to {self.path}")
+            for packet in self._video.encode():
+                self._container.mux(packet)
+            if self._audio:
+                self._audio.mux_until(math.inf)
 
 
 class _AudioTranscoder:
@@ -182,7 +195,6 @@ class _AudioTranscoder:
                 if frame is None:
                     for packet in self._stream.encode(None):
                         self._output.mux(packet)
-                    self._input.close()
                     self._seconds = math.inf
                     return
                 frame.pts = None  # let the encoder number samples from 0
@@ -191,6 +203,9 @@ class _AudioTranscoder:
                     self._output.mux(packet)
         except av.error.FFmpegError as error:
             raise UserError(f"cannot read audio from {self._path}: {error}") from None
+
+    def close(self):
+        self._input.close()
 
 
 def open_media(path, what):

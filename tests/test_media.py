@@ -55,6 +55,27 @@ def test_variable_rate_video_keeps_its_timing(tmp_path):
     assert np.allclose(levels_of(media.read_frames(path, fps=25)), [30, 60, 90, 90, 90, 120, 150], atol=2)
 
 
+def test_constant_rate_slots_from_timestamps():
+    at_25 = lambda timed: list(media._at_constant_rate(timed, Fraction(25)))  # noqa: E731
+    # Frame for frame at the stream's own rate, wherever its timestamps start.
+    assert at_25([(Fraction(7, 5) + Fraction(i, 25), i) for i in range(4)]) == [0, 1, 2, 3]
+    # A gap repeats the frame shown; two frames in one slot keep the later.
+    assert at_25([(0, "a"), (Fraction(3, 25), "b"), (Fraction(3, 25) + Fraction(1, 100), "c"), (Fraction(4, 25), "d")]) == [
+        "a", "a", "a", "c", "d"]
+    # Frames without timestamps, first or later, each take the next slot; none is dropped.
+    assert at_25([(None, "a"), (Fraction(1, 25), "b"), (None, "c"), (Fraction(5, 25), "d")]) == ["a", "b", "c", "c", "c", "d"]
+    assert at_25([(None, i) for i in range(3)]) == [0, 1, 2]
+    assert at_25([]) == []
+
+
+def test_repeated_frames_are_separate_arrays(tmp_path):
+    path = write_levels(tmp_path / "gap.mp4", [30, 60, 90], pts=[0, 40, 160], time_base=Fraction(1, 1000))
+    frames = list(media.read_frames(path, fps=25))
+    assert len(frames) == 5 and np.array_equal(frames[1], frames[2])
+    frames[1][:] = 0  # pasting into one output frame must not touch another
+    assert frames[2].mean() > 50
+
+
 @pytest.mark.parametrize("rotation, marker", [(-90, (0, -1)), (90, (-1, 0)), (180, (-1, -1)), (0, (0, 0))])
 def test_rotation_metadata_is_applied(tmp_path, rotation, marker):
     path = write_levels(tmp_path / "phone.mp4", [100, 100], rotation=rotation)
@@ -113,8 +134,9 @@ def test_writer_leaves_nothing_behind_on_failure(tmp_path):
             raise RuntimeError("boom")
     assert out.read_bytes() == b"previous result"
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    empty = media.VideoWriter(tmp_path / "empty.mp4", 25)  # held, so no garbage collection tidies up
     with pytest.raises(UserError, match="no frames to write"):
-        with media.VideoWriter(tmp_path / "empty.mp4", 25):
+        with empty:
             pass
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
 
