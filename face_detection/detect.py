@@ -132,7 +132,7 @@ class S3FDDetector:
             try:
                 candidates = self.candidates(chunk)
             except torch.OutOfMemoryError:
-                if size == 1:
+                if len(chunk) == 1:
                     raise UserError("out of GPU memory detecting faces in a single frame: try --resize_factor") from None
                 size = self.batch_size = max(1, len(chunk) // 2)
                 torch.cuda.empty_cache()

@@ -188,3 +188,17 @@ def test_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
 
 def test_default_weight_location_is_the_references():
     assert face_detection.DEFAULT_WEIGHTS.parts[-4:] == ("face_detection", "detection", "sfd", "s3fd.pth")
+
+
+def test_detector_gives_up_at_once_when_one_frame_does_not_fit(s3fd_file):
+    detector = S3FDDetector("cpu", s3fd_file, batch_size=8)
+    calls = []
+
+    def out_of_memory(chunk):
+        calls.append(len(chunk))
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    detector.candidates = out_of_memory
+    with pytest.raises(UserError, match="out of GPU memory detecting faces in a single frame"):
+        detector.detect(np.zeros((1, 32, 32, 3), np.uint8))
+    assert calls == [1]
