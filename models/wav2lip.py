@@ -7,9 +7,12 @@ from torch import nn
 from .conv import Conv2d, Conv2dTranspose, nonorm_Conv2d, residual_blocks
 
 
-def frames_to_batch(sequences):
-    """(B, C, T, H, W) -> (T*B, C, H, W), time-major, as the reference stacks windows."""
-    return torch.cat([sequences[:, :, t] for t in range(sequences.size(2))], dim=0)
+def frames_to_batch(sequences, time_dim=2):
+    """(B, C, T, H, W) -> (T*B, C, H, W), time-major, as the reference stacks windows.
+
+    ``time_dim=1`` does the same for mel windows, (B, T, 1, 80, 16) -> (T*B, 1, 80, 16).
+    """
+    return torch.cat(sequences.unbind(time_dim), dim=0)
 
 
 def batch_to_frames(images, batch_size):
@@ -58,7 +61,7 @@ class Wav2Lip(nn.Module):
         batch_size = audio_sequences.size(0)
         sequence_form = face_sequences.dim() > 4
         if sequence_form:
-            audio_sequences = torch.cat([audio_sequences[:, t] for t in range(audio_sequences.size(1))], dim=0)
+            audio_sequences = frames_to_batch(audio_sequences, time_dim=1)
             face_sequences = frames_to_batch(face_sequences)
 
         skips = []
