@@ -45,7 +45,7 @@ def _decode_audio(path):
             chunks.extend(out.to_ndarray() for out in resampler.resample(None))
     except av.error.FFmpegError as error:
         raise UserError(f"cannot read audio from {path}: {error}") from None
-    if not chunks or sum(chunk.shape[1] for chunk in chunks) == 0:
+    if sum(chunk.shape[1] for chunk in chunks) == 0:
         raise UserError(f"{path} has an audio stream with no samples")
     return rate, np.concatenate(chunks, axis=1)
 
