@@ -1,6 +1,9 @@
 """Small media files written with PyAV: tones, speech-like signals, silent or audio-less video."""
 
+from fractions import Fraction
+
 import av
+import cv2
 import numpy as np
 
 
@@ -51,3 +54,52 @@ def write_media(path, channels, rate, audio_codec=None, video_codec=None, video_
             for packet in audio.encode():
                 container.mux(packet)
     return path
+
+
+def write_video(path, frames, rate=Fraction(25), rotation=None, pts=None, time_base=None):
+    """BGR frames as near-lossless H.264 (crf 0, yuv420p via OpenCV's exact BT.601)."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate, options={"crf": "0", "preset": "ultrafast"})
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        if time_base:
+            stream.time_base = time_base
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def face_frames(count, size=(160, 128), seed=0, without_face=()):
+    """Frames of a bright, textured "face" (every channel above 200) moving over a darker
+    background (below 200), with a mouth that opens and closes; ``without_face``: frame indices
+    showing only the background."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    background = cv2.GaussianBlur(rng.integers(0, 170, (height, width, 3), dtype=np.uint8), (0, 0), 2)
+    texture = rng.integers(215, 256, (70, 60, 3), dtype=np.uint8)
+    frames = []
+    for i in range(count):
+        frame = np.roll(background, 3 * i, axis=1)
+        if i not in without_face:
+            x, y = width // 4 + int(10 * np.sin(i / 2)), height // 6 + int(6 * np.cos(i / 3))
+            frame[y:y + 70, x:x + 60] = texture
+            cv2.ellipse(frame, (x + 30, y + 52), (12, 2 + (i * 3) % 8), 0, 0, 360, (40, 30, 120), -1)
+        frames.append(frame)
+    return frames
+
+
+def bright_box(frame, threshold=200):
+    """The bounding box [x1, y1, x2, y2] of the pixels brighter than ``threshold`` in every channel."""
+    ys, xs = np.nonzero(frame.min(axis=2) > threshold)
+    if len(xs) < 50:
+        return None
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]

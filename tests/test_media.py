@@ -7,30 +7,17 @@ import pytest
 
 import media
 from errors import UserError
-from synthetic_media import tone, write_media
+from synthetic_media import tone, write_media, write_video
 
 
 def write_levels(path, levels, rate=Fraction(25), pts=None, rotation=None, size=(64, 32), time_base=None):
     """A video whose frame i is uniformly grey at levels[i], with a white top-left marker."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=rate, options={"crf": "0", "preset": "ultrafast"})
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        if time_base:
-            stream.time_base = time_base
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for i, level in enumerate(levels):
-            image = np.full((size[1], size[0], 3), level, np.uint8)
-            image[:8, :8] = 255
-            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
-            if pts is not None:
-                frame.pts, frame.time_base = pts[i], time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    frames = []
+    for level in levels:
+        image = np.full((size[1], size[0], 3), level, np.uint8)
+        image[:8, :8] = 255
+        frames.append(image)
+    return write_video(path, frames, rate, rotation, pts, time_base)
 
 
 def levels_of(frames):

@@ -1,0 +1,102 @@
+"""Lip-sync a talking-face video (or a still image) to any speech audio with Wav2Lip.
+
+    python inference.py --checkpoint_path checkpoints/wav2lip_gan.pth --face video.mp4 --audio speech.wav
+
+The flags and defaults of the reference implementation, plus options for frames without a
+face, speed and blending; the work is done by ``lipsync.lip_sync``.
+"""
+
+import argparse
+import sys
+
+from cli import run
+from lipsync import Options, lip_sync, sync_json_path
+from sync_similarity import describe
+
+
+def _flag_or_bool(text):
+    # The reference declared --static with type=bool, so "--static True" must keep working.
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint_path", required=True, help="Wav2Lip generator checkpoint (wav2lip.pth or wav2lip_gan.pth)")
+    p.add_argument("--face", required=True, help="video or still image (.jpg .jpeg .png .webp .bmp, or recognised by content)")
+    p.add_argument("--audio", required=True, help="any file with an audio track (wav, mp3, m4a, a video, ...)")
+    p.add_argument("--outfile", default="results/result_voice.mp4", help="output mp4 (H.264 + AAC)")
+    p.add_argument("--static", type=_flag_or_bool, nargs="?", const=True, default=False,
+                   help="use only the first frame of --face")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the output when --face is a still image")
+    p.add_argument("--pads", nargs=4, type=int, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="padding added to each detected face box (include the chin: bottom >= 10)")
+    p.add_argument("--face_det_batch_size", type=int, default=16, help="frames per S3FD batch")
+    p.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
+    p.add_argument("--resize_factor", type=int, default=1, help="divide the frame size by this first (720p often works best)")
+    p.add_argument("--crop", nargs=4, type=int, default=[0, -1, 0, -1], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="crop each frame to this region after resizing and rotating; -1: to the edge")
+    p.add_argument("--box", nargs=4, type=int, default=[-1, -1, -1, -1], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="a fixed face box for every frame: no detection, no pads, no smoothing")
+    p.add_argument("--rotate", action="store_true", help="rotate frames 90 degrees clockwise (after --resize_factor)")
+    p.add_argument("--nosmooth", action="store_true", help="do not average face boxes over 5 frames")
+
+    extra = p.add_argument_group("beyond the reference")
+    extra.add_argument("--on_no_face", choices=["error", "interpolate", "skip"], default="interpolate",
+                       help="frames where no face is found: stop (the reference), take the box from the neighbouring "
+                            "frames for gaps up to --max_gap (longer gaps pass through untouched), or pass them through")
+    extra.add_argument("--max_gap", type=float, default=0.5, help="longest face-less gap, in seconds, that interpolate fills")
+    extra.add_argument("--syncnet_checkpoint_path",
+                       help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
+                            "after, and write the per-chunk cosine similarities to OUTFILE.sync.json")
+    extra.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: CUDA when available)")
+    extra.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+                       help="auto: fp16 on CUDA, fp32 on the CPU (exact); bf16 is ~2-3x faster on recent CPUs but "
+                            "changes pixels by about one grey level")
+    extra.add_argument("--det_max_side", type=int, default=None,
+                       help="detect faces on a copy scaled down to at most this many pixels on its longer side "
+                            "(faster; boxes become less precise, and small faces may be missed)")
+    extra.add_argument("--det_stride", type=int, default=1,
+                       help="detect faces on every k-th frame only and interpolate the boxes in between "
+                            "(about k times faster detection; boxes lag fast head motion)")
+    extra.add_argument("--face_cache", metavar="DIR",
+                       help="keep face detections in DIR, keyed by the video's content and the detection settings, "
+                            "so that dubbing the same video again skips detection")
+    extra.add_argument("--blend", choices=["paste", "feather"], default="paste",
+                       help="paste the generated box as the reference does, or feather it over the lower face to hide the seam")
+    extra.add_argument("--detector_path", help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+    extra.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 0-51)")
+    extra.add_argument("--quiet", action="store_true", help="no progress bar")
+    extra.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
+    return p
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    options = Options(
+        checkpoint_path=args.checkpoint_path, face=args.face, audio=args.audio, outfile=args.outfile,
+        static=args.static, fps=args.fps, pads=tuple(args.pads), face_det_batch_size=args.face_det_batch_size,
+        wav2lip_batch_size=args.wav2lip_batch_size, resize_factor=args.resize_factor, crop=tuple(args.crop),
+        box=tuple(args.box), rotate=args.rotate, nosmooth=args.nosmooth, on_no_face=args.on_no_face,
+        max_gap=args.max_gap, syncnet_checkpoint_path=args.syncnet_checkpoint_path, device=args.device,
+        precision=args.precision, det_max_side=args.det_max_side, det_stride=args.det_stride,
+        face_cache=args.face_cache, blend=args.blend, detector_path=args.detector_path, crf=args.crf,
+        progress=not args.quiet,
+    )
+    summary = lip_sync(options)
+    faces = f"faces detected in {summary.faces_detected} frames, filled in {summary.faces_filled}, " \
+            f"{summary.passed_through} passed through" if options.box[0] == -1 else "fixed --box"
+    print(f"Wrote {summary.outfile}: {summary.frames} frames in {summary.seconds:.1f} s "
+          f"({summary.frames / max(summary.seconds, 1e-9):.1f} frames/s); {faces}; face cache: {summary.cache}")
+    if summary.sync is not None:
+        print(f"Voice/face sync of the input video (cosine similarity per chunk): {describe(summary.sync['input'])}")
+        print(f"Voice/face sync of the result: {describe(summary.sync['result'])}")
+        print(f"Per-chunk values: {sync_json_path(options.outfile)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

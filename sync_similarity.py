@@ -1,0 +1,74 @@
+"""Does this voice belong to this face? The expert SyncNet's audio-visual cosine similarities.
+
+For each mel chunk i whose five faces i..i+4 all exist, the expert embeds the chunk and the
+lower halves of the five 96x96 faces (BGR, stacked on channels, as it was trained); their
+dot product is a cosine similarity. Matched voice/person pairs score far higher than
+mismatched ones.
+"""
+
+import collections
+
+import numpy as np
+import torch
+from scipy import stats
+
+from checkpoint import load_weights
+from models import SyncNet_color
+
+WINDOW = 5
+
+
+class SyncSimilarity:
+    """Collects faces as inference produces them and scores complete 5-frame windows.
+
+        scorer = SyncSimilarity(checkpoint, mel, chunk_starts, device)
+        scorer.add(indices, input_faces, generated_faces)   # per generator batch, in order
+        result = scorer.finish()   # {"chunks": [...], "input": [...], "result": [...]}
+    """
+
+    def __init__(self, checkpoint_path, mel, chunk_starts, device="cpu", batch_size=64):
+        self.model = SyncNet_color().eval()
+        load_weights(self.model, checkpoint_path, device)
+        self.device, self.batch_size = torch.device(device), batch_size
+        self.mel, self.chunk_starts = mel, chunk_starts
+        self._recent = collections.deque(maxlen=WINDOW)  # (index, input face, generated face)
+        self._windows = []
+        self.scores = {"chunks": [], "input": [], "result": []}
+
+    def add(self, indices, input_faces, generated_faces):
+        for index, face, generated in zip(indices, input_faces, generated_faces):
+            self._recent.append((index, face, generated))
+            if len(self._recent) == WINDOW and self._recent[-1][0] - self._recent[0][0] == WINDOW - 1:
+                self._windows.append(tuple(self._recent))
+            if len(self._windows) >= self.batch_size:
+                self._score()
+
+    def finish(self):
+        self._score()
+        return self.scores
+
+    @torch.no_grad()
+    def _score(self):
+        if not self._windows:
+            return
+        starts = [window[0][0] for window in self._windows]
+        mel = np.stack([self.mel[:, self.chunk_starts[i]:self.chunk_starts[i] + 16] for i in starts])
+        audio = torch.from_numpy(mel).float().unsqueeze(1).to(self.device)
+        for key, column in (("input", 1), ("result", 2)):
+            faces = np.stack([np.concatenate([item[column][48:] for item in window], axis=2) for window in self._windows])
+            faces = torch.from_numpy(faces).to(self.device).permute(0, 3, 1, 2).float() / 255
+            audio_embedding, face_embedding = self.model(audio, faces)
+            self.scores[key].extend((audio_embedding * face_embedding).sum(1).cpu().tolist())
+        self.scores["chunks"].extend(starts)
+        self._windows = []
+
+
+def describe(values):
+    """scipy.stats.describe as text, or why there is nothing to describe."""
+    if len(values) < 2:
+        return f"{len(values)} window(s): too few frames with faces for a distribution"
+    result = stats.describe(np.asarray(values, np.float64))
+    low, high = (float(v) for v in result.minmax)
+    return (f"DescribeResult(nobs={int(result.nobs)}, minmax=({low:.4f}, {high:.4f}), mean={float(result.mean):.4f}, "
+            f"variance={float(result.variance):.3g}, skewness={float(result.skewness):.3f}, "
+            f"kurtosis={float(result.kurtosis):.3f})")
