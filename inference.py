@@ -69,6 +69,9 @@ def build_parser():
                        help="paste the generated box as the reference does, or feather it over the lower face to hide the seam")
     extra.add_argument("--detector_path", help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
     extra.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 0-51)")
+    extra.add_argument("--preset", default="veryfast",
+                       choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"],
+                       help="x264 speed preset: slower ones make smaller files for the same --crf")
     extra.add_argument("--quiet", action="store_true", help="no progress bar")
     extra.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
     return p
@@ -83,7 +86,7 @@ def main(argv):
         box=tuple(args.box), rotate=args.rotate, nosmooth=args.nosmooth, on_no_face=args.on_no_face,
         max_gap=args.max_gap, syncnet_checkpoint_path=args.syncnet_checkpoint_path, device=args.device,
         precision=args.precision, det_max_side=args.det_max_side, det_stride=args.det_stride,
-        face_cache=args.face_cache, blend=args.blend, detector_path=args.detector_path, crf=args.crf,
+        face_cache=args.face_cache, blend=args.blend, detector_path=args.detector_path, crf=args.crf, preset=args.preset,
         progress=not args.quiet,
     )
     summary = lip_sync(options)

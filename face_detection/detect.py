@@ -117,8 +117,14 @@ class S3FDDetector:
 
     @torch.no_grad()
     def candidates(self, frames_bgr):
-        """(N, K, 5) candidate boxes of one network batch (see ``candidate_boxes``)."""
-        return candidate_boxes(self.net(prepare_frames(frames_bgr, self.device)))
+        """(N, K, 5) candidate boxes of one network batch (see ``candidate_boxes``).
+
+        On the CPU the network sees one frame at a time (a 720p frame's first layers alone take
+        ~0.5 GB) and the heads are joined, so the candidates are those of the whole batch.
+        """
+        step = len(frames_bgr) if self.device.type == "cuda" else 1
+        heads = [self.net(prepare_frames(frames_bgr[i:i + step], self.device)) for i in range(0, len(frames_bgr), step)]
+        return candidate_boxes([torch.cat(level) for level in zip(*heads)])
 
     def detect(self, frames_bgr, select=best_box):
         """``select`` applied to each frame's candidates, in network batches of ``batch_size``.

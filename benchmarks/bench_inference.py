@@ -1,0 +1,155 @@
+"""End-to-end speed and peak memory of inference.py on generated talking-face videos.
+
+    python benchmarks/bench_inference.py                                # all sizes, lengths, settings
+    python benchmarks/bench_inference.py --sizes 1280x720 --seconds 10 40 --settings box fast
+
+For each input size and length a synthetic video (a textured face moving over a noisy
+background, H.264) and speech-like audio of the same length are generated; every setting
+runs in a fresh process, which reports output frames per second of wall time (model loading
+included) and its peak resident memory. Settings:
+
+    reference   S3FD on every frame, everything else at the defaults (the reference's results)
+    fast        --det_stride 5 --det_max_side 640 (plus bf16 on the CPU)
+    box         --box: a fixed face box, no detection (the generator and the video I/O alone)
+
+Weights are seeded random ones (the speed of a network does not depend on its weights); S3FD's
+are tilted so that it finds one face-sized box per frame, as the real weights do on a talking
+head (their post-processing then costs what it does in practice). Prints a Markdown table.
+"""
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from face_detection import S3FD  # noqa: E402
+from lipsync import Options, lip_sync  # noqa: E402
+from models import Wav2Lip  # noqa: E402
+from synthetic_media import speech_like, write_media  # noqa: E402
+
+FPS = 25
+
+
+def make_weights(directory):
+    torch.manual_seed(0)
+    torch.save({"state_dict": Wav2Lip().state_dict(), "optimizer": None, "global_step": 0, "global_epoch": 0},
+               directory / "wav2lip.pth")
+    net = S3FD()
+    with torch.no_grad():  # only the stride-128 head (512-pixel priors) sees faces; boxes stay near their priors
+        for level in ("conv3_3_norm", "conv4_3_norm", "conv5_3_norm", "fc7", "conv6_2", "conv7_2"):
+            conf, loc = getattr(net, f"{level}_mbox_conf"), getattr(net, f"{level}_mbox_loc")
+            conf.weight.mul_(0.001)
+            loc.weight.mul_(0.001)
+            face = 4.0 if level == "conv7_2" else -8.0
+            conf.bias.copy_(torch.tensor([-face] * (conf.out_channels - 1) + [face]))
+    torch.save(net.state_dict(), directory / "s3fd.pth")
+
+
+def make_input(directory, size, seconds):
+    """A synthetic talking-face video of ``size`` and ``seconds``, and its audio."""
+    import av
+    import cv2
+
+    width, height = size
+    video = directory / f"face_{width}x{height}_{seconds}s.mp4"
+    if not video.exists():
+        rng = np.random.default_rng(0)
+        background = cv2.resize(rng.integers(0, 200, (height // 8, width // 8, 3), dtype=np.uint8), size)
+        face = cv2.resize(rng.integers(150, 256, (40, 32, 3), dtype=np.uint8), (height // 3, height * 2 // 5))
+        with av.open(str(video), "w") as container:
+            stream = container.add_stream("libx264", rate=FPS, options={"crf": "23", "preset": "ultrafast"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for i in range(seconds * FPS):
+                frame = np.roll(background, i, axis=1)
+                x, y = width // 3 + int(20 * np.sin(i / 10)), height // 4 + int(10 * np.cos(i / 15))
+                frame[y:y + face.shape[0], x:x + face.shape[1]] = face
+                cv2.ellipse(frame, (x + face.shape[1] // 2, y + face.shape[0] * 3 // 4),
+                            (face.shape[1] // 6, 2 + (i * 3) % 12), 0, 0, 360, (40, 30, 120), -1)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    speech = directory / f"speech_{seconds}s.wav"
+    if not speech.exists():
+        write_media(speech, speech_like(seconds)[None], 16000, audio_codec="pcm_s16le")
+    return video, speech, (height // 4, height // 4 + height * 2 // 5, width // 3, width // 3 + height // 3)
+
+
+SETTINGS = {
+    "reference": lambda device, box: {},
+    "fast": lambda device, box: {"det_stride": 5, "det_max_side": 640, **({"precision": "bf16"} if device == "cpu" else {})},
+    "box": lambda device, box: {"box": box},
+}
+
+
+def child(spec):
+    """Run one setting in this process; print its figures as JSON."""
+    options = Options(**spec, progress=False)
+    summary = lip_sync(options)
+    print(json.dumps({"frames": summary.frames, "seconds": summary.seconds,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def machine(device):
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    parser.add_argument("--sizes", nargs="+", default=["1280x720", "1920x1080"])
+    parser.add_argument("--seconds", nargs="+", type=int, default=[10, 40])
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--workdir", help="keep the generated inputs here (default: a temporary folder)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(json.loads(args.child))
+
+    with tempfile.TemporaryDirectory() as temporary:
+        work = Path(args.workdir or temporary)
+        work.mkdir(parents=True, exist_ok=True)
+        make_weights(work)
+        print(f"torch {torch.__version__}, Python {platform.python_version()}\n")
+        print("| device | input | setting | frames | wall s | frames/s | peak memory |\n|---|---|---|---|---|---|---|")
+        for size in args.sizes:
+            width, height = (int(v) for v in size.lower().split("x"))
+            for seconds in args.seconds:
+                started = time.perf_counter()
+                video, speech, box = make_input(work, (width, height), seconds)
+                print(f"<!-- input generated in {time.perf_counter() - started:.0f} s -->", file=sys.stderr)
+                for device in args.devices:
+                    for setting in args.settings:
+                        spec = {"checkpoint_path": str(work / "wav2lip.pth"), "face": str(video), "audio": str(speech),
+                                "outfile": str(work / "out.mp4"), "detector_path": str(work / "s3fd.pth"),
+                                "device": device, **SETTINGS[setting](device, box)}
+                        result = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                                                capture_output=True, text=True, check=False)
+                        if result.returncode != 0:
+                            print(f"| {machine(device)} | {size}, {seconds} s | {setting} | failed: "
+                                  f"{result.stderr.strip().splitlines()[-1:]} | | | |", flush=True)
+                            continue
+                        figures = json.loads(result.stdout.strip().splitlines()[-1])
+                        print(f"| {machine(device)} | {size}, {seconds} s | {setting} | {figures['frames']} | "
+                              f"{figures['seconds']:.1f} | {figures['frames'] / figures['seconds']:.2f} | "
+                              f"{figures['peak_mb'] / 1024:.2f} GB |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
