@@ -207,9 +207,10 @@ class _Job:
 
         self.image = None
         if is_image(o.face):
-            self.image = transform_frame(read_image(o.face), o.resize_factor, o.rotate, o.crop)
+            image = read_image(o.face)
+            height, width = _transformed_size(image.shape[1], image.shape[0], o)
+            self.image = transform_frame(image, o.resize_factor, o.rotate, o.crop)
             self.static, self.fps = True, Fraction(o.fps).limit_denominator(1001)
-            height, width = self.image.shape[:2]
         else:
             info = probe_video(o.face)
             self.static, self.fps = o.static, info.fps

@@ -24,6 +24,7 @@ import inference
 import lipsync
 import media
 from cli import run
+from errors import UserError
 from face_boxes import NoFaceError
 from lipsync import Options, lip_sync, mel_chunk_starts
 from models import SyncNet_color, Wav2Lip
@@ -171,6 +172,8 @@ def test_a_still_image_is_one_static_frame(assets, tmp_path, name):
     assert all(np.array_equal(outside(frame), outside(image)) for frame in got)
     got, _ = synced(assets, face=tmp_path / name, box=BOX, fps=10)
     assert len(got) == chunk_count(0.6, fps=10) == 6
+    with pytest.raises(UserError, match="--crop 0 -1 0 500 does not fit in the 160x128 frame"):
+        synced(assets, face=tmp_path / name, box=BOX, crop=(0, -1, 0, 500))
 
 
 def test_static_video_uses_its_first_frame(assets, detector):
