@@ -553,18 +553,19 @@ def _transformed_size(width, height, o):
         width, height = height, width
     y1, y2, x1, x2 = o.crop
     y2, x2 = height if y2 == -1 else y2, width if x2 == -1 else x2
-    if not (0 <= y1 < y2 <= height and 0 <= x1 < x2 <= width):
-        raise UserError(f"--crop {' '.join(map(str, o.crop))} does not fit in the {width}x{height} frame "
-                        "(top bottom left right, 0 <= top < bottom <= height, 0 <= left < right <= width)")
+    _check_region("--crop", o.crop, (y1, y2, x1, x2), width, height)
     return y2 - y1, x2 - x1
 
 
 def _check_box(o, width, height):
-    if o.box[0] == -1:
-        return
-    y1, y2, x1, x2 = o.box
-    if not (0 <= y1 < y2 <= height and 0 <= x1 < x2 <= width):  # the reference does not clip a fixed box
-        raise UserError(f"--box {' '.join(map(str, o.box))} does not fit in the {width}x{height} frame "
+    if o.box[0] != -1:  # the reference does not clip a fixed box
+        _check_region("--box", o.box, o.box, width, height)
+
+
+def _check_region(flag, given, region, width, height):
+    y1, y2, x1, x2 = region
+    if not (0 <= y1 < y2 <= height and 0 <= x1 < x2 <= width):
+        raise UserError(f"{flag} {' '.join(map(str, given))} does not fit in the {width}x{height} frame "
                         "(top bottom left right, 0 <= top < bottom <= height, 0 <= left < right <= width)")
 
 
