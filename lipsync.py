@@ -176,23 +176,19 @@ def paste(frame, box, face, blend="paste"):
     frame[y1:y2, x1:x2] = np.rint(region + alpha * (face.astype(np.float32) - region)).astype(np.uint8)
 
 
-_FEATHER = []
-
-
+@functools.lru_cache(maxsize=1)
 def feather_mask(size=IMG_SIZE):
     """Weights for ``--blend feather``: 1 over the mouth and jaw, falling smoothly to 0 at the
     box's sides and bottom and above the nose, so no seam shows where the box ends."""
-    if not _FEATHER:
-        ramp = np.linspace(0, 1, size, dtype=np.float32)
+    ramp = np.linspace(0, 1, size, dtype=np.float32)
 
-        def smoothstep(x, lo, hi):
-            t = np.clip((x - lo) / (hi - lo), 0, 1)
-            return t * t * (3 - 2 * t)
+    def smoothstep(x, lo, hi):
+        t = np.clip((x - lo) / (hi - lo), 0, 1)
+        return t * t * (3 - 2 * t)
 
-        rows = smoothstep(ramp, 0.40, 0.58) * smoothstep(1 - ramp, 0.0, 0.12)
-        cols = smoothstep(ramp, 0.0, 0.18) * smoothstep(1 - ramp, 0.0, 0.18)
-        _FEATHER.append(np.outer(rows, cols).astype(np.float32))
-    return _FEATHER[0]
+    rows = smoothstep(ramp, 0.40, 0.58) * smoothstep(1 - ramp, 0.0, 0.12)
+    cols = smoothstep(ramp, 0.0, 0.18) * smoothstep(1 - ramp, 0.0, 0.18)
+    return np.outer(rows, cols).astype(np.float32)
 
 
 class _Job:
@@ -306,9 +302,8 @@ class _Job:
             boxes.append(box)
             batch.add(index, frame, box)
         count = len(boxes)
-        if count == 0:
-            raise UserError(f"no frames could be read from {self.options.face}")
-        # The audio is longer than the video: go on with input frame index mod count.
+        # The audio is longer than the video: go on with input frame index mod count
+        # (looped_frames raises first if the video gave no frames at all).
         with contextlib.closing(self.looped_frames()) as frames:
             for index, frame in zip(range(count, self.total), frames):
                 batch.add(index, frame, boxes[index % count])
