@@ -30,6 +30,14 @@ def load_wav(path, sr):
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
+def native_sample_rate(path):
+    """The sample rate of the first audio stream, without decoding it."""
+    with open_media(path, "audio") as container:
+        if not container.streams.audio:
+            raise UserError(f"{path} has no audio stream")
+        return container.streams.audio[0].rate
+
+
 def _decode_audio(path):
     try:
         with open_media(path, "audio") as container:

@@ -35,6 +35,7 @@ from tqdm import tqdm
 import audio
 from atomic_write import atomic_output
 from checkpoint import load_weights
+from cli import pick_device
 from detection_cache import DetectionCache, file_digest
 from errors import UserError
 from face_boxes import FACE, NO_FACE, NOT_RUN, BoxPlanner, pad_and_clip
@@ -220,7 +221,7 @@ class _Job:
         self.chunk_starts = mel_chunk_starts(self.mel.shape[1], float(self.fps))
         self.total = len(self.chunk_starts)
 
-        self.device = _device(o.device)
+        self.device = pick_device(o.device)
         # On the CPU, batches of 16 run faster than 128 (they stay in cache), need about 1 GB less
         # memory and keep the stages evenly fed; the results do not depend on the batch.
         self.batch_size = o.wav2lip_batch_size if self.device.type == "cuda" else \
@@ -588,18 +589,6 @@ def _trim_heap():
 def _has_area(box):
     y1, y2, x1, x2 = box
     return y1 < y2 and x1 < x2
-
-
-def _device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available to PyTorch here")
-    return device
 
 
 def _autocast(device, precision):

@@ -56,13 +56,15 @@ def write_media(path, channels, rate, audio_codec=None, video_codec=None, video_
     return path
 
 
-def write_video(path, frames, rate=Fraction(25), rotation=None, pts=None, time_base=None):
-    """BGR frames as near-lossless H.264 (crf 0, yuv420p via OpenCV's exact BT.601)."""
+def write_video(path, frames, rate=Fraction(25), rotation=None, pts=None, time_base=None, audio=None, sample_rate=16000):
+    """BGR frames as near-lossless H.264 (crf 0, yuv420p via OpenCV's exact BT.601), with
+    ``audio`` (mono float samples at ``sample_rate``) as AAC when given."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=rate, options={"crf": "0", "preset": "ultrafast"})
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
+        sound = container.add_stream("aac", rate=sample_rate, layout="mono") if audio is not None else None
         if time_base:
             stream.time_base = time_base
         if rotation is not None:
@@ -75,6 +77,11 @@ def write_video(path, frames, rate=Fraction(25), rotation=None, pts=None, time_b
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+        if sound is not None:
+            samples = av.AudioFrame.from_ndarray(np.asarray(audio, np.float32)[None], format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = sample_rate, 0
+            for packet in [*sound.encode(samples), *sound.encode()]:
+                container.mux(packet)
     return path
 
 

@@ -1,0 +1,1 @@
+"""Evaluation of lip-sync results: LSE-D / LSE-C (SyncNet), FID, and test-set generation."""

@@ -1,0 +1,27 @@
+"""Per-video results of the evaluation scripts, as CSV or JSON (chosen by the file's suffix)."""
+
+import csv
+import json
+from pathlib import Path
+
+from atomic_write import atomic_output
+
+
+def write_rows(path, rows):
+    """Write a list of flat dicts atomically: JSON (a list) for ``.json``, else CSV with a header."""
+    path = Path(path)
+    with atomic_output(path) as temporary, open(temporary, "w", newline="") as handle:
+        if path.suffix.lower() == ".json":
+            json.dump(rows, handle, indent=1)
+            return
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_rows(path):
+    """What ``write_rows`` wrote (CSV values come back as strings)."""
+    path = Path(path)
+    with open(path, newline="") as handle:
+        return json.load(handle) if path.suffix.lower() == ".json" else list(csv.DictReader(handle))

@@ -1,0 +1,78 @@
+"""LSE-D and LSE-C of every mp4 in a folder (generated test-set videos), as in the Wav2Lip paper.
+
+    python evaluation/scores_LSE/calculate_scores_LRS.py --data_root results/lrs2 --initial_model checkpoints/syncnet_v2.model
+
+Prints "Average Confidence" (LSE-C) and "Average Minimum Distance" (LSE-D) as the reference
+script does, and writes each video's scores to --scores. Runs in this project's environment:
+no syncnet_python clone, no ffmpeg, no temporary frames on disk.
+"""
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, for its modules
+
+from tqdm import tqdm
+
+from cli import pick_device, run
+from errors import UserError
+from evaluation.lse import LSEScorer
+from evaluation.reports import write_rows
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data_root", required=True, help="folder whose *.mp4 files are scored (not recursive)")
+    p.add_argument("--initial_model", default="checkpoints/syncnet_v2.model", help="syncnet_v2.model, as released")
+    p.add_argument("--batch_size", type=int, default=20, help="5-frame windows per SyncNet batch")
+    p.add_argument("--vshift", type=int, default=15, help="audio offsets -vshift..+vshift frames are tried")
+    p.add_argument("--tmp_dir", default=None, help="accepted for the reference's command lines; nothing is written there")
+    p.add_argument("--scores", default="lse_scores.csv", help="per-video scores (.csv or .json)")
+    p.add_argument("--no_jpeg_roundtrip", action="store_true",
+                   help="score the decoded frames directly, skipping the reference's JPEG frames (see README)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    root = Path(args.data_root)
+    if not root.is_dir():
+        raise UserError(f"--data_root {root} is not a folder")
+    videos = sorted(root.glob("*.mp4"))
+    if not videos:
+        raise UserError(f"no .mp4 files in {root}")
+    if args.batch_size < 1 or args.vshift < 0:
+        raise UserError("--batch_size must be at least 1 and --vshift not negative")
+    scorer = LSEScorer(args.initial_model, pick_device(args.device), args.batch_size, args.vshift)
+
+    rows = []
+    for video in tqdm(videos, desc="LSE", unit="video", disable=args.quiet):
+        try:
+            score, source = scorer.score_video(video, jpeg_roundtrip=not args.no_jpeg_roundtrip)
+        except UserError as error:
+            tqdm.write(f"{video.name}: skipped: {error}", file=sys.stderr)
+            rows.append({"video": video.name, "error": str(error)})
+            continue
+        notes = source.notes()
+        if notes:
+            tqdm.write(f"{video.name}: " + "; ".join(notes))
+        rows.append({"video": video.name, "lse_d": score.min_distance, "lse_c": score.confidence,
+                     "offset": score.offset, "windows": score.windows, "notes": "; ".join(notes), "error": ""})
+    write_rows(args.scores, rows)
+
+    scored = [row for row in rows if not row["error"]]
+    if not scored:
+        raise UserError(f"none of the {len(videos)} videos could be scored (see {args.scores})")
+    print(f"Scored {len(scored)} of {len(videos)} videos; per-video scores in {args.scores}")
+    print("Average Confidence: {}".format(statistics.mean(row["lse_c"] for row in scored)))
+    print("Average Minimum Distance: {}".format(statistics.mean(row["lse_d"] for row in scored)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
