@@ -21,6 +21,7 @@ _NETWORK_MARKERS = [
     ("face_encoder.0.conv_block.0.weight", "the expert lip-sync SyncNet (lipsync_expert.pth)"),
     ("conv3_3_norm_mbox_conf.weight", "the S3FD face detector (s3fd.pth)"),
     ("netcnnaud.0.weight", "the LSE SyncNet of Chung & Zisserman (syncnet_v2.model)"),
+    ("Mixed_7c.branch_pool.conv.weight", "pytorch-fid's InceptionV3 (pt_inception-2015-12-05-6726825d.pth)"),
 ]
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -97,6 +98,8 @@ def load_weights(model, path, device="cpu"):
     if found is not None and found != wanted:
         raise CheckpointError(f"{path} is a checkpoint of {found}, but {wanted or type(model).__name__} is needed here")
 
+    # Files saved before PyTorch 0.4.1 have no BatchNorm step counters; they are unused in eval.
+    state.update({key: value for key, value in expected.items() if key.endswith("num_batches_tracked") and key not in state})
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     if missing or unexpected:
