@@ -80,6 +80,8 @@ class Options:
     det_stride: int = 1
     face_cache: str = None
     blend: str = "paste"  # paste | feather
+    short_video: str = "loop"  # a video shorter than the audio: loop | stretch (repeat frames evenly) | error
+    resize_to: tuple = ()  # (width, height) sizes each frame is resized to in turn, before resize_factor
     detector_path: str = None
     crf: int = 18
     preset: str = "veryfast"  # x264's: about 2.5x faster than "fast" at 720p, at a similar size for the same crf
@@ -138,8 +140,13 @@ def mel_chunk_starts(mel_frames, fps):
         starts.append(start)
 
 
-def transform_frame(frame, resize_factor=1, rotate=False, crop=(0, -1, 0, -1)):
-    """The reference's per-frame preparation: resize by an integer factor, rotate 90 degrees clockwise, crop."""
+def transform_frame(frame, resize_factor=1, rotate=False, crop=(0, -1, 0, -1), resize_to=()):
+    """The reference's per-frame preparation: resize by an integer factor, rotate 90 degrees clockwise, crop.
+
+    ``resize_to`` sizes come first (the evaluation scripts scale frames to a face size this way).
+    """
+    for size in resize_to:
+        frame = cv2.resize(frame, tuple(size))
     if resize_factor > 1:
         frame = cv2.resize(frame, (frame.shape[1] // resize_factor, frame.shape[0] // resize_factor))
     if rotate:
@@ -148,6 +155,16 @@ def transform_frame(frame, resize_factor=1, rotate=False, crop=(0, -1, 0, -1)):
     y2 = frame.shape[0] if y2 == -1 else y2
     x2 = frame.shape[1] if x2 == -1 else x2
     return np.ascontiguousarray(frame[y1:y2, x1:x2])
+
+
+def stretched_indices(count, length):
+    """Input frame of each of ``length`` output frames when ``count`` frames are stretched by
+    repeating frames evenly, for TTS audio longer than its video.
+
+    The reference evaluation's increase_frames meant this, but its test for the next duplicate
+    only ever fires at the first frame, freezing it; here the repeats are spread evenly.
+    """
+    return [k * count // length for k in range(length)]
 
 
 def prepare_generator_input(faces, mels, device):
@@ -206,7 +223,7 @@ class _Job:
         if is_image(o.face):
             image = read_image(o.face)
             height, width = _transformed_size(image.shape[1], image.shape[0], o)
-            self.image = transform_frame(image, o.resize_factor, o.rotate, o.crop)
+            self.image = transform_frame(image, o.resize_factor, o.rotate, o.crop, o.resize_to)
             self.static, self.fps = True, Fraction(o.fps).limit_denominator(1001)
         else:
             info = probe_video(o.face)
@@ -220,6 +237,11 @@ class _Job:
             raise UserError("the audio's mel spectrogram contains NaN (a TTS voice?): add a little noise and retry")
         self.chunk_starts = mel_chunk_starts(self.mel.shape[1], float(self.fps))
         self.total = len(self.chunk_starts)
+        self.repeats = None  # with --short_video stretch: how many output frames show each input frame
+        if o.short_video == "stretch" and not self.static:
+            count = sum(1 for _ in read_frames(o.face))
+            if count < self.total:
+                self.repeats = np.bincount(stretched_indices(count, self.total), minlength=count)
 
         self.device = pick_device(o.device)
         # On the CPU, batches of 16 run faster than 128 (they stay in cache), need about 1 GB less
@@ -228,9 +250,7 @@ class _Job:
             min(o.wav2lip_batch_size, CPU_GENERATOR_BATCH)
         self.autocast = functools.partial(_autocast, self.device, o.precision)  # a fresh context per use
         self.autocast()  # checks the precision
-        generator = Wav2Lip()
-        load_weights(generator, o.checkpoint_path, "cpu")
-        self.generator = fuse_for_inference(generator).to(self.device)
+        self.generator = _load_generator(o.checkpoint_path, _file_version(o.checkpoint_path), self.device)
         self.sync = SyncSimilarity(o.syncnet_checkpoint_path, self.mel, self.chunk_starts, self.device) \
             if o.syncnet_checkpoint_path else None
 
@@ -241,7 +261,7 @@ class _Job:
                 self.cache = DetectionCache(o.face_cache, o.face, self._detection_settings())
                 self.cached = self.cache.load()
             if self.cached is None:
-                self.detector = S3FDDetector(self.device, o.detector_path, o.face_det_batch_size)
+                self.detector = load_detector(self.device, o.detector_path, o.face_det_batch_size)
 
     def _detection_settings(self):
         o = self.options
@@ -257,12 +277,19 @@ class _Job:
             yield self.image.copy()
             return
         for frame in read_frames(self.options.face):
-            yield transform_frame(frame, self.options.resize_factor, self.options.rotate, self.options.crop)
+            yield transform_frame(frame, self.options.resize_factor, self.options.rotate, self.options.crop,
+                                  self.options.resize_to)
             if self.static:
                 return
 
     def looped_frames(self):
-        """Input frame i mod N for output frames i = 0, 1, 2, ... (re-decoding for each loop)."""
+        """Input frame i mod N for output frames i = 0, 1, 2, ... (re-decoding for each loop),
+        or each input frame as often as ``repeats`` says."""
+        if self.repeats is not None:
+            for frame, times in zip(self.frames(), self.repeats):
+                for _ in range(times):
+                    yield frame.copy()  # pasting changes the frame
+            return
         if self.static:
             first = next(self.frames())
             while True:
@@ -298,15 +325,19 @@ class _Job:
 
     def _faces_stage(self, out, summary):
         batch = _BatchBuilder(self, out)
-        boxes = []
+        boxes, written = [], 0
         for index, frame, box in self._boxed_frames(summary):
             boxes.append(box)
-            batch.add(index, frame, box)
+            for _ in range(1 if self.repeats is None else self.repeats[index]):
+                batch.add(written, frame, box)
+                written += 1
         count = len(boxes)
+        if self.options.short_video == "error" and 0 < count < self.total:
+            raise UserError(f"the video has {count} frames but the audio needs {self.total}: it is too short")
         # The audio is longer than the video: go on with input frame index mod count
         # (looped_frames raises first if the video gave no frames at all).
         with contextlib.closing(self.looped_frames()) as frames:
-            for index, frame in zip(range(count, self.total), frames):
+            for index, frame in zip(range(written, self.total), frames):
                 batch.add(index, frame, boxes[index % count])
         batch.flush()
         out.close()
@@ -525,10 +556,41 @@ class _Channel:
 
 # --- checks and settings ---------------------------------------------------------------------
 
+# Test-set generation calls lip_sync once per video: keep the last networks loaded.
+@functools.lru_cache(maxsize=1)
+def _load_generator(path, version, device):
+    generator = Wav2Lip()
+    load_weights(generator, path, "cpu")
+    return fuse_for_inference(generator).to(device)
+
+
+def load_detector(device, weights_path=None, batch_size=None):
+    """An S3FDDetector, reused while the device, weights file and batch size stay the same."""
+    version = _file_version(weights_path or DEFAULT_WEIGHTS)
+    if version is None:
+        return S3FDDetector(device, weights_path, batch_size)  # says the weights are missing
+    return _load_detector(torch.device(device), weights_path, version, batch_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_detector(device, weights_path, version, batch_size):
+    return S3FDDetector(device, weights_path, batch_size)
+
+
+def _file_version(path):
+    """Identifies a file's content for the caches: a rewritten file is loaded again."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None  # the loader gives the error
+    return stat.st_mtime_ns, stat.st_size
+
+
 def _check_options(o):
     if len(o.pads) != 4 or len(o.crop) != 4 or len(o.box) != 4:
         raise UserError("--pads, --crop and --box take four numbers: top bottom left right")
     choices = {"on_no_face": ("error", "interpolate", "skip"), "blend": ("paste", "feather"),
+               "short_video": ("loop", "stretch", "error"),
                "precision": ("auto", "fp32", "fp16", "bf16")}
     for name, allowed in choices.items():
         if getattr(o, name) not in allowed:
@@ -543,6 +605,8 @@ def _check_options(o):
 
 
 def _transformed_size(width, height, o):
+    if o.resize_to:
+        width, height = o.resize_to[-1]
     if o.resize_factor > 1:
         width, height = width // o.resize_factor, height // o.resize_factor
     if o.rotate:

@@ -11,6 +11,7 @@ import torch
 from conftest import ROOT
 from reference_inference import load_generator, reference_frames
 from synthetic_media import (
+    BrightBoxDetector,
     bright_box,
     face_frames,
     speech_like,
@@ -62,19 +63,6 @@ def assets(tmp_path_factory):
 class FrameList(list):
     def write(self, frame):
         self.append(frame.copy())
-
-
-class BrightBoxDetector:
-    """Stands in for S3FD on synthetic frames: the face is the bright box."""
-
-    calls = []
-
-    def __init__(self, device="cpu", weights_path=None, batch_size=None):
-        self.batch_size = batch_size
-
-    def detect(self, frames):
-        BrightBoxDetector.calls.append(frames.shape)
-        return [None if (box := bright_box(f)) is None else np.array([*box, 0.99], np.float32) for f in frames]
 
 
 @pytest.fixture

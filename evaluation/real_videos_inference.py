@@ -1,0 +1,77 @@
+"""Lip-sync real-world videos (pairs of face video and audio file), for LSE scoring in the wild.
+
+    python evaluation/real_videos_inference.py --mode dubbed --data_root real_videos \\
+        --results_dir results/real --checkpoint_path checkpoints/wav2lip.pth
+
+--mode dubbed syncs every file in --data_root to its own audio; tts and random read
+--filelist, whose lines are "VIDEO AUDIO" relative to --data_root (with extensions). Frames
+are scaled so the face is about --face_res pixels, as the reference does. A video shorter
+than its audio is an error, except in tts mode, where its frames are repeated evenly.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
+
+from cli import pick_device, run
+from errors import UserError
+from evaluation.test_set import Pair, face_scaled_sizes, generate, read_filelist
+from lipsync import Options
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--mode", required=True, choices=["dubbed", "tts", "random"],
+                   help="dubbed: each file with its own audio; tts / random: the pairs of --filelist")
+    p.add_argument("--filelist", default=None, help="lines of 'video audio', relative to --data_root")
+    p.add_argument("--results_dir", required=True, help="where <index>.mp4 are written")
+    p.add_argument("--data_root", required=True, help="folder of the videos (and audio files)")
+    p.add_argument("--checkpoint_path", required=True, help="Wav2Lip generator checkpoint")
+    p.add_argument("--pads", nargs=4, type=int, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="padding added to each detected face box")
+    p.add_argument("--face_det_batch_size", type=int, default=16, help="frames per S3FD batch")
+    p.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
+    p.add_argument("--face_res", type=int, default=180, help="approximate face size, in pixels, to test at")
+    p.add_argument("--min_frame_res", type=int, default=480, help="do not downscale the short side below this")
+    p.add_argument("--max_frame_res", type=int, default=720, help="downscale the short side to at most this")
+    p.add_argument("--detector_path", default=None, help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    root = Path(args.data_root)
+    if not root.is_dir():
+        raise UserError(f"--data_root {root} is not a folder")
+    if args.mode == "dubbed":
+        names = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+        lines = [(name, name) for name in names]
+    elif args.filelist is None:
+        raise UserError(f"--mode {args.mode} needs --filelist")
+    else:
+        lines = read_filelist(args.filelist)
+    pairs = [Pair(index, root / video, root / audio) for index, (video, audio) in enumerate(lines)]
+    device = pick_device(args.device)
+
+    def options_for(pair, outfile):
+        sizes = face_scaled_sizes(pair.video, device, args.detector_path, args.face_res, args.min_frame_res,
+                                  args.max_frame_res)
+        return Options(checkpoint_path=args.checkpoint_path, face=str(pair.video), audio=str(pair.audio),
+                       outfile=str(outfile), pads=tuple(args.pads), face_det_batch_size=args.face_det_batch_size,
+                       wav2lip_batch_size=args.wav2lip_batch_size, on_no_face="error", resize_to=sizes,
+                       short_video="stretch" if args.mode == "tts" else "error",
+                       detector_path=args.detector_path, device=str(device), progress=False)
+
+    summary = generate(pairs, args.results_dir, options_for, progress=not args.quiet)
+    print(summary.line())
+    return 0 if summary.generated + summary.existing else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

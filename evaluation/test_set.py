@@ -1,0 +1,104 @@
+"""Generating test-set videos with inference.py's pipeline: pairs of (face video, audio) in,
+``RESULTS/<index>.mp4`` out. Resumable (an existing output is kept), with a progress bar and a
+summary of the pairs that failed and why (also in ``RESULTS/failures.csv``)."""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from errors import UserError
+from evaluation.reports import write_rows
+from lipsync import lip_sync, load_detector
+from media import read_frames
+
+
+@dataclasses.dataclass
+class Pair:
+    index: int  # the output is <index>.mp4, the line's position in the filelist
+    video: Path
+    audio: Path
+
+
+def read_filelist(path):
+    """The two fields of each non-empty line of a filelist."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"filelist not found: {path}")
+    lines = [line.split() for line in path.read_text().splitlines()]
+    for number, fields in enumerate(lines, 1):
+        if fields and len(fields) != 2:
+            raise UserError(f"{path} line {number}: expected two paths, found {len(fields)} fields")
+    return [fields for fields in lines if fields]
+
+
+@dataclasses.dataclass
+class GenerationSummary:
+    generated: int = 0
+    existing: int = 0
+    failures: list = dataclasses.field(default_factory=list)
+
+    def line(self):
+        return (f"{self.generated} generated, {self.existing} already there, {len(self.failures)} failed"
+                + (" (see failures.csv)" if self.failures else ""))
+
+
+def generate(pairs, results_dir, options_for, progress=True):
+    """lip_sync(options_for(pair, outfile)) for each pair whose output does not exist yet."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    summary = GenerationSummary()
+    for pair in tqdm(pairs, desc="videos", unit="video", disable=not progress):
+        outfile = results_dir / f"{pair.index}.mp4"
+        if outfile.exists():
+            summary.existing += 1
+            continue
+        try:
+            lip_sync(options_for(pair, outfile))
+        except UserError as error:
+            tqdm.write(f"{pair.index}: {pair.video.name} + {pair.audio.name}: {error}", file=sys.stderr)
+            summary.failures.append({"index": pair.index, "video": str(pair.video), "audio": str(pair.audio),
+                                     "error": str(error)})
+            continue
+        summary.generated += 1
+    if summary.failures:
+        write_rows(results_dir / "failures.csv", summary.failures)
+    return summary
+
+
+def face_scaled_sizes(video, device, detector_path, face_res, min_frame_res, max_frame_res):
+    """The frame sizes real_videos_inference.py brings a video to, in turn (see ``Options.resize_to``).
+
+    As the reference: frames whose short side exceeds ``max_frame_res`` are scaled down to it;
+    then they are divided by the integer factor that brings the face found in the first frame
+    closest to ``face_res`` pixels, without the short side going below ``min_frame_res``.
+    """
+    first = next(iter(read_frames(video)), None)
+    if first is None:
+        raise UserError(f"no frames could be read from {video}")
+    height, width = first.shape[:2]
+    sizes = []
+    if min(height, width) > max_frame_res:
+        scale = min(height, width) / float(max_frame_res)
+        height, width = int(height / scale), int(width / scale)
+        sizes.append((width, height))
+        first = cv2.resize(first, (width, height))
+    box = load_detector(device, detector_path).detect(first[None])[0]
+    if box is None:
+        raise UserError(f"no face in the first frame of {video}")
+    face = max(abs(box[3] - box[1]), abs(box[2] - box[0]))
+    factor = _downscale_factor(face, height, width, face_res, min_frame_res)
+    if factor > 1:
+        sizes.append((width // factor, height // factor))
+    return tuple(sizes)
+
+
+def _downscale_factor(face, height, width, face_res, min_frame_res):
+    # The reference compares each factor with the undivided face, and stops one past the answer.
+    difference = abs(face - face_res)
+    for factor in range(2, 16):
+        if min(height // factor, width // factor) < min_frame_res or abs(face // factor - face_res) >= difference:
+            return factor - 1
+    return 14
