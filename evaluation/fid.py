@@ -26,7 +26,7 @@ from checkpoint import load_weights
 from cli import pick_device, run
 from errors import UserError
 from evaluation.inception import FEATURES, FIDInceptionV3
-from media import is_image, read_frames, read_image
+from media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image, read_frames, read_image
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 
@@ -80,9 +80,6 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
 
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
-
-
 def media_files(path):
     """The videos and images a path names: itself, or a folder's (recursively, sorted)."""
     path = Path(path)
@@ -90,8 +87,7 @@ def media_files(path):
         return [path]
     if not path.is_dir():
         raise UserError(f"{path} not found")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS | {
-        ".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS)
     if not files:
         raise UserError(f"no videos or images in {path}")
     return files

@@ -120,6 +120,10 @@ class BrightBoxDetector:
     def __init__(self, device="cpu", weights_path=None, batch_size=None):
         self.batch_size = batch_size
 
-    def detect(self, frames):
+    def detect(self, frames, select=None):
+        """Like S3FDDetector.detect: one box or None per frame, or with ``select``, (k, 5) arrays."""
         BrightBoxDetector.calls.append(frames.shape)
-        return [None if (box := bright_box(f)) is None else np.array([*box, 0.99], np.float32) for f in frames]
+        found = [None if (box := bright_box(f)) is None else np.array([*box, 0.99], np.float32) for f in frames]
+        if select is None:
+            return found
+        return [np.zeros((0, 5), np.float32) if box is None else box[None] for box in found]
