@@ -1,6 +1,7 @@
 """What every command-line script shares: one-line errors and exit codes."""
 
 import sys
+from pathlib import Path
 
 import torch
 
@@ -37,3 +38,17 @@ def pick_device(name):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is available to PyTorch here")
     return device
+
+
+def add_run_flags(parser):
+    """--device, --quiet and --verbose, as every evaluation script takes them."""
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
+
+
+def existing_folder(path, flag):
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{flag} {path} is not a folder")
+    return path

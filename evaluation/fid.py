@@ -23,7 +23,7 @@ if __name__ == "__main__":
 from tqdm import tqdm
 
 from checkpoint import load_weights
-from cli import pick_device, run
+from cli import add_run_flags, pick_device, run
 from errors import UserError
 from evaluation.inception import FEATURES, FIDInceptionV3
 from media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image, read_frames, read_image
@@ -128,11 +128,9 @@ def build_parser():
     p.add_argument("paths", nargs=2, metavar="PATH", help="real and generated: a video, an image, a folder, or a .npz")
     p.add_argument("--weights", default=f"checkpoints/{WEIGHTS_NAME}", help="pytorch-fid's InceptionV3 weights")
     p.add_argument("--batch_size", type=int, default=50, help="frames per InceptionV3 batch")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--save_stats", action="store_true",
                    help="save the statistics of the first PATH to the second (a .npz) instead of computing FID")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--verbose", action="store_true", help="show tracebacks")
+    add_run_flags(p)
     return p
 
 

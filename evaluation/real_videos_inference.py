@@ -16,10 +16,16 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
-from cli import pick_device, run
+from cli import existing_folder, pick_device, run
 from errors import UserError
-from evaluation.test_set import Pair, face_scaled_sizes, generate, read_filelist
-from lipsync import Options
+from evaluation.test_set import (
+    Pair,
+    add_generation_flags,
+    face_scaled_sizes,
+    generate,
+    generation_options,
+    read_filelist,
+)
 
 
 def build_parser():
@@ -27,28 +33,17 @@ def build_parser():
     p.add_argument("--mode", required=True, choices=["dubbed", "tts", "random"],
                    help="dubbed: each file with its own audio; tts / random: the pairs of --filelist")
     p.add_argument("--filelist", default=None, help="lines of 'video audio', relative to --data_root")
-    p.add_argument("--results_dir", required=True, help="where <index>.mp4 are written")
     p.add_argument("--data_root", required=True, help="folder of the videos (and audio files)")
-    p.add_argument("--checkpoint_path", required=True, help="Wav2Lip generator checkpoint")
-    p.add_argument("--pads", nargs=4, type=int, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                   help="padding added to each detected face box")
-    p.add_argument("--face_det_batch_size", type=int, default=16, help="frames per S3FD batch")
-    p.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
+    add_generation_flags(p, pads=[0, 10, 0, 0], face_det_batch_size=16)
     p.add_argument("--face_res", type=int, default=180, help="approximate face size, in pixels, to test at")
     p.add_argument("--min_frame_res", type=int, default=480, help="do not downscale the short side below this")
     p.add_argument("--max_frame_res", type=int, default=720, help="downscale the short side to at most this")
-    p.add_argument("--detector_path", default=None, help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true", help="show tracebacks")
     return p
 
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    root = Path(args.data_root)
-    if not root.is_dir():
-        raise UserError(f"--data_root {root} is not a folder")
+    root = existing_folder(args.data_root, "--data_root")
     if args.mode == "dubbed":
         names = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
         lines = [(name, name) for name in names]
@@ -62,11 +57,8 @@ def main(argv):
     def options_for(pair, outfile):
         sizes = face_scaled_sizes(pair.video, device, args.detector_path, args.face_res, args.min_frame_res,
                                   args.max_frame_res)
-        return Options(checkpoint_path=args.checkpoint_path, face=str(pair.video), audio=str(pair.audio),
-                       outfile=str(outfile), pads=tuple(args.pads), face_det_batch_size=args.face_det_batch_size,
-                       wav2lip_batch_size=args.wav2lip_batch_size, on_no_face="error", resize_to=sizes,
-                       short_video="stretch" if args.mode == "tts" else "error",
-                       detector_path=args.detector_path, device=str(device), progress=False)
+        return generation_options(args, pair, outfile, resize_to=sizes,
+                                  short_video="stretch" if args.mode == "tts" else "error")
 
     summary = generate(pairs, args.results_dir, options_for, progress=not args.quiet)
     print(summary.line())

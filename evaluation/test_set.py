@@ -9,9 +9,10 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from cli import add_run_flags
 from errors import UserError
 from evaluation.reports import write_rows
-from lipsync import lip_sync, load_detector
+from lipsync import Options, lip_sync, load_detector
 from media import read_frames
 
 
@@ -20,6 +21,27 @@ class Pair:
     index: int  # the output is <index>.mp4, the line's position in the filelist
     video: Path
     audio: Path
+
+
+def add_generation_flags(parser, pads, face_det_batch_size):
+    """The flags both generation scripts take, with the reference's defaults for each."""
+    parser.add_argument("--results_dir", required=True, help="where <index>.mp4 are written")
+    parser.add_argument("--checkpoint_path", required=True, help="Wav2Lip generator checkpoint")
+    parser.add_argument("--pads", nargs=4, type=int, default=pads, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                        help="padding added to each detected face box")
+    parser.add_argument("--face_det_batch_size", type=int, default=face_det_batch_size, help="frames per S3FD batch")
+    parser.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
+    parser.add_argument("--detector_path", default=None, help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+    add_run_flags(parser)
+
+
+def generation_options(args, pair, outfile, **settings):
+    """lipsync Options for one pair from the flags of ``add_generation_flags``: a frame without
+    a face fails the pair, as in the reference."""
+    return Options(checkpoint_path=args.checkpoint_path, face=str(pair.video), audio=str(pair.audio),
+                   outfile=str(outfile), pads=tuple(args.pads), face_det_batch_size=args.face_det_batch_size,
+                   wav2lip_batch_size=args.wav2lip_batch_size, on_no_face="error", detector_path=args.detector_path,
+                   device=args.device, progress=False, **settings)
 
 
 def read_filelist(path):

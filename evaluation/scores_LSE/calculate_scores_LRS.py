@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 from tqdm import tqdm
 
-from cli import pick_device, run
+from cli import add_run_flags, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.lse import LSEScorer
 from evaluation.reports import write_rows
@@ -32,17 +32,13 @@ def build_parser():
     p.add_argument("--scores", default="lse_scores.csv", help="per-video scores (.csv or .json)")
     p.add_argument("--no_jpeg_roundtrip", action="store_true",
                    help="score the decoded frames directly, skipping the reference's JPEG frames (see README)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true", help="show tracebacks")
+    add_run_flags(p)
     return p
 
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    root = Path(args.data_root)
-    if not root.is_dir():
-        raise UserError(f"--data_root {root} is not a folder")
+    root = existing_folder(args.data_root, "--data_root")
     videos = sorted(root.glob("*.mp4"))
     if not videos:
         raise UserError(f"no .mp4 files in {root}")

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 from tqdm import tqdm
 
-from cli import pick_device, run
+from cli import add_run_flags, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
 from evaluation.lse import VIDEO_FPS, LSEScorer
@@ -37,17 +37,13 @@ def build_parser():
     p.add_argument("--min_track", type=int, default=MIN_TRACK, help="shortest face track scored, in frames at 25 fps")
     p.add_argument("--min_face_size", type=int, default=MIN_FACE_SIZE, help="smallest mean face size scored, in pixels")
     p.add_argument("--scores", default="lse_real_scores.csv", help="per-track scores (.csv or .json)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true", help="show tracebacks")
+    add_run_flags(p)
     return p
 
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    root = Path(args.data_root)
-    if not root.is_dir():
-        raise UserError(f"--data_root {root} is not a folder")
+    root = existing_folder(args.data_root, "--data_root")
     videos = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
     if not videos:
         raise UserError(f"no videos in {root}")
