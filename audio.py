@@ -33,17 +33,19 @@ def load_wav(path, sr):
 def native_sample_rate(path):
     """The sample rate of the first audio stream, without decoding it."""
     with open_media(path, "audio") as container:
-        if not container.streams.audio:
-            raise UserError(f"{path} has no audio stream")
-        return container.streams.audio[0].rate
+        return _audio_stream(container, path).rate
+
+
+def _audio_stream(container, path):
+    if not container.streams.audio:
+        raise UserError(f"{path} has no audio stream")
+    return container.streams.audio[0]
 
 
 def _decode_audio(path):
     try:
         with open_media(path, "audio") as container:
-            if not container.streams.audio:
-                raise UserError(f"{path} has no audio stream")
-            stream = container.streams.audio[0]
+            stream = _audio_stream(container, path)
             # Planar float keeps every channel apart, whatever the codec's own sample format.
             resampler = av.AudioResampler(format="fltp")
             chunks, rate = [], stream.rate
