@@ -155,17 +155,17 @@ def score_tracks(video, tracks, scorer):
     A second pass over the video; a track's crops are held only until its last frame.
     """
     wav = audio.load_wav(video, AUDIO_RATE)
-    croppers = {id(track): TrackCropper(track) for track in tracks}
-    crops = {id(track): [] for track in tracks}
+    cropping = [(track, TrackCropper(track), []) for track in tracks]
     results = []
     last = max((track.last for track in tracks), default=-1)
     for index, frame in enumerate(read_frames(video, fps=VIDEO_FPS)):
         if index > last:
             break
-        for track in tracks:
+        for track, cropper, crops in cropping:
             if track.first <= index <= track.last:
-                crops[id(track)].append(croppers[id(track)].crop(index, frame))
+                crops.append(cropper.crop(index, frame))
             if index == track.last:
                 segment = wav[track.first * SAMPLES_PER_FRAME:(track.last + 1) * SAMPLES_PER_FRAME]
-                results.append((track, scorer.score(crops.pop(id(track)), segment)))
+                results.append((track, scorer.score(crops, segment)))
+                crops.clear()
     return results
