@@ -182,16 +182,20 @@ class LSEScorer:
         windows = len(lip)
         if windows < 1:
             raise UserError(f"too short to score: {WINDOW + 1} frames (0.24 s) of video and audio are needed")
-        cepstra = torch.from_numpy(mfcc(signal).T.astype(np.float32))  # (13, steps)
-        aud = torch.cat([
-            self.model.forward_aud(torch.stack([
-                cepstra[:, v * MFCC_PER_FRAME:v * MFCC_PER_FRAME + MFCC_WINDOW] for v in range(start, min(start + self.batch_size, windows))
-            ]).unsqueeze(1).to(self.device))
-            for start in range(0, windows, self.batch_size)
-        ])
+        aud = self._audio_features(mfcc(signal), windows)
         score = sync_score(offset_distances(lip, aud, self.vshift), self.vshift)
         score.windows = windows
         return score
+
+    def _audio_features(self, cepstra, windows):
+        """Features of MFCC steps 4v .. 4v+19 for the windows v = 0 .. windows-1, in batches."""
+        cepstra = torch.from_numpy(cepstra.T.astype(np.float32))  # (13, steps)
+        features = []
+        for start in range(0, windows, self.batch_size):
+            steps = [cepstra[:, v * MFCC_PER_FRAME:v * MFCC_PER_FRAME + MFCC_WINDOW]
+                     for v in range(start, min(start + self.batch_size, windows))]
+            features.append(self.model.forward_aud(torch.stack(steps).unsqueeze(1).to(self.device)))
+        return torch.cat(features)
 
     def _lip_features(self, frames):
         """Features of the windows starting at 0 .. N-6 for N frames (the last frame is never used, as in the reference)."""
