@@ -6,11 +6,13 @@ import torch
 import torch.nn.functional as F
 
 from checkpoint import load_weights
+from evaluation.syncnet import S
 from face_detection import S3FD
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
 from synthetic_weights import SPEC, save_released, seeded
 
-NETWORKS = [(Wav2Lip, "wav2lip"), (SyncNet_color, "syncnet_color"), (Wav2Lip_disc_qual, "disc_qual"), (S3FD, "s3fd")]
+NETWORKS = [(Wav2Lip, "wav2lip"), (SyncNet_color, "syncnet_color"), (Wav2Lip_disc_qual, "disc_qual"), (S3FD, "s3fd"),
+            (S, "syncnet_lse")]
 
 # SHA-256 of each released file's [key, shape, dtype] list (shared/spec/checkpoints/*.keys.json),
 # so that the layout is checked even where the spec folder is not beside the checkout.
@@ -19,6 +21,7 @@ LAYOUT_SHA256 = {
     "syncnet_color": "8d9bc40dde381f6e56de8b25bc8c092065ba253d342c98a5d1345d075df3f82d",
     "disc_qual": "45e1974d048f0593f4eef830827d798cabd57ec35125f72d4699223f35080176",
     "s3fd": "fc9883b0eb45cd2e4ab353faf241f59afaa242386583dfe94c4e21e5fe04640b",
+    "syncnet_lse": "af258a8822e3edcff2d1f33d2863fcbdebb54a6bc4ee8b14498fefe91f70b1cf",
 }
 
 
