@@ -121,14 +121,19 @@ def load_weights(model, path, device="cpu"):
     return checkpoint
 
 
-def save_checkpoint(path, model, optimizer=None, global_step=0, global_epoch=0):
-    """Write the released 4-key format atomically; ``module.`` wrappers (DDP) are unwrapped."""
+def save_checkpoint(path, model, optimizer=None, global_step=0, global_epoch=0, **extras):
+    """Write the released 4-key format atomically; ``module.`` wrappers (DDP) are unwrapped.
+
+    ``extras`` (such as the trainers' ``syncnet_wt``) are added as further keys, which
+    readers of the released format ignore.
+    """
     model = getattr(model, "module", model)
     checkpoint = {
         "state_dict": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "global_step": int(global_step),
         "global_epoch": int(global_epoch),
+        **extras,
     }
     with atomic_output(path) as temporary:
         torch.save(checkpoint, temporary)

@@ -1,0 +1,16 @@
+"""Train the expert lip-sync discriminator (SyncNet_color) on preprocessed LRS2-style data.
+
+    python color_syncnet_train.py --data_root lrs2_preprocessed/ --checkpoint_dir checkpoints/expert/
+    torchrun --nproc_per_node 4 color_syncnet_train.py --data_root ... --checkpoint_dir ...
+"""
+
+import sys
+
+import cli
+import training
+from objectives import ExpertObjective
+
+main = training.main_for(ExpertObjective, __doc__.split("\n\n")[0])
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,302 @@
+"""The preprocessed LRS2 layout as training samples, drawn exactly as the reference trainers draw them.
+
+Layout (``preprocess.py`` writes it): ``<root>/<video>/<clip>/{0,1,2,...}.jpg`` face crops
+numbered by source frame, and ``<root>/<video>/<clip>/audio.wav``. Filelists name one
+``<video>/<clip>`` per line (first field) in ``<filelists>/{train,val,test}.txt``.
+
+Sampling (FACTS §6): pick a clip at random, a frame and a different "wrong" frame; a window
+is T = 5 consecutive frames; the audio window of frame k is ``mel[int(80 k / 25):][:16]``
+(mel time-major). Draws whose window has a gap are redrawn, as in the reference; draws
+that hit an unreadable frame or audio file are redrawn too, and counted, and a clip whose
+audio cannot be read is dropped, so that a dataset with nothing usable stops with a clear
+error instead of looping forever.
+"""
+
+import functools
+import os
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import audio
+from atomic_write import atomic_output
+from errors import UserError
+from hparams import hparams
+
+SYNCNET_T = 5  # frames per window
+SYNCNET_MEL_STEP_SIZE = 16  # mel frames per window: 0.2 s, the span of 5 frames at 25 fps
+MIN_FRAMES = 3 * SYNCNET_T  # a clip needs more than this many face crops
+SPLITS = ("train", "val", "test")
+DONE_MARKER = ".done"  # written last by preprocess.py: the clip is complete
+MAX_FAILED_DRAWS = 1000  # unreadable draws in a row before the data is declared unusable
+
+
+class DataError(UserError):
+    """The dataset cannot give samples: no filelist, no usable clip, nothing readable."""
+
+
+def read_filelist(filelists, split, data_root):
+    """The clip folders ``<filelists>/<split>.txt`` names, under ``data_root``."""
+    path = Path(filelists) / f"{split}.txt"
+    if not path.is_file():
+        raise DataError(
+            f"no filelist {path}: write train/val/test lists for your preprocessed data with "
+            f"make_filelists.py, or pass --filelists DIR"
+        )
+    entries = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not entries:
+        raise DataError(f"filelist {path} is empty")
+    return [Path(data_root) / entry for entry in entries]
+
+
+def frame_ids(clip):
+    """The frame numbers of a clip folder's face crops, sorted."""
+    try:
+        names = os.listdir(clip)
+    except OSError:
+        return []
+    return sorted(int(name[:-4]) for name in names if name.endswith(".jpg") and name[:-4].isdigit())
+
+
+def clip_folders(preprocessed_root):
+    """``<video>/<clip>`` names of the clips in a preprocessed folder that training can use.
+
+    A clip is usable when it has audio.wav and more than 15 face crops; clips an interrupted
+    preprocess.py left without their done-marker are left out.
+    """
+    root = Path(preprocessed_root)
+    marked = any(root.glob(f"*/*/{DONE_MARKER}"))  # folders from the reference's script have no markers
+    found = []
+    for wav in sorted(root.glob("*/*/audio.wav")):
+        folder = wav.parent
+        if marked and not (folder / DONE_MARKER).exists():
+            continue
+        if len(frame_ids(folder)) > MIN_FRAMES:
+            found.append(folder.relative_to(root).as_posix())
+    return found
+
+
+def write_filelists(preprocessed_root, filelists, val_fraction=0.05, test_fraction=0.05, seed=0, overwrite=False):
+    """Split the usable clips of ``preprocessed_root`` into train/val/test filelists.
+
+    The split is by video folder, so clips of one video never land in two lists. Existing
+    lists are kept unless ``overwrite``. Returns {split: number of clips}.
+    """
+    filelists = Path(filelists)
+    existing = [filelists / f"{split}.txt" for split in SPLITS if (filelists / f"{split}.txt").exists()]
+    if existing and not overwrite:
+        raise DataError(f"{existing[0]} exists; pass --overwrite to replace the filelists in {filelists}")
+    clips = clip_folders(preprocessed_root)
+    if not clips:
+        raise DataError(f"{preprocessed_root} holds no usable clip (<video>/<clip>/ with audio.wav and > {MIN_FRAMES} face crops)")
+    videos = sorted({clip.split("/")[0] for clip in clips})
+    random.Random(seed).shuffle(videos)
+    n_val = round(len(videos) * val_fraction) if val_fraction else 0
+    n_test = round(len(videos) * test_fraction) if test_fraction else 0
+    if len(videos) > 2:  # a requested split gets at least one video while train keeps one
+        n_val, n_test = max(n_val, val_fraction > 0), max(n_test, test_fraction > 0)
+    if n_val + n_test >= len(videos):
+        raise DataError(f"{len(videos)} video folders are too few for train, val and test lists")
+    split_of = {video: "val" for video in videos[:n_val]}
+    split_of.update({video: "test" for video in videos[n_val:n_val + n_test]})
+    lists = {split: [clip for clip in clips if split_of.get(clip.split("/")[0], "train") == split] for split in SPLITS}
+    for split, entries in lists.items():
+        with atomic_output(filelists / f"{split}.txt") as temporary:
+            Path(temporary).write_text("".join(f"{entry}\n" for entry in entries))
+    return {split: len(entries) for split, entries in lists.items()}
+
+
+def audio_window_start(frame_id, fps=None):
+    """The first mel frame of frame ``frame_id``'s audio window (80 mel frames per second)."""
+    return int(80.0 * (frame_id / float(fps or hparams.fps)))
+
+
+def crop_audio_window(mel, frame_id):
+    """The 16 mel frames (time-major) starting at frame ``frame_id``; shorter at the end."""
+    start = audio_window_start(frame_id)
+    return mel[start:start + SYNCNET_MEL_STEP_SIZE]
+
+
+def segmented_mels(mel, frame_id):
+    """Per-frame audio windows for frames id..id+4, each starting one frame earlier (id+j-1).
+
+    None when a window falls outside the audio (id 0 has no frame before it).
+    """
+    if frame_id < 1:
+        return None
+    windows = [crop_audio_window(mel, frame_id + j - 1) for j in range(SYNCNET_T)]
+    if any(len(window) != SYNCNET_MEL_STEP_SIZE for window in windows):
+        return None
+    return np.stack([window.T for window in windows])
+
+
+def window_ids(ids, start):
+    """The T consecutive frame ids from ``start``, or None when one is missing."""
+    window = list(range(start, start + SYNCNET_T))
+    return window if all(frame in ids for frame in window) else None
+
+
+class Unreadable(Exception):
+    """A frame or audio file that cannot be read: the draw is skipped and counted."""
+
+
+class LRS2Clips(torch.utils.data.Dataset):
+    """Random windows from the clips a filelist names; ``len`` is the number of clips.
+
+    As in the reference, the index a DataLoader asks for is ignored and every item is a
+    fresh random draw from ``self.rng`` (seeded per process: see ``seed_worker``). Each
+    item ends with the number of unreadable draws skipped before it.
+    """
+
+    def __init__(self, clips, seed=0):
+        self.clips = [Path(clip) for clip in clips]
+        if not self.clips:
+            raise DataError("the filelist names no clip")
+        self.rng = random.Random(seed)
+        self.dropped = set()  # clips whose audio could not be read
+        self._ids = {}
+
+    def __len__(self):
+        return len(self.clips)
+
+    def __getitem__(self, index):
+        skipped = 0
+        for _ in range(MAX_FAILED_DRAWS):
+            clip = self.clips[self.rng.randrange(len(self.clips))]
+            if clip in self.dropped:
+                continue
+            try:
+                sample = self.draw(clip)
+            except Unreadable:
+                skipped += 1
+                continue
+            if sample is not None:
+                return (*sample, skipped)
+            if len(self.dropped) == len(self.clips):
+                break
+        raise DataError(self._nothing_usable())
+
+    def _nothing_usable(self):
+        short = sum(len(self.frame_ids(clip)) <= MIN_FRAMES for clip in self.clips)
+        return (
+            f"no usable training sample in {len(self.clips)} clips after {MAX_FAILED_DRAWS} draws "
+            f"({short} have <= {MIN_FRAMES} face crops, {len(self.dropped)} have unreadable audio, "
+            f"e.g. {self.clips[0]}); check --data_root and the filelists"
+        )
+
+    def frame_ids(self, clip):
+        if clip not in self._ids:
+            self._ids[clip] = frozenset(frame_ids(clip))
+        return self._ids[clip]
+
+    def pick_frames(self, clip):
+        """A random frame and a different wrong frame of ``clip``, or None if it is too short."""
+        ids = sorted(self.frame_ids(clip))
+        if len(ids) <= MIN_FRAMES:
+            return None
+        frame = self.rng.choice(ids)
+        wrong = self.rng.choice(ids)
+        while wrong == frame:
+            wrong = self.rng.choice(ids)
+        return frame, wrong
+
+    def read_window(self, clip, ids):
+        """The frames ``ids`` of ``clip`` as img_size x img_size BGR float arrays in [0, 1]."""
+        size = hparams.img_size
+        window = []
+        for frame in ids:
+            image = cv2.imread(str(clip / f"{frame}.jpg"))
+            if image is None or image.size == 0:
+                raise Unreadable(clip / f"{frame}.jpg")
+            window.append(cv2.resize(image, (size, size)))
+        return np.asarray(window, dtype=np.float32) / 255.0
+
+    def mel(self, clip):
+        """The clip's mel spectrogram, time-major; a clip whose audio cannot be read is dropped."""
+        try:
+            return _clip_mel(str(clip / "audio.wav"))
+        except (UserError, OSError, ValueError) as error:
+            self.dropped.add(clip)
+            raise Unreadable(clip / "audio.wav") from error
+
+    def draw(self, clip):
+        raise NotImplementedError
+
+
+class ExpertSamples(LRS2Clips):
+    """Samples for the expert SyncNet: (lower halves 15x48x96, mel 1x80x16, label, skipped).
+
+    With probability 1/2 the window starts at the frame (label 1), else at the wrong frame
+    (label 0); the audio is always the frame's.
+    """
+
+    def draw(self, clip):
+        frames = self.pick_frames(clip)
+        if frames is None:
+            return None
+        frame, wrong = frames
+        positive = self.rng.choice([True, False])
+        ids = window_ids(self.frame_ids(clip), frame if positive else wrong)
+        if ids is None:
+            return None
+        window = self.read_window(clip, ids)
+        mel = crop_audio_window(self.mel(clip), frame)
+        if len(mel) != SYNCNET_MEL_STEP_SIZE:
+            return None
+        faces = np.concatenate(list(window), axis=2).transpose(2, 0, 1)  # (3T, H, W), BGR per frame
+        faces = faces[:, faces.shape[1] // 2:]
+        label = torch.ones(1) if positive else torch.zeros(1)
+        return torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mel.T.copy()).unsqueeze(0), label
+
+
+class GeneratorSamples(LRS2Clips):
+    """Samples for Wav2Lip: (input 6x5x96x96, per-frame mels 5x1x80x16, window mel 1x80x16,
+    target 3x5x96x96, skipped).
+
+    The input stacks the window with its lower half zeroed and a wrong window; per-frame audio
+    starts one frame earlier than each frame (see ``segmented_mels``).
+    """
+
+    def draw(self, clip):
+        frames = self.pick_frames(clip)
+        if frames is None:
+            return None
+        frame, wrong = frames
+        ids, wrong_ids = window_ids(self.frame_ids(clip), frame), window_ids(self.frame_ids(clip), wrong)
+        if ids is None or wrong_ids is None:
+            return None
+        window, wrong_window = self.read_window(clip, ids), self.read_window(clip, wrong_ids)
+        mel = self.mel(clip)
+        window_mel = crop_audio_window(mel, frame)
+        if len(window_mel) != SYNCNET_MEL_STEP_SIZE:
+            return None
+        frame_mels = segmented_mels(mel, frame)
+        if frame_mels is None:
+            return None
+        target = window.transpose(3, 0, 1, 2)  # (3, T, H, W)
+        masked = target.copy()
+        masked[:, :, target.shape[2] // 2:] = 0.0
+        faces = np.concatenate([masked, wrong_window.transpose(3, 0, 1, 2)], axis=0)
+        return (
+            torch.from_numpy(faces),
+            torch.from_numpy(frame_mels).unsqueeze(1),
+            torch.from_numpy(window_mel.T.copy()).unsqueeze(0),
+            torch.from_numpy(np.ascontiguousarray(target)),
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _clip_mel(wav_path):
+    """Mel spectrograms of recently used clips (a sample reads its clip's whole audio)."""
+    wav = audio.load_wav(wav_path, hparams.sample_rate)
+    return audio.melspectrogram(wav).T.astype(np.float32)
+
+
+def seed_worker(worker_id):
+    """DataLoader worker_init_fn: each worker draws from its own stream (torch seeds it per
+    worker, rank and epoch from the process seed)."""
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = random.Random(torch.initial_seed())

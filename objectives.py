@@ -1,0 +1,253 @@
+"""What each trainer optimises: the expert SyncNet, Wav2Lip, and Wav2Lip with the visual-quality GAN.
+
+An objective owns its networks and optimisers and knows one training step, one evaluation
+step and what an evaluation changes (the ``syncnet_wt`` switch); ``training.train`` runs it.
+Losses are the reference's (FACTS §6); forward passes run under the session's mixed
+precision, losses in float32.
+"""
+
+import torch
+import torch.nn.functional as F
+
+import training
+from checkpoint import load_weights
+from hparams import hparams
+from lrs2_dataset import SYNCNET_T, ExpertSamples, GeneratorSamples
+from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
+
+SYNC_LOSS_THRESHOLD = 0.75  # evaluation sync loss below which the expert's weight is raised
+
+
+def cosine_loss(audio_embedding, face_embedding, label):
+    """BCE of the cosine similarity of the (L2-normalised, non-negative) embeddings."""
+    similarity = F.cosine_similarity(audio_embedding.float(), face_embedding.float())
+    return F.binary_cross_entropy(similarity.unsqueeze(1), label.float())
+
+
+def lower_halves(faces):
+    """(B, 3, T, H, W) -> (B, 3T, H/2, W): the lower halves of the frames stacked on
+    channels, as the expert sees them."""
+    faces = faces[:, :, :, faces.size(3) // 2:]
+    return torch.cat([faces[:, :, t] for t in range(SYNCNET_T)], dim=1)
+
+
+class Objective:
+    """What the three objectives share: the session, the starting step and the train/eval switch."""
+
+    evaluate_first_step = False
+
+    def __init__(self, session):
+        self.session = session
+        self.global_step = self.global_epoch = 0
+
+    def start_from(self, state):
+        if state:
+            self.global_step, self.global_epoch = int(state.get("global_step", 0)), int(state.get("global_epoch", 0))
+
+    def trained(self):
+        return [model for _, model, _ in self.networks()]
+
+    def set_train(self, mode):
+        for model in self.trained():
+            model.train(mode)
+
+    def checkpoint_extras(self):
+        return {}
+
+    def scalars(self):
+        return {}
+
+    def status(self):
+        return ""
+
+    def after_evaluation(self, losses):
+        pass
+
+    def write_samples(self, session, step):
+        pass
+
+
+class ExpertObjective(Objective):
+    """The expert lip-sync discriminator (color_syncnet_train.py)."""
+
+    name = "expert SyncNet"
+    dataset_class = ExpertSamples
+    eval_batches = 1400
+
+    def __init__(self, session, args):
+        super().__init__(session)
+        self.batch_size = hparams.syncnet_batch_size
+        self.checkpoint_interval = hparams.syncnet_checkpoint_interval
+        self.eval_interval = hparams.syncnet_eval_interval
+        model = SyncNet_color().to(session.device)
+        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hparams.syncnet_lr)
+        self.start_from(training.restore(session, args, model, self.optimizer, args.checkpoint_path))
+        self.model = session.wrap(model)
+
+    def networks(self):
+        return [("", self.model, self.optimizer)]
+
+    def train_step(self, batch):
+        faces, mel, label = batch
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.session.autocast():
+            audio_embedding, face_embedding = self.model(mel, faces)
+        loss = cosine_loss(audio_embedding, face_embedding, label)
+        self.session.backward(loss)
+        self.session.step(self.optimizer)
+        self.session.update()
+        return {"loss": loss.item()}
+
+    def eval_step(self, batch):
+        faces, mel, label = batch
+        with self.session.autocast():
+            audio_embedding, face_embedding = self.model(mel, faces)
+        return {"loss": cosine_loss(audio_embedding, face_embedding, label).item()}
+
+
+class GeneratorObjective(Objective):
+    """Wav2Lip with the frozen expert (wav2lip_train.py): L1 plus, once the expert agrees, sync."""
+
+    name = "Wav2Lip"
+    dataset_class = GeneratorSamples
+    eval_batches = 700
+    evaluate_first_step = True
+    raised_syncnet_wt = 0.01  # without the GAN a small weight suffices
+    betas = (0.9, 0.999)
+
+    def __init__(self, session, args):
+        super().__init__(session)
+        self.batch_size = hparams.batch_size
+        self.checkpoint_interval = hparams.checkpoint_interval
+        self.eval_interval = hparams.eval_interval
+        self.syncnet_wt = hparams.syncnet_wt
+        # The expert is frozen but, as in the reference, never put in eval mode: its BatchNorm
+        # layers normalise with the statistics of each batch of generated frames.
+        self.expert = SyncNet_color()
+        load_weights(self.expert, args.syncnet_checkpoint_path, session.device)
+        for parameter in self.expert.parameters():
+            parameter.requires_grad = False
+        model = Wav2Lip().to(session.device)
+        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
+                                          lr=hparams.initial_learning_rate, betas=self.betas)
+        state = training.restore(session, args, model, self.optimizer, args.checkpoint_path)
+        self.start_from(state)
+        if "syncnet_wt" in state:
+            self.syncnet_wt = float(state["syncnet_wt"])
+        self.model = session.wrap(model)
+        self.last = None
+
+    def networks(self):
+        return [("", self.model, self.optimizer)]
+
+    def checkpoint_extras(self):
+        return {"syncnet_wt": self.syncnet_wt}
+
+    def scalars(self):
+        return {"syncnet_wt": self.syncnet_wt}
+
+    def status(self):
+        return f"; syncnet_wt {self.syncnet_wt}"
+
+    def sync_loss(self, mel, generated):
+        with self.session.autocast():
+            audio_embedding, face_embedding = self.expert(mel, lower_halves(generated))
+        return cosine_loss(audio_embedding, face_embedding, torch.ones(len(generated), 1, device=generated.device))
+
+    def generator_losses(self, faces, frame_mels, mel, target, always_sync=False):
+        """(generated frames, {loss name: tensor}) for one batch."""
+        with self.session.autocast():
+            generated = self.model(frame_mels, faces)
+        losses = {"l1": F.l1_loss(generated.float(), target)}
+        if always_sync or self.syncnet_wt > 0:
+            losses["sync"] = self.sync_loss(mel, generated)
+        return generated, losses
+
+    def train_step(self, batch):
+        faces, frame_mels, mel, target = batch
+        self.optimizer.zero_grad(set_to_none=True)
+        generated, losses = self.generator_losses(faces, frame_mels, mel, target)
+        loss = self.syncnet_wt * losses.get("sync", 0.0) + (1 - self.syncnet_wt) * losses["l1"]
+        self.session.backward(loss)
+        self.session.step(self.optimizer)
+        self.session.update()
+        self.last = (faces, generated.detach(), target)
+        return {name: value.item() for name, value in losses.items()}
+
+    def eval_step(self, batch):
+        _, losses = self.generator_losses(*batch, always_sync=True)
+        return {name: value.item() for name, value in losses.items()}
+
+    def after_evaluation(self, losses):
+        if losses["sync"] < SYNC_LOSS_THRESHOLD:
+            self.syncnet_wt = self.raised_syncnet_wt
+
+    def write_samples(self, session, step):
+        if self.last is not None:
+            training.write_collage(training.collage(*self.last), session.checkpoint_dir / f"samples_step{step:09d}",
+                                   session.writer, step)
+
+
+class GANGeneratorObjective(GeneratorObjective):
+    """Wav2Lip with the visual-quality discriminator (hq_wav2lip_train.py)."""
+
+    name = "Wav2Lip + visual-quality GAN"
+    eval_batches = 300
+    evaluate_first_step = False
+    raised_syncnet_wt = 0.03
+    betas = (0.5, 0.999)
+
+    def __init__(self, session, args):
+        super().__init__(session, args)
+        disc = Wav2Lip_disc_qual().to(session.device)
+        self.disc_optimizer = torch.optim.Adam([p for p in disc.parameters() if p.requires_grad],
+                                               lr=hparams.disc_initial_learning_rate, betas=self.betas)
+        training.restore(session, args, disc, self.disc_optimizer, args.disc_checkpoint_path, prefix="disc_")
+        self.disc = session.wrap(disc)
+
+    def networks(self):
+        return [("", self.model, self.optimizer), ("disc_", self.disc, self.disc_optimizer)]
+
+    def disc_bce(self, faces, real):
+        with self.session.autocast():
+            prediction = self.disc(faces)
+        prediction = prediction.float()
+        return F.binary_cross_entropy(prediction, torch.full_like(prediction, float(real)))
+
+    def perceptual_loss(self, generated):
+        """The generator's adversarial loss, through the bare discriminator (no DDP gradient sync:
+        these discriminator gradients are discarded)."""
+        disc = getattr(self.disc, "module", self.disc)
+        with self.session.autocast():
+            prediction = disc(generated)
+        prediction = prediction.float()
+        return F.binary_cross_entropy(prediction, torch.ones_like(prediction))
+
+    def train_step(self, batch):
+        faces, frame_mels, mel, target = batch
+        self.optimizer.zero_grad(set_to_none=True)
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        generated, losses = self.generator_losses(faces, frame_mels, mel, target)
+        losses["perceptual"] = self.perceptual_loss(generated) if hparams.disc_wt > 0 else torch.zeros(())
+        loss = (self.syncnet_wt * losses.get("sync", 0.0) + hparams.disc_wt * losses["perceptual"]
+                + (1 - self.syncnet_wt - hparams.disc_wt) * losses["l1"])
+        self.session.backward(loss)
+        self.session.step(self.optimizer)
+
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        losses["disc_real"] = self.disc_bce(target, real=True)
+        self.session.backward(losses["disc_real"])
+        losses["disc_fake"] = self.disc_bce(generated.detach(), real=False)
+        self.session.backward(losses["disc_fake"])
+        self.session.step(self.disc_optimizer)
+        self.session.update()
+        self.last = (faces, generated.detach(), target)
+        return {name: value.item() for name, value in losses.items()}
+
+    def eval_step(self, batch):
+        faces, frame_mels, mel, target = batch
+        generated, losses = self.generator_losses(faces, frame_mels, mel, target, always_sync=True)
+        losses["perceptual"] = self.perceptual_loss(generated)
+        losses["disc_real"] = self.disc_bce(target, real=True)
+        losses["disc_fake"] = self.disc_bce(generated, real=False)
+        return {name: value.item() for name, value in losses.items()}

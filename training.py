@@ -1,0 +1,355 @@
+"""The training loop the three trainers share: data, devices, checkpoints, logging, resume.
+
+A trainer is an *objective* (see ``objectives.py``): its networks and optimisers, one
+training step, one evaluation step and what to do with an evaluation. ``train`` runs it
+the way the reference trainers run: a checkpoint at step 1 and every checkpoint interval,
+sample collages every checkpoint interval, an evaluation every evaluation interval. Beyond
+the reference: ``--max_steps``, resume of step, epoch, optimiser and ``syncnet_wt``, atomic
+checkpoints with ``--keep_last``, TensorBoard, ``--seed``, mixed precision on the GPU and
+multi-GPU / multi-node training with ``torchrun`` (DDP; each rank draws its own samples;
+rank 0 logs and writes checkpoints).
+"""
+
+import contextlib
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+import cli
+import lrs2_dataset
+from checkpoint import load_weights, save_checkpoint
+from errors import UserError
+from hparams import add_hparams_argument, apply_hparams_argument, hparams
+
+CHECKPOINT_NAME = re.compile(r"^(?P<prefix>.*)checkpoint_step(?P<step>\d+)\.pth$")
+
+
+def add_training_flags(parser, disc=False, syncnet=False):
+    """The reference's flags and the ones every trainer adds to them."""
+    parser.add_argument("--data_root", required=True, help="root folder of the preprocessed dataset")
+    parser.add_argument("--checkpoint_dir", required=True, help="where checkpoints, samples and TensorBoard logs go")
+    parser.add_argument("--checkpoint_path", help="resume from this checkpoint (step, epoch and optimiser included)")
+    if syncnet:
+        parser.add_argument("--syncnet_checkpoint_path", required=True, help="the trained expert lip-sync discriminator")
+    if disc:
+        parser.add_argument("--disc_checkpoint_path", help="resume the visual-quality discriminator from this checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="resume from the newest checkpoint(s) in --checkpoint_dir, if there are any")
+    parser.add_argument("--filelists", default="filelists", help="folder of train.txt and val.txt (default: filelists/)")
+    parser.add_argument("--max_steps", type=int, help="stop after this global step (default: train until interrupted)")
+    parser.add_argument("--eval_batches", type=int, help="batches per evaluation (default: the reference's number)")
+    parser.add_argument("--keep_last", type=int, default=0, metavar="N",
+                        help="keep only the newest N checkpoints of each network (default: keep all)")
+    parser.add_argument("--log_interval", type=int, default=50, help="steps between TensorBoard scalars")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the weights' initialisation and the sampling")
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
+                        help="mixed precision (bfloat16, or float16 with loss scaling): auto = on a CUDA GPU")
+    add_hparams_argument(parser)
+    cli.add_run_flags(parser)
+
+
+class Session:
+    """Where training runs: device, rank, precision, TensorBoard, checkpoints."""
+
+    def __init__(self, args):
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.distributed = self.world_size > 1
+        if self.distributed:
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            use_cuda = args.device != "cpu" and torch.cuda.is_available()
+            self.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+            if use_cuda:
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+        else:
+            self.device = cli.pick_device(args.device)
+        self.is_main = self.rank == 0
+        self.quiet = args.quiet or not self.is_main
+        self.checkpoint_dir = Path(args.checkpoint_dir)
+        self.keep_last = args.keep_last
+        self.amp_dtype = self._amp_dtype(args.amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.writer = None
+        if self.is_main:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(self.checkpoint_dir / "tensorboard")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def _amp_dtype(self, amp):
+        if amp == "off" or (amp == "auto" and self.device.type != "cuda"):
+            return None
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+
+    def autocast(self):
+        """Forward passes under mixed precision when it is on; losses are computed outside."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def wrap(self, model):
+        """The model on the device; under DDP when distributed."""
+        model.to(self.device)
+        if not self.distributed:
+            return model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def backward(self, loss):
+        self.scaler.scale(loss).backward()
+
+    def step(self, optimizer):
+        self.scaler.step(optimizer)
+
+    def update(self):
+        """End of a training step: the loss scale (float16 only) adapts once per step."""
+        self.scaler.update()
+
+    def all_mean(self, values):
+        """{name: mean over every rank} of {name: (sum, count)}."""
+        names = sorted(values)
+        totals = torch.tensor([[values[name][0], values[name][1]] for name in names], dtype=torch.float64)
+        if self.distributed:
+            totals = totals.to(self.device)
+            dist.all_reduce(totals)
+        return {name: float(total / max(count, 1)) for name, (total, count) in zip(names, totals.tolist())}
+
+    def log_scalars(self, group, values, step):
+        if self.writer:
+            for name, value in values.items():
+                self.writer.add_scalar(f"{group}/{name}", value, step)
+
+    def save(self, objective, step, epoch):
+        """Checkpoint every network (rank 0 only), then keep only the newest --keep_last."""
+        if not self.is_main:
+            return
+        for prefix, model, optimizer in objective.networks():
+            path = self.checkpoint_dir / f"{prefix}checkpoint_step{step:09d}.pth"
+            save_checkpoint(path, model, optimizer if hparams.save_optimizer_state else None, step, epoch,
+                            **objective.checkpoint_extras())
+            if self.keep_last > 0:
+                for old in checkpoints(self.checkpoint_dir, prefix)[:-self.keep_last]:
+                    old.unlink(missing_ok=True)
+
+    def close(self):
+        if self.writer:
+            self.writer.close()
+        if self.distributed:
+            dist.destroy_process_group()
+
+
+def checkpoints(folder, prefix=""):
+    """The ``<prefix>checkpoint_step*.pth`` files in ``folder``, oldest step first."""
+    found = []
+    for path in Path(folder).glob(f"{prefix}checkpoint_step*.pth"):
+        match = CHECKPOINT_NAME.match(path.name)
+        if match and match["prefix"] == prefix:
+            found.append((int(match["step"]), path))
+    return [path for _, path in sorted(found)]
+
+
+def restore(session, args, model, optimizer, path=None, prefix=""):
+    """Load the checkpoint to resume ``model`` and ``optimizer`` from: ``path`` or, with
+    --resume, the newest ``<prefix>checkpoint_step*.pth`` in --checkpoint_dir. Weights load
+    strictly; returns the checkpoint dict ({} when starting afresh)."""
+    if path is None and args.resume:
+        found = checkpoints(args.checkpoint_dir, prefix)
+        path = found[-1] if found else None
+    if path is None:
+        return {}
+    state = load_weights(model, path, session.device)
+    if optimizer is not None and state.get("optimizer"):
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as error:
+            raise UserError(f"{path}: its optimiser state does not fit this trainer ({error})") from None
+    if session.is_main:
+        print(f"resuming from {path} (step {state.get('global_step', 0)}, epoch {state.get('global_epoch', 0)})")
+    return state
+
+
+def seed_everything(seed, rank=0):
+    """Same weights on every rank (the seed), different samples per rank (seed + rank)."""
+    torch.manual_seed(seed)
+    random.seed(seed + rank)
+    np.random.seed((seed + rank) % 2**32)
+
+
+def data_loader(dataset_class, split, args, batch_size, session, shuffle=True):
+    """A DataLoader of ``split`` whose samples are random draws; under DDP each rank gets
+    1/world of an epoch and its own random stream."""
+    clips = lrs2_dataset.read_filelist(args.filelists, split, args.data_root)
+    dataset = dataset_class(clips, seed=args.seed * 1000 + session.rank + (0 if split == "train" else 500))
+    sampler = None
+    if session.distributed:
+        sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=False)
+    workers = min(hparams.num_workers, os.cpu_count() or 1)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
+        worker_init_fn=lrs2_dataset.seed_worker, pin_memory=session.device.type == "cuda",
+        persistent_workers=workers > 0, drop_last=False,
+    )
+
+
+def batches(loader):
+    """Batches forever, epoch after epoch: (epoch_ended, batch) with the skip count split off."""
+    while True:
+        for batch in _reraise_worker_errors(loader):
+            yield False, batch
+        yield True, None
+
+
+def _reraise_worker_errors(loader):
+    """A UserError raised in a DataLoader worker arrives wrapped in its traceback: keep its line."""
+    try:
+        yield from loader
+    except UserError as error:
+        raise UserError(str(error).strip().splitlines()[-1].split(": ", 1)[-1]) from None
+
+
+def evaluate(objective, loader, count, session):
+    """Mean of each evaluation loss over ``count`` batches (shared among the ranks)."""
+    totals, share = {}, max(1, -(-count // session.world_size))
+    stream = (batch for ended, batch in batches(loader) if not ended)
+    objective.set_train(False)
+    with torch.no_grad():
+        for _ in range(share):
+            batch = next(stream)
+            for name, value in objective.eval_step(to_device(batch[:-1], session.device)).items():
+                total, n = totals.get(name, (0.0, 0))
+                totals[name] = (total + value, n + 1)
+    objective.set_train(True)
+    return session.all_mean(totals)
+
+
+def to_device(batch, device):
+    return [tensor.to(device, non_blocking=True) for tensor in batch]
+
+
+def train(objective, args):
+    """Run ``objective`` from its resumed step until --max_steps (or forever); returns 0."""
+    session = objective.session
+    train_loader = data_loader(objective.dataset_class, "train", args, objective.batch_size, session)
+    eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session, shuffle=False)
+    eval_batches = args.eval_batches or objective.eval_batches
+    step, epoch = objective.global_step, objective.global_epoch
+    first_step, started = step, time.time()
+    if args.max_steps is not None and step >= args.max_steps:
+        raise UserError(f"the checkpoint is at step {step}, already at --max_steps {args.max_steps}")
+    if session.is_main:
+        print(f"{objective.name}: {len(train_loader.dataset)} training clips, {len(eval_loader.dataset)} validation clips; "
+              f"batch {objective.batch_size} x {session.world_size} process(es) on {session.device}"
+              + (f", mixed precision {str(session.amp_dtype).split('.')[-1]}" if session.amp_dtype else "")
+              + f"; starting at step {step}")
+
+    running, skipped, last_eval, tick = {}, 0, {}, time.time()
+    bar = tqdm(total=args.max_steps, initial=step, unit="step", disable=session.quiet, dynamic_ncols=True)
+    try:
+        for epoch_ended, batch in batches(train_loader):
+            if epoch_ended:
+                epoch += 1
+                continue
+            *tensors, skip_counts = batch
+            skipped += int(skip_counts.sum())
+            tensors = to_device(tensors, session.device)
+            losses = objective.train_step(tensors)
+            if step % objective.checkpoint_interval == 0 and session.is_main:
+                objective.write_samples(session, step)
+            step += 1
+            for name, value in losses.items():
+                total, n = running.get(name, (0.0, 0))
+                running[name] = (total + value, n + 1)
+
+            if step == 1 or step % objective.checkpoint_interval == 0:
+                session.save(objective, step, epoch)
+            if (step == 1 and objective.evaluate_first_step) or step % objective.eval_interval == 0:
+                last_eval = evaluate(objective, eval_loader, eval_batches, session)
+                objective.after_evaluation(last_eval)
+                session.log_scalars("eval", last_eval, step)
+                if session.is_main:
+                    tqdm.write(f"step {step}: evaluation over {eval_batches} batches: {format_losses(last_eval)}"
+                               f"{objective.status()}", file=sys.stderr)
+            if step % args.log_interval == 0 or step == args.max_steps:
+                now = time.time()
+                means = {name: total / n for name, (total, n) in running.items()}
+                session.log_scalars("train", {**means, **objective.scalars(), "skipped_samples": skipped,
+                                              "steps_per_second": args.log_interval / max(now - tick, 1e-9)}, step)
+                tick = now
+            bar.update()
+            bar.set_description(format_losses({name: total / n for name, (total, n) in running.items()}))
+            if step % args.log_interval == 0:
+                running = {}
+            if args.max_steps is not None and step >= args.max_steps:
+                break
+    finally:
+        bar.close()
+    if step % objective.checkpoint_interval != 0 and step != 1:
+        session.save(objective, step, epoch)  # the final state, unless that step was just saved
+    if session.is_main:
+        seconds = time.time() - started
+        steps = step - first_step
+        print(f"{objective.name}: trained steps {first_step}..{step} ({steps} steps, {seconds:.0f} s, "
+              f"{steps / max(seconds, 1e-9):.2f} steps/s); last evaluation: {format_losses(last_eval) or 'none'}"
+              f"{objective.status()}; {skipped} unreadable samples skipped; checkpoints in {session.checkpoint_dir}")
+    return step
+
+
+def format_losses(values):
+    return ", ".join(f"{name} {value:.4f}" for name, value in values.items())
+
+
+def collage(inputs, generated, targets):
+    """The reference's sample collage: per item and frame, [reference | masked | generated |
+    target] side by side, as uint8 BGR (B, T, H, 4W, 3)."""
+    def frames(tensor):
+        return (tensor.detach().float().cpu().numpy().transpose(0, 2, 3, 4, 1) * 255.0).clip(0, 255).astype(np.uint8)
+
+    x, g, gt = frames(inputs), frames(generated), frames(targets)
+    return np.concatenate((x[..., 3:], x[..., :3], g, gt), axis=-2)
+
+
+def write_collage(images, folder, writer=None, step=0, shown=4):
+    """Each frame of ``images`` as ``<item>_<frame>.jpg`` in ``folder`` (the reference's
+    samples) and the first items, frames stacked, as one TensorBoard image."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for item, frames in enumerate(images):
+        for t, image in enumerate(frames):
+            cv2.imwrite(str(folder / f"{item}_{t}.jpg"), image)
+    if writer:
+        grid = np.concatenate([np.concatenate(list(frames), axis=0) for frames in images[:shown]], axis=1)
+        writer.add_image("samples", grid[..., ::-1].copy(), step, dataformats="HWC")
+
+
+def main_for(objective_class, description, disc=False, syncnet=False):
+    """The command-line entry point of a trainer: ``sys.exit(cli.run(main_for(...)))``."""
+    import argparse
+
+    def main(argv):
+        parser = argparse.ArgumentParser(description=description)
+        add_training_flags(parser, disc=disc, syncnet=syncnet)
+        args = parser.parse_args(argv)
+        apply_hparams_argument(args)
+        cli.existing_folder(args.data_root, "--data_root")
+        session = Session(args)
+        try:
+            seed_everything(args.seed, session.rank)
+            objective = objective_class(session, args)
+            train(objective, args)
+        finally:
+            session.close()
+        return 0
+
+    return main

@@ -1,0 +1,17 @@
+"""Train the Wav2Lip generator against a trained, frozen expert lip-sync discriminator.
+
+    python wav2lip_train.py --data_root lrs2_preprocessed/ --checkpoint_dir checkpoints/wav2lip/ \
+        --syncnet_checkpoint_path checkpoints/lipsync_expert.pth
+    torchrun --nproc_per_node 4 wav2lip_train.py ...
+"""
+
+import sys
+
+import cli
+import training
+from objectives import GeneratorObjective
+
+main = training.main_for(GeneratorObjective, __doc__.split("\n\n")[0], syncnet=True)
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
