@@ -67,6 +67,15 @@ def save_wav(wav, path, sr):
         wavfile.write(temporary, sr, wav.astype(np.int16))
 
 
+def extract_wav(source, path):
+    """The first audio stream of ``source`` as 16-bit PCM WAV at its own rate and channels,
+    as ``ffmpeg -i source path.wav`` writes it; written atomically."""
+    rate, channels = _decode_audio(source)
+    pcm = np.clip(np.round(channels.T * 32768.0), -32768, 32767).astype(np.int16)
+    with atomic_output(path) as temporary:
+        wavfile.write(temporary, rate, pcm[:, 0] if pcm.shape[1] == 1 else pcm)
+
+
 def preemphasis(wav, k, preemphasize=True):
     return signal.lfilter([1, -k], [1], wav) if preemphasize else wav
 

@@ -193,6 +193,7 @@ def data_loader(dataset_class, split, args, batch_size, session, shuffle=True):
     1/world of an epoch and its own random stream."""
     clips = lrs2_dataset.read_filelist(args.filelists, split, args.data_root)
     dataset = dataset_class(clips, seed=args.seed * 1000 + session.rank + (0 if split == "train" else 500))
+    dataset.min_length = batch_size * session.world_size  # every batch full: BatchNorm needs more than one sample
     sampler = None
     if session.distributed:
         sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=False)
@@ -200,7 +201,7 @@ def data_loader(dataset_class, split, args, batch_size, session, shuffle=True):
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
         worker_init_fn=lrs2_dataset.seed_worker, pin_memory=session.device.type == "cuda",
-        persistent_workers=workers > 0, drop_last=False,
+        persistent_workers=workers > 0, drop_last=True,
     )
 
 
@@ -250,7 +251,7 @@ def train(objective, args):
     if args.max_steps is not None and step >= args.max_steps:
         raise UserError(f"the checkpoint is at step {step}, already at --max_steps {args.max_steps}")
     if session.is_main:
-        print(f"{objective.name}: {len(train_loader.dataset)} training clips, {len(eval_loader.dataset)} validation clips; "
+        print(f"{objective.name}: {len(train_loader.dataset.clips)} training clips, {len(eval_loader.dataset.clips)} validation clips; "
               f"batch {objective.batch_size} x {session.world_size} process(es) on {session.device}"
               + (f", mixed precision {str(session.amp_dtype).split('.')[-1]}" if session.amp_dtype else "")
               + f"; starting at step {step}")

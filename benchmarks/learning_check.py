@@ -1,0 +1,155 @@
+"""Learning check: on the synthetic corpus, the expert learns sync, then the generator learns to be in sync.
+
+    python benchmarks/learning_check.py --workdir /tmp/learning_check            # GPU: reference batch sizes
+    python benchmarks/learning_check.py --workdir /tmp/learning_check --reduced  # CPU: small batches, fewer steps
+
+It writes a synthetic corpus (synthetic_corpus.py), trains the expert SyncNet with
+color_syncnet_train.py until its evaluation loss is <= 0.35 (chance is 0.693), then trains
+Wav2Lip with wav2lip_train.py against that expert until its evaluation sync loss is below
+0.75 (the point where the reference starts to use the expert). The trainers run as a user
+runs them, each in its own process; the curves come from their TensorBoard logs. Prints the
+steps, wall time and machine, and writes ``learning_check.png`` and ``learning_check.json``
+to the workdir. The plot needs matplotlib (``pip install matplotlib``).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+EXPERT_TARGET = 0.35
+GENERATOR_TARGET = 0.75
+
+
+def eval_curve(log_dir, tag):
+    """(steps, values) of a TensorBoard scalar."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    if tag not in events.Tags()["scalars"]:
+        return [], []
+    scalars = events.Scalars(tag)
+    return [s.step for s in scalars], [s.value for s in scalars]
+
+
+def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir):
+    """Run a trainer in chunks of ``interval`` steps (resuming each time) until the evaluation
+    ``tag`` reaches ``target`` or ``stage_steps``; returns (steps, seconds)."""
+    started, step = time.time(), 0
+    while step < stage_steps:
+        step = min(step + interval, stage_steps)
+        command = [sys.executable, str(ROOT / script), *args, "--checkpoint_dir", str(checkpoint_dir),
+                   "--resume", "--max_steps", str(step), "--quiet"]
+        subprocess.run(command, check=True, cwd=ROOT)
+        steps, values = eval_curve(checkpoint_dir / "tensorboard", tag)
+        if values:
+            print(f"  {script} step {steps[-1]}: {tag} {values[-1]:.4f} ({time.time() - started:.0f} s)", flush=True)
+        if values and values[-1] <= target:
+            break
+    return step, time.time() - started
+
+
+def plot(out, expert, generator):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(*expert["eval"], "o-", label="evaluation")
+    left.plot(*expert["train"], alpha=0.5, label="training (running mean)")
+    left.axhline(0.693, color="grey", ls=":", label="chance 0.693")
+    left.axhline(EXPERT_TARGET, color="green", ls="--", label=f"target {EXPERT_TARGET}")
+    left.set(title="expert SyncNet: BCE loss", xlabel="step")
+    left.legend()
+    right.plot(*generator["eval"], "o-", label="evaluation sync loss")
+    right.plot(*generator["l1"], "s-", label="evaluation L1")
+    right.axhline(GENERATOR_TARGET, color="green", ls="--", label=f"syncnet_wt switch {GENERATOR_TARGET}")
+    right.set(title="Wav2Lip: sync loss under the expert", xlabel="step")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--reduced", action="store_true", help="CPU-sized run: small batches, short evaluations")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--expert_steps", type=int, help="most expert steps (default 20000, reduced 4000)")
+    parser.add_argument("--generator_steps", type=int, help="most generator steps (default 20000, reduced 1500)")
+    parser.add_argument("--speakers", type=int, default=40)
+    parser.add_argument("--clips", type=int, default=6)
+    args = parser.parse_args()
+
+    from synthetic_corpus import make_corpus
+
+    work = Path(args.workdir)
+    corpus = work / "corpus"
+    if not (corpus / "filelists" / "train.txt").exists():
+        print(f"writing the synthetic corpus to {corpus}", flush=True)
+        make_corpus(corpus, "preprocessed", speakers=args.speakers, clips=args.clips, seconds=4.0, seed=0)
+    workers = min(8, os.cpu_count() or 1)
+    if args.reduced:
+        expert_hp = f"syncnet_batch_size=16,num_workers={workers},syncnet_checkpoint_interval=100000,syncnet_eval_interval=100"
+        generator_hp = f"batch_size=4,num_workers={workers},checkpoint_interval=250,eval_interval=50"
+        expert_eval, generator_eval, interval = 10, 8, 500
+        expert_steps, generator_steps = args.expert_steps or 4000, args.generator_steps or 1500
+    else:
+        expert_hp = f"num_workers={workers},syncnet_checkpoint_interval=100000,syncnet_eval_interval=250"
+        generator_hp = f"num_workers={workers},checkpoint_interval=1000,eval_interval=250"
+        expert_eval, generator_eval, interval = 40, 40, 2000
+        expert_steps, generator_steps = args.expert_steps or 20000, args.generator_steps or 20000
+    common = ["--data_root", str(corpus), "--filelists", str(corpus / "filelists"), "--device", args.device,
+              "--log_interval", "25", "--keep_last", "2"]
+
+    print("training the expert SyncNet", flush=True)
+    expert_dir = work / "expert"
+    e_steps, e_seconds = run_trainer("color_syncnet_train.py", [*common, "--hparams", expert_hp, "--eval_batches",
+                                     str(expert_eval)], expert_steps, interval, "eval/loss", EXPERT_TARGET, expert_dir)
+    from training import checkpoints
+    expert_checkpoint = checkpoints(expert_dir)[-1]
+
+    print("training Wav2Lip against it", flush=True)
+    generator_dir = work / "wav2lip"
+    g_steps, g_seconds = run_trainer("wav2lip_train.py", [*common, "--hparams", generator_hp, "--eval_batches",
+                                     str(generator_eval), "--syncnet_checkpoint_path", str(expert_checkpoint)],
+                                     generator_steps, interval, "eval/sync", GENERATOR_TARGET, generator_dir)
+
+    expert = {"eval": eval_curve(expert_dir / "tensorboard", "eval/loss"),
+              "train": eval_curve(expert_dir / "tensorboard", "train/loss")}
+    generator = {"eval": eval_curve(generator_dir / "tensorboard", "eval/sync"),
+                 "l1": eval_curve(generator_dir / "tensorboard", "eval/l1")}
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
+        f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    result = {
+        "machine": device, "torch": torch.__version__, "reduced": args.reduced,
+        "corpus": {"speakers": args.speakers, "clips_per_speaker": args.clips, "seconds": 4.0},
+        "expert": {"steps": e_steps, "seconds": round(e_seconds), "first_eval": expert["eval"][1][0],
+                   "best_eval": min(expert["eval"][1]), "last_eval": expert["eval"][1][-1], "hparams": expert_hp},
+        "generator": {"steps": g_steps, "seconds": round(g_seconds), "first_eval_sync": generator["eval"][1][0],
+                      "last_eval_sync": generator["eval"][1][-1], "hparams": generator_hp},
+    }
+    (work / "learning_check.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    try:
+        plot(work / "learning_check.png", expert, generator)
+        print(f"plot: {work / 'learning_check.png'}")
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+    ok = result["expert"]["last_eval"] <= EXPERT_TARGET and result["generator"]["last_eval_sync"] < GENERATOR_TARGET
+    print("PASS" if ok else "NOT REACHED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

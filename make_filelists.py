@@ -1,0 +1,30 @@
+"""Write train/val/test filelists for a preprocessed folder (split by video, so no video is in two lists).
+
+    python make_filelists.py --preprocessed_root lrs2_preprocessed/ --filelists filelists/
+"""
+
+import argparse
+import sys
+
+import cli
+import lrs2_dataset
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preprocessed_root", required=True, help="output folder of preprocess.py")
+    parser.add_argument("--filelists", default="filelists", help="where train.txt, val.txt and test.txt go")
+    parser.add_argument("--val", type=float, default=0.05, help="fraction of the videos for validation")
+    parser.add_argument("--test", type=float, default=0.05, help="fraction of the videos for testing")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="replace existing filelists")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    root = cli.existing_folder(args.preprocessed_root, "--preprocessed_root")
+    counts = lrs2_dataset.write_filelists(root, args.filelists, args.val, args.test, args.seed, args.overwrite)
+    print(", ".join(f"{split}.txt: {count} clips" for split, count in counts.items()) + f" in {args.filelists}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

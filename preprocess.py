@@ -1,0 +1,69 @@
+"""Preprocess LRS2-style videos for training: face crops and audio.wav per clip.
+
+    python preprocess.py --data_root lrs2/mvlrs_v1/main --preprocessed_root lrs2_preprocessed/
+    python preprocess.py --data_root ... --preprocessed_root ... --ngpu 4 --batch_size 64
+
+Reads ``<data_root>/<video>/<clip>.mp4`` and writes ``<preprocessed_root>/<video>/<clip>/``
+(``<frame>.jpg`` face crops, ``audio.wav``). Run it again after an interruption: finished
+clips are skipped. Exit status 1 when a video failed (see preprocess_failures.csv).
+Then write the filelists with ``make_filelists.py``.
+"""
+
+import argparse
+import os
+import sys
+
+import torch
+from tqdm import tqdm
+
+import cli
+import preprocessing
+from errors import UserError
+from face_detection import S3FDDetector
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data_root", required=True, help="folder of <video>/<clip>.mp4 files (LRS2's mvlrs_v1/main)")
+    parser.add_argument("--preprocessed_root", required=True, help="where the face crops and audio go")
+    parser.add_argument("--ngpu", type=int, default=1, help="GPUs to detect faces on, one worker each")
+    parser.add_argument("--batch_size", type=int, default=32, help="frames per face-detection batch")
+    parser.add_argument("--box", nargs=4, type=int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                        help="crop this fixed box from every frame instead of detecting faces "
+                             "(data with a known face position, such as synthetic_corpus.py's clips)")
+    parser.add_argument("--detector_weights", help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+    parser.add_argument("--audio_workers", type=int, default=min(8, os.cpu_count() or 1),
+                        help="processes extracting audio")
+    cli.add_run_flags(parser)
+    args = parser.parse_args(argv)
+    data_root = cli.existing_folder(args.data_root, "--data_root")
+    if args.batch_size < 1 or args.ngpu < 1 or args.audio_workers < 1:
+        raise UserError("--batch_size, --ngpu and --audio_workers must be at least 1")
+    videos = preprocessing.find_videos(data_root)
+    if not videos:
+        raise UserError(f"no <video>/<clip>.mp4 files under {data_root}")
+
+    if args.box:
+        detectors = [preprocessing.FixedBox(args.box)]
+    else:
+        device = cli.pick_device(args.device)
+        if device.type == "cuda" and device.index is None:
+            count = min(args.ngpu, torch.cuda.device_count())
+            devices = [f"cuda:{i}" for i in range(count)]
+        else:
+            devices = [device]
+        detectors = [S3FDDetector(d, args.detector_weights, args.batch_size) for d in devices]
+    bar = tqdm(unit="clip", desc="preprocessing", disable=args.quiet, dynamic_ncols=True)
+    try:
+        summary = preprocessing.preprocess(videos, args.preprocessed_root, detectors, args.batch_size,
+                                           args.audio_workers, progress=bar)
+    finally:
+        bar.close()
+    print(f"{summary.videos} videos: {summary.done} preprocessed now, {summary.already_done} already done, "
+          f"{len(summary.failures)} failed" + (f" (see {args.preprocessed_root}/{preprocessing.FAILURES_NAME})"
+                                               if summary.failures else ""))
+    return 1 if summary.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

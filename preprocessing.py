@@ -1,0 +1,177 @@
+"""LRS2-style videos to training data: face crops numbered by source frame, and audio.wav.
+
+``<data_root>/<video>/<clip>.mp4`` becomes ``<preprocessed_root>/<video>/<clip>/`` with
+``<frame>.jpg`` for every frame where S3FD finds a face (the first box, unpadded, FACTS §6)
+and the clip's audio track as ``audio.wav``. A clip counts as done only once the marker
+``.done`` is written, last, so an interrupted run picks up where it stopped. Frames are
+streamed in detector batches (long videos do not fill memory), one worker per GPU detects
+faces while a pool of processes extracts the audio, and the videos that fail are listed
+with the reason in ``<preprocessed_root>/preprocess_failures.csv``.
+"""
+
+import csv
+import queue
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+
+import audio
+from atomic_write import atomic_output
+from errors import UserError
+from face_detection.api import to_int_box
+from hparams import hparams
+from lrs2_dataset import DONE_MARKER
+from media import read_frames
+
+FAILURES_NAME = "preprocess_failures.csv"
+
+
+def find_videos(data_root):
+    """The ``<video>/<clip>.mp4`` files under ``data_root``, as the reference globs them."""
+    return sorted(Path(data_root).glob("*/*.mp4"))
+
+
+def clip_folder(video, preprocessed_root):
+    return Path(preprocessed_root) / video.parent.name / video.stem
+
+
+class FixedBox:
+    """A stand-in for the detector: the same (top, bottom, left, right) box in every frame."""
+
+    def __init__(self, box):
+        top, bottom, left, right = box
+        self.box = (left, top, right, bottom)
+
+    def detect(self, frames):
+        return [self.box for _ in frames]
+
+
+def crop_faces(video, folder, detector, batch_size):
+    """Write ``<frame>.jpg`` face crops of ``video`` into ``folder``; returns (frames, crops).
+
+    Frames are read at hparams.fps (25: LRS2's own rate; other rates are resampled, so that
+    frame k lies at k / 25 s as the trainers assume).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = crops = 0
+    batch = []
+
+    def flush():
+        nonlocal crops
+        for offset, (frame, box) in enumerate(zip(batch, detector.detect(batch))):
+            if box is None:
+                continue
+            x1, y1, x2, y2 = to_int_box(box)
+            face = frame[y1:y2, x1:x2]
+            if face.size and cv2.imwrite(str(folder / f"{frames - len(batch) + offset}.jpg"), face):
+                crops += 1
+        batch.clear()
+
+    for frame in read_frames(video, fps=hparams.fps):
+        batch.append(frame)
+        frames += 1
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    if crops == 0:
+        raise UserError(f"no face found in any of its {frames} frames" if frames else "no video frames")
+    return frames, crops
+
+
+def extract_audio(video, folder):
+    """``folder/audio.wav`` from ``video`` (run in a worker process)."""
+    audio.extract_wav(video, folder / "audio.wav")
+    return True
+
+
+@dataclass
+class Clip:
+    video: Path
+    folder: Path
+    pending: set = field(default_factory=lambda: {"faces", "audio"})
+    failed: bool = False
+
+
+@dataclass
+class Summary:
+    videos: int = 0
+    already_done: int = 0
+    done: int = 0
+    failures: list = field(default_factory=list)  # (video, stage, reason)
+
+
+def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_workers=2, progress=None):
+    """Process ``videos`` not yet done: faces on ``detectors`` (one thread each), audio in
+    ``audio_workers`` processes; returns a Summary and writes the failure list."""
+    summary = Summary(videos=len(videos))
+    clips = []
+    for video in videos:
+        folder = clip_folder(video, preprocessed_root)
+        if (folder / DONE_MARKER).exists():
+            summary.already_done += 1
+        else:
+            clips.append(Clip(video, folder))
+    free = queue.Queue()
+    for detector in detectors:
+        free.put(detector)
+
+    def faces(clip):
+        detector = free.get()
+        try:
+            return crop_faces(clip.video, clip.folder, detector, batch_size)
+        finally:
+            free.put(detector)
+
+    if progress is not None:
+        progress.reset(total=len(clips))
+    jobs = {}
+    with ThreadPoolExecutor(len(detectors)) as face_pool, ProcessPoolExecutor(audio_workers) as audio_pool:
+        try:
+            for clip in clips:
+                clip.folder.mkdir(parents=True, exist_ok=True)
+                jobs[audio_pool.submit(extract_audio, clip.video, clip.folder)] = (clip, "audio")
+                jobs[face_pool.submit(faces, clip)] = (clip, "faces")
+            while jobs:
+                finished, _ = wait(jobs, return_when=FIRST_COMPLETED)
+                for job in finished:
+                    clip, stage = jobs.pop(job)
+                    _finish(clip, stage, job, summary, progress)
+        finally:
+            for job in jobs:  # interrupted: do not start what is still queued
+                job.cancel()
+    _write_failures(Path(preprocessed_root), summary.failures)
+    return summary
+
+
+def _finish(clip, stage, job, summary, progress):
+    try:
+        job.result()
+    except (UserError, av.error.FFmpegError, OSError, ValueError, cv2.error) as error:
+        if not clip.failed:
+            clip.failed = True
+            summary.failures.append((str(clip.video), stage, str(error).strip().splitlines()[0]))
+            if progress is not None:
+                progress.update()
+        return
+    clip.pending.discard(stage)
+    if not clip.pending and not clip.failed:
+        (clip.folder / DONE_MARKER).touch()  # last: the clip is complete
+        summary.done += 1
+        if progress is not None:
+            progress.update()
+
+
+def _write_failures(root, failures):
+    """This run's failures as CSV (video, stage, error); no file when nothing failed."""
+    path = root / FAILURES_NAME
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    with atomic_output(path) as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video", "stage", "error"])
+        writer.writerows(failures)

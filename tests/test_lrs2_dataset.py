@@ -1,0 +1,137 @@
+"""The training samples: windows, wrong windows and audio windows exactly as FACTS §6 says."""
+
+import cv2
+import numpy as np
+import pytest
+
+import audio
+import lrs2_dataset
+from lrs2_dataset import DataError, ExpertSamples, GeneratorSamples
+
+FRAMES = [k for k in range(20) if k != 12]  # a hand-made clip with frame 12 missing (no face there)
+SECONDS = 0.9  # 73 mel frames: audio windows exist for frames 0..18 only (frame 19 starts at 60)
+
+
+def grey(k):
+    return 20 + 10 * k
+
+
+def frame_id(image):
+    """The frame a (3, H, W) BGR tensor shows: each frame is a flat grey of 20 + 10 k."""
+    return round((float(image.mean()) * 255 - 20) / 10)
+
+
+@pytest.fixture
+def clip(tmp_path):
+    folder = tmp_path / "video" / "clip"
+    folder.mkdir(parents=True)
+    for k in FRAMES:
+        cv2.imwrite(str(folder / f"{k}.jpg"), np.full((120, 110, 3), grey(k), np.uint8))
+    rng = np.random.default_rng(0)
+    t = np.arange(int(SECONDS * 16000)) / 16000
+    audio.save_wav(np.sin(2 * np.pi * (200 + 1500 * t) * t) + 0.1 * rng.standard_normal(len(t)), folder / "audio.wav", 16000)
+    mel = audio.melspectrogram(audio.load_wav(folder / "audio.wav", 16000)).T  # time-major, computed apart
+    return folder, mel
+
+
+def mel_start(window, mel):
+    """Which mel frame a (16, 80) window starts at."""
+    starts = [s for s in range(len(mel) - 15) if np.allclose(mel[s:s + 16], window, atol=1e-5)]
+    assert len(starts) == 1
+    return starts[0]
+
+
+def test_expert_samples_pair_the_frames_audio_with_its_own_or_a_wrong_window(clip):
+    folder, mel = clip
+    dataset = ExpertSamples([folder], seed=1)
+    labels = []
+    for _ in range(60):
+        faces, window_mel, label, skipped = dataset[0]
+        assert faces.shape == (15, 48, 96) and window_mel.shape == (1, 80, 16) and skipped == 0
+        ids = [frame_id(faces[3 * t:3 * t + 3]) for t in range(5)]
+        assert ids == list(range(ids[0], ids[0] + 5)) and 12 not in ids  # 5 consecutive existing frames
+        start = mel_start(window_mel[0].numpy().T, mel)
+        audio_frame = next(k for k in FRAMES if int(80 * k / 25) == start)  # the frame whose audio it is
+        assert audio_frame <= 18  # frames whose audio window runs past the end are redrawn
+        if label.item() == 1:
+            assert ids[0] == audio_frame
+        else:
+            assert ids[0] != audio_frame
+        labels.append(label.item())
+    assert 15 < sum(labels) < 45  # positives with probability 1/2
+
+
+def test_generator_samples_follow_the_reference_windows(clip):
+    folder, mel = clip
+    dataset = GeneratorSamples([folder], seed=2)
+    starts = set()
+    for _ in range(40):
+        faces, frame_mels, window_mel, target, skipped = dataset[0]
+        assert faces.shape == (6, 5, 96, 96) and frame_mels.shape == (5, 1, 80, 16)
+        assert window_mel.shape == (1, 80, 16) and target.shape == (3, 5, 96, 96)
+        ids = [frame_id(target[:, t]) for t in range(5)]
+        wrong = [frame_id(faces[3:, t]) for t in range(5)]
+        start = ids[0]
+        assert ids == list(range(start, start + 5)) and wrong == list(range(wrong[0], wrong[0] + 5))
+        assert wrong[0] != start and 12 not in ids + wrong
+        # The input is the window with its lower half zeroed, beside the wrong window.
+        assert faces[:3, :, 48:].abs().max() == 0 and np.allclose(faces[:3, :, :48], target[:, :, :48])
+        assert mel_start(window_mel[0].numpy().T, mel) == int(80 * start / 25)
+        for j in range(5):  # per-frame audio starts one frame earlier: frame start+j gets window start+j-1
+            assert mel_start(frame_mels[j, 0].numpy().T, mel) == int(80 * (start + j - 1) / 25)
+        assert start >= 1
+        starts.add(start)
+    assert len(starts) > 3
+
+
+def test_unreadable_frames_and_audio_are_skipped_and_counted(clip, tmp_path):
+    folder, _ = clip
+    (folder / "3.jpg").write_bytes(b"")  # unreadable crop
+    dataset = ExpertSamples([folder], seed=0)
+    skipped = sum(dataset[0][-1] for _ in range(40))
+    assert skipped > 0
+    broken = tmp_path / "video" / "broken"
+    broken.mkdir()
+    for k in range(20):
+        cv2.imwrite(str(broken / f"{k}.jpg"), np.full((50, 50, 3), 90, np.uint8))
+    (broken / "audio.wav").write_bytes(b"RIFF not really")
+    dataset = GeneratorSamples([broken, folder], seed=0)
+    for _ in range(10):
+        assert dataset[0][0].shape == (6, 5, 96, 96)  # only the readable clip gives samples
+    assert dataset.dropped == {broken}
+
+
+def test_a_dataset_with_nothing_usable_stops_with_a_clear_message(tmp_path):
+    short = tmp_path / "video" / "short"
+    short.mkdir(parents=True)
+    for k in range(15):  # 15 crops: a clip needs more
+        cv2.imwrite(str(short / f"{k}.jpg"), np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(DataError, match=r"no usable training sample in 1 clips .*1 have <= 15 face crops"):
+        ExpertSamples([short])[0]
+
+
+def test_filelists_are_read_and_written_split_by_video(tmp_path):
+    root = tmp_path / "pre"
+    for video in range(10):
+        for clip in range(2):
+            folder = root / f"v{video}" / f"c{clip}"
+            folder.mkdir(parents=True)
+            (folder / "audio.wav").write_bytes(b"")
+            for k in range(16 if clip == 0 or video else 10):
+                (folder / f"{k}.jpg").write_bytes(b"")
+    counts = lrs2_dataset.write_filelists(root, tmp_path / "lists", val_fraction=0.2, test_fraction=0.1)
+    assert counts == {"train": 13, "val": 4, "test": 2}  # v0/c1 has too few crops
+    lists = {split: (tmp_path / "lists" / f"{split}.txt").read_text().split() for split in lrs2_dataset.SPLITS}
+    videos = [{entry.split("/")[0] for entry in entries} for entries in lists.values()]
+    assert not (videos[0] & videos[1] or videos[0] & videos[2] or videos[1] & videos[2])
+    assert "v0/c1" not in sum(lists.values(), [])
+    assert lrs2_dataset.read_filelist(tmp_path / "lists", "val", root) == [root / entry for entry in lists["val"]]
+    with pytest.raises(DataError, match="exists; pass --overwrite"):
+        lrs2_dataset.write_filelists(root, tmp_path / "lists")
+    # A clip that preprocess.py has not finished (no marker while others have one) is left out.
+    for folder in root.glob("*/*"):
+        (folder / lrs2_dataset.DONE_MARKER).touch()
+    (root / "v5" / "c0" / lrs2_dataset.DONE_MARKER).unlink()
+    assert "v5/c0" not in lrs2_dataset.clip_folders(root)
+    with pytest.raises(DataError, match=r"no filelist .*train.txt: write"):
+        lrs2_dataset.read_filelist(tmp_path / "nowhere", "train", root)

@@ -1,0 +1,171 @@
+"""The three trainers on a tiny synthetic corpus: steps, checkpoints, resume, the syncnet_wt switch, torchrun."""
+
+import os
+import subprocess
+import sys
+
+import cv2
+import pytest
+import torch
+from conftest import ROOT
+from synthetic_weights import save_released, seeded
+
+import cli
+import color_syncnet_train
+import hq_wav2lip_train
+import objectives
+import wav2lip_train
+from checkpoint import load_weights, read_checkpoint
+from hparams import hparams
+from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
+from synthetic_corpus import make_corpus
+from training import checkpoints
+
+FAST = "num_workers=0,syncnet_batch_size=4,batch_size=2,syncnet_checkpoint_interval=2,checkpoint_interval=2,"\
+       "syncnet_eval_interval=2,eval_interval=2"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    make_corpus(root, "preprocessed", speakers=6, clips=1, seconds=1.2, seed=3)
+    save_released(seeded(SyncNet_color(), 1), root / "expert.pth")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def restore_hparams():
+    saved = hparams.values()
+    yield
+    for name, value in saved.items():
+        hparams.set_hparam(name, value)
+
+
+def flags(corpus, checkpoint_dir, *extra, hparams_=FAST):
+    return ["--data_root", str(corpus), "--filelists", str(corpus / "filelists"), "--checkpoint_dir",
+            str(checkpoint_dir), "--eval_batches", "1", "--hparams", hparams_, "--device", "cpu", "--quiet", *extra]
+
+
+def steps_of(folder, prefix=""):
+    return [read_checkpoint(path)["global_step"] for path in checkpoints(folder, prefix)]
+
+
+def test_expert_trains_checkpoints_and_resumes(corpus, tmp_path, capsys):
+    out = tmp_path / "expert"
+    assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "3", "--keep_last", "2")) == 0
+    assert steps_of(out) == [2, 3]  # step 1 and 2 were saved, --keep_last 2 removed step 1
+    summary = capsys.readouterr().out
+    assert "trained steps 0..3 (3 steps" in summary and "last evaluation: loss" in summary
+    state = read_checkpoint(out / "checkpoint_step000000003.pth")
+    assert sorted(state) == ["global_epoch", "global_step", "optimizer", "state_dict"]
+    assert state["optimizer"]["state"] and state["global_epoch"] == 2  # 4 training clips, batch 4: an epoch a step
+    load_weights(SyncNet_color(), out / "checkpoint_step000000003.pth")  # the released layout, strictly
+
+    assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "5", "--resume")) == 0
+    assert "resuming from" in capsys.readouterr().out
+    resumed = read_checkpoint(out / "checkpoint_step000000005.pth")
+    assert resumed["global_step"] == 5 and resumed["global_epoch"] == 3
+    assert resumed["optimizer"]["state"][0]["step"].item() == 5  # Adam's step count went on from 3
+
+    assert cli.run(color_syncnet_train.main, flags(corpus, out, "--max_steps", "5", "--resume")) == 1
+    assert "already at --max_steps 5" in capsys.readouterr().err
+
+
+def test_expert_runs_under_cpu_mixed_precision(corpus, tmp_path):
+    out = tmp_path / "amp"
+    assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "1", "--amp", "on")) == 0
+    assert torch.isfinite(read_checkpoint(out / "checkpoint_step000000001.pth")["state_dict"]["face_encoder.0.conv_block.0.weight"]).all()
+
+
+def test_generator_trains_writes_samples_and_resumes_syncnet_wt(corpus, tmp_path, monkeypatch):
+    out = tmp_path / "wav2lip"
+    monkeypatch.setattr(objectives, "SYNC_LOSS_THRESHOLD", 100.0)  # the first evaluation raises syncnet_wt
+    args = flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"), "--max_steps", "2")
+    assert wav2lip_train.main(args) == 0
+    state = read_checkpoint(out / "checkpoint_step000000002.pth")
+    assert state["global_step"] == 2 and state["syncnet_wt"] == 0.01
+    load_weights(Wav2Lip(), out / "checkpoint_step000000002.pth")  # inference.py loads it
+    collage = cv2.imread(str(out / "samples_step000000000" / "1_4.jpg"))
+    assert collage.shape == (96, 4 * 96, 3)  # reference | masked input | generated | target
+
+    monkeypatch.setattr(objectives, "SYNC_LOSS_THRESHOLD", -1.0)  # would never switch again
+    args[args.index("2", args.index("--max_steps"))] = "3"
+    assert wav2lip_train.main([*args, "--resume"]) == 0
+    assert read_checkpoint(out / "checkpoint_step000000003.pth")["syncnet_wt"] == 0.01  # restored, not re-derived
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert {"train/l1", "train/sync", "eval/sync", "eval/l1", "train/syncnet_wt"} <= set(events.Tags()["scalars"])
+    assert "samples" in events.Tags()["images"]
+
+
+def test_the_syncnet_wt_switch_follows_the_evaluation_sync_loss():
+    generator = objectives.GeneratorObjective.__new__(objectives.GeneratorObjective)
+    generator.syncnet_wt = 0.0
+    generator.after_evaluation({"sync": 0.80, "l1": 0.1})
+    assert generator.syncnet_wt == 0.0
+    generator.after_evaluation({"sync": 0.74, "l1": 0.1})
+    assert generator.syncnet_wt == 0.01
+    gan = objectives.GANGeneratorObjective.__new__(objectives.GANGeneratorObjective)
+    gan.syncnet_wt = 0.0
+    gan.after_evaluation({"sync": 0.7})
+    assert gan.syncnet_wt == 0.03
+
+
+def test_the_losses_are_the_references():
+    a = torch.tensor([[0.6, 0.8, 0.0], [1.0, 0.0, 0.0]])
+    v = torch.tensor([[0.6, 0.8, 0.0], [0.0, 1.0, 0.0]])
+    loss = objectives.cosine_loss(a, v, torch.tensor([[1.0], [0.0]]))
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)  # identical for label 1, orthogonal for label 0
+    faces = torch.arange(2 * 3 * 5 * 4 * 2, dtype=torch.float32).reshape(2, 3, 5, 4, 2)
+    halves = objectives.lower_halves(faces)
+    assert halves.shape == (2, 15, 2, 2)
+    assert torch.equal(halves[:, 3:6], faces[:, :, 1, 2:])  # frame 1's colour channels, lower rows
+
+
+def test_gan_trainer_checkpoints_both_networks_and_resumes_them(corpus, tmp_path, capsys):
+    out = tmp_path / "hq"
+    args = flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"), "--max_steps", "2")
+    assert hq_wav2lip_train.main(args) == 0
+    assert steps_of(out) == [1, 2] and steps_of(out, "disc_") == [1, 2]
+    load_weights(Wav2Lip_disc_qual(), out / "disc_checkpoint_step000000002.pth")
+    assert "disc_fake" in capsys.readouterr().err  # the evaluation at step 2 reports the discriminator
+
+    disc_state = read_checkpoint(out / "disc_checkpoint_step000000002.pth")
+    args[args.index("--max_steps") + 1] = "3"
+    assert hq_wav2lip_train.main([*args, "--checkpoint_path", str(out / "checkpoint_step000000002.pth"),
+                                  "--disc_checkpoint_path", str(out / "disc_checkpoint_step000000002.pth")]) == 0
+    after = read_checkpoint(out / "disc_checkpoint_step000000003.pth")
+    assert after["global_step"] == 3
+    assert after["optimizer"]["param_groups"][0]["betas"] == (0.5, 0.999)
+    assert not torch.equal(after["state_dict"]["binary_pred.0.weight"], disc_state["state_dict"]["binary_pred.0.weight"])
+
+
+def test_bad_inputs_get_one_line(corpus, tmp_path, capsys):
+    html = tmp_path / "expert.pth"
+    html.write_text("<!DOCTYPE html><html>sign in</html>")
+    args = flags(corpus, tmp_path / "out", "--syncnet_checkpoint_path", str(html), "--max_steps", "1")
+    assert cli.run(wav2lip_train.main, args) == 1
+    assert "is an HTML page" in capsys.readouterr().err
+    wrong = flags(corpus, tmp_path / "out", "--syncnet_checkpoint_path", str(corpus / "expert.pth"),
+                  "--checkpoint_path", str(corpus / "expert.pth"), "--max_steps", "1")
+    assert cli.run(wav2lip_train.main, wrong) == 1
+    assert "is a checkpoint of the expert lip-sync SyncNet" in capsys.readouterr().err
+    no_lists = flags(corpus, tmp_path / "out", "--max_steps", "1")
+    no_lists[no_lists.index("--filelists") + 1] = str(tmp_path)
+    assert cli.run(color_syncnet_train.main, no_lists) == 1
+    assert "no filelist" in capsys.readouterr().err
+
+
+def test_two_process_torchrun_trains_one_model(corpus, tmp_path):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+               str(ROOT / "color_syncnet_train.py"), *flags(corpus, out, "--max_steps", "3")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("trained steps 0..3") == 1  # rank 0 alone reports
+    assert "batch 4 x 2 process(es)" in result.stdout
+    assert steps_of(out) == [1, 2, 3]  # one set of checkpoints, from rank 0
+    assert len(list((out / "tensorboard").iterdir())) == 1
