@@ -66,7 +66,7 @@ def test_generator_samples_follow_the_reference_windows(clip):
     dataset = GeneratorSamples([folder], seed=2)
     starts = set()
     for _ in range(40):
-        faces, frame_mels, window_mel, target, skipped = dataset[0]
+        faces, frame_mels, window_mel, target, _ = dataset[0]
         assert faces.shape == (6, 5, 96, 96) and frame_mels.shape == (5, 1, 80, 16)
         assert window_mel.shape == (1, 80, 16) and target.shape == (3, 5, 96, 96)
         ids = [frame_id(target[:, t]) for t in range(5)]
@@ -124,7 +124,7 @@ def test_filelists_are_read_and_written_split_by_video(tmp_path):
     lists = {split: (tmp_path / "lists" / f"{split}.txt").read_text().split() for split in lrs2_dataset.SPLITS}
     videos = [{entry.split("/")[0] for entry in entries} for entries in lists.values()]
     assert not (videos[0] & videos[1] or videos[0] & videos[2] or videos[1] & videos[2])
-    assert "v0/c1" not in sum(lists.values(), [])
+    assert not any("v0/c1" in entries for entries in lists.values())
     assert lrs2_dataset.read_filelist(tmp_path / "lists", "val", root) == [root / entry for entry in lists["val"]]
     with pytest.raises(DataError, match="exists; pass --overwrite"):
         lrs2_dataset.write_filelists(root, tmp_path / "lists")

@@ -163,7 +163,7 @@ def test_two_process_torchrun_trains_one_model(corpus, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
                str(ROOT / "color_syncnet_train.py"), *flags(corpus, out, "--max_steps", "3")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("trained steps 0..3") == 1  # rank 0 alone reports
     assert "batch 4 x 2 process(es)" in result.stdout
