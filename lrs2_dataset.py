@@ -155,6 +155,7 @@ class LRS2Clips(torch.utils.data.Dataset):
         self.clips = [Path(clip) for clip in clips]
         if not self.clips:
             raise DataError("the filelist names no clip")
+        self.seed = seed
         self.rng = random.Random(seed)
         self.dropped = set()  # clips whose audio could not be read
         self._ids = {}
@@ -297,7 +298,8 @@ def _clip_mel(wav_path):
 
 
 def seed_worker(worker_id):
-    """DataLoader worker_init_fn: each worker draws from its own stream (torch seeds it per
-    worker, rank and epoch from the process seed)."""
-    info = torch.utils.data.get_worker_info()
-    info.dataset.rng = random.Random(torch.initial_seed())
+    """DataLoader worker_init_fn: a stream of draws of each worker's own, from the dataset's
+    seed (which differs per rank) and the seed torch gives the worker (which differs per
+    worker)."""
+    dataset = torch.utils.data.get_worker_info().dataset
+    dataset.rng = random.Random(dataset.seed * 1_000_003 + torch.initial_seed())

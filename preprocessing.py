@@ -20,7 +20,6 @@ from concurrent.futures import (
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import cv2
 
 import audio
@@ -155,10 +154,13 @@ def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_worker
 def _finish(clip, stage, job, summary, progress):
     try:
         job.result()
-    except (UserError, av.error.FFmpegError, OSError, ValueError, cv2.error) as error:
+    except Exception as error:  # noqa: BLE001 - one bad video must not end a day-long run: it is listed
         if not clip.failed:
             clip.failed = True
-            summary.failures.append((str(clip.video), stage, str(error).strip().splitlines()[0]))
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            if not isinstance(error, UserError):
+                reason = f"{type(error).__name__}: {reason}"
+            summary.failures.append((str(clip.video), stage, reason))
             if progress is not None:
                 progress.update()
         return

@@ -188,9 +188,9 @@ def seed_everything(seed, rank=0):
     np.random.seed((seed + rank) % 2**32)
 
 
-def data_loader(dataset_class, split, args, batch_size, session, shuffle=True):
-    """A DataLoader of ``split`` whose samples are random draws; under DDP each rank gets
-    1/world of an epoch and its own random stream."""
+def data_loader(dataset_class, split, args, batch_size, session):
+    """A DataLoader of ``split`` whose samples are random draws (the indices it asks for are
+    ignored); under DDP each rank gets 1/world of an epoch and its own random stream."""
     clips = lrs2_dataset.read_filelist(args.filelists, split, args.data_root)
     dataset = dataset_class(clips, seed=args.seed * 1000 + session.rank + (0 if split == "train" else 500))
     dataset.min_length = batch_size * session.world_size  # every batch full: BatchNorm needs more than one sample
@@ -199,7 +199,7 @@ def data_loader(dataset_class, split, args, batch_size, session, shuffle=True):
         sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=False)
     workers = min(hparams.num_workers, os.cpu_count() or 1)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
         worker_init_fn=lrs2_dataset.seed_worker, pin_memory=session.device.type == "cuda",
         persistent_workers=workers > 0, drop_last=True,
     )
@@ -244,7 +244,7 @@ def train(objective, args):
     """Run ``objective`` from its resumed step until --max_steps (or forever); returns 0."""
     session = objective.session
     train_loader = data_loader(objective.dataset_class, "train", args, objective.batch_size, session)
-    eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session, shuffle=False)
+    eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session)
     eval_batches = args.eval_batches or objective.eval_batches
     step, epoch = objective.global_step, objective.global_epoch
     first_step, started = step, time.time()

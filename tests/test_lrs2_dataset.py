@@ -135,3 +135,22 @@ def test_filelists_are_read_and_written_split_by_video(tmp_path):
     assert "v5/c0" not in lrs2_dataset.clip_folders(root)
     with pytest.raises(DataError, match=r"no filelist .*train.txt: write"):
         lrs2_dataset.read_filelist(tmp_path / "nowhere", "train", root)
+
+
+def test_worker_streams_differ_per_rank_seed_even_when_torch_seeds_agree(tmp_path):
+    import torch
+
+    root = tmp_path / "pre"
+    for c in range(8):
+        folder = root / "v" / f"c{c}"
+        folder.mkdir(parents=True)
+        for k in range(20):
+            cv2.imwrite(str(folder / f"{k}.jpg"), np.full((40, 40, 3), grey(k % 20), np.uint8))
+        audio.save_wav(np.random.default_rng(c).standard_normal(16000), folder / "audio.wav", 16000)
+    drawn = []
+    for seed in (1, 2):  # ranks 0 and 1: same torch seed (same weights), different dataset seeds
+        torch.manual_seed(0)
+        dataset = ExpertSamples(sorted(root.glob("v/*")), seed=seed)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=1, worker_init_fn=lrs2_dataset.seed_worker)
+        drawn.append(next(iter(loader))[0])
+    assert not torch.equal(drawn[0], drawn[1])
