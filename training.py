@@ -256,7 +256,7 @@ def train(objective, args):
               + (f", mixed precision {str(session.amp_dtype).split('.')[-1]}" if session.amp_dtype else "")
               + f"; starting at step {step}")
 
-    running, skipped, last_eval, tick = {}, 0, {}, time.time()
+    running, skipped, last_eval, tick, tick_step = {}, 0, {}, time.time(), step
     bar = tqdm(total=args.max_steps, initial=step, unit="step", disable=session.quiet, dynamic_ncols=True)
     try:
         for epoch_ended, batch in batches(train_loader):
@@ -265,14 +265,15 @@ def train(objective, args):
                 continue
             *tensors, skip_counts = batch
             skipped += int(skip_counts.sum())
-            tensors = to_device(tensors, session.device)
-            losses = objective.train_step(tensors)
+            losses = objective.train_step(to_device(tensors, session.device))
             if step % objective.checkpoint_interval == 0 and session.is_main:
                 objective.write_samples(session, step)
             step += 1
             for name, value in losses.items():
                 total, n = running.get(name, (0.0, 0))
                 running[name] = (total + value, n + 1)
+            bar.update()
+            bar.set_description(format_losses(_means(running)))
 
             if step == 1 or step % objective.checkpoint_interval == 0:
                 session.save(objective, step, epoch)
@@ -285,14 +286,9 @@ def train(objective, args):
                                f"{objective.status()}", file=sys.stderr)
             if step % args.log_interval == 0 or step == args.max_steps:
                 now = time.time()
-                means = {name: total / n for name, (total, n) in running.items()}
-                session.log_scalars("train", {**means, **objective.scalars(), "skipped_samples": skipped,
-                                              "steps_per_second": args.log_interval / max(now - tick, 1e-9)}, step)
-                tick = now
-            bar.update()
-            bar.set_description(format_losses({name: total / n for name, (total, n) in running.items()}))
-            if step % args.log_interval == 0:
-                running = {}
+                session.log_scalars("train", {**_means(running), **objective.scalars(), "skipped_samples": skipped,
+                                              "steps_per_second": (step - tick_step) / max(now - tick, 1e-9)}, step)
+                running, tick, tick_step = {}, now, step
             if args.max_steps is not None and step >= args.max_steps:
                 break
     finally:
@@ -306,6 +302,10 @@ def train(objective, args):
               f"{steps / max(seconds, 1e-9):.2f} steps/s); last evaluation: {format_losses(last_eval) or 'none'}"
               f"{objective.status()}; {skipped} unreadable samples skipped; checkpoints in {session.checkpoint_dir}")
     return step
+
+
+def _means(running):
+    return {name: total / n for name, (total, n) in running.items()}
 
 
 def format_losses(values):

@@ -44,9 +44,24 @@ def eval_curve(log_dir, tag):
 
 def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir):
     """Run a trainer in chunks of ``interval`` steps (resuming each time) until the evaluation
-    ``tag`` reaches ``target`` or ``stage_steps``; returns (steps, seconds)."""
-    started, step = time.time(), 0
+    ``tag`` reaches ``target`` or ``stage_steps``; returns (steps, wall seconds of the stage).
+
+    A stage that an earlier run of this script finished or left half-way is picked up
+    from its checkpoints and logs.
+    """
+    from training import checkpoints
+
+    stamp = checkpoint_dir / "started_at"  # wall time of the stage across interrupted runs
+    if not stamp.exists():
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(str(time.time()))
+    started = float(stamp.read_text())
+    found = checkpoints(checkpoint_dir)
+    step = int(found[-1].stem.split("step")[-1]) if found else 0
     while step < stage_steps:
+        _, values = eval_curve(checkpoint_dir / "tensorboard", tag)
+        if values and values[-1] <= target:
+            break
         step = min(step + interval, stage_steps)
         command = [sys.executable, str(ROOT / script), *args, "--checkpoint_dir", str(checkpoint_dir),
                    "--resume", "--max_steps", str(step), "--quiet"]
@@ -54,9 +69,15 @@ def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir
         steps, values = eval_curve(checkpoint_dir / "tensorboard", tag)
         if values:
             print(f"  {script} step {steps[-1]}: {tag} {values[-1]:.4f} ({time.time() - started:.0f} s)", flush=True)
-        if values and values[-1] <= target:
-            break
-    return step, time.time() - started
+    return step, last_wall_time(checkpoint_dir / "tensorboard") - started
+
+
+def last_wall_time(log_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return max(s.wall_time for tag in events.Tags()["scalars"] for s in events.Scalars(tag))
 
 
 def plot(out, expert, generator):
@@ -102,12 +123,12 @@ def main():
     if args.reduced:
         expert_hp = f"syncnet_batch_size=16,num_workers={workers},syncnet_checkpoint_interval=100000,syncnet_eval_interval=100"
         generator_hp = f"batch_size=4,num_workers={workers},checkpoint_interval=250,eval_interval=50"
-        expert_eval, generator_eval, interval = 10, 8, 500
+        expert_eval, generator_eval, expert_interval, generator_interval = 10, 8, 250, 100
         expert_steps, generator_steps = args.expert_steps or 4000, args.generator_steps or 1500
     else:
         expert_hp = f"num_workers={workers},syncnet_checkpoint_interval=100000,syncnet_eval_interval=250"
         generator_hp = f"num_workers={workers},checkpoint_interval=1000,eval_interval=250"
-        expert_eval, generator_eval, interval = 40, 40, 2000
+        expert_eval, generator_eval, expert_interval, generator_interval = 40, 40, 2000, 1000
         expert_steps, generator_steps = args.expert_steps or 20000, args.generator_steps or 20000
     common = ["--data_root", str(corpus), "--filelists", str(corpus / "filelists"), "--device", args.device,
               "--log_interval", "25", "--keep_last", "2"]
@@ -115,7 +136,7 @@ def main():
     print("training the expert SyncNet", flush=True)
     expert_dir = work / "expert"
     e_steps, e_seconds = run_trainer("color_syncnet_train.py", [*common, "--hparams", expert_hp, "--eval_batches",
-                                     str(expert_eval)], expert_steps, interval, "eval/loss", EXPERT_TARGET, expert_dir)
+                                     str(expert_eval)], expert_steps, expert_interval, "eval/loss", EXPERT_TARGET, expert_dir)
     from training import checkpoints
     expert_checkpoint = checkpoints(expert_dir)[-1]
 
@@ -123,7 +144,7 @@ def main():
     generator_dir = work / "wav2lip"
     g_steps, g_seconds = run_trainer("wav2lip_train.py", [*common, "--hparams", generator_hp, "--eval_batches",
                                      str(generator_eval), "--syncnet_checkpoint_path", str(expert_checkpoint)],
-                                     generator_steps, interval, "eval/sync", GENERATOR_TARGET, generator_dir)
+                                     generator_steps, generator_interval, "eval/sync", GENERATOR_TARGET, generator_dir)
 
     expert = {"eval": eval_curve(expert_dir / "tensorboard", "eval/loss"),
               "train": eval_curve(expert_dir / "tensorboard", "train/loss")}
