@@ -10,6 +10,7 @@ multi-GPU / multi-node training with ``torchrun`` (DDP; each rank draws its own 
 rank 0 logs and writes checkpoints).
 """
 
+import argparse
 import contextlib
 import os
 import random
@@ -336,7 +337,6 @@ def write_collage(images, folder, writer=None, step=0, shown=4):
 
 def main_for(objective_class, description, disc=False, syncnet=False):
     """The command-line entry point of a trainer: ``sys.exit(cli.run(main_for(...)))``."""
-    import argparse
 
     def main(argv):
         parser = argparse.ArgumentParser(description=description)
