@@ -34,6 +34,8 @@ def eval_curve(log_dir, tag):
     """(steps, values) of a TensorBoard scalar."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    if not Path(log_dir).is_dir():
+        return [], []
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
     events.Reload()
     if tag not in events.Tags()["scalars"]:
