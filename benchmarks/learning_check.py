@@ -110,6 +110,8 @@ def main():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--expert_steps", type=int, help="most expert steps (default 20000, reduced 4000)")
     parser.add_argument("--generator_steps", type=int, help="most generator steps (default 20000, reduced 1500)")
+    parser.add_argument("--report", action="store_true",
+                        help="train no further: write the figures and the plot from the workdir's logs so far")
     parser.add_argument("--speakers", type=int, default=40)
     parser.add_argument("--clips", type=int, default=6)
     args = parser.parse_args()
@@ -132,6 +134,8 @@ def main():
         generator_hp = f"num_workers={workers},checkpoint_interval=1000,eval_interval=250"
         expert_eval, generator_eval, expert_interval, generator_interval = 40, 40, 2000, 1000
         expert_steps, generator_steps = args.expert_steps or 20000, args.generator_steps or 20000
+    if args.report:
+        expert_steps = generator_steps = 0
     common = ["--data_root", str(corpus), "--filelists", str(corpus / "filelists"), "--device", args.device,
               "--log_interval", "25", "--keep_last", "2"]
 
