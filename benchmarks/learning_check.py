@@ -82,6 +82,14 @@ def last_wall_time(log_dir):
     return max(s.wall_time for tag in events.Tags()["scalars"] for s in events.Scalars(tag))
 
 
+def cpu_name():
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def plot(out, expert, generator):
     import matplotlib
     matplotlib.use("Agg")
@@ -157,7 +165,7 @@ def main():
     generator = {"eval": eval_curve(generator_dir / "tensorboard", "eval/sync"),
                  "l1": eval_curve(generator_dir / "tensorboard", "eval/l1")}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
-        f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+        f"CPU: {cpu_name()}, {os.cpu_count()} cores"
     result = {
         "machine": device, "torch": torch.__version__, "reduced": args.reduced,
         "corpus": {"speakers": args.speakers, "clips_per_speaker": args.clips, "seconds": 4.0},
