@@ -87,6 +87,8 @@ def generate(pairs, results_dir, options_for, progress=True):
         summary.generated += 1
     if summary.failures:
         write_rows(results_dir / "failures.csv", summary.failures)
+    else:  # a resumed run that fixed the earlier failures leaves no stale list behind
+        (results_dir / "failures.csv").unlink(missing_ok=True)
     return summary
 
 

@@ -59,6 +59,10 @@ def test_filelist_pairs_are_generated_skipped_and_resumed(data, capsys):
     assert "0 generated, 1 already there, 2 failed" in capsys.readouterr().out
     assert os.stat(results / "0.mp4").st_mtime_ns == made
 
+    filelist.write_text("spk2/00002 spk1/00001\n")  # the failing pairs dealt with
+    assert gen_videos_from_filelist.main(argv) == 0
+    assert not (results / "failures.csv").exists()
+
 
 def test_a_malformed_filelist_line_is_named(data):
     filelist = data / "bad.txt"
