@@ -189,11 +189,13 @@ def seed_everything(seed, rank=0):
     np.random.seed((seed + rank) % 2**32)
 
 
-def data_loader(dataset_class, split, args, batch_size, session):
+def data_loader(dataset_class, split, args, batch_size, session, start_step=0):
     """A DataLoader of ``split`` whose samples are random draws (the indices it asks for are
-    ignored); under DDP each rank gets 1/world of an epoch and its own random stream."""
+    ignored); under DDP each rank gets 1/world of an epoch and its own random stream, and a
+    resumed run (``start_step``) draws new samples rather than those it began with."""
     clips = lrs2_dataset.read_filelist(args.filelists, split, args.data_root)
-    dataset = dataset_class(clips, seed=args.seed * 1000 + session.rank + (0 if split == "train" else 500))
+    stream = (args.seed * 1_000_003 + start_step) * 1009 + session.rank * 2 + (split != "train")
+    dataset = dataset_class(clips, seed=stream)
     dataset.min_length = batch_size * session.world_size  # every batch full: BatchNorm needs more than one sample
     sampler = None
     if session.distributed:
@@ -244,8 +246,8 @@ def to_device(batch, device):
 def train(objective, args):
     """Run ``objective`` from its resumed step until --max_steps (or forever); returns 0."""
     session = objective.session
-    train_loader = data_loader(objective.dataset_class, "train", args, objective.batch_size, session)
-    eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session)
+    train_loader = data_loader(objective.dataset_class, "train", args, objective.batch_size, session, objective.global_step)
+    eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session, objective.global_step)
     eval_batches = args.eval_batches or objective.eval_batches
     step, epoch = objective.global_step, objective.global_epoch
     first_step, started = step, time.time()
