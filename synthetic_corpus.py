@@ -193,7 +193,8 @@ def write_preprocessed_clip(folder, frames, wav):
     (folder / lrs2_dataset.DONE_MARKER).touch()
 
 
-def make_corpus(out, layout="preprocessed", speakers=24, clips=6, seconds=3.0, seed=0, filelists=None, progress=False):
+def make_corpus(out, layout="preprocessed", speakers=24, clips=6, seconds=3.0, seed=0, filelists=None, overwrite=False,
+                progress=False):
     """Write the corpus; returns the number of clips (and writes filelists for the preprocessed layout)."""
     out = Path(out)
     rng = random.Random(seed)
@@ -212,8 +213,9 @@ def make_corpus(out, layout="preprocessed", speakers=24, clips=6, seconds=3.0, s
             bar.update()
     bar.close()
     if layout == "preprocessed":
+        # Lists inside the corpus are its own to replace; lists elsewhere (filelists/) are not.
         lrs2_dataset.write_filelists(out, filelists or out / "filelists", val_fraction=0.15, test_fraction=0.1,
-                                     seed=seed, overwrite=True)
+                                     seed=seed, overwrite=overwrite or filelists is None)
     return count
 
 
@@ -227,11 +229,13 @@ def main(argv):
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each clip")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--filelists", help="where the preprocessed layout's filelists go (default <out>/filelists)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing filelists given by --filelists")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     if args.seconds * FPS <= lrs2_dataset.MIN_FRAMES + 1:
         raise UserError(f"--seconds {args.seconds} gives too few frames for training (need > {lrs2_dataset.MIN_FRAMES + 1})")
-    count = make_corpus(args.out, args.layout, args.speakers, args.clips, args.seconds, args.seed, args.filelists, progress=True)
+    count = make_corpus(args.out, args.layout, args.speakers, args.clips, args.seconds, args.seed, args.filelists,
+                        args.overwrite, progress=True)
     print(f"wrote {count} clips ({args.layout}) to {args.out}")
     return 0
 
