@@ -154,28 +154,37 @@ class GeneratorObjective(Objective):
             audio_embedding, face_embedding = self.expert(mel, lower_halves(generated))
         return cosine_loss(audio_embedding, face_embedding, torch.ones(len(generated), 1, device=generated.device))
 
-    def generator_losses(self, faces, frame_mels, mel, target, always_sync=False):
-        """(generated frames, {loss name: tensor}) for one batch."""
+    def generator_losses(self, faces, frame_mels, mel, target, evaluating=False):
+        """(generated frames, {loss name: tensor}) for one batch; the sync loss only when it
+        is weighted in, or for an evaluation."""
         with self.session.autocast():
             generated = self.model(frame_mels, faces)
         losses = {"l1": F.l1_loss(generated.float(), target)}
-        if always_sync or self.syncnet_wt > 0:
+        if evaluating or self.syncnet_wt > 0:
             losses["sync"] = self.sync_loss(mel, generated)
         return generated, losses
+
+    def generator_loss(self, losses):
+        """The weighted sum the generator is trained on."""
+        return self.syncnet_wt * losses.get("sync", 0.0) + (1 - self.syncnet_wt) * losses["l1"]
+
+    def train_discriminator(self, real, fake):
+        """One step of a discriminator trained beside the generator (none here); its losses."""
+        return {}
 
     def train_step(self, batch):
         faces, frame_mels, mel, target = batch
         self.optimizer.zero_grad(set_to_none=True)
         generated, losses = self.generator_losses(faces, frame_mels, mel, target)
-        loss = self.syncnet_wt * losses.get("sync", 0.0) + (1 - self.syncnet_wt) * losses["l1"]
-        self.session.backward(loss)
+        self.session.backward(self.generator_loss(losses))
         self.session.step(self.optimizer)
+        losses.update(self.train_discriminator(target, generated.detach()))
         self.session.update()
         self.last = (faces, generated.detach(), target)
         return {name: value.item() for name, value in losses.items()}
 
     def eval_step(self, batch):
-        _, losses = self.generator_losses(*batch, always_sync=True)
+        _, losses = self.generator_losses(*batch, evaluating=True)
         return {name: value.item() for name, value in losses.items()}
 
     def after_evaluation(self, losses):
@@ -208,46 +217,38 @@ class GANGeneratorObjective(GeneratorObjective):
     def networks(self):
         return [("", self.model, self.optimizer), ("disc_", self.disc, self.disc_optimizer)]
 
-    def disc_bce(self, faces, real):
+    def disc_bce(self, faces, real, disc=None):
+        """BCE of the discriminator's P(real) for ``faces`` against ``real``, in float32."""
         with self.session.autocast():
-            prediction = self.disc(faces)
+            prediction = (disc or self.disc)(faces)
         prediction = prediction.float()
         return F.binary_cross_entropy(prediction, torch.full_like(prediction, float(real)))
 
-    def perceptual_loss(self, generated):
-        """The generator's adversarial loss, through the bare discriminator (no DDP gradient sync:
-        these discriminator gradients are discarded)."""
-        disc = getattr(self.disc, "module", self.disc)
-        with self.session.autocast():
-            prediction = disc(generated)
-        prediction = prediction.float()
-        return F.binary_cross_entropy(prediction, torch.ones_like(prediction))
+    def generator_losses(self, faces, frame_mels, mel, target, evaluating=False):
+        generated, losses = super().generator_losses(faces, frame_mels, mel, target, evaluating)
+        # The adversarial loss goes through the bare discriminator: the discriminator
+        # gradients it leaves are discarded, so DDP need not synchronise them.
+        bare = getattr(self.disc, "module", self.disc)
+        use = evaluating or hparams.disc_wt > 0
+        losses["perceptual"] = self.disc_bce(generated, real=True, disc=bare) if use else torch.zeros(())
+        return generated, losses
 
-    def train_step(self, batch):
-        faces, frame_mels, mel, target = batch
-        self.optimizer.zero_grad(set_to_none=True)
-        self.disc_optimizer.zero_grad(set_to_none=True)
-        generated, losses = self.generator_losses(faces, frame_mels, mel, target)
-        losses["perceptual"] = self.perceptual_loss(generated) if hparams.disc_wt > 0 else torch.zeros(())
-        loss = (self.syncnet_wt * losses.get("sync", 0.0) + hparams.disc_wt * losses["perceptual"]
+    def generator_loss(self, losses):
+        return (self.syncnet_wt * losses.get("sync", 0.0) + hparams.disc_wt * losses["perceptual"]
                 + (1 - self.syncnet_wt - hparams.disc_wt) * losses["l1"])
-        self.session.backward(loss)
-        self.session.step(self.optimizer)
 
+    def train_discriminator(self, real, fake):
+        # set_to_none also drops what the generator's backward pass left in the discriminator.
         self.disc_optimizer.zero_grad(set_to_none=True)
-        losses["disc_real"] = self.disc_bce(target, real=True)
+        losses = {"disc_real": self.disc_bce(real, real=True)}
         self.session.backward(losses["disc_real"])
-        losses["disc_fake"] = self.disc_bce(generated.detach(), real=False)
+        losses["disc_fake"] = self.disc_bce(fake, real=False)
         self.session.backward(losses["disc_fake"])
         self.session.step(self.disc_optimizer)
-        self.session.update()
-        self.last = (faces, generated.detach(), target)
-        return {name: value.item() for name, value in losses.items()}
+        return losses
 
     def eval_step(self, batch):
         faces, frame_mels, mel, target = batch
-        generated, losses = self.generator_losses(faces, frame_mels, mel, target, always_sync=True)
-        losses["perceptual"] = self.perceptual_loss(generated)
-        losses["disc_real"] = self.disc_bce(target, real=True)
-        losses["disc_fake"] = self.disc_bce(generated, real=False)
+        generated, losses = self.generator_losses(faces, frame_mels, mel, target, evaluating=True)
+        losses.update(disc_real=self.disc_bce(target, real=True), disc_fake=self.disc_bce(generated, real=False))
         return {name: value.item() for name, value in losses.items()}
