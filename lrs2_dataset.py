@@ -12,6 +12,7 @@ audio cannot be read is dropped, so that a dataset with nothing usable stops wit
 error instead of looping forever.
 """
 
+import bisect
 import functools
 import os
 import random
@@ -134,9 +135,10 @@ def segmented_mels(mel, frame_id):
 
 
 def window_ids(ids, start):
-    """The T consecutive frame ids from ``start``, or None when one is missing."""
+    """The T consecutive frame ids from ``start`` in the sorted ``ids``, or None when one is missing."""
+    at = bisect.bisect_left(ids, start)
     window = list(range(start, start + SYNCNET_T))
-    return window if all(frame in ids for frame in window) else None
+    return window if list(ids[at:at + SYNCNET_T]) == window else None
 
 
 class Unreadable(Exception):
@@ -191,12 +193,12 @@ class LRS2Clips(torch.utils.data.Dataset):
 
     def frame_ids(self, clip):
         if clip not in self._ids:
-            self._ids[clip] = frozenset(frame_ids(clip))
+            self._ids[clip] = tuple(frame_ids(clip))  # sorted
         return self._ids[clip]
 
     def pick_frames(self, clip):
         """A random frame and a different wrong frame of ``clip``, or None if it is too short."""
-        ids = sorted(self.frame_ids(clip))
+        ids = self.frame_ids(clip)
         if len(ids) <= MIN_FRAMES:
             return None
         frame = self.rng.choice(ids)
