@@ -9,7 +9,6 @@ faces while a pool of processes extracts the audio, and the videos that fail are
 with the reason in ``<preprocessed_root>/preprocess_failures.csv``.
 """
 
-import csv
 import queue
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -23,8 +22,8 @@ from pathlib import Path
 import cv2
 
 import audio
-from atomic_write import atomic_output
 from errors import UserError
+from evaluation.reports import write_or_remove
 from face_detection.api import to_int_box
 from hparams import hparams
 from lrs2_dataset import DONE_MARKER
@@ -105,7 +104,7 @@ class Summary:
     videos: int = 0
     already_done: int = 0
     done: int = 0
-    failures: list = field(default_factory=list)  # (video, stage, reason)
+    failures: list = field(default_factory=list)  # {video, stage, error}
 
 
 def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_workers=2, progress=None):
@@ -147,7 +146,7 @@ def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_worker
         finally:
             for job in jobs:  # interrupted: do not start what is still queued
                 job.cancel()
-    _write_failures(Path(preprocessed_root), summary.failures)
+    write_or_remove(Path(preprocessed_root) / FAILURES_NAME, summary.failures)
     return summary
 
 
@@ -160,7 +159,7 @@ def _finish(clip, stage, job, summary, progress):
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             if not isinstance(error, UserError):
                 reason = f"{type(error).__name__}: {reason}"
-            summary.failures.append((str(clip.video), stage, reason))
+            summary.failures.append({"video": str(clip.video), "stage": stage, "error": reason})
             if progress is not None:
                 progress.update()
         return
@@ -170,15 +169,3 @@ def _finish(clip, stage, job, summary, progress):
         summary.done += 1
         if progress is not None:
             progress.update()
-
-
-def _write_failures(root, failures):
-    """This run's failures as CSV (video, stage, error); no file when nothing failed."""
-    path = root / FAILURES_NAME
-    if not failures:
-        path.unlink(missing_ok=True)
-        return
-    with atomic_output(path) as temporary, open(temporary, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["video", "stage", "error"])
-        writer.writerows(failures)

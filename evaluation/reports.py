@@ -20,6 +20,15 @@ def write_rows(path, rows):
         writer.writerows(rows)
 
 
+def write_or_remove(path, rows):
+    """``write_rows`` when there are rows; with none, remove the file an earlier run left
+    (a list of failures that a resumed run dealt with must not stay behind)."""
+    if rows:
+        write_rows(path, rows)
+    else:
+        Path(path).unlink(missing_ok=True)
+
+
 def read_rows(path):
     """What ``write_rows`` wrote (CSV values come back as strings)."""
     path = Path(path)

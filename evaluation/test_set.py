@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from cli import add_run_flags
 from errors import UserError
-from evaluation.reports import write_rows
+from evaluation.reports import write_or_remove
 from lipsync import Options, lip_sync, load_detector
 from media import read_frames
 
@@ -85,10 +85,7 @@ def generate(pairs, results_dir, options_for, progress=True):
                                      "error": str(error)})
             continue
         summary.generated += 1
-    if summary.failures:
-        write_rows(results_dir / "failures.csv", summary.failures)
-    else:  # a resumed run that fixed the earlier failures leaves no stale list behind
-        (results_dir / "failures.csv").unlink(missing_ok=True)
+    write_or_remove(results_dir / "failures.csv", summary.failures)
     return summary
 
 
