@@ -30,18 +30,21 @@ EXPERT_TARGET = 0.35
 GENERATOR_TARGET = 0.75
 
 
-def eval_curve(log_dir, tag):
-    """(steps, values) of a TensorBoard scalar."""
+def read_scalars(log_dir):
+    """{tag: [scalar events]} of a TensorBoard log folder, read once ({} before it exists)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not Path(log_dir).is_dir():
-        return [], []
+        return {}
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
     events.Reload()
-    if tag not in events.Tags()["scalars"]:
-        return [], []
-    scalars = events.Scalars(tag)
-    return [s.step for s in scalars], [s.value for s in scalars]
+    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+
+
+def curve(scalars, tag):
+    """(steps, values) of one tag of ``read_scalars``."""
+    events = scalars.get(tag, [])
+    return [e.step for e in events], [e.value for e in events]
 
 
 def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir):
@@ -51,7 +54,7 @@ def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir
     A stage that an earlier run of this script finished or left half-way is picked up
     from its checkpoints and logs.
     """
-    from training import checkpoints
+    from training import CHECKPOINT_NAME, checkpoints
 
     stamp = checkpoint_dir / "started_at"  # wall time of the stage across interrupted runs
     if not stamp.exists():
@@ -59,27 +62,20 @@ def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir
         stamp.write_text(str(time.time()))
     started = float(stamp.read_text())
     found = checkpoints(checkpoint_dir)
-    step = int(found[-1].stem.split("step")[-1]) if found else 0
+    step = int(CHECKPOINT_NAME.match(found[-1].name)["step"]) if found else 0
     while step < stage_steps:
-        _, values = eval_curve(checkpoint_dir / "tensorboard", tag)
+        _, values = curve(read_scalars(checkpoint_dir / "tensorboard"), tag)
         if values and values[-1] <= target:
             break
         step = min(step + interval, stage_steps)
         command = [sys.executable, str(ROOT / script), *args, "--checkpoint_dir", str(checkpoint_dir),
                    "--resume", "--max_steps", str(step), "--quiet"]
         subprocess.run(command, check=True, cwd=ROOT)
-        steps, values = eval_curve(checkpoint_dir / "tensorboard", tag)
+        steps, values = curve(read_scalars(checkpoint_dir / "tensorboard"), tag)
         if values:
             print(f"  {script} step {steps[-1]}: {tag} {values[-1]:.4f} ({time.time() - started:.0f} s)", flush=True)
-    return step, last_wall_time(checkpoint_dir / "tensorboard") - started
-
-
-def last_wall_time(log_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    return max(s.wall_time for tag in events.Tags()["scalars"] for s in events.Scalars(tag))
+    last_logged = max(e.wall_time for events in read_scalars(checkpoint_dir / "tensorboard").values() for e in events)
+    return step, last_logged - started
 
 
 def cpu_name():
@@ -160,10 +156,9 @@ def main():
                                      str(generator_eval), "--syncnet_checkpoint_path", str(expert_checkpoint)],
                                      generator_steps, generator_interval, "eval/sync", GENERATOR_TARGET, generator_dir)
 
-    expert = {"eval": eval_curve(expert_dir / "tensorboard", "eval/loss"),
-              "train": eval_curve(expert_dir / "tensorboard", "train/loss")}
-    generator = {"eval": eval_curve(generator_dir / "tensorboard", "eval/sync"),
-                 "l1": eval_curve(generator_dir / "tensorboard", "eval/l1")}
+    expert_logs, generator_logs = read_scalars(expert_dir / "tensorboard"), read_scalars(generator_dir / "tensorboard")
+    expert = {"eval": curve(expert_logs, "eval/loss"), "train": curve(expert_logs, "train/loss")}
+    generator = {"eval": curve(generator_logs, "eval/sync"), "l1": curve(generator_logs, "eval/l1")}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
         f"CPU: {cpu_name()}, {os.cpu_count()} cores"
     result = {
