@@ -232,9 +232,7 @@ def evaluate(objective, loader, count, session):
     with torch.no_grad():
         for _ in range(share):
             batch = next(stream)
-            for name, value in objective.eval_step(to_device(batch[:-1], session.device)).items():
-                total, n = totals.get(name, (0.0, 0))
-                totals[name] = (total + value, n + 1)
+            _accumulate(totals, objective.eval_step(to_device(batch[:-1], session.device)))
     objective.set_train(True)
     return session.all_mean(totals)
 
@@ -272,9 +270,7 @@ def train(objective, args):
             if step % objective.checkpoint_interval == 0 and session.is_main:
                 objective.write_samples(session, step)
             step += 1
-            for name, value in losses.items():
-                total, n = running.get(name, (0.0, 0))
-                running[name] = (total + value, n + 1)
+            _accumulate(running, losses)
             bar.update()
             bar.set_description(format_losses(_means(running)))
 
@@ -305,6 +301,13 @@ def train(objective, args):
               f"{steps / max(seconds, 1e-9):.2f} steps/s); last evaluation: {format_losses(last_eval) or 'none'}"
               f"{objective.status()}; {skipped} unreadable samples skipped; checkpoints in {session.checkpoint_dir}")
     return step
+
+
+def _accumulate(sums, values):
+    """Add {name: value} to {name: (sum, count)}."""
+    for name, value in values.items():
+        total, n = sums.get(name, (0.0, 0))
+        sums[name] = (total + value, n + 1)
 
 
 def _means(running):
