@@ -135,7 +135,6 @@ def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_worker
     with ThreadPoolExecutor(len(detectors)) as face_pool, ProcessPoolExecutor(audio_workers) as audio_pool:
         try:
             for clip in clips:
-                clip.folder.mkdir(parents=True, exist_ok=True)
                 jobs[audio_pool.submit(extract_audio, clip.video, clip.folder)] = (clip, "audio")
                 jobs[face_pool.submit(faces, clip)] = (clip, "faces")
             while jobs:
