@@ -189,7 +189,8 @@ class GeneratorObjective(Objective):
 
     def after_evaluation(self, losses):
         if losses["sync"] < SYNC_LOSS_THRESHOLD:
-            self.syncnet_wt = self.raised_syncnet_wt
+            # The reference sets the weight outright; a higher one given with --hparams is kept.
+            self.syncnet_wt = max(self.syncnet_wt, self.raised_syncnet_wt)
 
     def write_samples(self, session, step):
         if self.last is not None:

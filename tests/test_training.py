@@ -111,6 +111,9 @@ def test_the_syncnet_wt_switch_follows_the_evaluation_sync_loss():
     gan.syncnet_wt = 0.0
     gan.after_evaluation({"sync": 0.7})
     assert gan.syncnet_wt == 0.03
+    generator.syncnet_wt = 0.03  # set higher from the start with --hparams: the switch does not lower it
+    generator.after_evaluation({"sync": 0.5, "l1": 0.1})
+    assert generator.syncnet_wt == 0.03
 
 
 def test_the_losses_are_the_references():
