@@ -1,9 +1,12 @@
-"""Frames per second of the Wav2Lip generator and of S3FD face detection.
+"""Frames per second of the Wav2Lip generator, of a Wav2Lip training step and of S3FD face detection.
 
     python benchmarks/bench_models.py                      # CPU, and CUDA when present
     python benchmarks/bench_models.py --devices cpu --repeats 3
 
 Generator: batches of --gen_batch (default 128) 96x96 faces, as inference.py feeds it.
+Training step: --train_batch (default 4) windows of 5 frames through the generator and the
+frozen expert, L1 plus sync loss, backward and Adam, as wav2lip_train.py runs it with and
+without ``--amp``.
 S3FD: --det_batch (default 16) frames of --det_size (default 1280x720) through the network
 and the post-processing (``S3FDDetector.detect``). Weights are random (seeded); the detector's
 class biases are set so that, as with real weights on a video, few positions are candidates,
@@ -19,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from face_detection import S3FD, S3FDDetector  # noqa: E402
-from models import Wav2Lip  # noqa: E402
+from models import SyncNet_color, Wav2Lip  # noqa: E402
 from models.fusion import fuse_for_inference  # noqa: E402
+from objectives import cosine_loss, lower_halves  # noqa: E402
 
 
 def timed(step, device, repeats):
@@ -68,6 +73,29 @@ def bench_generator(device, batch, repeats):
     return rows
 
 
+def bench_training_step(device, batch, repeats):
+    torch.manual_seed(0)
+    generator, expert = Wav2Lip().to(device), SyncNet_color().to(device)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=1e-4)
+    faces, target = torch.rand(batch, 6, 5, 96, 96, device=device), torch.rand(batch, 3, 5, 96, 96, device=device)
+    frame_mels, mel = torch.randn(batch, 5, 1, 80, 16, device=device), torch.randn(batch, 1, 80, 16, device=device)
+    half = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    rows = []
+    for name, dtype in (("fp32", None), (f"{str(half)[6:]} autocast", half)):
+        def step():
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                generated = generator(frame_mels, faces)
+                audio_embedding, face_embedding = expert(mel, lower_halves(generated))
+            sync = cosine_loss(audio_embedding, face_embedding, torch.ones(batch, 1, device=device))
+            loss = 0.97 * F.l1_loss(generated.float(), target) + 0.03 * sync
+            optimizer.zero_grad()
+            loss.backward()  # float16 would need loss scaling to train; the cost is the same
+            optimizer.step()
+
+        rows.append((f"Wav2Lip training step, batch {batch}x5", name, batch * 5 / timed(step, device, repeats)))
+    return rows
+
+
 def bench_detector(device, batch, size, repeats, weights_dir):
     torch.manual_seed(0)
     net = S3FD()
@@ -104,6 +132,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     parser.add_argument("--gen_batch", type=int, default=128)
+    parser.add_argument("--train_batch", type=int, default=4)
     parser.add_argument("--det_batch", type=int, default=16)
     parser.add_argument("--det_size", default="1280x720", help="WIDTHxHEIGHT of the detector's frames")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up; the best counts")
@@ -117,6 +146,7 @@ def main():
         for name in args.devices:
             device = torch.device(name)
             rows = bench_generator(device, args.gen_batch, args.repeats)
+            rows += bench_training_step(device, args.train_batch, args.repeats)
             if not args.skip_detector:
                 rows += bench_detector(device, args.det_batch, size, args.repeats, Path(weights_dir))
             for what, precision, fps in rows:
