@@ -1,6 +1,8 @@
 """preprocess.py on raw synthetic clips: face crops by source frame, audio.wav, resume, failures."""
 
 import csv
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -13,6 +15,7 @@ import audio
 import cli
 import make_filelists
 import preprocess
+import preprocessing
 from face_detection import S3FD, S3FDDetector
 from face_detection.api import to_int_box
 from lrs2_dataset import DONE_MARKER
@@ -87,6 +90,33 @@ def test_failed_videos_are_listed_with_the_reason(raw, tmp_path, capsys):
     (raw / "speaker001" / "silent.mp4").unlink()
     assert run(raw, out, "--box", *BOX) == 0
     assert not (out / "preprocess_failures.csv").exists()
+
+
+def test_several_detectors_share_the_clips_one_thread_each(raw, tmp_path):
+    """--ngpu N: one detector per GPU, each used by one thread at a time (here on the CPU)."""
+
+    class Recording(preprocessing.FixedBox):
+        def __init__(self):
+            super().__init__(FACE_BOX)
+            self.calls, self.threads, self.busy, self.overlapped = 0, set(), False, False
+
+        def detect(self, frames):
+            self.overlapped |= self.busy
+            self.busy = True
+            time.sleep(0.05)  # long enough for the other thread to ask for a detector meanwhile
+            self.calls += 1
+            self.threads.add(threading.get_ident())
+            self.busy = False
+            return super().detect(frames)
+
+    detectors = [Recording(), Recording()]
+    summary = preprocessing.preprocess(preprocessing.find_videos(raw), tmp_path / "pre", detectors, batch_size=8)
+    assert summary.done == 4 and not summary.failures
+    assert all(d.calls > 0 for d in detectors) and sum(d.calls for d in detectors) == 4 * 4  # 25 frames: 4 batches
+    assert not any(d.overlapped for d in detectors)
+    assert len(set.union(*(d.threads for d in detectors))) == 2
+    assert all(len(list((tmp_path / "pre" / clip).glob("*.jpg"))) == 25
+               for clip in ("speaker000/00000", "speaker000/00001", "speaker001/00000", "speaker001/00001"))
 
 
 def test_s3fd_boxes_are_cropped_as_the_detector_gives_them(tmp_path):
