@@ -8,11 +8,12 @@ color_syncnet_train.py until its evaluation loss is <= 0.35 (chance is 0.693), t
 Wav2Lip with wav2lip_train.py against that expert until its evaluation sync loss is below
 0.75 (the point where the reference starts to use the expert); each target must hold for
 two evaluations in a row. ``--reduced`` weights the sync loss from the first step: the
-reference's schedule (L1 alone until the expert agrees) takes longer than a CPU budget. The trainers run as a user runs them, each in its own process; the curves come
-from their TensorBoard logs. For scale, the expert's sync loss on true, still and wrong
-mouths is measured too, and on generated ones with another sample's audio. Prints the
-steps, wall time and machine, and writes ``learning_check.png`` and
-``learning_check.json`` to the workdir. The plot needs matplotlib (``pip install matplotlib``).
+reference's schedule (L1 alone until the expert agrees) takes longer than a CPU budget.
+The trainers run as a user runs them, each in its own process; the curves come from their
+TensorBoard logs. For scale, the expert's sync loss on true, still and wrong mouths is
+measured too, and on generated ones with another sample's audio. Prints the steps, wall
+time and machine, and writes ``learning_check.png`` and ``learning_check.json`` to the
+workdir. The plot needs matplotlib (``pip install matplotlib``).
 """
 
 import argparse
