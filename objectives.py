@@ -40,6 +40,15 @@ class Objective:
         self.session = session
         self.global_step = self.global_epoch = 0
 
+    def resumable(self, model, args, lr, path, prefix="", betas=(0.9, 0.999)):
+        """``model`` on the session's device with its Adam optimiser, both resumed from ``path``
+        or, with --resume, the newest checkpoint; returns (model wrapped for DDP, optimiser,
+        checkpoint dict)."""
+        model.to(self.session.device)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas)
+        state = training.restore(self.session, args, model, optimizer, path, prefix)
+        return self.session.wrap(model), optimizer, state
+
     def start_from(self, state):
         if state:
             self.global_step, self.global_epoch = int(state.get("global_step", 0)), int(state.get("global_epoch", 0))
@@ -79,10 +88,8 @@ class ExpertObjective(Objective):
         self.batch_size = hparams.syncnet_batch_size
         self.checkpoint_interval = hparams.syncnet_checkpoint_interval
         self.eval_interval = hparams.syncnet_eval_interval
-        model = SyncNet_color().to(session.device)
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hparams.syncnet_lr)
-        self.start_from(training.restore(session, args, model, self.optimizer, args.checkpoint_path))
-        self.model = session.wrap(model)
+        self.model, self.optimizer, state = self.resumable(SyncNet_color(), args, hparams.syncnet_lr, args.checkpoint_path)
+        self.start_from(state)
 
     def networks(self):
         return [("", self.model, self.optimizer)]
@@ -127,14 +134,11 @@ class GeneratorObjective(Objective):
         load_weights(self.expert, args.syncnet_checkpoint_path, session.device)
         for parameter in self.expert.parameters():
             parameter.requires_grad = False
-        model = Wav2Lip().to(session.device)
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
-                                          lr=hparams.initial_learning_rate, betas=self.betas)
-        state = training.restore(session, args, model, self.optimizer, args.checkpoint_path)
+        self.model, self.optimizer, state = self.resumable(Wav2Lip(), args, hparams.initial_learning_rate,
+                                                           args.checkpoint_path, betas=self.betas)
         self.start_from(state)
         if "syncnet_wt" in state:
             self.syncnet_wt = float(state["syncnet_wt"])
-        self.model = session.wrap(model)
         self.last = None
 
     def networks(self):
@@ -209,11 +213,8 @@ class GANGeneratorObjective(GeneratorObjective):
 
     def __init__(self, session, args):
         super().__init__(session, args)
-        disc = Wav2Lip_disc_qual().to(session.device)
-        self.disc_optimizer = torch.optim.Adam([p for p in disc.parameters() if p.requires_grad],
-                                               lr=hparams.disc_initial_learning_rate, betas=self.betas)
-        training.restore(session, args, disc, self.disc_optimizer, args.disc_checkpoint_path, prefix="disc_")
-        self.disc = session.wrap(disc)
+        self.disc, self.disc_optimizer, _ = self.resumable(Wav2Lip_disc_qual(), args, hparams.disc_initial_learning_rate,
+                                                           args.disc_checkpoint_path, prefix="disc_", betas=self.betas)
 
     def networks(self):
         return [("", self.model, self.optimizer), ("disc_", self.disc, self.disc_optimizer)]

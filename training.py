@@ -209,7 +209,7 @@ def data_loader(dataset_class, split, args, batch_size, session, start_step=0):
 
 
 def batches(loader):
-    """Batches forever, epoch after epoch: (epoch_ended, batch) with the skip count split off."""
+    """Batches forever, epoch after epoch: (False, batch), then (True, None) at each epoch's end."""
     while True:
         for batch in _reraise_worker_errors(loader):
             yield False, batch
@@ -242,7 +242,7 @@ def to_device(batch, device):
 
 
 def train(objective, args):
-    """Run ``objective`` from its resumed step until --max_steps (or forever); returns 0."""
+    """Run ``objective`` from its resumed step until --max_steps (or forever); returns the last step."""
     session = objective.session
     train_loader = data_loader(objective.dataset_class, "train", args, objective.batch_size, session, objective.global_step)
     eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session, objective.global_step)
