@@ -1,27 +1,139 @@
-"""Write a file so that readers never see half of it and a failure leaves nothing behind."""
+"""Write a file so that readers never see half of it and a failure leaves nothing behind.
+
+A temporary file is written beside the target and renamed over it at the end. Its name,
+``.<target name>.<8 random characters><suffix>``, is hidden and ends in the target's own
+extension (writers such as FFmpeg's muxers choose the format by it). The writing process
+holds an exclusive ``flock`` on it; a process killed mid-write (kill -9, power cut of the
+job) releases the lock with its death, so the next atomic write into the same folder finds
+the orphan unlocked and removes it, while another process's temporary, still being
+written, is left alone.
+"""
 
 import contextlib
+import errno
 import os
-import tempfile
+import re
+import secrets
+import string
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; orphans are then left for the user to delete
+    fcntl = None
+
+_ALPHABET = string.ascii_lowercase + string.digits + "_"
+# What tempfile.mkstemp made (older versions of this module) and what _create makes.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>(\.[^.]+)?)$")
 
 
 @contextlib.contextmanager
 def atomic_output(path, suffix=None):
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
 
-    The temporary file keeps the final extension (or ``suffix``) so that writers that pick a
-    format from the name, such as FFmpeg muxers, still do.
+    The file is created with the permissions ``open(path, "w")`` would give (0666 less the
+    umask), not the 0600 of ``tempfile``. It keeps the final extension (or ``suffix``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix, dir=path.parent
-    )
-    os.close(handle)
+    remove_orphans(path.parent)
+    handle, temporary = _create(path, suffix if suffix is not None else path.suffix)
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as error:
+        if error.filename in (None, temporary):  # name the file the user asked for
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
+        os.close(handle)  # releases the lock, after the rename: nobody removes a finished file
+
+
+def is_temporary(path):
+    """Whether ``path`` is named like an atomic write's temporary file (finished or not)."""
+    match = _TEMPORARY.match(Path(path).name)
+    return bool(match) and Path(match["name"]).suffix == match["suffix"]
+
+
+def remove_orphans(folder):
+    """Remove the temporaries in ``folder`` whose writer has died; returns how many."""
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith(".") and is_temporary(name):
+            removed += _remove_if_unlocked(Path(folder) / name)
+    return removed
+
+
+def _remove_if_unlocked(path):
+    if fcntl is None:
+        return 0
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return 0
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # a live writer holds it
+    else:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+            return 1
+        return 0
+    finally:
+        os.close(handle)
+
+
+def _create(path, suffix):
+    """A new, locked temporary file beside ``path``: (descriptor, its path)."""
+    while True:
+        temporary = path.parent / f".{path.name}.{''.join(secrets.choice(_ALPHABET) for _ in range(8))}{suffix}"
+        try:
+            handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        except FileExistsError:
+            continue
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            # A cleaner may have taken the file for an orphan between its creation and our lock.
+            try:
+                same = os.stat(temporary).st_ino == os.fstat(handle).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(handle)
+                continue
+        return handle, str(temporary)
+
+
+def check_writable(folder):
+    """Prove that files can be written in ``folder``, before long work; returns it.
+
+    A folder that does not exist yet is probed in its nearest existing parent and left
+    uncreated (the writes themselves create it). Raises the OSError (see
+    ``errors.describe_os_error``), naming the folder, when it is read-only, not writable or
+    full; root ignores permission bits, so this writes rather than asks ``os.access``.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        handle, temporary = _create(probe / "write-check", "")
+        try:
+            os.write(handle, bytes(4096))
+            os.fsync(handle)
+        finally:
+            os.remove(temporary)
+            os.close(handle)
+    except OSError as error:
+        error.filename = str(folder if probe == folder else probe)
+        raise
+    return folder

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import torch
 
-from errors import UserError
+from errors import UserError, describe_os_error
 
 
 def run(main, argv=None):
-    """Call ``main(argv)``; a UserError becomes one line on stderr and exit status 1.
+    """Call ``main(argv)``; a UserError or an OSError (a full disk, a read-only folder, a
+    missing file) becomes one line on stderr and exit status 1.
 
     ``--verbose`` anywhere on the command line shows the traceback instead. Ctrl-C exits 130
     quietly. Returns main's return value, so ``sys.exit(run(main))`` passes it on.
@@ -17,10 +18,11 @@ def run(main, argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         return main(argv)
-    except UserError as error:
+    except (UserError, OSError) as error:
         if "--verbose" in argv:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        message = describe_os_error(error) if isinstance(error, OSError) else str(error)
+        print(f"error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,9 +1,31 @@
-"""The one exception type for problems with the user's input (files, flags, checkpoints).
+"""The one exception type for problems with the user's input (files, flags, checkpoints),
+and the one wording of the environment's refusals (a full disk, a read-only folder).
 
-Scripts print its message as a single line and exit non-zero (see ``cli.run``); anything
-else that escapes is a bug and keeps its traceback.
+Scripts print either as a single line and exit non-zero (see ``cli.run``); anything else
+that escapes is a bug and keeps its traceback.
 """
+
+import errno
+import os
 
 
 class UserError(Exception):
     """Bad input that the user can fix; the message says what is wrong and, if known, what to do."""
+
+
+def describe_os_error(error):
+    """One line for an OSError: the cause in words, then the path it concerns."""
+    path = error.filename if error.filename is not None else "?"
+    causes = {
+        errno.ENOSPC: f"no space left on the device of {path}",
+        errno.EDQUOT: f"disk quota exceeded on the device of {path}",
+        errno.EFBIG: f"{path}: file too large (the file system's or this process's file size limit, ulimit -f)",
+        errno.EROFS: f"{path} is read-only (read-only file system)",
+        errno.EACCES: f"{path}: permission denied",
+        errno.EPERM: f"{path}: operation not permitted",
+        errno.ENOENT: f"{path}: no such file or folder",
+    }
+    if error.errno in causes:
+        return causes[error.errno]
+    reason = error.strerror or (os.strerror(error.errno) if error.errno else str(error))
+    return f"{path}: {reason}"
