@@ -20,6 +20,7 @@ from errors import UserError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+AAC_RATES = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
 
 
@@ -44,6 +45,13 @@ def is_image(path):
     except OSError:
         return False
     return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def visible(paths, root):
+    """``paths`` (found below ``root``) without the hidden ones: a name starting with "." is
+    an unfinished temporary of an atomic write, or an editor's or a file manager's file."""
+    root = Path(root)
+    return [path for path in paths if not any(part.startswith(".") for part in Path(path).relative_to(root).parts)]
 
 
 def read_image(path):
@@ -183,7 +191,9 @@ class _AudioTranscoder:
             raise UserError(f"{path} has no audio stream")
         source = self._input.streams.audio[0]
         layout = "mono" if source.channels == 1 else "stereo"
-        self._stream = output.add_stream("aac", rate=source.rate or 48000, layout=layout)
+        # The AAC encoder takes only the MPEG-4 rates (at most 96 kHz): others are resampled.
+        rate = source.rate if source.rate in AAC_RATES else 48000
+        self._stream = output.add_stream("aac", rate=rate, layout=layout)
         self._output, self._path = output, path
         self._frames = self._input.decode(source)
         self._seconds = 0.0

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 import cli
 import preprocessing
+from atomic_write import check_writable
 from errors import UserError
 from face_detection import S3FDDetector
 
@@ -37,6 +38,7 @@ def main(argv):
     cli.add_run_flags(parser)
     args = parser.parse_args(argv)
     data_root = cli.existing_folder(args.data_root, "--data_root")
+    check_writable(args.preprocessed_root)
     if args.batch_size < 1 or args.ngpu < 1 or args.audio_workers < 1:
         raise UserError("--batch_size, --ngpu and --audio_workers must be at least 1")
     videos = preprocessing.find_videos(data_root)

@@ -9,7 +9,14 @@ faces while a pool of processes extracts the audio, and the videos that fail are
 with the reason in ``<preprocessed_root>/preprocess_failures.csv``.
 """
 
+import ctypes
+import errno
+import multiprocessing
+import os
 import queue
+import signal
+import threading
+import time
 from concurrent.futures import (
     FIRST_COMPLETED,
     ProcessPoolExecutor,
@@ -27,14 +34,18 @@ from evaluation.reports import write_or_remove
 from face_detection.api import to_int_box
 from hparams import hparams
 from lrs2_dataset import DONE_MARKER
-from media import read_frames
+from media import read_frames, visible
 
 FAILURES_NAME = "preprocess_failures.csv"
+# Refusals of the output's file system: every later clip would fail the same way, so the
+# run stops at once instead of listing each video as failed.
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def find_videos(data_root):
-    """The ``<video>/<clip>.mp4`` files under ``data_root``, as the reference globs them."""
-    return sorted(Path(data_root).glob("*/*.mp4"))
+    """The ``<video>/<clip>.mp4`` files under ``data_root``, as the reference globs them
+    (hidden files, such as unfinished downloads or copies, left out)."""
+    return sorted(visible(Path(data_root).glob("*/*.mp4"), Path(data_root)))
 
 
 def clip_folder(video, preprocessed_root):
@@ -59,6 +70,9 @@ def crop_faces(video, folder, detector, batch_size):
     frame k lies at k / 25 s as the trainers assume).
     """
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.jpg"):  # crops of an interrupted run: written again, or not at all
+        if stale.stem.isdigit():
+            stale.unlink()
     frames = crops = 0
     batch = []
 
@@ -69,7 +83,8 @@ def crop_faces(video, folder, detector, batch_size):
                 continue
             x1, y1, x2, y2 = to_int_box(box)
             face = frame[y1:y2, x1:x2]
-            if face.size and cv2.imwrite(str(folder / f"{frames - len(batch) + offset}.jpg"), face):
+            if face.size:
+                write_jpeg(folder / f"{frames - len(batch) + offset}.jpg", face)
                 crops += 1
         batch.clear()
 
@@ -85,10 +100,47 @@ def crop_faces(video, folder, detector, batch_size):
     return frames, crops
 
 
+def write_jpeg(path, image):
+    """``image`` as a JPEG (OpenCV's default quality, as cv2.imwrite); a write that fails
+    raises the OSError (cv2.imwrite would only return False, on a full disk too)."""
+    ok, encoded = cv2.imencode(".jpg", image)
+    if not ok:
+        raise UserError(f"cannot encode a {image.shape} crop as JPEG for {path}")
+    with open(path, "wb") as handle:
+        handle.write(encoded.tobytes())
+
+
 def extract_audio(video, folder):
     """``folder/audio.wav`` from ``video`` (run in a worker process)."""
     audio.extract_wav(video, folder / "audio.wav")
     return True
+
+
+def _die_with_parent(parent):
+    """Worker initializer: end this process when ``parent`` dies, even by kill -9.
+
+    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere a
+    thread watches the parent's pid.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        watch = False
+    except (OSError, AttributeError):
+        watch = True
+    if os.getppid() != parent:  # died before the prctl took effect
+        os._exit(1)
+    if watch:
+        def watchdog():
+            while os.getppid() == parent:
+                time.sleep(1)
+            os._exit(1)
+        threading.Thread(target=watchdog, daemon=True).start()
+
+
+def is_fatal(error):
+    """Whether ``error`` is the output's file system refusing writes (full, read-only, ...)."""
+    return isinstance(error, OSError) and error.errno in _FATAL_ERRNOS
 
 
 @dataclass
@@ -132,7 +184,11 @@ def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_worker
     if progress is not None:
         progress.reset(total=len(clips))
     jobs = {}
-    with ThreadPoolExecutor(len(detectors)) as face_pool, ProcessPoolExecutor(audio_workers) as audio_pool:
+    # Spawned, not forked: a fork of this process, whose detector threads may hold locks
+    # (OpenMP, OpenCV, allocator), can deadlock in the child.
+    audio_pool = ProcessPoolExecutor(audio_workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_die_with_parent, initargs=(os.getpid(),))
+    with ThreadPoolExecutor(len(detectors)) as face_pool, audio_pool:
         try:
             for clip in clips:
                 jobs[audio_pool.submit(extract_audio, clip.video, clip.folder)] = (clip, "audio")
@@ -142,17 +198,29 @@ def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_worker
                 for job in finished:
                     clip, stage = jobs.pop(job)
                     _finish(clip, stage, job, summary, progress)
-        finally:
-            for job in jobs:  # interrupted: do not start what is still queued
+        except BaseException:
+            for job in jobs:  # stopped (a full disk, Ctrl-C): do not start what is still queued
                 job.cancel()
-    write_or_remove(Path(preprocessed_root) / FAILURES_NAME, summary.failures)
+            _write_failures(preprocessed_root, summary, quietly=True)
+            raise
+    _write_failures(preprocessed_root, summary)
     return summary
+
+
+def _write_failures(preprocessed_root, summary, quietly=False):
+    try:
+        write_or_remove(Path(preprocessed_root) / FAILURES_NAME, summary.failures)
+    except OSError:
+        if not quietly:  # the run is already stopping for a reason of its own
+            raise
 
 
 def _finish(clip, stage, job, summary, progress):
     try:
         job.result()
     except Exception as error:  # noqa: BLE001 - one bad video must not end a day-long run: it is listed
+        if is_fatal(error):
+            raise
         if not clip.failed:
             clip.failed = True
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""

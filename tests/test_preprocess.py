@@ -8,6 +8,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from confined import (
+    FULL_DISK,
+    MORE_ROOM,
+    READ_ONLY,
+    in_namespace,
+    kill_when,
+    one_line_error,
+    script,
+    temporaries,
+    tree,
+    wait_until_gone,
+)
 from synthetic_media import speech_like, write_media, write_video
 from synthetic_weights import save_released, seeded
 
@@ -153,3 +165,96 @@ def test_bad_flags_get_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert run(tmp_path / "empty", tmp_path / "out") == 1
     assert "no <video>/<clip>.mp4 files" in capsys.readouterr().err
+
+
+# --- failures: a full disk, a read-only folder, kill -9 ----------------------------------------
+
+def box_flags(raw, out):
+    return ["--data_root", raw, "--preprocessed_root", out, "--box", *BOX, "--audio_workers", "2", "--quiet"]
+
+
+def complete(clip, frames=25):
+    """A clip folder marked done holds every crop and its audio."""
+    crops = sorted(int(p.stem) for p in clip.glob("*.jpg"))
+    return crops == list(range(frames)) and (clip / "audio.wav").stat().st_size > 44
+
+
+def test_a_full_disk_stops_with_one_line_marks_nothing_half_done_and_a_rerun_repairs(raw, tmp_path):
+    reference = tmp_path / "reference"
+    assert run(raw, reference, "--box", *BOX) == 0
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    steps = (FULL_DISK + ' && "$PY" "$ROOT/preprocess.py" "$@" 2>"$LOGS/first.err"; echo $? >"$LOGS/first.rc"; '
+             'cp -a "$FOLDER/pre" "$LOGS/pre-full"; '  # as the full disk left it
+             + MORE_ROOM + ' && "$PY" "$ROOT/preprocess.py" "$@" 2>"$LOGS/second.err"; echo $? >"$LOGS/second.rc"; '
+             'cp -a "$FOLDER/pre" "$LOGS/pre-after-first"')
+    disk = tmp_path / "disk"
+    result = in_namespace(steps, disk, *box_flags(raw, disk / "pre"), size="300k", LOGS=logs)
+    assert (logs / "first.rc").exists(), result.stderr[-2000:]
+    assert (logs / "first.rc").read_text().strip() == "1"
+    first = [line for line in (logs / "first.err").read_text().splitlines() if line.strip()]
+    assert len(first) == 1 and first[0].startswith("error: no space left on the device of "), first
+    full = logs / "pre-full"
+    folders = sorted(full.glob("*/*"))
+    assert folders and not all((f / DONE_MARKER).exists() for f in folders)  # the disk filled up mid-run
+    for folder in folders:  # nothing marked done is incomplete
+        assert not (folder / DONE_MARKER).exists() or complete(folder), folder
+    failures = full / preprocessing.FAILURES_NAME
+    assert not failures.exists() or "no face" not in failures.read_text()
+
+    assert (logs / "second.rc").read_text().strip() == "0", (logs / "second.err").read_text()
+    after = logs / "pre-after-first"
+    assert tree(after) == tree(reference)  # the same files and bytes as an uninterrupted run
+    assert temporaries(after) == []
+
+
+def test_a_read_only_output_folder_is_one_line_before_any_video(raw, tmp_path):
+    out = tmp_path / "pre"
+    flags = [flag for flag in box_flags(raw, out) if flag != "--quiet"]
+    result = in_namespace(READ_ONLY + ' && "$PY" "$ROOT/preprocess.py" "$@"', out, *flags)
+    line = one_line_error(result)
+    assert line == f"error: {out} is read-only (read-only file system)"
+    assert "preprocessing" not in result.stderr  # no progress bar: no video was tried
+
+
+def test_kill_9_leaves_no_worker_behind_and_a_rerun_equals_an_uninterrupted_run(raw, tmp_path):
+    reference, out = tmp_path / "reference", tmp_path / "pre"
+    assert run(raw, reference, "--box", *BOX) == 0
+
+    def mid_clip():  # crops written, the clip not yet done (its audio workers are still starting)
+        return any(any(f.glob("*.jpg")) and not (f / DONE_MARKER).exists() for f in out.glob("*/*"))
+
+    children = kill_when(script("preprocess.py", *box_flags(raw, out)), mid_clip)
+    assert children  # the audio workers were running
+    assert wait_until_gone(children) == []  # and died with their parent
+    assert run(raw, out, "--box", *BOX) == 0
+    assert tree(out) == tree(reference)
+    assert temporaries(out) == []
+
+
+def test_an_injected_write_failure_is_fatal_not_a_failed_video(raw, tmp_path, monkeypatch):
+    import errno
+    written = []
+
+    def failing_write(path, image):
+        if len(written) == 30:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(path)
+        original(path, image)
+
+    original = preprocessing.write_jpeg
+    monkeypatch.setattr(preprocessing, "write_jpeg", failing_write)
+    out = tmp_path / "pre"
+    with pytest.raises(OSError) as caught:
+        preprocessing.preprocess(preprocessing.find_videos(raw), out, [preprocessing.FixedBox(FACE_BOX)], 8, 1)
+    assert caught.value.errno == errno.ENOSPC
+    for folder in out.glob("*/*"):
+        assert not (folder / DONE_MARKER).exists() or complete(folder)
+    assert not (out / preprocessing.FAILURES_NAME).exists()  # not listed as "no face found"
+
+
+def test_hidden_files_are_not_videos(raw, tmp_path):
+    (raw / "speaker000" / ".00000.mp4.ab12cd34.mp4").write_bytes(b"unfinished")
+    (raw / ".trash").mkdir()
+    (raw / ".trash" / "old.mp4").write_bytes(b"deleted")
+    assert [p.name for p in preprocessing.find_videos(raw)] == ["00000.mp4", "00001.mp4"] * 2
