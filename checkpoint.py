@@ -135,9 +135,35 @@ def save_checkpoint(path, model, optimizer=None, global_step=0, global_epoch=0, 
         "global_epoch": int(global_epoch),
         **extras,
     }
-    with atomic_output(path) as temporary:
-        torch.save(checkpoint, temporary)
+    with atomic_output(path) as temporary, open(temporary, "wb", buffering=0) as handle:
+        try:
+            torch.save(checkpoint, _WholeWrites(handle))
+        except RuntimeError as error:  # torch's zip writer fails again while closing: keep the cause
+            if isinstance(error.__context__, OSError):
+                raise error.__context__ from None
+            raise
     return Path(path)
+
+
+class _WholeWrites:
+    """A file for torch.save whose writes are whole or raise the OSError that says why.
+
+    torch.save ignores short writes, so on a full disk it only reports "unexpected pos";
+    written through this, the same disk says "No space left on device".
+    """
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += self._handle.write(view[done:])  # raises OSError(ENOSPC, ...) once nothing fits
+        return done
+
+    def flush(self):
+        pass
 
 
 def _strip_module(key):

@@ -148,9 +148,11 @@ class Unreadable(Exception):
 class LRS2Clips(torch.utils.data.Dataset):
     """Random windows from the clips a filelist names; ``len`` is the number of clips.
 
-    As in the reference, the index a DataLoader asks for is ignored and every item is a
-    fresh random draw from ``self.rng`` (seeded per process: see ``seed_worker``). Each
-    item ends with the number of unreadable draws skipped before it.
+    As in the reference, every item is a fresh random draw: a clip, a frame, a wrong frame.
+    The index only seeds it: item ``n`` is drawn from a generator seeded by (``seed``, n),
+    so it is the same whichever worker draws it, and a resumed run can draw exactly what the
+    uninterrupted one would have (see training.StepSampler). Each item ends with the number
+    of unreadable draws skipped before it.
     """
 
     def __init__(self, clips, seed=0):
@@ -158,15 +160,15 @@ class LRS2Clips(torch.utils.data.Dataset):
         if not self.clips:
             raise DataError("the filelist names no clip")
         self.seed = seed
-        self.rng = random.Random(seed)
+        self.rng = random.Random(f"{seed}:0")
         self.dropped = set()  # clips whose audio could not be read
         self._ids = {}
-        self.min_length = 0  # an epoch of a tiny dataset still fills a batch
 
     def __len__(self):
-        return max(len(self.clips), self.min_length)
+        return len(self.clips)
 
     def __getitem__(self, index):
+        self.rng = random.Random(f"{self.seed}:{index}")  # a str seed is hashed the same in every process
         skipped = 0
         for _ in range(MAX_FAILED_DRAWS):
             clip = self.clips[self.rng.randrange(len(self.clips))]
@@ -298,10 +300,3 @@ def _clip_mel(wav_path):
     wav = audio.load_wav(wav_path, hparams.sample_rate)
     return audio.melspectrogram(wav).T.astype(np.float32)
 
-
-def seed_worker(worker_id):
-    """DataLoader worker_init_fn: a stream of draws of each worker's own, from the dataset's
-    seed (which differs per rank) and the seed torch gives the worker (which differs per
-    worker)."""
-    dataset = torch.utils.data.get_worker_info().dataset
-    dataset.rng = random.Random(dataset.seed * 1_000_003 + torch.initial_seed())

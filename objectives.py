@@ -35,18 +35,21 @@ class Objective:
     """What the three objectives share: the session, the starting step and the train/eval switch."""
 
     evaluate_first_step = False
+    prefixes = ("",)  # the checkpoint name prefix of each network trained (see networks())
 
-    def __init__(self, session):
+    def __init__(self, session, args):
         self.session = session
         self.global_step = self.global_epoch = 0
+        # --resume: the newest step that every network has a checkpoint of.
+        self.resume_from = training.resume_paths(args.checkpoint_dir, self.prefixes) if args.resume else {}
 
-    def resumable(self, model, args, lr, path, prefix="", betas=(0.9, 0.999)):
+    def resumable(self, model, lr, path, prefix="", betas=(0.9, 0.999)):
         """``model`` on the session's device with its Adam optimiser, both resumed from ``path``
-        or, with --resume, the newest checkpoint; returns (model wrapped for DDP, optimiser,
+        or, with --resume, the newest complete step; returns (model wrapped for DDP, optimiser,
         checkpoint dict)."""
         model.to(self.session.device)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas)
-        state = training.restore(self.session, args, model, optimizer, path, prefix)
+        state = training.restore(self.session, model, optimizer, path if path is not None else self.resume_from.get(prefix))
         return self.session.wrap(model), optimizer, state
 
     def start_from(self, state):
@@ -84,11 +87,11 @@ class ExpertObjective(Objective):
     eval_batches = 1400
 
     def __init__(self, session, args):
-        super().__init__(session)
+        super().__init__(session, args)
         self.batch_size = hparams.syncnet_batch_size
         self.checkpoint_interval = hparams.syncnet_checkpoint_interval
         self.eval_interval = hparams.syncnet_eval_interval
-        self.model, self.optimizer, state = self.resumable(SyncNet_color(), args, hparams.syncnet_lr, args.checkpoint_path)
+        self.model, self.optimizer, state = self.resumable(SyncNet_color(), hparams.syncnet_lr, args.checkpoint_path)
         self.start_from(state)
 
     def networks(self):
@@ -123,7 +126,7 @@ class GeneratorObjective(Objective):
     betas = (0.9, 0.999)
 
     def __init__(self, session, args):
-        super().__init__(session)
+        super().__init__(session, args)
         self.batch_size = hparams.batch_size
         self.checkpoint_interval = hparams.checkpoint_interval
         self.eval_interval = hparams.eval_interval
@@ -134,7 +137,7 @@ class GeneratorObjective(Objective):
         load_weights(self.expert, args.syncnet_checkpoint_path, session.device)
         for parameter in self.expert.parameters():
             parameter.requires_grad = False
-        self.model, self.optimizer, state = self.resumable(Wav2Lip(), args, hparams.initial_learning_rate,
+        self.model, self.optimizer, state = self.resumable(Wav2Lip(), hparams.initial_learning_rate,
                                                            args.checkpoint_path, betas=self.betas)
         self.start_from(state)
         if "syncnet_wt" in state:
@@ -211,10 +214,15 @@ class GANGeneratorObjective(GeneratorObjective):
     raised_syncnet_wt = 0.03
     betas = (0.5, 0.999)
 
+    prefixes = ("", "disc_")
+
     def __init__(self, session, args):
         super().__init__(session, args)
-        self.disc, self.disc_optimizer, _ = self.resumable(Wav2Lip_disc_qual(), args, hparams.disc_initial_learning_rate,
-                                                           args.disc_checkpoint_path, prefix="disc_", betas=self.betas)
+        self.disc, self.disc_optimizer, state = self.resumable(Wav2Lip_disc_qual(), hparams.disc_initial_learning_rate,
+                                                               args.disc_checkpoint_path, prefix="disc_", betas=self.betas)
+        if state and state.get("global_step", 0) != self.global_step and session.is_main:
+            print(f"note: the discriminator's checkpoint is at step {state.get('global_step', 0)}, "
+                  f"the generator's at step {self.global_step}")
 
     def networks(self):
         return [("", self.model, self.optimizer), ("disc_", self.disc, self.disc_optimizer)]

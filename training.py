@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 import cli
 import lrs2_dataset
+from atomic_write import check_writable
 from checkpoint import load_weights, save_checkpoint
 from errors import UserError
 from hparams import add_hparams_argument, apply_hparams_argument, hparams
@@ -82,7 +83,7 @@ class Session:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.writer = None
         if self.is_main:
-            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            check_writable(self.checkpoint_dir)  # a read-only or full folder: say so before any work
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(self.checkpoint_dir / "tensorboard")
         if self.device.type == "cuda":
@@ -134,16 +135,25 @@ class Session:
                 self.writer.add_scalar(f"{group}/{name}", value, step)
 
     def save(self, objective, step, epoch):
-        """Checkpoint every network (rank 0 only), then keep only the newest --keep_last."""
+        """Checkpoint every network (rank 0 only), then keep only the newest --keep_last steps.
+
+        Older steps are removed only once every network of this step is saved, so a kill at
+        any point leaves a step whose checkpoints are all complete to resume from.
+        """
         if not self.is_main:
             return
+        prefixes = [prefix for prefix, _, _ in objective.networks()]
         for prefix, model, optimizer in objective.networks():
             path = self.checkpoint_dir / f"{prefix}checkpoint_step{step:09d}.pth"
             save_checkpoint(path, model, optimizer if hparams.save_optimizer_state else None, step, epoch,
                             **objective.checkpoint_extras())
-            if self.keep_last > 0:
-                for old in checkpoints(self.checkpoint_dir, prefix)[:-self.keep_last]:
-                    old.unlink(missing_ok=True)
+        complete = complete_steps(self.checkpoint_dir, prefixes)
+        if 0 < self.keep_last < len(complete):
+            oldest_kept = complete[-self.keep_last]
+            for prefix in prefixes:
+                for old_step, old in checkpoint_steps(self.checkpoint_dir, prefix):
+                    if old_step < oldest_kept:
+                        old.unlink(missing_ok=True)
 
     def close(self):
         if self.writer:
@@ -152,23 +162,46 @@ class Session:
             dist.destroy_process_group()
 
 
-def checkpoints(folder, prefix=""):
-    """The ``<prefix>checkpoint_step*.pth`` files in ``folder``, oldest step first."""
+def checkpoint_steps(folder, prefix=""):
+    """(step, path) of the ``<prefix>checkpoint_step*.pth`` files in ``folder``, oldest first."""
     found = []
     for path in Path(folder).glob(f"{prefix}checkpoint_step*.pth"):
         match = CHECKPOINT_NAME.match(path.name)
         if match and match["prefix"] == prefix:
             found.append((int(match["step"]), path))
-    return [path for _, path in sorted(found)]
+    return sorted(found)
 
 
-def restore(session, args, model, optimizer, path=None, prefix=""):
-    """Load the checkpoint to resume ``model`` and ``optimizer`` from: ``path`` or, with
-    --resume, the newest ``<prefix>checkpoint_step*.pth`` in --checkpoint_dir. Weights load
-    strictly; returns the checkpoint dict ({} when starting afresh)."""
-    if path is None and args.resume:
-        found = checkpoints(args.checkpoint_dir, prefix)
-        path = found[-1] if found else None
+def checkpoints(folder, prefix=""):
+    """The ``<prefix>checkpoint_step*.pth`` files in ``folder``, oldest step first."""
+    return [path for _, path in checkpoint_steps(folder, prefix)]
+
+
+def complete_steps(folder, prefixes):
+    """The steps, oldest first, for which every network (one ``prefix`` each) has a checkpoint."""
+    steps = [{step for step, _ in checkpoint_steps(folder, prefix)} for prefix in prefixes]
+    return sorted(set.intersection(*steps))
+
+
+def resume_paths(folder, prefixes):
+    """{prefix: checkpoint} of the newest step whose checkpoints are complete for every
+    network; {} when ``folder`` has none at all. Checkpoints are written atomically, so a
+    file that exists is whole; a step that misses a network (killed while saving) is passed
+    over for the one before."""
+    steps = complete_steps(folder, prefixes)
+    if steps:
+        return {prefix: Path(folder) / f"{prefix}checkpoint_step{steps[-1]:09d}.pth" for prefix in prefixes}
+    found = {prefix or "generator": [step for step, _ in checkpoint_steps(folder, prefix)] for prefix in prefixes}
+    if any(found.values()):
+        listed = "; ".join(f"{name}: steps {steps or 'none'}" for name, steps in found.items())
+        raise UserError(f"--resume: no step in {folder} has a checkpoint of every network ({listed}); "
+                        "pass --checkpoint_path (and --disc_checkpoint_path) to choose")
+    return {}
+
+
+def restore(session, model, optimizer, path):
+    """Load the checkpoint at ``path`` (None: start afresh) into ``model`` and ``optimizer``.
+    Weights load strictly; returns the checkpoint dict ({} when starting afresh)."""
     if path is None:
         return {}
     state = load_weights(model, path, session.device)
@@ -183,35 +216,65 @@ def restore(session, args, model, optimizer, path=None, prefix=""):
 
 
 def seed_everything(seed, rank=0):
-    """Same weights on every rank (the seed), different samples per rank (seed + rank)."""
+    """Same weights on every rank (the seed); the samples are seeded apart (see StepSampler)."""
     torch.manual_seed(seed)
     random.seed(seed + rank)
     np.random.seed((seed + rank) % 2**32)
 
 
-def data_loader(dataset_class, split, args, batch_size, session, start_step=0):
-    """A DataLoader of ``split`` whose samples are random draws (the indices it asks for are
-    ignored); under DDP each rank gets 1/world of an epoch and its own random stream, and a
-    resumed run (``start_step``) draws new samples rather than those it began with."""
+class StepSampler(torch.utils.data.Sampler):
+    """The batches of one epoch, from global step ``first`` to the epoch's end, as sample numbers.
+
+    Item k of step s on rank r is sample number (s * world + r) * batch + k, and the dataset
+    draws sample n from a generator seeded by n alone. A batch therefore depends on its step
+    only, not on the number of workers or on where a run was resumed: a resumed run trains
+    on exactly the batches the uninterrupted run would have, and every rank on its own.
+    """
+
+    def __init__(self, batch_size, rank, world_size, steps_per_epoch):
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.steps_per_epoch, self.first = steps_per_epoch, 0
+
+    def __len__(self):
+        return self.steps_per_epoch
+
+    def __iter__(self):
+        end = (self.first // self.steps_per_epoch + 1) * self.steps_per_epoch
+        for step in range(self.first, end):
+            start = (step * self.world_size + self.rank) * self.batch_size
+            yield list(range(start, start + self.batch_size))
+
+
+def data_loader(dataset_class, split, args, batch_size, session, steps_per_epoch=None):
+    """A DataLoader of ``split`` batched by a StepSampler: an epoch is as many steps as the
+    filelist has clips for (at least one; every batch is full, as BatchNorm needs more than
+    one sample), or ``steps_per_epoch``.
+
+    Workers are spawned, not forked: a fork of a process that already runs threads (PyTorch's,
+    OpenCV's, TensorBoard's) can inherit a lock held by one of them and hang forever.
+    """
     clips = lrs2_dataset.read_filelist(args.filelists, split, args.data_root)
-    stream = (args.seed * 1_000_003 + start_step) * 1009 + session.rank * 2 + (split != "train")
-    dataset = dataset_class(clips, seed=stream)
-    dataset.min_length = batch_size * session.world_size  # every batch full: BatchNorm needs more than one sample
-    sampler = None
-    if session.distributed:
-        sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=False)
+    dataset = dataset_class(clips, seed=f"{args.seed}/{split}")
+    steps = steps_per_epoch or max(1, len(clips) // (batch_size * session.world_size))
     workers = min(hparams.num_workers, os.cpu_count() or 1)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-        worker_init_fn=lrs2_dataset.seed_worker, pin_memory=session.device.type == "cuda",
-        persistent_workers=workers > 0, drop_last=True,
+        dataset, batch_sampler=StepSampler(batch_size, session.rank, session.world_size, steps), num_workers=workers,
+        multiprocessing_context="spawn" if workers > 0 else None, pin_memory=session.device.type == "cuda",
+        persistent_workers=workers > 0,
     )
 
 
-def batches(loader):
-    """Batches forever, epoch after epoch: (False, batch), then (True, None) at each epoch's end."""
+def batches(loader, step=0):
+    """Batches forever from global step ``step``: (False, batch) for each step, and (True, None)
+    at each epoch's end. An epoch ends every len(loader) steps, counted from step 0, so a run
+    resumed mid-epoch finishes that epoch where the uninterrupted run would."""
+    sampler = loader.batch_sampler
+    if step and step % len(sampler) == 0:
+        yield True, None  # resumed at an epoch's end: the uninterrupted run counted it here
     while True:
+        sampler.first = step
         for batch in _reraise_worker_errors(loader):
+            step += 1
             yield False, batch
         yield True, None
 
@@ -224,14 +287,18 @@ def _reraise_worker_errors(loader):
         raise UserError(str(error).strip().splitlines()[-1].split(": ", 1)[-1]) from None
 
 
-def evaluate(objective, loader, count, session):
-    """Mean of each evaluation loss over ``count`` batches (shared among the ranks)."""
-    totals, share = {}, max(1, -(-count // session.world_size))
-    stream = (batch for ended, batch in batches(loader) if not ended)
+def evaluation_batches(count, session):
+    """Each rank's share of an evaluation over ``count`` batches."""
+    return max(1, -(-count // session.world_size))
+
+
+def evaluate(objective, loader, session):
+    """Mean of each evaluation loss over the loader's batches on every rank: the same
+    validation samples at every evaluation (the loader's one epoch, from step 0)."""
+    totals = {}
     objective.set_train(False)
     with torch.no_grad():
-        for _ in range(share):
-            batch = next(stream)
+        for batch in _reraise_worker_errors(loader):
             _accumulate(totals, objective.eval_step(to_device(batch[:-1], session.device)))
     objective.set_train(True)
     return session.all_mean(totals)
@@ -244,9 +311,10 @@ def to_device(batch, device):
 def train(objective, args):
     """Run ``objective`` from its resumed step until --max_steps (or forever); returns the last step."""
     session = objective.session
-    train_loader = data_loader(objective.dataset_class, "train", args, objective.batch_size, session, objective.global_step)
-    eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session, objective.global_step)
     eval_batches = args.eval_batches or objective.eval_batches
+    train_loader = data_loader(objective.dataset_class, "train", args, objective.batch_size, session)
+    eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session,
+                              evaluation_batches(eval_batches, session))
     step, epoch = objective.global_step, objective.global_epoch
     first_step, started = step, time.time()
     if args.max_steps is not None and step >= args.max_steps:
@@ -260,7 +328,7 @@ def train(objective, args):
     running, skipped, last_eval, tick, tick_step = {}, 0, {}, time.time(), step
     bar = tqdm(total=args.max_steps, initial=step, unit="step", disable=session.quiet, dynamic_ncols=True)
     try:
-        for epoch_ended, batch in batches(train_loader):
+        for epoch_ended, batch in batches(train_loader, step):
             if epoch_ended:
                 epoch += 1
                 continue
@@ -277,7 +345,7 @@ def train(objective, args):
             if step == 1 or step % objective.checkpoint_interval == 0:
                 session.save(objective, step, epoch)
             if (step == 1 and objective.evaluate_first_step) or step % objective.eval_interval == 0:
-                last_eval = evaluate(objective, eval_loader, eval_batches, session)
+                last_eval = evaluate(objective, eval_loader, session)
                 objective.after_evaluation(last_eval)
                 session.log_scalars("eval", last_eval, step)
                 if session.is_main:

@@ -45,8 +45,8 @@ def test_expert_samples_pair_the_frames_audio_with_its_own_or_a_wrong_window(cli
     folder, mel = clip
     dataset = ExpertSamples([folder], seed=1)
     labels = []
-    for _ in range(60):
-        faces, window_mel, label, skipped = dataset[0]
+    for n in range(60):
+        faces, window_mel, label, skipped = dataset[n]
         assert faces.shape == (15, 48, 96) and window_mel.shape == (1, 80, 16) and skipped == 0
         ids = [frame_id(faces[3 * t:3 * t + 3]) for t in range(5)]
         assert ids == list(range(ids[0], ids[0] + 5)) and 12 not in ids  # 5 consecutive existing frames
@@ -65,8 +65,8 @@ def test_generator_samples_follow_the_reference_windows(clip):
     folder, mel = clip
     dataset = GeneratorSamples([folder], seed=2)
     starts = set()
-    for _ in range(40):
-        faces, frame_mels, window_mel, target, _ = dataset[0]
+    for n in range(40):
+        faces, frame_mels, window_mel, target, _ = dataset[n]
         assert faces.shape == (6, 5, 96, 96) and frame_mels.shape == (5, 1, 80, 16)
         assert window_mel.shape == (1, 80, 16) and target.shape == (3, 5, 96, 96)
         ids = [frame_id(target[:, t]) for t in range(5)]
@@ -88,7 +88,7 @@ def test_unreadable_frames_and_audio_are_skipped_and_counted(clip, tmp_path):
     folder, _ = clip
     (folder / "3.jpg").write_bytes(b"")  # unreadable crop
     dataset = ExpertSamples([folder], seed=0)
-    skipped = sum(dataset[0][-1] for _ in range(40))
+    skipped = sum(dataset[n][-1] for n in range(40))
     assert skipped > 0
     broken = tmp_path / "video" / "broken"
     broken.mkdir()
@@ -96,8 +96,8 @@ def test_unreadable_frames_and_audio_are_skipped_and_counted(clip, tmp_path):
         cv2.imwrite(str(broken / f"{k}.jpg"), np.full((50, 50, 3), 90, np.uint8))
     (broken / "audio.wav").write_bytes(b"RIFF not really")
     dataset = GeneratorSamples([broken, folder], seed=0)
-    for _ in range(10):
-        assert dataset[0][0].shape == (6, 5, 96, 96)  # only the readable clip gives samples
+    for n in range(10):
+        assert dataset[n][0].shape == (6, 5, 96, 96)  # only the readable clip gives samples
     assert dataset.dropped == {broken}
 
 
@@ -137,8 +137,11 @@ def test_filelists_are_read_and_written_split_by_video(tmp_path):
         lrs2_dataset.read_filelist(tmp_path / "nowhere", "train", root)
 
 
-def test_worker_streams_differ_per_rank_seed_even_when_torch_seeds_agree(tmp_path):
+def test_a_sample_depends_on_its_number_alone_not_on_the_workers(tmp_path):
+    """Exact resume and per-rank streams rest on this: sample n is a function of (seed, n)."""
     import torch
+
+    import training
 
     root = tmp_path / "pre"
     for c in range(8):
@@ -147,10 +150,19 @@ def test_worker_streams_differ_per_rank_seed_even_when_torch_seeds_agree(tmp_pat
         for k in range(20):
             cv2.imwrite(str(folder / f"{k}.jpg"), np.full((40, 40, 3), grey(k % 20), np.uint8))
         audio.save_wav(np.random.default_rng(c).standard_normal(16000), folder / "audio.wav", 16000)
-    drawn = []
-    for seed in (1, 2):  # ranks 0 and 1: same torch seed (same weights), different dataset seeds
-        torch.manual_seed(0)
-        dataset = ExpertSamples(sorted(root.glob("v/*")), seed=seed)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=1, worker_init_fn=lrs2_dataset.seed_worker)
-        drawn.append(next(iter(loader))[0])
-    assert not torch.equal(drawn[0], drawn[1])
+    clips = sorted(root.glob("v/*"))
+
+    def first_batches(seed, workers, rank=0, first=0):
+        torch.manual_seed(workers)  # the workers' torch seeds differ: it must not matter
+        sampler = training.StepSampler(4, rank, 2, steps_per_epoch=3)
+        sampler.first = first
+        loader = torch.utils.data.DataLoader(ExpertSamples(clips, seed=seed), batch_sampler=sampler,
+                                             num_workers=workers, multiprocessing_context="spawn" if workers else None)
+        return [batch[0] for batch in loader]
+
+    in_process, spawned = first_batches("0/train", 0), first_batches("0/train", 2)
+    assert len(in_process) == 3 and all(torch.equal(a, b) for a, b in zip(in_process, spawned))
+    resumed = first_batches("0/train", 0, first=1)  # from step 1: the same batches 1 and 2
+    assert len(resumed) == 2 and all(torch.equal(a, b) for a, b in zip(in_process[1:], resumed))
+    other_rank, other_seed = first_batches("0/train", 0, rank=1), first_batches("1/train", 0)
+    assert not torch.equal(in_process[0], other_rank[0]) and not torch.equal(in_process[0], other_seed[0])

@@ -7,6 +7,7 @@ import sys
 import cv2
 import pytest
 import torch
+from confined import FULL_DISK, READ_ONLY, in_namespace, kill_when, one_line_error, script, temporaries
 from conftest import ROOT
 from synthetic_weights import save_released, seeded
 
@@ -19,7 +20,7 @@ from checkpoint import load_weights, read_checkpoint
 from hparams import hparams
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
 from synthetic_corpus import make_corpus
-from training import checkpoints
+from training import checkpoints, complete_steps, resume_paths
 
 FAST = "num_workers=0,syncnet_batch_size=4,batch_size=2,syncnet_checkpoint_interval=2,checkpoint_interval=2,"\
        "syncnet_eval_interval=2,eval_interval=2"
@@ -64,7 +65,7 @@ def test_expert_trains_checkpoints_and_resumes(corpus, tmp_path, capsys):
     assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "5", "--resume")) == 0
     assert "resuming from" in capsys.readouterr().out
     resumed = read_checkpoint(out / "checkpoint_step000000005.pth")
-    assert resumed["global_step"] == 5 and resumed["global_epoch"] == 3
+    assert resumed["global_step"] == 5 and resumed["global_epoch"] == 4  # an epoch a step, as without the break
     assert resumed["optimizer"]["state"][0]["step"].item() == 5  # Adam's step count went on from 3
 
     assert cli.run(color_syncnet_train.main, flags(corpus, out, "--max_steps", "5", "--resume")) == 1
@@ -172,3 +173,74 @@ def test_two_process_torchrun_trains_one_model(corpus, tmp_path):
     assert "batch 4 x 2 process(es)" in result.stdout
     assert steps_of(out) == [1, 2, 3]  # one set of checkpoints, from rank 0
     assert len(list((out / "tensorboard").iterdir())) == 1
+
+
+# --- failures: kill -9, a full disk, a read-only folder ----------------------------------------
+
+def same_state(a, b):
+    """Two checkpoints hold the same step, epoch, syncnet_wt, weights and optimiser state, bit for bit."""
+    assert (a["global_step"], a["global_epoch"], a.get("syncnet_wt")) == (b["global_step"], b["global_epoch"], b.get("syncnet_wt"))
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    states = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        assert all(torch.equal(states[0][key][name], states[1][key][name]) for name in states[0][key])
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    assert color_syncnet_train.main(flags(corpus, straight, "--max_steps", "6")) == 0
+    assert color_syncnet_train.main(flags(corpus, broken, "--max_steps", "3")) == 0  # mid-interval
+    assert color_syncnet_train.main(flags(corpus, broken, "--max_steps", "6", "--resume")) == 0
+    same_state(read_checkpoint(straight / "checkpoint_step000000006.pth"),
+               read_checkpoint(broken / "checkpoint_step000000006.pth"))
+
+
+def test_the_gan_trainer_killed_while_saving_resumes_from_a_step_both_networks_have(corpus, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    common = ["--syncnet_checkpoint_path", corpus / "expert.pth", "--max_steps", "3"]
+    run = subprocess.run(script("hq_wav2lip_train.py", *flags(corpus, straight, *map(str, common))),
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+    def saving_disc_step_2():  # the generator's step-2 checkpoint is written, the discriminator's is not yet
+        return any(p.name.startswith(".disc_checkpoint_step000000002.pth.") for p in temporaries(killed))
+
+    kill_when(script("hq_wav2lip_train.py", *flags(corpus, killed, *map(str, common))), saving_disc_step_2)
+    assert steps_of(killed) == [1, 2] and steps_of(killed, "disc_") == [1]
+    assert resume_paths(killed, ("", "disc_")) == {"": killed / "checkpoint_step000000001.pth",
+                                                   "disc_": killed / "disc_checkpoint_step000000001.pth"}
+    resumed = subprocess.run(script("hq_wav2lip_train.py", *flags(corpus, killed, *map(str, common), "--resume")),
+                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout and "step 1," in resumed.stdout
+    assert temporaries(killed) == []
+    for prefix in ("", "disc_"):
+        same_state(read_checkpoint(straight / f"{prefix}checkpoint_step000000003.pth"),
+                   read_checkpoint(killed / f"{prefix}checkpoint_step000000003.pth"))
+
+
+def test_keep_last_never_removes_the_last_complete_step(tmp_path):
+    for name in ["checkpoint_step000000002.pth", "disc_checkpoint_step000000002.pth", "checkpoint_step000000004.pth",
+                 "disc_checkpoint_step000000004.pth", "checkpoint_step000000006.pth"]:  # killed before disc 6
+        (tmp_path / name).write_bytes(b"")
+    assert complete_steps(tmp_path, ["", "disc_"]) == [2, 4]
+    assert resume_paths(tmp_path, ("", "disc_"))["disc_"].name == "disc_checkpoint_step000000004.pth"
+    for name in ["checkpoint_step000000002.pth", "checkpoint_step000000004.pth"]:
+        (tmp_path / name).unlink()
+    with pytest.raises(cli.UserError, match=r"no step .* has a checkpoint of every network \(generator: steps \[6\]; "
+                                            r"disc_: steps \[2, 4\]\)"):
+        resume_paths(tmp_path, ("", "disc_"))
+    assert resume_paths(tmp_path / "empty", ("",)) == {}
+
+
+def test_a_full_checkpoint_disk_and_a_read_only_one_are_one_line(corpus, tmp_path):
+    out = tmp_path / "checkpoints"
+    args = flags(corpus, out, "--max_steps", "2")
+    result = in_namespace(FULL_DISK + ' && "$PY" "$ROOT/color_syncnet_train.py" "$@"', out, *args, size="8m")
+    line = one_line_error(result)
+    assert line.startswith("error: no space left on the device of ") and str(out) in line, line
+    result = in_namespace(READ_ONLY + ' && "$PY" "$ROOT/color_syncnet_train.py" "$@"', out, *args)
+    assert one_line_error(result) == f"error: {out} is read-only (read-only file system)"
+    assert "training clips" not in result.stdout  # refused before any data or model was loaded
