@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 import audio
-from atomic_write import atomic_output
+from atomic_write import atomic_output, check_writable
 from checkpoint import load_weights
 from cli import pick_device
 from detection_cache import DetectionCache, file_digest
@@ -107,6 +107,8 @@ def lip_sync(options, sink=None):
     ``sink`` is given, each BGR frame goes to ``sink.write`` and nothing is written.
     """
     started = time.perf_counter()
+    if sink is None:
+        check_writable(Path(options.outfile).parent)  # a read-only or full folder: say so before decoding
     job = _Job(options)
     if sink is not None:
         summary = job.run(sink)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from confined import FULL_DISK, READ_ONLY, in_namespace, one_line_error
 from conftest import ROOT
 from reference_inference import load_generator, reference_frames
 from synthetic_media import (
@@ -380,3 +381,43 @@ def test_bad_input_gives_one_line_and_no_output(assets, tmp_path, capsys, case):
     lines = captured.err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], captured.err
     assert not outfile.exists() and (assets / "face12.mp4").read_bytes() == before
+
+
+# --- failures: a read-only folder, a full disk, audio of any rate ------------------------------
+
+def inference_args(assets, outfile, *extra):
+    return ["--checkpoint_path", assets / "constant.pth", "--face", assets / "face30.mp4",
+            "--audio", assets / "speech1.4.wav", "--outfile", outfile, "--box", *BOX, "--quiet", *extra]
+
+
+def test_a_read_only_output_folder_is_one_line_before_decoding(assets, tmp_path):
+    folder = tmp_path / "results"
+    outfile = folder / "sub" / "out.mp4"
+    result = in_namespace(READ_ONLY + ' && "$PY" "$ROOT/inference.py" "$@"', folder,
+                          *inference_args(assets, outfile, "--audio", tmp_path / "missing.wav"))
+    # The folder is refused before the inputs are read (the missing audio is not reached).
+    assert one_line_error(result) == f"error: {folder} is read-only (read-only file system)"
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_file(assets, tmp_path):
+    folder = tmp_path / "results"
+    long_audio = write_media(tmp_path / "long.wav", speech_like(8.0)[None], 16000, audio_codec="pcm_s16le")
+    steps = FULL_DISK + ' && "$PY" "$ROOT/inference.py" "$@"; code=$?; ls -A "$FOLDER" > "$LISTING"; exit $code'
+    result = in_namespace(steps, folder, *inference_args(assets, folder / "out.mp4", "--audio", long_audio,
+                                                         "--crf", "0"), size="64k", LISTING=tmp_path / "listing")
+    assert one_line_error(result) == f"error: no space left on the device of {folder / 'out.mp4'}"
+    assert (tmp_path / "listing").read_text() == ""  # no output, no temporary
+
+
+def test_audio_of_any_rate_is_encoded(assets, tmp_path, capsys):
+    t = np.arange(192000) / 192000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t))[None]
+    wav = write_media(tmp_path / "hifi.wav", tone, 192000, audio_codec="pcm_s24le")
+    outfile = tmp_path / "out.mp4"
+    code, captured = cli(inference_args(assets, outfile, "--audio", wav), capsys)
+    assert code == 0, captured.err
+    with av.open(str(outfile)) as container:
+        assert container.streams.audio[0].rate == 48000
+    heard = audio.load_wav(outfile, 16000)
+    spectrum = np.abs(np.fft.rfft(heard))
+    assert abs(spectrum.argmax() * 16000 / len(heard) - 440) < 2  # the same tone, resampled for AAC
