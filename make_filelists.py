@@ -8,6 +8,7 @@ import sys
 
 import cli
 import lrs2_dataset
+from atomic_write import check_writable
 
 
 def main(argv):
@@ -21,6 +22,7 @@ def main(argv):
     parser.add_argument("--verbose", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     root = cli.existing_folder(args.preprocessed_root, "--preprocessed_root")
+    check_writable(args.filelists)  # before scanning what may be thousands of clips
     counts = lrs2_dataset.write_filelists(root, args.filelists, args.val, args.test, args.seed, args.overwrite)
     print(", ".join(f"{split}.txt: {count} clips" for split, count in counts.items()) + f" in {args.filelists}")
     return 0

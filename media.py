@@ -63,6 +63,17 @@ def read_image(path):
     return image
 
 
+def write_jpeg(path, image):
+    """``image`` as a JPEG file, at OpenCV's default quality as cv2.imwrite writes it; a
+    failed write raises the OSError that says why (cv2.imwrite only returns False, on a
+    full disk too)."""
+    ok, encoded = cv2.imencode(".jpg", image)
+    if not ok:
+        raise UserError(f"cannot encode a {image.shape} image as JPEG for {path}")
+    with open(path, "wb") as handle:
+        handle.write(encoded.tobytes())
+
+
 def probe_video(path):
     """Frame rate, size and rotation of the first video stream, without decoding it all."""
     with open_media(path, "video") as container:

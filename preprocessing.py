@@ -34,7 +34,7 @@ from evaluation.reports import write_or_remove
 from face_detection.api import to_int_box
 from hparams import hparams
 from lrs2_dataset import DONE_MARKER
-from media import read_frames, visible
+from media import read_frames, visible, write_jpeg
 
 FAILURES_NAME = "preprocess_failures.csv"
 # Refusals of the output's file system: every later clip would fail the same way, so the
@@ -98,16 +98,6 @@ def crop_faces(video, folder, detector, batch_size):
     if crops == 0:
         raise UserError(f"no face found in any of its {frames} frames" if frames else "no video frames")
     return frames, crops
-
-
-def write_jpeg(path, image):
-    """``image`` as a JPEG (OpenCV's default quality, as cv2.imwrite); a write that fails
-    raises the OSError (cv2.imwrite would only return False, on a full disk too)."""
-    ok, encoded = cv2.imencode(".jpg", image)
-    if not ok:
-        raise UserError(f"cannot encode a {image.shape} crop as JPEG for {path}")
-    with open(path, "wb") as handle:
-        handle.write(encoded.tobytes())
 
 
 def extract_audio(video, folder):

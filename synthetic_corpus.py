@@ -32,8 +32,9 @@ from tqdm import tqdm
 import audio
 import cli
 import lrs2_dataset
+from atomic_write import check_writable
 from errors import UserError
-from media import VideoWriter
+from media import VideoWriter, write_jpeg
 
 FPS = 25
 SAMPLE_RATE = 16000
@@ -188,7 +189,7 @@ def write_raw_clip(path, frames, wav):
 def write_preprocessed_clip(folder, frames, wav):
     folder.mkdir(parents=True, exist_ok=True)
     for k, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{k}.jpg"), face_crop(frame))
+        write_jpeg(folder / f"{k}.jpg", face_crop(frame))
     audio.save_wav(wav, folder / "audio.wav", SAMPLE_RATE)
     (folder / lrs2_dataset.DONE_MARKER).touch()
 
@@ -234,6 +235,9 @@ def main(argv):
     args = parser.parse_args(argv)
     if args.seconds * FPS <= lrs2_dataset.MIN_FRAMES + 1:
         raise UserError(f"--seconds {args.seconds} gives too few frames for training (need > {lrs2_dataset.MIN_FRAMES + 1})")
+    for folder in (args.out, args.filelists):
+        if folder:
+            check_writable(folder)
     count = make_corpus(args.out, args.layout, args.speakers, args.clips, args.seconds, args.seed, args.filelists,
                         args.overwrite, progress=True)
     print(f"wrote {count} clips ({args.layout}) to {args.out}")

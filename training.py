@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -31,6 +30,7 @@ from atomic_write import check_writable
 from checkpoint import load_weights, save_checkpoint
 from errors import UserError
 from hparams import add_hparams_argument, apply_hparams_argument, hparams
+from media import write_jpeg
 
 CHECKPOINT_NAME = re.compile(r"^(?P<prefix>.*)checkpoint_step(?P<step>\d+)\.pth$")
 
@@ -402,7 +402,7 @@ def write_collage(images, folder, writer=None, step=0, shown=4):
     folder.mkdir(parents=True, exist_ok=True)
     for item, frames in enumerate(images):
         for t, image in enumerate(frames):
-            cv2.imwrite(str(folder / f"{item}_{t}.jpg"), image)
+            write_jpeg(folder / f"{item}_{t}.jpg", image)
     if writer:
         grid = np.concatenate([np.concatenate(list(frames), axis=0) for frames in images[:shown]], axis=1)
         writer.add_image("samples", grid[..., ::-1].copy(), step, dataformats="HWC")

@@ -53,10 +53,23 @@ class SceneCuts:
 
 
 def detect_faces(detector, frames_bgr, scale=DETECTION_SCALE, min_score=MIN_SCORE):
-    """Per frame, the (k, 4) boxes [x1, y1, x2, y2] of the faces S3FD finds, in full-frame pixels."""
+    """Per frame, the (k, 4) boxes [x1, y1, x2, y2] of the faces S3FD finds, in full-frame pixels.
+
+    Boxes are clipped to the frame and those left without area dropped: a garbage detection
+    (boxes far outside the frame, NaN) would otherwise ask the cropper for a border of
+    gigabytes.
+    """
     small = np.stack([cv2.resize(frame, None, fx=scale, fy=scale) for frame in frames_bgr])
     found = detector.detect(small, select=kept_boxes)
-    return [boxes[boxes[:, 4] >= min_score, :4] / scale for boxes in found]
+    height, width = frames_bgr[0].shape[:2]
+    bounds = np.array([width, height, width, height], np.float64)
+    faces = []
+    for boxes in found:
+        boxes = boxes[boxes[:, 4] >= min_score, :4].astype(np.float64) / scale
+        boxes = boxes[np.isfinite(boxes).all(axis=1)]
+        boxes = np.clip(boxes, 0, bounds)
+        faces.append(boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])])
+    return faces
 
 
 def iou(a, b):

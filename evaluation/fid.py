@@ -22,11 +22,12 @@ if __name__ == "__main__":
 
 from tqdm import tqdm
 
+from atomic_write import atomic_output, check_writable
 from checkpoint import load_weights
 from cli import add_run_flags, pick_device, run
 from errors import UserError
 from evaluation.inception import FEATURES, FIDInceptionV3
-from media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image, read_frames, read_image
+from media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image, read_frames, read_image, visible
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 
@@ -87,7 +88,8 @@ def media_files(path):
         return [path]
     if not path.is_dir():
         raise UserError(f"{path} not found")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS)
+    files = visible(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS),
+                    path)  # not hidden files: unfinished temporaries of videos still being written
     if not files:
         raise UserError(f"no videos or images in {path}")
     return files
@@ -138,14 +140,17 @@ def main(argv):
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         raise UserError("--batch_size must be at least 1")
-    device = pick_device(args.device)
-    model = load_inception(args.weights, device)
     first, second = args.paths
     if args.save_stats:
         if not second.endswith(".npz"):
             raise UserError("with --save_stats the second path is the .npz to write")
+        check_writable(Path(second).parent)
+    device = pick_device(args.device)
+    model = load_inception(args.weights, device)
+    if args.save_stats:
         mu, sigma, count = frame_statistics(first, model, device, args.batch_size, not args.quiet)
-        np.savez_compressed(second, mu=mu, sigma=sigma)
+        with atomic_output(second) as temporary, open(temporary, "wb") as handle:
+            np.savez_compressed(handle, mu=mu, sigma=sigma)
         print(f"Saved the statistics of {count} frames to {second}")
         return 0
     real = frame_statistics(first, model, device, args.batch_size, not args.quiet)

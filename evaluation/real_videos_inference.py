@@ -26,6 +26,7 @@ from evaluation.test_set import (
     generation_options,
     read_filelist,
 )
+from media import visible
 
 
 def build_parser():
@@ -45,7 +46,7 @@ def main(argv):
     args = build_parser().parse_args(argv)
     root = existing_folder(args.data_root, "--data_root")
     if args.mode == "dubbed":
-        names = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+        names = [p.name for p in visible(sorted(root.iterdir()), root) if p.is_file()]
         lines = [(name, name) for name in names]
     elif args.filelist is None:
         raise UserError(f"--mode {args.mode} needs --filelist")

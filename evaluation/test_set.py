@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from atomic_write import check_writable
 from cli import add_run_flags
 from errors import UserError
 from evaluation.reports import write_or_remove
@@ -69,8 +70,7 @@ class GenerationSummary:
 
 def generate(pairs, results_dir, options_for, progress=True):
     """lip_sync(options_for(pair, outfile)) for each pair whose output does not exist yet."""
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
+    results_dir = check_writable(results_dir)  # before the first video: a read-only or full folder
     summary = GenerationSummary()
     for pair in tqdm(pairs, desc="videos", unit="video", disable=not progress):
         outfile = results_dir / f"{pair.index}.mp4"

@@ -18,6 +18,8 @@ import pytest
 from conftest import ROOT
 
 PYTHON = sys.executable
+# Every process a test compares runs with this environment: results depend on the thread count.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def script(name, *args):
@@ -48,7 +50,7 @@ def in_namespace(steps, folder, *args, size="256k", timeout=300, **variables):
     if not NAMESPACES:
         pytest.skip("user namespaces (unshare -rm) are not allowed here")
     Path(folder).mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PY": PYTHON, "ROOT": str(ROOT), "FOLDER": str(folder),
+    env = {**ENV, "PY": PYTHON, "ROOT": str(ROOT), "FOLDER": str(folder),
            "SIZE": size, **{name: str(value) for name, value in variables.items()}}
     return subprocess.run(["unshare", "-rm", "sh", "-c", steps, "sh", *map(str, args)], capture_output=True, text=True, timeout=timeout,
                           env=env, check=False)
@@ -67,8 +69,7 @@ def one_line_error(result):
 def kill_when(command, ready, timeout=300, cwd=None):
     """Start ``command``, SIGKILL it as soon as ``ready()`` sees what it waits for on disk;
     returns the pids of the children it had then (to check that they die with it)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=cwd)
     deadline = time.monotonic() + timeout
     try:
         while not ready():

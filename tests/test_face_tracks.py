@@ -6,7 +6,7 @@ from synthetic_media import BrightBoxDetector, face_frames, speech_like, write_v
 from synthetic_weights import save_released, seeded
 
 import lipsync
-from evaluation.face_tracks import SceneCuts, Track, TrackCropper, build_tracks
+from evaluation.face_tracks import SceneCuts, Track, TrackCropper, build_tracks, detect_faces
 from evaluation.reports import read_rows
 from evaluation.scores_LSE import calculate_scores_real_videos
 from evaluation.syncnet import S
@@ -73,3 +73,17 @@ def test_script_scores_each_track(tmp_path, monkeypatch, capsys):
     lines = out.strip().splitlines()
     assert lines[-2] == f"Average Confidence: {tracks[0]['lse_c']}"
     assert lines[-1] == f"Average Minimum Distance: {tracks[0]['lse_d']}"
+
+
+def test_garbage_detections_are_bounded_to_the_frame():
+    class Garbage:
+        def detect(self, frames, select=None):
+            return [np.array([[-5e9, 10, 4e12, 70, 0.99], [np.nan, 0, 10, 10, 0.99], [300, 300, 900, 900, 0.95],
+                              [10, 10, 20, 20, 0.5]], np.float32) for _ in frames]
+
+    frames = [np.zeros((400, 640, 3), np.uint8)] * 2
+    faces = detect_faces(Garbage(), frames)
+    # scaled back by 4, clipped to 640 x 400; NaN, outside (area-less) and low-score boxes dropped
+    np.testing.assert_allclose(faces[0], [[0, 40, 640, 280]])
+    track = Track(np.arange(20), np.tile(faces[0][0], (20, 1)))
+    assert TrackCropper(track).crop(3, frames[0]).shape == (224, 224, 3)

@@ -115,6 +115,9 @@ def _run(*args):
 
 def test_script_prints_fid_and_saves_statistics(inception_file, tmp_path):
     real, generated = _write_inputs(tmp_path / "real", 3), _write_inputs(tmp_path / "generated", 0)
+    (generated / ".c.mp4.ab12cd34.mp4").write_bytes(b"unfinished")  # a video still being written: not read
+    (generated / ".thumbnails").mkdir()
+    (generated / ".thumbnails" / "x.png").write_bytes(b"not really")
     done = _run(real, generated, "--weights", inception_file, "--quiet")
     assert done.returncode == 0, done.stderr
     model = load_inception(inception_file)

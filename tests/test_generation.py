@@ -115,3 +115,43 @@ def test_real_videos_are_scaled_to_the_face_and_tts_stretches_short_videos(data,
     random[random.index("--results_dir") + 1] = str(data / "random")
     assert real_videos_inference.main(random) == 1
     assert f"30 frames but the audio needs {chunks(root / 'long.wav')}" in capsys.readouterr().err
+
+
+# Runs gen_videos_from_filelist.py in a process of its own, with the stand-in detector.
+RUNNER = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import lipsync
+from synthetic_media import BrightBoxDetector
+lipsync.S3FDDetector = BrightBoxDetector
+import cli
+from evaluation import gen_videos_from_filelist
+sys.exit(cli.run(gen_videos_from_filelist.main, sys.argv[1:]))
+"""
+
+
+def test_a_generation_killed_mid_video_and_run_again_equals_an_uninterrupted_one(data):
+    from confined import ENV, PYTHON, kill_when, temporaries, tree
+    from conftest import ROOT
+
+    filelist = data / "lrs2.txt"
+    filelist.write_text("spk2/00002 spk1/00001\nspk1/00001 spk1/00001\nspk2/00002 spk1/00001\n")
+
+    def command(results):
+        return [PYTHON, "-c", RUNNER.format(root=str(ROOT), tests=str(ROOT / "tests")), "--filelist", str(filelist),
+                "--results_dir", str(results), "--data_root", str(data / "data root"), "--checkpoint_path",
+                str(data / "gen.pth"), "--detector_path", str(data / "weights.pth"), "--quiet", "--device", "cpu"]
+
+    import subprocess
+    straight = subprocess.run(command(data / "straight"), capture_output=True, text=True, env=ENV, check=False)
+    assert straight.returncode == 0, straight.stderr
+    assert sorted(tree(data / "straight")) == ["0.mp4", "1.mp4", "2.mp4"]
+
+    results = data / "killed"
+    kill_when(command(results), lambda: any(p.name.startswith(".1.mp4.") for p in temporaries(results)))
+    assert (results / "0.mp4").exists() and not (results / "1.mp4").exists() and temporaries(results)
+    again = subprocess.run(command(results), capture_output=True, text=True, env=ENV, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "2 generated, 1 already there, 0 failed" in again.stdout
+    assert tree(results) == tree(data / "straight")  # the same files, byte for byte
+    assert temporaries(results) == []

@@ -167,11 +167,13 @@ def test_script_prints_the_reference_lines_and_writes_per_video_scores(syncnet_f
     for i in range(2):
         write_video(data / f"{i}.mp4", face_frames(14, (96, 96), seed=i), audio=speech_like(0.6, 16000, seed=i))
     (data / "broken.mp4").write_bytes(b"<html>not a video</html>")
+    (data / ".2.mp4.k3j5h7g9.mp4").write_bytes(b"the unfinished temporary of a video still being written")
     scores = tmp_path / "scores.csv"
     done = _run("--data_root", data, "--initial_model", syncnet_file, "--scores", scores, "--quiet")
     assert done.returncode == 0, done.stderr
     rows = {row["video"]: row for row in read_rows(scores)}
     assert set(rows) == {"0.mp4", "1.mp4", "broken.mp4"} and "cannot read" in rows["broken.mp4"]["error"]
+    assert "Scored 2 of 3 videos" in done.stdout  # the hidden temporary is not a video
     lines = done.stdout.strip().splitlines()
     confidence = np.mean([float(rows[v]["lse_c"]) for v in ("0.mp4", "1.mp4")])
     distance = np.mean([float(rows[v]["lse_d"]) for v in ("0.mp4", "1.mp4")])

@@ -7,7 +7,7 @@ import sys
 import cv2
 import pytest
 import torch
-from confined import FULL_DISK, READ_ONLY, in_namespace, kill_when, one_line_error, script, temporaries
+from confined import ENV, FULL_DISK, READ_ONLY, in_namespace, kill_when, one_line_error, script, temporaries
 from conftest import ROOT
 from synthetic_weights import save_released, seeded
 
@@ -201,7 +201,7 @@ def test_the_gan_trainer_killed_while_saving_resumes_from_a_step_both_networks_h
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     common = ["--syncnet_checkpoint_path", corpus / "expert.pth", "--max_steps", "3"]
     run = subprocess.run(script("hq_wav2lip_train.py", *flags(corpus, straight, *map(str, common))),
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+                         capture_output=True, text=True, env=ENV, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
 
     def saving_disc_step_2():  # the generator's step-2 checkpoint is written, the discriminator's is not yet
@@ -212,7 +212,7 @@ def test_the_gan_trainer_killed_while_saving_resumes_from_a_step_both_networks_h
     assert resume_paths(killed, ("", "disc_")) == {"": killed / "checkpoint_step000000001.pth",
                                                    "disc_": killed / "disc_checkpoint_step000000001.pth"}
     resumed = subprocess.run(script("hq_wav2lip_train.py", *flags(corpus, killed, *map(str, common), "--resume")),
-                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+                             capture_output=True, text=True, env=ENV, check=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout and "step 1," in resumed.stdout
     assert temporaries(killed) == []
@@ -244,3 +244,34 @@ def test_a_full_checkpoint_disk_and_a_read_only_one_are_one_line(corpus, tmp_pat
     result = in_namespace(READ_ONLY + ' && "$PY" "$ROOT/color_syncnet_train.py" "$@"', out, *args)
     assert one_line_error(result) == f"error: {out} is read-only (read-only file system)"
     assert "training clips" not in result.stdout  # refused before any data or model was loaded
+
+
+def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
+    """The Python 3.12 hang: a DataLoader worker forked while a thread of the trainer held a
+    lock waits for that lock forever. Spawned workers start clean."""
+    import argparse
+    import threading
+
+    import held_lock
+    import training
+
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.txt").write_text("".join(f"v/c{k}\n" for k in range(8)))
+    args = argparse.Namespace(filelists=tmp_path / "lists", data_root=tmp_path, seed=0)
+    session = argparse.Namespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
+    hparams.set_hparam("num_workers", 2)
+    loader = training.data_loader(held_lock.NeedsTheLock, "train", args, 2, session)
+
+    release, batches = threading.Event(), []
+    holder = threading.Thread(target=lambda: held_lock.LOCK.acquire() and release.wait(120))
+    holder.start()
+    try:
+        fetch = threading.Thread(target=lambda: batches.append(next(iter(loader))), daemon=True)
+        fetch.start()
+        fetch.join(timeout=90)
+        assert batches, "the DataLoader's workers hung on a lock held when they started"
+    finally:
+        release.set()
+        holder.join()
+        held_lock.LOCK.release()
+    assert batches[0][0].flatten().tolist() == [0.0, 1.0]  # step 0's sample numbers

@@ -16,10 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 from tqdm import tqdm
 
+from atomic_write import check_writable
 from cli import add_run_flags, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.lse import LSEScorer
 from evaluation.reports import write_rows
+from media import visible
 
 
 def build_parser():
@@ -39,9 +41,10 @@ def build_parser():
 def main(argv):
     args = build_parser().parse_args(argv)
     root = existing_folder(args.data_root, "--data_root")
-    videos = sorted(root.glob("*.mp4"))
+    videos = visible(sorted(root.glob("*.mp4")), root)  # not the hidden temporaries of unfinished videos
     if not videos:
         raise UserError(f"no .mp4 files in {root}")
+    check_writable(Path(args.scores).parent)
     if args.batch_size < 1 or args.vshift < 0:
         raise UserError("--batch_size must be at least 1 and --vshift not negative")
     scorer = LSEScorer(args.initial_model, pick_device(args.device), args.batch_size, args.vshift)

@@ -18,13 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 from tqdm import tqdm
 
+from atomic_write import check_writable
 from cli import add_run_flags, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
 from evaluation.lse import VIDEO_FPS, LSEScorer
 from evaluation.reports import write_rows
 from lipsync import load_detector
-from media import VIDEO_EXTENSIONS
+from media import VIDEO_EXTENSIONS, visible
 
 
 def build_parser():
@@ -44,9 +45,10 @@ def build_parser():
 def main(argv):
     args = build_parser().parse_args(argv)
     root = existing_folder(args.data_root, "--data_root")
-    videos = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+    videos = visible(sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS), root)
     if not videos:
         raise UserError(f"no videos in {root}")
+    check_writable(Path(args.scores).parent)
     device = pick_device(args.device)
     scorer = LSEScorer(args.initial_model, device, args.batch_size, args.vshift)
     detector = load_detector(device, args.detector_path, 16)

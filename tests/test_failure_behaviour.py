@@ -1,0 +1,75 @@
+"""What every script does when its output folder is read-only, and the permissions of what they write."""
+
+import os
+
+import pytest
+from confined import READ_ONLY, in_namespace, one_line_error
+from synthetic_media import face_frames, speech_like, write_video
+from synthetic_weights import seeded
+
+import preprocess
+from checkpoint import save_checkpoint
+from evaluation.reports import write_rows
+from models import SyncNet_color
+from synthetic_corpus import FACE_BOX, make_corpus
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    (d / "videos").mkdir()
+    write_video(d / "videos" / "0.mp4", face_frames(10), audio=speech_like(0.4))
+    (d / "list.txt").write_text("0 0\n")
+    make_corpus(d / "corpus", "preprocessed", speakers=4, clips=1, seconds=1.0, seed=1)
+    (d / "expert.pth").write_bytes(b"never read: the output folder is refused first")
+    return d
+
+
+# script, its arguments (OUT: the read-only folder, IN: the inputs), the folder it names
+CASES = {
+    "make_filelists": ("make_filelists.py", ["--preprocessed_root", "IN/corpus", "--filelists", "OUT/lists"], "OUT"),
+    "synthetic_corpus": ("synthetic_corpus.py", ["--out", "OUT/corpus", "--speakers", "1", "--clips", "1"], "OUT"),
+    "color_syncnet_train": ("color_syncnet_train.py", ["--data_root", "IN/corpus", "--checkpoint_dir", "OUT"], "OUT"),
+    "wav2lip_train": ("wav2lip_train.py", ["--data_root", "IN/corpus", "--checkpoint_dir", "OUT/run",
+                                           "--syncnet_checkpoint_path", "IN/expert.pth"], "OUT"),
+    "hq_wav2lip_train": ("hq_wav2lip_train.py", ["--data_root", "IN/corpus", "--checkpoint_dir", "OUT",
+                                                 "--syncnet_checkpoint_path", "IN/expert.pth"], "OUT"),
+    "gen_videos_from_filelist": ("evaluation/gen_videos_from_filelist.py",
+                                 ["--filelist", "IN/list.txt", "--data_root", "IN/videos", "--results_dir", "OUT",
+                                  "--checkpoint_path", "IN/expert.pth"], "OUT"),
+    "real_videos_inference": ("evaluation/real_videos_inference.py",
+                              ["--mode", "dubbed", "--data_root", "IN/videos", "--results_dir", "OUT/real",
+                               "--checkpoint_path", "IN/expert.pth"], "OUT"),
+    "calculate_scores_LRS": ("evaluation/scores_LSE/calculate_scores_LRS.py",
+                             ["--data_root", "IN/videos", "--initial_model", "IN/expert.pth", "--scores", "OUT/s.csv"],
+                             "OUT"),
+    "calculate_scores_real_videos": ("evaluation/scores_LSE/calculate_scores_real_videos.py",
+                                     ["--data_root", "IN/videos", "--initial_model", "IN/expert.pth",
+                                      "--scores", "OUT/s.csv"], "OUT"),
+    "fid": ("evaluation/fid.py", ["IN/videos", "OUT/stats.npz", "--save_stats", "--weights", "IN/expert.pth"], "OUT"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_read_only_output_folder_is_one_line_before_any_work(inputs, tmp_path, case):
+    name, args, named = CASES[case]
+    out = tmp_path / "out"
+    args = [arg.replace("OUT", str(out)).replace("IN", str(inputs)) for arg in args]
+    result = in_namespace(READ_ONLY + ' && "$PY" "$ROOT/$SCRIPT" "$@"', out, *args, SCRIPT=name)
+    assert one_line_error(result) == f"error: {named.replace('OUT', str(out))} is read-only (read-only file system)"
+
+
+def test_outputs_are_readable_by_others_as_open_would_make_them(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        raw = tmp_path / "raw"
+        make_corpus(raw, "raw", speakers=1, clips=1, seconds=0.8, seed=2)
+        assert preprocess.main(["--data_root", str(raw), "--preprocessed_root", str(tmp_path / "pre"), "--quiet",
+                                "--box", *map(str, FACE_BOX), "--audio_workers", "1"]) == 0
+        save_checkpoint(tmp_path / "ckpt" / "checkpoint_step000000001.pth", seeded(SyncNet_color(), 0))
+        write_rows(tmp_path / "scores.csv", [{"video": "0.mp4", "lse_d": 7.0}])
+    finally:
+        os.umask(previous)
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and "raw" not in p.parts]
+    assert any(p.name == "audio.wav" for p in written) and any(p.suffix == ".jpg" for p in written)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o644" for p in written}
