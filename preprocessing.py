@@ -109,12 +109,13 @@ def extract_audio(video, folder):
 def _die_with_parent(parent):
     """Worker initializer: end this process when ``parent`` dies, even by kill -9.
 
-    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere a
-    thread watches the parent's pid.
+    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG; strictly, when the
+    thread that started the worker ends: preprocess() submits from the caller's thread, the
+    main thread of preprocess.py); elsewhere a thread watches the parent's pid.
     """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         watch = False
     except (OSError, AttributeError):
         watch = True

@@ -199,7 +199,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path):
 
 def test_the_gan_trainer_killed_while_saving_resumes_from_a_step_both_networks_have(corpus, tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    common = ["--syncnet_checkpoint_path", corpus / "expert.pth", "--max_steps", "3"]
+    common = ["--syncnet_checkpoint_path", corpus / "expert.pth", "--max_steps", "2"]
     run = subprocess.run(script("hq_wav2lip_train.py", *flags(corpus, straight, *map(str, common))),
                          capture_output=True, text=True, env=ENV, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -217,8 +217,8 @@ def test_the_gan_trainer_killed_while_saving_resumes_from_a_step_both_networks_h
     assert "resuming from" in resumed.stdout and "step 1," in resumed.stdout
     assert temporaries(killed) == []
     for prefix in ("", "disc_"):
-        same_state(read_checkpoint(straight / f"{prefix}checkpoint_step000000003.pth"),
-                   read_checkpoint(killed / f"{prefix}checkpoint_step000000003.pth"))
+        same_state(read_checkpoint(straight / f"{prefix}checkpoint_step000000002.pth"),
+                   read_checkpoint(killed / f"{prefix}checkpoint_step000000002.pth"))
 
 
 def test_keep_last_never_removes_the_last_complete_step(tmp_path):
