@@ -107,8 +107,11 @@ def lip_sync(options, sink=None):
     ``sink`` is given, each BGR frame goes to ``sink.write`` and nothing is written.
     """
     started = time.perf_counter()
+    # A read-only or full folder: say so before decoding, not after the work.
     if sink is None:
-        check_writable(Path(options.outfile).parent)  # a read-only or full folder: say so before decoding
+        check_writable(Path(options.outfile).parent)
+    if options.face_cache:
+        check_writable(options.face_cache)
     job = _Job(options)
     if sink is not None:
         summary = job.run(sink)

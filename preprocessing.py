@@ -9,24 +9,11 @@ faces while a pool of processes extracts the audio, and the videos that fail are
 with the reason in ``<preprocessed_root>/preprocess_failures.csv``.
 """
 
-import ctypes
 import errno
-import multiprocessing
-import os
 import queue
-import signal
-import threading
-import time
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import cv2
 
 import audio
 from errors import UserError
@@ -35,6 +22,7 @@ from face_detection.api import to_int_box
 from hparams import hparams
 from lrs2_dataset import DONE_MARKER
 from media import read_frames, visible, write_jpeg
+from processes import spawned_pool
 
 FAILURES_NAME = "preprocess_failures.csv"
 # Refusals of the output's file system: every later clip would fail the same way, so the
@@ -100,35 +88,6 @@ def crop_faces(video, folder, detector, batch_size):
     return frames, crops
 
 
-def extract_audio(video, folder):
-    """``folder/audio.wav`` from ``video`` (run in a worker process)."""
-    audio.extract_wav(video, folder / "audio.wav")
-    return True
-
-
-def _die_with_parent(parent):
-    """Worker initializer: end this process when ``parent`` dies, even by kill -9.
-
-    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG; strictly, when the
-    thread that started the worker ends: preprocess() submits from the caller's thread, the
-    main thread of preprocess.py); elsewhere a thread watches the parent's pid.
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-        watch = False
-    except (OSError, AttributeError):
-        watch = True
-    if os.getppid() != parent:  # died before the prctl took effect
-        os._exit(1)
-    if watch:
-        def watchdog():
-            while os.getppid() == parent:
-                time.sleep(1)
-            os._exit(1)
-        threading.Thread(target=watchdog, daemon=True).start()
-
-
 def is_fatal(error):
     """Whether ``error`` is the output's file system refusing writes (full, read-only, ...)."""
     return isinstance(error, OSError) and error.errno in _FATAL_ERRNOS
@@ -175,14 +134,11 @@ def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_worker
     if progress is not None:
         progress.reset(total=len(clips))
     jobs = {}
-    # Spawned, not forked: a fork of this process, whose detector threads may hold locks
-    # (OpenMP, OpenCV, allocator), can deadlock in the child.
-    audio_pool = ProcessPoolExecutor(audio_workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_die_with_parent, initargs=(os.getpid(),))
-    with ThreadPoolExecutor(len(detectors)) as face_pool, audio_pool:
+    with ThreadPoolExecutor(len(detectors)) as face_pool, spawned_pool(audio_workers) as audio_pool:
         try:
             for clip in clips:
-                jobs[audio_pool.submit(extract_audio, clip.video, clip.folder)] = (clip, "audio")
+                # audio.extract_wav itself: a worker then imports audio.py alone, not PyTorch.
+                jobs[audio_pool.submit(audio.extract_wav, clip.video, clip.folder / "audio.wav")] = (clip, "audio")
                 jobs[face_pool.submit(faces, clip)] = (clip, "faces")
             while jobs:
                 finished, _ = wait(jobs, return_when=FIRST_COMPLETED)

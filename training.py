@@ -250,8 +250,8 @@ def data_loader(dataset_class, split, args, batch_size, session, steps_per_epoch
     filelist has clips for (at least one; every batch is full, as BatchNorm needs more than
     one sample), or ``steps_per_epoch``.
 
-    Workers are spawned, not forked: a fork of a process that already runs threads (PyTorch's,
-    OpenCV's, TensorBoard's) can inherit a lock held by one of them and hang forever.
+    Workers are spawned, not forked, for the reason processes.py gives: a fork of this
+    process, which runs threads (PyTorch's, OpenCV's, TensorBoard's), can hang forever.
     """
     clips = lrs2_dataset.read_filelist(args.filelists, split, args.data_root)
     dataset = dataset_class(clips, seed=f"{args.seed}/{split}")

@@ -399,6 +399,14 @@ def test_a_read_only_output_folder_is_one_line_before_decoding(assets, tmp_path)
     assert one_line_error(result) == f"error: {folder} is read-only (read-only file system)"
 
 
+def test_a_read_only_face_cache_is_one_line_before_detecting(assets, tmp_path):
+    cache = tmp_path / "cache"
+    args = inference_args(assets, tmp_path / "out.mp4", "--face_cache", cache, "--detector_path", tmp_path / "none.pth")
+    args[args.index("--box"):args.index("--box") + 5] = []  # detection, whose weights are missing: not reached
+    result = in_namespace(READ_ONLY + ' && "$PY" "$ROOT/inference.py" "$@"', cache, *args)
+    assert one_line_error(result) == f"error: {cache} is read-only (read-only file system)"
+
+
 def test_a_full_disk_is_one_line_and_leaves_no_file(assets, tmp_path):
     folder = tmp_path / "results"
     long_audio = write_media(tmp_path / "long.wav", speech_like(8.0)[None], 16000, audio_codec="pcm_s16le")

@@ -1,0 +1,49 @@
+"""Pools of worker processes that start clean and end with the process that started them.
+
+Workers are spawned, not forked: a fork of a process that already runs threads (PyTorch's,
+OpenCV's, a detector thread) copies any lock one of them holds at that instant, held
+forever, and the child can hang on it. And each worker is killed when its parent dies, even
+by kill -9, instead of living on, re-parented to init.
+"""
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+
+def spawned_pool(workers):
+    """A ProcessPoolExecutor of ``workers`` spawned processes that die with this one.
+
+    Submit from a thread that outlives the pool (the main thread): on Linux the death signal
+    follows the thread that started the worker.
+    """
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+def die_with_parent(parent):
+    """Worker initializer: end this process when ``parent`` dies.
+
+    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere a
+    thread watches the parent's pid.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        watch = False
+    except (OSError, AttributeError):
+        watch = True
+    if os.getppid() != parent:  # died before the prctl took effect
+        os._exit(1)
+    if watch:
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+
+
+def _watch(parent):
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
