@@ -160,7 +160,7 @@ class LRS2Clips(torch.utils.data.Dataset):
         if not self.clips:
             raise DataError("the filelist names no clip")
         self.seed = seed
-        self.rng = random.Random(f"{seed}:0")
+        self.rng = None  # each item's own generator, set by __getitem__
         self.dropped = set()  # clips whose audio could not be read
         self._ids = {}
 

@@ -142,15 +142,14 @@ class Session:
         """
         if not self.is_main:
             return
-        prefixes = [prefix for prefix, _, _ in objective.networks()]
         for prefix, model, optimizer in objective.networks():
             path = self.checkpoint_dir / f"{prefix}checkpoint_step{step:09d}.pth"
             save_checkpoint(path, model, optimizer if hparams.save_optimizer_state else None, step, epoch,
                             **objective.checkpoint_extras())
-        complete = complete_steps(self.checkpoint_dir, prefixes)
+        complete = complete_steps(self.checkpoint_dir, objective.prefixes)
         if 0 < self.keep_last < len(complete):
             oldest_kept = complete[-self.keep_last]
-            for prefix in prefixes:
+            for prefix in objective.prefixes:
                 for old_step, old in checkpoint_steps(self.checkpoint_dir, prefix):
                     if old_step < oldest_kept:
                         old.unlink(missing_ok=True)
