@@ -80,20 +80,10 @@ def preemphasis(wav, k, preemphasize=True):
     return signal.lfilter([1, -k], [1], wav) if preemphasize else wav
 
 
-def inv_preemphasis(wav, k, inv_preemphasize=True):
-    return signal.lfilter([1], [1, -k], wav) if inv_preemphasize else wav
-
-
 def get_hop_size():
     if hp.hop_size is not None:
         return hp.hop_size
     return int(hp.frame_shift_ms / 1000 * hp.sample_rate)
-
-
-def linearspectrogram(wav):
-    D = _stft(preemphasis(wav, hp.preemphasis, hp.preemphasize))
-    S = _amp_to_db(np.abs(D)) - hp.ref_level_db
-    return _normalize(S) if hp.signal_normalization else S
 
 
 def melspectrogram(wav):

@@ -2,15 +2,18 @@
 
     python color_syncnet_train.py --data_root lrs2_preprocessed/ --checkpoint_dir checkpoints/expert/
     torchrun --nproc_per_node 4 color_syncnet_train.py --data_root ... --checkpoint_dir ...
+
+Its loss is ``cosine_loss`` in training/losses.py; the objective (networks, step, evaluation)
+is ``ExpertObjective`` in training/objectives.py, run by training/loop.py.
 """
 
 import sys
 
 import cli
-import training
-from objectives import ExpertObjective
+from training.loop import main_for
+from training.objectives import ExpertObjective
 
-main = training.main_for(ExpertObjective, __doc__.split("\n\n")[0])
+main = main_for(ExpertObjective, __doc__.split("\n\n")[0])
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

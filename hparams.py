@@ -85,8 +85,6 @@ def _convert(name, text, current):
 hparams = HParams(
     # Audio: the mel spectrogram both networks were trained on.
     num_mels=80,
-    rescale=True,
-    rescaling_max=0.9,
     use_lws=False,
     n_fft=800,
     hop_size=200,  # 12.5 ms at 16 kHz: 80 mel frames per second
@@ -104,11 +102,9 @@ hparams = HParams(
     fmin=55,
     fmax=7600,
     # Video and training.
-    img_size=96,
     fps=25,
     batch_size=16,
     initial_learning_rate=1e-4,
-    nepochs=200000000000000000,  # effectively unbounded: training stops on --max_steps or by hand
     num_workers=16,
     checkpoint_interval=3000,
     eval_interval=3000,
@@ -121,10 +117,6 @@ hparams = HParams(
     disc_wt=0.07,
     disc_initial_learning_rate=1e-4,
 )
-
-
-def hparams_debug_string():
-    return str(hparams)
 
 
 def add_hparams_argument(parser: argparse.ArgumentParser):

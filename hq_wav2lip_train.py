@@ -3,15 +3,20 @@
     python hq_wav2lip_train.py --data_root lrs2_preprocessed/ --checkpoint_dir checkpoints/wav2lip_gan/ \
         --syncnet_checkpoint_path checkpoints/lipsync_expert.pth
     torchrun --nproc_per_node 4 hq_wav2lip_train.py ...
+
+The generator's loss is ``generator_loss`` in training/losses.py with the adversarial term
+(``disc_wt``), the discriminator's ``realness_loss`` there; the ``syncnet_wt`` switch is
+``GeneratorObjective.after_evaluation`` in training/objectives.py (``GANGeneratorObjective``
+raises it to 0.03), run by training/loop.py.
 """
 
 import sys
 
 import cli
-import training
-from objectives import GANGeneratorObjective
+from training.loop import main_for
+from training.objectives import GANGeneratorObjective
 
-main = training.main_for(GANGeneratorObjective, __doc__.split("\n\n")[0], syncnet=True, disc=True)
+main = main_for(GANGeneratorObjective, __doc__.split("\n\n")[0], syncnet=True, disc=True)
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

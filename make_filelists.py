@@ -7,7 +7,7 @@ import argparse
 import sys
 
 import cli
-import lrs2_dataset
+from training import dataset
 from atomic_write import check_writable
 
 
@@ -23,7 +23,7 @@ def main(argv):
     args = parser.parse_args(argv)
     root = cli.existing_folder(args.preprocessed_root, "--preprocessed_root")
     check_writable(args.filelists)  # before scanning what may be thousands of clips
-    counts = lrs2_dataset.write_filelists(root, args.filelists, args.val, args.test, args.seed, args.overwrite)
+    counts = dataset.write_filelists(root, args.filelists, args.val, args.test, args.seed, args.overwrite)
     print(", ".join(f"{split}.txt: {count} clips" for split, count in counts.items()) + f" in {args.filelists}")
     return 0
 

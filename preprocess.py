@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 import cli
-import preprocessing
+from training import preprocessing
 from atomic_write import check_writable
 from errors import UserError
 from face_detection import S3FDDetector

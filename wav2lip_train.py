@@ -3,15 +3,19 @@
     python wav2lip_train.py --data_root lrs2_preprocessed/ --checkpoint_dir checkpoints/wav2lip/ \
         --syncnet_checkpoint_path checkpoints/lipsync_expert.pth
     torchrun --nproc_per_node 4 wav2lip_train.py ...
+
+Its loss is ``generator_loss`` in training/losses.py (L1, plus the expert's sync loss once
+weighted in); the ``syncnet_wt`` switch is ``GeneratorObjective.after_evaluation`` in
+training/objectives.py, run by training/loop.py.
 """
 
 import sys
 
 import cli
-import training
-from objectives import GeneratorObjective
+from training.loop import main_for
+from training.objectives import GeneratorObjective
 
-main = training.main_for(GeneratorObjective, __doc__.split("\n\n")[0], syncnet=True)
+main = main_for(GeneratorObjective, __doc__.split("\n\n")[0], syncnet=True)
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

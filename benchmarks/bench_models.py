@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from face_detection import S3FD, S3FDDetector  # noqa: E402
 from models import SyncNet_color, Wav2Lip  # noqa: E402
 from models.fusion import fuse_for_inference  # noqa: E402
-from objectives import cosine_loss, lower_halves  # noqa: E402
+from training.objectives import cosine_loss, lower_halves  # noqa: E402
 
 
 def timed(step, device, repeats):

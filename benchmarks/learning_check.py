@@ -95,16 +95,16 @@ def sync_scale(expert_checkpoint, generator_checkpoint, corpus, batches=25, batc
     another sample's audio, or made from another sample's audio and scored against the true
     one: both are as high as for a wrong window only if the generated mouths follow their
     own audio (rather than pleasing the expert whatever the audio)."""
-    import lrs2_dataset
+    from training import dataset
     from checkpoint import load_weights
     from models import SyncNet_color, Wav2Lip
-    from objectives import cosine_loss, lower_halves
+    from training.objectives import cosine_loss, lower_halves
 
     expert, generator = SyncNet_color(), Wav2Lip()
     load_weights(expert, expert_checkpoint)  # left in train mode, as the generator's trainer uses it
     load_weights(generator, generator_checkpoint)
     generator.eval()
-    samples = lrs2_dataset.GeneratorSamples(lrs2_dataset.read_filelist(corpus / "filelists", "val", corpus), seed)
+    samples = dataset.GeneratorSamples(dataset.read_filelist(corpus / "filelists", "val", corpus), seed)
     sums = {}
     with torch.no_grad():
         for _ in range(batches):
@@ -170,7 +170,7 @@ def main():
     parser.add_argument("--clips", type=int, default=6)
     args = parser.parse_args()
 
-    from synthetic_corpus import make_corpus
+    from training.synthetic_data import make_corpus
 
     work = Path(args.workdir)
     corpus = work / "corpus"

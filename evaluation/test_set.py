@@ -12,7 +12,7 @@ from tqdm import tqdm
 from atomic_write import check_writable
 from cli import add_run_flags
 from errors import UserError
-from evaluation.reports import write_or_remove
+from reports import write_or_remove
 from lipsync import Options, lip_sync, load_detector
 from media import read_frames
 

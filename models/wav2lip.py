@@ -1,7 +1,6 @@
 """The Wav2Lip generator and its visual-quality discriminator (Prajwal et al., ACM MM 2020)."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .conv import Conv2d, Conv2dTranspose, nonorm_Conv2d, residual_blocks
@@ -96,7 +95,6 @@ class Wav2Lip_disc_qual(nn.Module):
             nn.Sequential(nonorm_Conv2d(512, 512, 3, 1, 0), nonorm_Conv2d(512, 512, 1, 1, 0)),  # 1x1
         ])
         self.binary_pred = nn.Sequential(nn.Conv2d(512, 1, 1, 1, 0), nn.Sigmoid())
-        self.label_noise = 0.0
 
     @staticmethod
     def get_lower_half(face_sequences):
@@ -111,8 +109,3 @@ class Wav2Lip_disc_qual(nn.Module):
         for block in self.face_encoder_blocks:
             x = block(x)
         return self.binary_pred(x).view(len(x), -1)
-
-    def perceptual_forward(self, false_face_sequences):
-        """The generator's adversarial loss: BCE of D(generated) against "real", on any device."""
-        prediction = self.forward(false_face_sequences)
-        return F.binary_cross_entropy(prediction, torch.ones_like(prediction))

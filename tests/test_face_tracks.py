@@ -7,7 +7,7 @@ from synthetic_weights import save_released, seeded
 
 import lipsync
 from evaluation.face_tracks import SceneCuts, Track, TrackCropper, build_tracks, detect_faces
-from evaluation.reports import read_rows
+from reports import read_rows
 from evaluation.scores_LSE import calculate_scores_real_videos
 from evaluation.syncnet import S
 

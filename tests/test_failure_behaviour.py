@@ -9,9 +9,9 @@ from synthetic_weights import seeded
 
 import preprocess
 from checkpoint import save_checkpoint
-from evaluation.reports import write_rows
+from reports import write_rows
 from models import SyncNet_color
-from synthetic_corpus import FACE_BOX, make_corpus
+from training.synthetic_data import FACE_BOX, make_corpus
 
 
 @pytest.fixture(scope="module")

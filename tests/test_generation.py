@@ -12,7 +12,7 @@ import lipsync
 from errors import UserError
 import media
 from evaluation import gen_videos_from_filelist, real_videos_inference
-from evaluation.reports import read_rows
+from reports import read_rows
 from evaluation.test_set import _downscale_factor
 from lipsync import stretched_indices
 from models import Wav2Lip

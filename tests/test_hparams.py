@@ -5,11 +5,11 @@ import pytest
 from errors import UserError
 from hparams import HParams, add_hparams_argument, apply_hparams_argument, hparams
 
-FACTS = dict(
-    num_mels=80, rescale=True, rescaling_max=0.9, use_lws=False, n_fft=800, hop_size=200, win_size=800,
+RELEASED = dict(
+    num_mels=80, use_lws=False, n_fft=800, hop_size=200, win_size=800,
     sample_rate=16000, frame_shift_ms=None, signal_normalization=True, allow_clipping_in_normalization=True,
     symmetric_mels=True, max_abs_value=4.0, preemphasize=True, preemphasis=0.97, min_level_db=-100,
-    ref_level_db=20, fmin=55, fmax=7600, img_size=96, fps=25, batch_size=16, initial_learning_rate=1e-4,
+    ref_level_db=20, fmin=55, fmax=7600, fps=25, batch_size=16, initial_learning_rate=1e-4,
     num_workers=16, checkpoint_interval=3000, eval_interval=3000, save_optimizer_state=True, syncnet_wt=0.0,
     syncnet_batch_size=64, syncnet_lr=1e-4, syncnet_eval_interval=10000, syncnet_checkpoint_interval=10000,
     disc_wt=0.07, disc_initial_learning_rate=1e-4,
@@ -17,10 +17,9 @@ FACTS = dict(
 
 
 def test_values_are_the_released_models():
-    for name, value in FACTS.items():
+    for name, value in RELEASED.items():
         assert getattr(hparams, name) == value, name
         assert type(getattr(hparams, name)) is type(value), name
-    assert hparams.nepochs > 10 ** 12
 
 
 def test_set_and_parse_with_types():
@@ -63,7 +62,7 @@ def test_hparams_survive_pickling_for_worker_processes():
 def test_summary_lists_every_value():
     text = str(hparams)
     assert text.startswith("Hyperparameters:")
-    for name in FACTS:
+    for name in RELEASED:
         assert f"  {name} " in text
 
 

@@ -18,7 +18,7 @@ from synthetic_weights import save_released, seeded
 import audio
 from checkpoint import CheckpointError
 from evaluation.lse import JpegRoundTrip, LSEScorer, mfcc, offset_distances, pcm16, sync_score
-from evaluation.reports import read_rows
+from reports import read_rows
 from evaluation.syncnet import S, load_syncnet
 from models import SyncNet_color
 

@@ -27,12 +27,12 @@ import audio
 import cli
 import make_filelists
 import preprocess
-import preprocessing
+from training import preprocessing
 from face_detection import S3FD, S3FDDetector
 from face_detection.api import to_int_box
-from lrs2_dataset import DONE_MARKER
+from training.dataset import DONE_MARKER
 from media import read_frames
-from synthetic_corpus import FACE_BOX, make_corpus
+from training.synthetic_data import FACE_BOX, make_corpus
 
 BOX = [str(v) for v in FACE_BOX]
 

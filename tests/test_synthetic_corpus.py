@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 
-import synthetic_corpus as sc
+import training.synthetic_data as sc
 
 
 def spectral_peak(wav, rate=16000):

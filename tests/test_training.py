@@ -14,13 +14,16 @@ from synthetic_weights import save_released, seeded
 import cli
 import color_syncnet_train
 import hq_wav2lip_train
-import objectives
 import wav2lip_train
 from checkpoint import load_weights, read_checkpoint
 from hparams import hparams
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
-from synthetic_corpus import make_corpus
-from training import checkpoints, complete_steps, resume_paths
+from training.synthetic_data import make_corpus
+from models.inputs import stack_lower_halves
+from training.checkpoints import checkpoints, complete_steps, resume_paths
+from training.losses import cosine_loss, generator_loss
+from training import objectives
+from training.objectives import GANGeneratorObjective, GeneratorObjective
 
 FAST = "num_workers=0,syncnet_batch_size=4,batch_size=2,syncnet_checkpoint_interval=2,checkpoint_interval=2,"\
        "syncnet_eval_interval=2,eval_interval=2"
@@ -102,13 +105,13 @@ def test_generator_trains_writes_samples_and_resumes_syncnet_wt(corpus, tmp_path
 
 
 def test_the_syncnet_wt_switch_follows_the_evaluation_sync_loss():
-    generator = objectives.GeneratorObjective.__new__(objectives.GeneratorObjective)
+    generator = GeneratorObjective.__new__(GeneratorObjective)
     generator.syncnet_wt = 0.0
     generator.after_evaluation({"sync": 0.80, "l1": 0.1})
     assert generator.syncnet_wt == 0.0
     generator.after_evaluation({"sync": 0.74, "l1": 0.1})
     assert generator.syncnet_wt == 0.01
-    gan = objectives.GANGeneratorObjective.__new__(objectives.GANGeneratorObjective)
+    gan = GANGeneratorObjective.__new__(GANGeneratorObjective)
     gan.syncnet_wt = 0.0
     gan.after_evaluation({"sync": 0.7})
     assert gan.syncnet_wt == 0.03
@@ -120,10 +123,10 @@ def test_the_syncnet_wt_switch_follows_the_evaluation_sync_loss():
 def test_the_losses_are_the_references():
     a = torch.tensor([[0.6, 0.8, 0.0], [1.0, 0.0, 0.0]])
     v = torch.tensor([[0.6, 0.8, 0.0], [0.0, 1.0, 0.0]])
-    loss = objectives.cosine_loss(a, v, torch.tensor([[1.0], [0.0]]))
+    loss = cosine_loss(a, v, torch.tensor([[1.0], [0.0]]))
     assert loss.item() == pytest.approx(0.0, abs=1e-6)  # identical for label 1, orthogonal for label 0
     faces = torch.arange(2 * 3 * 5 * 4 * 2, dtype=torch.float32).reshape(2, 3, 5, 4, 2)
-    halves = objectives.lower_halves(faces)
+    halves = stack_lower_halves(faces)
     assert halves.shape == (2, 15, 2, 2)
     assert torch.equal(halves[:, 3:6], faces[:, :, 1, 2:])  # frame 1's colour channels, lower rows
 
@@ -253,14 +256,14 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
     import threading
 
     import held_lock
-    import training
+    from training.batches import data_loader
 
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "train.txt").write_text("".join(f"v/c{k}\n" for k in range(8)))
     args = argparse.Namespace(filelists=tmp_path / "lists", data_root=tmp_path, seed=0)
     session = argparse.Namespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
     hparams.set_hparam("num_workers", 2)
-    loader = training.data_loader(held_lock.NeedsTheLock, "train", args, 2, session)
+    loader = data_loader(held_lock.NeedsTheLock, "train", args, 2, session)
 
     release, batches = threading.Event(), []
     holder = threading.Thread(target=lambda: held_lock.LOCK.acquire() and release.wait(120))
@@ -275,3 +278,45 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
         holder.join()
         held_lock.LOCK.release()
     assert batches[0][0].flatten().tolist() == [0.0, 1.0]  # step 0's sample numbers
+
+
+def reference_generator_gradients(model, expert, disc, batch, syncnet_wt, disc_wt):
+    """The reference trainers' generator loss, written out as they write it: the sync loss,
+    then the adversarial loss (hq only), then L1, summed with the weights; the gradients."""
+    faces, frame_mels, mel, target = batch
+    model.zero_grad(set_to_none=True)
+    g = model(frame_mels, faces)
+    lower = g[:, :, :, g.size(3) // 2:]
+    lower = torch.cat([lower[:, :, i] for i in range(lower.size(2))], dim=1)
+    a, v = expert(mel, lower)
+    d = torch.nn.functional.cosine_similarity(a, v)
+    sync_loss = torch.nn.BCELoss()(d.unsqueeze(1), torch.ones(len(g), 1))
+    if disc is not None:
+        prediction = disc(g)
+        perceptual_loss = torch.nn.functional.binary_cross_entropy(prediction, torch.ones((len(prediction), 1)))
+        loss = syncnet_wt * sync_loss + disc_wt * perceptual_loss + (1. - syncnet_wt - disc_wt) * torch.nn.L1Loss()(g, target)
+    else:
+        loss = syncnet_wt * sync_loss + (1 - syncnet_wt) * torch.nn.L1Loss()(g, target)
+    loss.backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("objective_class", [GeneratorObjective, GANGeneratorObjective])
+def test_generator_gradients_equal_the_references_bit_for_bit(objective_class):
+    import contextlib
+    import types
+    torch.manual_seed(0)
+    model, expert, disc = seeded(Wav2Lip(), 4), seeded(SyncNet_color(), 5), seeded(Wav2Lip_disc_qual(), 6)
+    batch = (torch.rand(2, 6, 5, 96, 96), torch.rand(2, 5, 1, 80, 16) - 0.5, torch.rand(2, 1, 80, 16) - 0.5,
+             torch.rand(2, 3, 5, 96, 96))
+    gan = objective_class is GANGeneratorObjective
+    objective = objective_class.__new__(objective_class)
+    objective.session = types.SimpleNamespace(autocast=contextlib.nullcontext)
+    objective.model, objective.expert, objective.syncnet_wt = model, expert, 0.03
+    if gan:
+        objective.disc, objective.disc_wt = disc, hparams.disc_wt
+    _, losses = objective.generator_losses(*batch)
+    generator_loss(losses, objective.syncnet_wt, objective.disc_wt).backward()
+    ours = {name: p.grad.clone() for name, p in model.named_parameters()}
+    expected = reference_generator_gradients(model, expert, disc if gan else None, batch, 0.03, hparams.disc_wt)
+    assert all(torch.equal(ours[name], expected[name]) for name in expected)

@@ -20,7 +20,7 @@ from atomic_write import check_writable
 from cli import add_run_flags, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.lse import LSEScorer
-from evaluation.reports import write_rows
+from reports import write_rows
 from media import visible
 
 

@@ -23,7 +23,7 @@ from cli import add_run_flags, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
 from evaluation.lse import VIDEO_FPS, LSEScorer
-from evaluation.reports import write_rows
+from reports import write_rows
 from lipsync import load_detector
 from media import VIDEO_EXTENSIONS, visible
 

@@ -4,12 +4,12 @@ Layout (``preprocess.py`` writes it): ``<root>/<video>/<clip>/{0,1,2,...}.jpg`` 
 numbered by source frame, and ``<root>/<video>/<clip>/audio.wav``. Filelists name one
 ``<video>/<clip>`` per line (first field) in ``<filelists>/{train,val,test}.txt``.
 
-Sampling (FACTS §6): pick a clip at random, a frame and a different "wrong" frame; a window
-is T = 5 consecutive frames; the audio window of frame k is ``mel[int(80 k / 25):][:16]``
-(mel time-major). Draws whose window has a gap are redrawn, as in the reference; draws
-that hit an unreadable frame or audio file are redrawn too, and counted, and a clip whose
-audio cannot be read is dropped, so that a dataset with nothing usable stops with a clear
-error instead of looping forever.
+Sampling, as the reference trainers sample: pick a clip at random, a frame and a different
+"wrong" frame; a window is T = 5 consecutive frames; the audio window of frame k is
+``mel[int(80 k / 25):][:16]`` (mel time-major). Draws whose window has a gap are redrawn,
+as in the reference; draws that hit an unreadable frame or audio file are redrawn too, and
+counted, and a clip whose audio cannot be read is dropped, so that a dataset with nothing
+usable stops with a clear error instead of looping forever.
 """
 
 import bisect
@@ -26,10 +26,9 @@ import audio
 from atomic_write import atomic_output
 from errors import UserError
 from hparams import hparams
+from models.inputs import FACE_SIZE, MEL_FPS, MEL_STEP, WINDOW, mask_lower_half, stack_lower_halves
 
-SYNCNET_T = 5  # frames per window
-SYNCNET_MEL_STEP_SIZE = 16  # mel frames per window: 0.2 s, the span of 5 frames at 25 fps
-MIN_FRAMES = 3 * SYNCNET_T  # a clip needs more than this many face crops
+MIN_FRAMES = 3 * WINDOW  # a clip needs more than this many face crops
 SPLITS = ("train", "val", "test")
 DONE_MARKER = ".done"  # written last by preprocess.py: the clip is complete
 MAX_FAILED_DRAWS = 1000  # unreadable draws in a row before the data is declared unusable
@@ -111,14 +110,14 @@ def write_filelists(preprocessed_root, filelists, val_fraction=0.05, test_fracti
 
 
 def audio_window_start(frame_id, fps=None):
-    """The first mel frame of frame ``frame_id``'s audio window (80 mel frames per second)."""
-    return int(80.0 * (frame_id / float(fps or hparams.fps)))
+    """The first mel frame of frame ``frame_id``'s audio window."""
+    return int(MEL_FPS * (frame_id / float(fps or hparams.fps)))
 
 
 def crop_audio_window(mel, frame_id):
     """The 16 mel frames (time-major) starting at frame ``frame_id``; shorter at the end."""
     start = audio_window_start(frame_id)
-    return mel[start:start + SYNCNET_MEL_STEP_SIZE]
+    return mel[start:start + MEL_STEP]
 
 
 def segmented_mels(mel, frame_id):
@@ -128,8 +127,8 @@ def segmented_mels(mel, frame_id):
     """
     if frame_id < 1:
         return None
-    windows = [crop_audio_window(mel, frame_id + j - 1) for j in range(SYNCNET_T)]
-    if any(len(window) != SYNCNET_MEL_STEP_SIZE for window in windows):
+    windows = [crop_audio_window(mel, frame_id + j - 1) for j in range(WINDOW)]
+    if any(len(window) != MEL_STEP for window in windows):
         return None
     return np.stack([window.T for window in windows])
 
@@ -137,8 +136,8 @@ def segmented_mels(mel, frame_id):
 def window_ids(ids, start):
     """The T consecutive frame ids from ``start`` in the sorted ``ids``, or None when one is missing."""
     at = bisect.bisect_left(ids, start)
-    window = list(range(start, start + SYNCNET_T))
-    return window if list(ids[at:at + SYNCNET_T]) == window else None
+    window = list(range(start, start + WINDOW))
+    return window if list(ids[at:at + WINDOW]) == window else None
 
 
 class Unreadable(Exception):
@@ -210,8 +209,8 @@ class LRS2Clips(torch.utils.data.Dataset):
         return frame, wrong
 
     def read_window(self, clip, ids):
-        """The frames ``ids`` of ``clip`` as img_size x img_size BGR float arrays in [0, 1]."""
-        size = hparams.img_size
+        """The frames ``ids`` of ``clip`` as FACE_SIZE x FACE_SIZE BGR float arrays in [0, 1]."""
+        size = FACE_SIZE
         window = []
         for frame in ids:
             image = cv2.imread(str(clip / f"{frame}.jpg"))
@@ -250,12 +249,11 @@ class ExpertSamples(LRS2Clips):
             return None
         window = self.read_window(clip, ids)
         mel = crop_audio_window(self.mel(clip), frame)
-        if len(mel) != SYNCNET_MEL_STEP_SIZE:
+        if len(mel) != MEL_STEP:
             return None
-        faces = np.concatenate(list(window), axis=2).transpose(2, 0, 1)  # (3T, H, W), BGR per frame
-        faces = faces[:, faces.shape[1] // 2:]
+        faces = stack_lower_halves(torch.from_numpy(window).permute(3, 0, 1, 2))  # (T, H, W, 3) -> (3T, H/2, W)
         label = torch.ones(1) if positive else torch.zeros(1)
-        return torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mel.T.copy()).unsqueeze(0), label
+        return faces, torch.from_numpy(mel.T.copy()).unsqueeze(0), label
 
 
 class GeneratorSamples(LRS2Clips):
@@ -277,15 +275,13 @@ class GeneratorSamples(LRS2Clips):
         window, wrong_window = self.read_window(clip, ids), self.read_window(clip, wrong_ids)
         mel = self.mel(clip)
         window_mel = crop_audio_window(mel, frame)
-        if len(window_mel) != SYNCNET_MEL_STEP_SIZE:
+        if len(window_mel) != MEL_STEP:
             return None
         frame_mels = segmented_mels(mel, frame)
         if frame_mels is None:
             return None
         target = window.transpose(3, 0, 1, 2)  # (3, T, H, W)
-        masked = target.copy()
-        masked[:, :, target.shape[2] // 2:] = 0.0
-        faces = np.concatenate([masked, wrong_window.transpose(3, 0, 1, 2)], axis=0)
+        faces = np.concatenate([mask_lower_half(target), wrong_window.transpose(3, 0, 1, 2)], axis=0)
         return (
             torch.from_numpy(faces),
             torch.from_numpy(frame_mels).unsqueeze(1),

@@ -1,34 +1,24 @@
 """What each trainer optimises: the expert SyncNet, Wav2Lip, and Wav2Lip with the visual-quality GAN.
 
 An objective owns its networks and optimisers and knows one training step, one evaluation
-step and what an evaluation changes (the ``syncnet_wt`` switch); ``training.train`` runs it.
-Losses are the reference's (FACTS §6); forward passes run under the session's mixed
-precision, losses in float32.
+step and what an evaluation changes (the ``syncnet_wt`` switch); ``training.loop.train`` runs
+it. The losses themselves are in ``training/losses.py``: the reference's, each written once.
+Forward passes run under the session's mixed precision, losses in float32.
 """
 
 import torch
 import torch.nn.functional as F
 
-import training
 from checkpoint import load_weights
 from hparams import hparams
-from lrs2_dataset import SYNCNET_T, ExpertSamples, GeneratorSamples
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
+from models.inputs import stack_lower_halves
+from training.checkpoints import restore, resume_paths
+from training.dataset import ExpertSamples, GeneratorSamples
+from training.losses import cosine_loss, generator_loss, realness_loss
+from training.samples import collage, write_collage
 
 SYNC_LOSS_THRESHOLD = 0.75  # evaluation sync loss below which the expert's weight is raised
-
-
-def cosine_loss(audio_embedding, face_embedding, label):
-    """BCE of the cosine similarity of the (L2-normalised, non-negative) embeddings."""
-    similarity = F.cosine_similarity(audio_embedding.float(), face_embedding.float())
-    return F.binary_cross_entropy(similarity.unsqueeze(1), label.float())
-
-
-def lower_halves(faces):
-    """(B, 3, T, H, W) -> (B, 3T, H/2, W): the lower halves of the frames stacked on
-    channels, as the expert sees them."""
-    faces = faces[:, :, :, faces.size(3) // 2:]
-    return torch.cat([faces[:, :, t] for t in range(SYNCNET_T)], dim=1)
 
 
 class Objective:
@@ -41,7 +31,7 @@ class Objective:
         self.session = session
         self.global_step = self.global_epoch = 0
         # --resume: the newest step that every network has a checkpoint of.
-        self.resume_from = training.resume_paths(args.checkpoint_dir, self.prefixes) if args.resume else {}
+        self.resume_from = resume_paths(args.checkpoint_dir, self.prefixes) if args.resume else {}
 
     def resumable(self, model, lr, path, prefix="", betas=(0.9, 0.999)):
         """``model`` on the session's device with its Adam optimiser, both resumed from ``path``
@@ -49,7 +39,7 @@ class Objective:
         checkpoint dict)."""
         model.to(self.session.device)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas)
-        state = training.restore(self.session, model, optimizer, path if path is not None else self.resume_from.get(prefix))
+        state = restore(self.session, model, optimizer, path if path is not None else self.resume_from.get(prefix))
         return self.session.wrap(model), optimizer, state
 
     def start_from(self, state):
@@ -124,6 +114,7 @@ class GeneratorObjective(Objective):
     evaluate_first_step = True
     raised_syncnet_wt = 0.01  # without the GAN a small weight suffices
     betas = (0.9, 0.999)
+    disc, disc_wt = None, 0.0  # the GAN objective sets both
 
     def __init__(self, session, args):
         super().__init__(session, args)
@@ -158,22 +149,24 @@ class GeneratorObjective(Objective):
 
     def sync_loss(self, mel, generated):
         with self.session.autocast():
-            audio_embedding, face_embedding = self.expert(mel, lower_halves(generated))
+            audio_embedding, face_embedding = self.expert(mel, stack_lower_halves(generated))
         return cosine_loss(audio_embedding, face_embedding, torch.ones(len(generated), 1, device=generated.device))
 
     def generator_losses(self, faces, frame_mels, mel, target, evaluating=False):
-        """(generated frames, {loss name: tensor}) for one batch; the sync loss only when it
-        is weighted in, or for an evaluation."""
+        """(generated frames, {loss name: tensor}) for one batch. A term is computed when it is
+        weighted in (see ``training.losses.generator_loss``), and always for an evaluation."""
         with self.session.autocast():
             generated = self.model(frame_mels, faces)
-        losses = {"l1": F.l1_loss(generated.float(), target)}
+        # Built in the reference's order (sync, adversarial, L1): autograd sums the terms'
+        # gradients in the reverse order of their graphs, so the gradients stay bit for bit its own.
+        losses = {}
         if evaluating or self.syncnet_wt > 0:
             losses["sync"] = self.sync_loss(mel, generated)
-        return generated, losses
-
-    def generator_loss(self, losses):
-        """The weighted sum the generator is trained on."""
-        return self.syncnet_wt * losses.get("sync", 0.0) + (1 - self.syncnet_wt) * losses["l1"]
+        if self.disc is not None:
+            losses["perceptual"] = self.adversarial_loss(generated) if evaluating or self.disc_wt > 0 \
+                else torch.zeros(())
+        losses["l1"] = F.l1_loss(generated.float(), target)
+        return generated, {name: losses[name] for name in ("l1", "sync", "perceptual") if name in losses}
 
     def train_discriminator(self, real, fake):
         """One step of a discriminator trained beside the generator (none here); its losses."""
@@ -183,7 +176,7 @@ class GeneratorObjective(Objective):
         faces, frame_mels, mel, target = batch
         self.optimizer.zero_grad(set_to_none=True)
         generated, losses = self.generator_losses(faces, frame_mels, mel, target)
-        self.session.backward(self.generator_loss(losses))
+        self.session.backward(generator_loss(losses, self.syncnet_wt, self.disc_wt))
         self.session.step(self.optimizer)
         losses.update(self.train_discriminator(target, generated.detach()))
         self.session.update()
@@ -201,8 +194,8 @@ class GeneratorObjective(Objective):
 
     def write_samples(self, session, step):
         if self.last is not None:
-            training.write_collage(training.collage(*self.last), session.checkpoint_dir / f"samples_step{step:09d}",
-                                   session.writer, step)
+            write_collage(collage(*self.last), session.checkpoint_dir / f"samples_step{step:09d}",
+                          session.writer, step)
 
 
 class GANGeneratorObjective(GeneratorObjective):
@@ -218,6 +211,7 @@ class GANGeneratorObjective(GeneratorObjective):
 
     def __init__(self, session, args):
         super().__init__(session, args)
+        self.disc_wt = hparams.disc_wt
         self.disc, self.disc_optimizer, state = self.resumable(Wav2Lip_disc_qual(), hparams.disc_initial_learning_rate,
                                                                args.disc_checkpoint_path, prefix="disc_", betas=self.betas)
         if state and state.get("global_step", 0) != self.global_step and session.is_main:
@@ -227,32 +221,24 @@ class GANGeneratorObjective(GeneratorObjective):
     def networks(self):
         return [("", self.model, self.optimizer), ("disc_", self.disc, self.disc_optimizer)]
 
-    def disc_bce(self, faces, real, disc=None):
-        """BCE of the discriminator's P(real) for ``faces`` against ``real``, in float32."""
+    def adversarial_loss(self, generated):
+        """The discriminator's BCE of the generated frames against "real" (GAN only)."""
+        # Through the bare discriminator: the discriminator gradients this leaves are
+        # discarded, so DDP need not synchronise them.
+        return self.realness(generated, real=True, disc=getattr(self.disc, "module", self.disc))
+
+    def realness(self, faces, real, disc=None):
+        """``realness_loss`` of the discriminator's prediction for ``faces``."""
         with self.session.autocast():
             prediction = (disc or self.disc)(faces)
-        prediction = prediction.float()
-        return F.binary_cross_entropy(prediction, torch.full_like(prediction, float(real)))
-
-    def generator_losses(self, faces, frame_mels, mel, target, evaluating=False):
-        generated, losses = super().generator_losses(faces, frame_mels, mel, target, evaluating)
-        # The adversarial loss goes through the bare discriminator: the discriminator
-        # gradients it leaves are discarded, so DDP need not synchronise them.
-        bare = getattr(self.disc, "module", self.disc)
-        use = evaluating or hparams.disc_wt > 0
-        losses["perceptual"] = self.disc_bce(generated, real=True, disc=bare) if use else torch.zeros(())
-        return generated, losses
-
-    def generator_loss(self, losses):
-        return (self.syncnet_wt * losses.get("sync", 0.0) + hparams.disc_wt * losses["perceptual"]
-                + (1 - self.syncnet_wt - hparams.disc_wt) * losses["l1"])
+        return realness_loss(prediction, real)
 
     def train_discriminator(self, real, fake):
         # set_to_none also drops what the generator's backward pass left in the discriminator.
         self.disc_optimizer.zero_grad(set_to_none=True)
-        losses = {"disc_real": self.disc_bce(real, real=True)}
+        losses = {"disc_real": self.realness(real, real=True)}
         self.session.backward(losses["disc_real"])
-        losses["disc_fake"] = self.disc_bce(fake, real=False)
+        losses["disc_fake"] = self.realness(fake, real=False)
         self.session.backward(losses["disc_fake"])
         self.session.step(self.disc_optimizer)
         return losses
@@ -260,5 +246,5 @@ class GANGeneratorObjective(GeneratorObjective):
     def eval_step(self, batch):
         faces, frame_mels, mel, target = batch
         generated, losses = self.generator_losses(faces, frame_mels, mel, target, evaluating=True)
-        losses.update(disc_real=self.disc_bce(target, real=True), disc_fake=self.disc_bce(generated, real=False))
+        losses.update(disc_real=self.realness(target, real=True), disc_fake=self.realness(generated, real=False))
         return {name: value.item() for name, value in losses.items()}

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import audio
 from errors import UserError
-from evaluation.reports import write_or_remove
+from reports import write_or_remove
 from face_detection.api import to_int_box
 from hparams import hparams
-from lrs2_dataset import DONE_MARKER
+from training.dataset import DONE_MARKER
 from media import read_frames, visible, write_jpeg
 from processes import spawned_pool
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import audio
-import lrs2_dataset
-from lrs2_dataset import DataError, ExpertSamples, GeneratorSamples
+from training import dataset
+from training.dataset import DataError, ExpertSamples, GeneratorSamples
 
 FRAMES = [k for k in range(20) if k != 12]  # a hand-made clip with frame 12 missing (no face there)
 SECONDS = 0.9  # 73 mel frames: audio windows exist for frames 0..18 only (frame 19 starts at 60)
@@ -119,29 +119,29 @@ def test_filelists_are_read_and_written_split_by_video(tmp_path):
             (folder / "audio.wav").write_bytes(b"")
             for k in range(16 if clip == 0 or video else 10):
                 (folder / f"{k}.jpg").write_bytes(b"")
-    counts = lrs2_dataset.write_filelists(root, tmp_path / "lists", val_fraction=0.2, test_fraction=0.1)
+    counts = dataset.write_filelists(root, tmp_path / "lists", val_fraction=0.2, test_fraction=0.1)
     assert counts == {"train": 13, "val": 4, "test": 2}  # v0/c1 has too few crops
-    lists = {split: (tmp_path / "lists" / f"{split}.txt").read_text().split() for split in lrs2_dataset.SPLITS}
+    lists = {split: (tmp_path / "lists" / f"{split}.txt").read_text().split() for split in dataset.SPLITS}
     videos = [{entry.split("/")[0] for entry in entries} for entries in lists.values()]
     assert not (videos[0] & videos[1] or videos[0] & videos[2] or videos[1] & videos[2])
     assert not any("v0/c1" in entries for entries in lists.values())
-    assert lrs2_dataset.read_filelist(tmp_path / "lists", "val", root) == [root / entry for entry in lists["val"]]
+    assert dataset.read_filelist(tmp_path / "lists", "val", root) == [root / entry for entry in lists["val"]]
     with pytest.raises(DataError, match="exists; pass --overwrite"):
-        lrs2_dataset.write_filelists(root, tmp_path / "lists")
+        dataset.write_filelists(root, tmp_path / "lists")
     # A clip that preprocess.py has not finished (no marker while others have one) is left out.
     for folder in root.glob("*/*"):
-        (folder / lrs2_dataset.DONE_MARKER).touch()
-    (root / "v5" / "c0" / lrs2_dataset.DONE_MARKER).unlink()
-    assert "v5/c0" not in lrs2_dataset.clip_folders(root)
+        (folder / dataset.DONE_MARKER).touch()
+    (root / "v5" / "c0" / dataset.DONE_MARKER).unlink()
+    assert "v5/c0" not in dataset.clip_folders(root)
     with pytest.raises(DataError, match=r"no filelist .*train.txt: write"):
-        lrs2_dataset.read_filelist(tmp_path / "nowhere", "train", root)
+        dataset.read_filelist(tmp_path / "nowhere", "train", root)
 
 
 def test_a_sample_depends_on_its_number_alone_not_on_the_workers(tmp_path):
     """Exact resume and per-rank streams rest on this: sample n is a function of (seed, n)."""
     import torch
 
-    import training
+    from training.batches import StepSampler
 
     root = tmp_path / "pre"
     for c in range(8):
@@ -154,7 +154,7 @@ def test_a_sample_depends_on_its_number_alone_not_on_the_workers(tmp_path):
 
     def first_batches(seed, workers, rank=0, first=0):
         torch.manual_seed(workers)  # the workers' torch seeds differ: it must not matter
-        sampler = training.StepSampler(4, rank, 2, steps_per_epoch=3)
+        sampler = StepSampler(4, rank, 2, steps_per_epoch=3)
         sampler.first = first
         loader = torch.utils.data.DataLoader(ExpertSamples(clips, seed=seed), batch_sampler=sampler,
                                              num_workers=workers, multiprocessing_context="spawn" if workers else None)

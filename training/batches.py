@@ -1,0 +1,80 @@
+"""What each training step trains on: the data loader and its step-determined batches."""
+
+import os
+
+import torch
+
+from errors import UserError
+from hparams import hparams
+from training import dataset
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """The batches of one epoch, from global step ``first`` to the epoch's end, as sample numbers.
+
+    Item k of step s on rank r is sample number (s * world + r) * batch + k, and the dataset
+    draws sample n from a generator seeded by n alone. A batch therefore depends on its step
+    only, not on the number of workers or on where a run was resumed: a resumed run trains
+    on exactly the batches the uninterrupted run would have, and every rank on its own.
+    """
+
+    def __init__(self, batch_size, rank, world_size, steps_per_epoch):
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.steps_per_epoch, self.first = steps_per_epoch, 0
+
+    def __len__(self):
+        return self.steps_per_epoch
+
+    def __iter__(self):
+        end = (self.first // self.steps_per_epoch + 1) * self.steps_per_epoch
+        for step in range(self.first, end):
+            start = (step * self.world_size + self.rank) * self.batch_size
+            yield list(range(start, start + self.batch_size))
+
+
+def data_loader(dataset_class, split, args, batch_size, session, steps_per_epoch=None):
+    """A DataLoader of ``split`` batched by a StepSampler: an epoch is as many steps as the
+    filelist has clips for (at least one; every batch is full, as BatchNorm needs more than
+    one sample), or ``steps_per_epoch``.
+
+    Workers are spawned, not forked, for the reason processes.py gives: a fork of this
+    process, which runs threads (PyTorch's, OpenCV's, TensorBoard's), can hang forever.
+    """
+    clips = dataset.read_filelist(args.filelists, split, args.data_root)
+    samples = dataset_class(clips, seed=f"{args.seed}/{split}")
+    steps = steps_per_epoch or max(1, len(clips) // (batch_size * session.world_size))
+    workers = min(hparams.num_workers, os.cpu_count() or 1)
+    return torch.utils.data.DataLoader(
+        samples, batch_sampler=StepSampler(batch_size, session.rank, session.world_size, steps), num_workers=workers,
+        multiprocessing_context="spawn" if workers > 0 else None, pin_memory=session.device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+
+
+def batches(loader, step=0):
+    """Batches forever from global step ``step``: (False, batch) for each step, and (True, None)
+    at each epoch's end. An epoch ends every len(loader) steps, counted from step 0, so a run
+    resumed mid-epoch finishes that epoch where the uninterrupted run would."""
+    sampler = loader.batch_sampler
+    if step and step % len(sampler) == 0:
+        yield True, None  # resumed at an epoch's end: the uninterrupted run counted it here
+    while True:
+        sampler.first = step
+        for batch in reraise_worker_errors(loader):
+            step += 1
+            yield False, batch
+        yield True, None
+
+
+def reraise_worker_errors(loader):
+    """A UserError raised in a DataLoader worker arrives wrapped in its traceback: keep its line."""
+    try:
+        yield from loader
+    except UserError as error:
+        raise UserError(str(error).strip().splitlines()[-1].split(": ", 1)[-1]) from None
+
+
+def evaluation_batches(count, session):
+    """Each rank's share of an evaluation over ``count`` batches."""
+    return max(1, -(-count // session.world_size))
+

@@ -1,0 +1,164 @@
+"""The training loop the three trainers share: data, devices, checkpoints, logging, resume.
+
+A trainer is an *objective* (see ``objectives.py``): its networks and optimisers, one
+training step, one evaluation step and what to do with an evaluation. ``train`` runs it
+the way the reference trainers run: a checkpoint at step 1 and every checkpoint interval,
+sample collages every checkpoint interval, an evaluation every evaluation interval. Beyond
+the reference: ``--max_steps``, resume of step, epoch, optimiser and ``syncnet_wt``, atomic
+checkpoints with ``--keep_last``, TensorBoard, ``--seed``, mixed precision on the GPU and
+multi-GPU / multi-node training with ``torchrun`` (DDP; each rank draws its own samples;
+rank 0 logs and writes checkpoints).
+"""
+
+import argparse
+import sys
+import time
+
+import torch
+from tqdm import tqdm
+
+import cli
+from errors import UserError
+from hparams import add_hparams_argument, apply_hparams_argument
+from training.batches import batches, data_loader, evaluation_batches, reraise_worker_errors
+from training.session import Session, seed_everything
+
+
+def add_training_flags(parser, disc=False, syncnet=False):
+    """The reference's flags and the ones every trainer adds to them."""
+    parser.add_argument("--data_root", required=True, help="root folder of the preprocessed dataset")
+    parser.add_argument("--checkpoint_dir", required=True, help="where checkpoints, samples and TensorBoard logs go")
+    parser.add_argument("--checkpoint_path", help="resume from this checkpoint (step, epoch and optimiser included)")
+    if syncnet:
+        parser.add_argument("--syncnet_checkpoint_path", required=True, help="the trained expert lip-sync discriminator")
+    if disc:
+        parser.add_argument("--disc_checkpoint_path", help="resume the visual-quality discriminator from this checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="resume from the newest checkpoint(s) in --checkpoint_dir, if there are any")
+    parser.add_argument("--filelists", default="filelists", help="folder of train.txt and val.txt (default: filelists/)")
+    parser.add_argument("--max_steps", type=int, help="stop after this global step (default: train until interrupted)")
+    parser.add_argument("--eval_batches", type=int, help="batches per evaluation (default: the reference's number)")
+    parser.add_argument("--keep_last", type=int, default=0, metavar="N",
+                        help="keep only the newest N checkpoints of each network (default: keep all)")
+    parser.add_argument("--log_interval", type=int, default=50, help="steps between TensorBoard scalars")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the weights' initialisation and the sampling")
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
+                        help="mixed precision (bfloat16, or float16 with loss scaling): auto = on a CUDA GPU")
+    add_hparams_argument(parser)
+    cli.add_run_flags(parser)
+
+
+def evaluate(objective, loader, session):
+    """Mean of each evaluation loss over the loader's batches on every rank: the same
+    validation samples at every evaluation (the loader's one epoch, from step 0)."""
+    totals = {}
+    objective.set_train(False)
+    with torch.no_grad():
+        for batch in reraise_worker_errors(loader):
+            _accumulate(totals, objective.eval_step(to_device(batch[:-1], session.device)))
+    objective.set_train(True)
+    return session.all_mean(totals)
+
+
+def to_device(batch, device):
+    return [tensor.to(device, non_blocking=True) for tensor in batch]
+
+
+def train(objective, args):
+    """Run ``objective`` from its resumed step until --max_steps (or forever); returns the last step."""
+    session = objective.session
+    eval_batches = args.eval_batches or objective.eval_batches
+    train_loader = data_loader(objective.dataset_class, "train", args, objective.batch_size, session)
+    eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session,
+                              evaluation_batches(eval_batches, session))
+    step, epoch = objective.global_step, objective.global_epoch
+    first_step, started = step, time.time()
+    if args.max_steps is not None and step >= args.max_steps:
+        raise UserError(f"the checkpoint is at step {step}, already at --max_steps {args.max_steps}")
+    if session.is_main:
+        print(f"{objective.name}: {len(train_loader.dataset.clips)} training clips, {len(eval_loader.dataset.clips)} validation clips; "
+              f"batch {objective.batch_size} x {session.world_size} process(es) on {session.device}"
+              + (f", mixed precision {str(session.amp_dtype).split('.')[-1]}" if session.amp_dtype else "")
+              + f"; starting at step {step}")
+
+    running, skipped, last_eval, tick, tick_step = {}, 0, {}, time.time(), step
+    bar = tqdm(total=args.max_steps, initial=step, unit="step", disable=session.quiet, dynamic_ncols=True)
+    try:
+        for epoch_ended, batch in batches(train_loader, step):
+            if epoch_ended:
+                epoch += 1
+                continue
+            *tensors, skip_counts = batch
+            skipped += int(skip_counts.sum())
+            losses = objective.train_step(to_device(tensors, session.device))
+            if step % objective.checkpoint_interval == 0 and session.is_main:
+                objective.write_samples(session, step)
+            step += 1
+            _accumulate(running, losses)
+            bar.update()
+            bar.set_description(format_losses(_means(running)))
+
+            if step == 1 or step % objective.checkpoint_interval == 0:
+                session.save(objective, step, epoch)
+            if (step == 1 and objective.evaluate_first_step) or step % objective.eval_interval == 0:
+                last_eval = evaluate(objective, eval_loader, session)
+                objective.after_evaluation(last_eval)
+                session.log_scalars("eval", last_eval, step)
+                if session.is_main:
+                    tqdm.write(f"step {step}: evaluation over {eval_batches} batches: {format_losses(last_eval)}"
+                               f"{objective.status()}", file=sys.stderr)
+            if step % args.log_interval == 0 or step == args.max_steps:
+                now = time.time()
+                session.log_scalars("train", {**_means(running), **objective.scalars(), "skipped_samples": skipped,
+                                              "steps_per_second": (step - tick_step) / max(now - tick, 1e-9)}, step)
+                running, tick, tick_step = {}, now, step
+            if args.max_steps is not None and step >= args.max_steps:
+                break
+    finally:
+        bar.close()
+    if step % objective.checkpoint_interval != 0 and step != 1:
+        session.save(objective, step, epoch)  # the final state, unless that step was just saved
+    if session.is_main:
+        seconds = time.time() - started
+        steps = step - first_step
+        print(f"{objective.name}: trained steps {first_step}..{step} ({steps} steps, {seconds:.0f} s, "
+              f"{steps / max(seconds, 1e-9):.2f} steps/s); last evaluation: {format_losses(last_eval) or 'none'}"
+              f"{objective.status()}; {skipped} unreadable samples skipped; checkpoints in {session.checkpoint_dir}")
+    return step
+
+
+def _accumulate(sums, values):
+    """Add {name: value} to {name: (sum, count)}."""
+    for name, value in values.items():
+        total, n = sums.get(name, (0.0, 0))
+        sums[name] = (total + value, n + 1)
+
+
+def _means(running):
+    return {name: total / n for name, (total, n) in running.items()}
+
+
+def format_losses(values):
+    return ", ".join(f"{name} {value:.4f}" for name, value in values.items())
+
+
+
+def main_for(objective_class, description, disc=False, syncnet=False):
+    """The command-line entry point of a trainer: ``sys.exit(cli.run(main_for(...)))``."""
+
+    def main(argv):
+        parser = argparse.ArgumentParser(description=description)
+        add_training_flags(parser, disc=disc, syncnet=syncnet)
+        args = parser.parse_args(argv)
+        apply_hparams_argument(args)
+        cli.existing_folder(args.data_root, "--data_root")
+        session = Session(args)
+        try:
+            seed_everything(args.seed, session.rank)
+            objective = objective_class(session, args)
+            train(objective, args)
+        finally:
+            session.close()
+        return 0
+
+    return main

@@ -1,0 +1,119 @@
+"""Where training runs: device, rank, mixed precision, TensorBoard and checkpoint writing."""
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+import cli
+from atomic_write import check_writable
+from checkpoint import save_checkpoint
+from hparams import hparams
+from training.checkpoints import prune
+
+
+class Session:
+    """Where training runs: device, rank, precision, TensorBoard, checkpoints."""
+
+    def __init__(self, args):
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.distributed = self.world_size > 1
+        if self.distributed:
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            use_cuda = args.device != "cpu" and torch.cuda.is_available()
+            self.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+            if use_cuda:
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+        else:
+            self.device = cli.pick_device(args.device)
+        self.is_main = self.rank == 0
+        self.quiet = args.quiet or not self.is_main
+        self.checkpoint_dir = Path(args.checkpoint_dir)
+        self.keep_last = args.keep_last
+        self.amp_dtype = self._amp_dtype(args.amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.writer = None
+        if self.is_main:
+            check_writable(self.checkpoint_dir)  # a read-only or full folder: say so before any work
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(self.checkpoint_dir / "tensorboard")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def _amp_dtype(self, amp):
+        if amp == "off" or (amp == "auto" and self.device.type != "cuda"):
+            return None
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+
+    def autocast(self):
+        """Forward passes under mixed precision when it is on; losses are computed outside."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def wrap(self, model):
+        """The model on the device; under DDP when distributed."""
+        model.to(self.device)
+        if not self.distributed:
+            return model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def backward(self, loss):
+        self.scaler.scale(loss).backward()
+
+    def step(self, optimizer):
+        self.scaler.step(optimizer)
+
+    def update(self):
+        """End of a training step: the loss scale (float16 only) adapts once per step."""
+        self.scaler.update()
+
+    def all_mean(self, values):
+        """{name: mean over every rank} of {name: (sum, count)}."""
+        names = sorted(values)
+        totals = torch.tensor([[values[name][0], values[name][1]] for name in names], dtype=torch.float64)
+        if self.distributed:
+            totals = totals.to(self.device)
+            dist.all_reduce(totals)
+        return {name: float(total / max(count, 1)) for name, (total, count) in zip(names, totals.tolist())}
+
+    def log_scalars(self, group, values, step):
+        if self.writer:
+            for name, value in values.items():
+                self.writer.add_scalar(f"{group}/{name}", value, step)
+
+    def save(self, objective, step, epoch):
+        """Checkpoint every network (rank 0 only), then keep only the newest --keep_last steps.
+
+        Older steps are removed only once every network of this step is saved, so a kill at
+        any point leaves a step whose checkpoints are all complete to resume from.
+        """
+        if not self.is_main:
+            return
+        for prefix, model, optimizer in objective.networks():
+            path = self.checkpoint_dir / f"{prefix}checkpoint_step{step:09d}.pth"
+            save_checkpoint(path, model, optimizer if hparams.save_optimizer_state else None, step, epoch,
+                            **objective.checkpoint_extras())
+        prune(self.checkpoint_dir, objective.prefixes, self.keep_last)
+
+    def close(self):
+        if self.writer:
+            self.writer.close()
+        if self.distributed:
+            dist.destroy_process_group()
+
+
+def seed_everything(seed, rank=0):
+    """Same weights on every rank (the seed); the samples are seeded apart (see StepSampler)."""
+    torch.manual_seed(seed)
+    random.seed(seed + rank)
+    np.random.seed((seed + rank) % 2**32)
+
