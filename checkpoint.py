@@ -6,6 +6,7 @@ dicts (S3FD, the LSE SyncNet), in legacy or zip serialization. Everything here l
 ``weights_only=True``: no code in a checkpoint is ever run.
 """
 
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -178,3 +179,22 @@ def _few(items, count=3):
 def _first_line(error):
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def file_version(path):
+    """(modification time, size) of a file, or None when it cannot be read: in-memory caches of
+    loaded networks key on it, so a rewritten file is loaded again."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None  # the loader gives the error
+    return stat.st_mtime_ns, stat.st_size
+
+
+def file_digest(path, chunk_size=1 << 20):
+    """The SHA-256 of a file's bytes: what a weights file (or a video) is, whatever its name."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()

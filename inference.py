@@ -11,7 +11,7 @@ import sys
 
 from cli import run
 from lipsync import Options, lip_sync, sync_json_path
-from sync_similarity import describe
+from lipsync.sync_similarity import describe
 
 
 def _flag_or_bool(text):

@@ -7,8 +7,8 @@ import argparse
 import sys
 
 import cli
-from training import dataset
 from atomic_write import check_writable
+from training import dataset
 
 
 def main(argv):

@@ -17,10 +17,10 @@ import torch
 from tqdm import tqdm
 
 import cli
-from training import preprocessing
 from atomic_write import check_writable
 from errors import UserError
 from face_detection import S3FDDetector
+from training import preprocessing
 
 
 def main(argv):

@@ -19,6 +19,7 @@ from scipy.signal import medfilt
 import audio
 from evaluation.lse import AUDIO_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from face_detection import kept_boxes
+from face_detection.boxes import clip_to_frame
 from media import read_frames
 
 DETECTION_SCALE = 0.25
@@ -62,14 +63,8 @@ def detect_faces(detector, frames_bgr, scale=DETECTION_SCALE, min_score=MIN_SCOR
     small = np.stack([cv2.resize(frame, None, fx=scale, fy=scale) for frame in frames_bgr])
     found = detector.detect(small, select=kept_boxes)
     height, width = frames_bgr[0].shape[:2]
-    bounds = np.array([width, height, width, height], np.float64)
-    faces = []
-    for boxes in found:
-        boxes = boxes[boxes[:, 4] >= min_score, :4].astype(np.float64) / scale
-        boxes = boxes[np.isfinite(boxes).all(axis=1)]
-        boxes = np.clip(boxes, 0, bounds)
-        faces.append(boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])])
-    return faces
+    return [clip_to_frame(boxes[boxes[:, 4] >= min_score, :4].astype(np.float64) / scale, width, height)
+            for boxes in found]
 
 
 def iou(a, b):

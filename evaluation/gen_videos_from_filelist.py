@@ -17,7 +17,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
 from cli import existing_folder, run
-from evaluation.test_set import (
+from lipsync.batch import (
     Pair,
     add_generation_flags,
     generate,

@@ -18,7 +18,7 @@ if __name__ == "__main__":
 
 from cli import existing_folder, pick_device, run
 from errors import UserError
-from evaluation.test_set import (
+from lipsync.batch import (
     Pair,
     add_generation_flags,
     face_scaled_sizes,

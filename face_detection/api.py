@@ -2,11 +2,11 @@
 
 from enum import Enum
 
-import numpy as np
 import torch
 
 from errors import UserError
 
+from .boxes import to_int_box
 from .detect import S3FDDetector
 
 
@@ -37,9 +37,3 @@ class FaceAlignment:
     def get_detections_for_batch(self, images):
         """N x H x W x 3 BGR uint8 frames -> per frame (x1, y1, x2, y2) as ints, or None."""
         return [None if box is None else to_int_box(box) for box in self.face_detector.detect(images)]
-
-
-def to_int_box(box):
-    """Negative coordinates clipped to 0 (the far edges are not), then truncated, as in the reference."""
-    x1, y1, x2, y2 = (int(v) for v in np.clip(box[:4], 0, None))
-    return x1, y1, x2, y2

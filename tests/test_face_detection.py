@@ -7,7 +7,7 @@ import torch
 import face_detection
 from errors import UserError
 from face_detection import S3FD, S3FDDetector, best_box, candidate_boxes, kept_boxes, nms
-from face_detection.api import to_int_box
+from face_detection.boxes import to_int_box
 from face_detection.detect import prepare_frames
 from synthetic_weights import save_released, seeded
 

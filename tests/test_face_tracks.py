@@ -5,7 +5,7 @@ import numpy as np
 from synthetic_media import BrightBoxDetector, face_frames, speech_like, write_video
 from synthetic_weights import save_released, seeded
 
-import lipsync
+import face_detection.loading
 from evaluation.face_tracks import SceneCuts, Track, TrackCropper, build_tracks, detect_faces
 from reports import read_rows
 from evaluation.scores_LSE import calculate_scores_real_videos
@@ -53,7 +53,7 @@ def test_crops_are_syncnet_pythons():
 
 
 def test_script_scores_each_track(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(lipsync, "S3FDDetector", BrightBoxDetector)
+    monkeypatch.setattr(face_detection.loading, "S3FDDetector", BrightBoxDetector)
     (tmp_path / "s3fd.pth").write_bytes(b"stand-in")
     model = save_released(seeded(S(), 3), tmp_path / "syncnet_v2.model", module_prefix=False, wrapped=False)
     data = tmp_path / "videos"

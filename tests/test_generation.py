@@ -8,19 +8,20 @@ from synthetic_media import BrightBoxDetector, face_frames, speech_like, write_m
 from synthetic_weights import save_released, seeded
 
 import audio
-import lipsync
+import face_detection.loading
 from errors import UserError
 import media
 from evaluation import gen_videos_from_filelist, real_videos_inference
 from reports import read_rows
-from evaluation.test_set import _downscale_factor
-from lipsync import stretched_indices
+from lipsync.batch import _downscale_factor
+from lipsync.audio_chunks import mel_chunk_starts
+from lipsync.frames import stretched_indices
 from models import Wav2Lip
 
 
 @pytest.fixture
 def data(tmp_path, monkeypatch):
-    monkeypatch.setattr(lipsync, "S3FDDetector", BrightBoxDetector)
+    monkeypatch.setattr(face_detection.loading, "S3FDDetector", BrightBoxDetector)
     (tmp_path / "weights.pth").write_bytes(b"stand-in S3FD")  # a detector file of its own: no cached detector
     save_released(seeded(Wav2Lip(), 0), tmp_path / "gen.pth")
     root = tmp_path / "data root"
@@ -36,7 +37,7 @@ def frame_count(path):
 
 def chunks(path):
     """Output frames for the audio of ``path``: one per mel chunk."""
-    return len(lipsync.mel_chunk_starts(1 + len(audio.load_wav(path, 16000)) // 200, 25.0))
+    return len(mel_chunk_starts(1 + len(audio.load_wav(path, 16000)) // 200, 25.0))
 
 
 def test_filelist_pairs_are_generated_skipped_and_resumed(data, capsys):
@@ -121,9 +122,9 @@ def test_real_videos_are_scaled_to_the_face_and_tts_stretches_short_videos(data,
 RUNNER = """
 import sys
 sys.path[:0] = [{root!r}, {tests!r}]
-import lipsync
+import face_detection.loading
 from synthetic_media import BrightBoxDetector
-lipsync.S3FDDetector = BrightBoxDetector
+face_detection.loading.S3FDDetector = BrightBoxDetector
 import cli
 from evaluation import gen_videos_from_filelist
 sys.exit(cli.run(gen_videos_from_filelist.main, sys.argv[1:]))

@@ -23,12 +23,13 @@ from synthetic_weights import save_released, seeded
 
 import audio
 import inference
-import lipsync
+import face_detection.loading
 import media
 from cli import run
 from errors import UserError
-from face_boxes import NoFaceError
-from lipsync import Options, lip_sync, mel_chunk_starts
+from lipsync.box_planning import NoFaceError
+from lipsync import Options, lip_sync
+from lipsync.audio_chunks import mel_chunk_starts
 from models import SyncNet_color, Wav2Lip
 
 CONSTANT_BGR = (50, 100, 200)
@@ -69,7 +70,7 @@ class FrameList(list):
 @pytest.fixture
 def detector(monkeypatch):
     BrightBoxDetector.calls = []
-    monkeypatch.setattr(lipsync, "S3FDDetector", BrightBoxDetector)
+    monkeypatch.setattr(face_detection.loading, "S3FDDetector", BrightBoxDetector)
     return BrightBoxDetector
 
 

@@ -29,7 +29,7 @@ import make_filelists
 import preprocess
 from training import preprocessing
 from face_detection import S3FD, S3FDDetector
-from face_detection.api import to_int_box
+from face_detection.boxes import to_int_box
 from training.dataset import DONE_MARKER
 from media import read_frames
 from training.synthetic_data import FACE_BOX, make_corpus

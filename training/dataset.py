@@ -26,7 +26,14 @@ import audio
 from atomic_write import atomic_output
 from errors import UserError
 from hparams import hparams
-from models.inputs import FACE_SIZE, MEL_FPS, MEL_STEP, WINDOW, mask_lower_half, stack_lower_halves
+from models.inputs import (
+    FACE_SIZE,
+    MEL_FPS,
+    MEL_STEP,
+    WINDOW,
+    mask_lower_half,
+    stack_lower_halves,
+)
 
 MIN_FRAMES = 3 * WINDOW  # a clip needs more than this many face crops
 SPLITS = ("train", "val", "test")

@@ -20,7 +20,12 @@ from tqdm import tqdm
 import cli
 from errors import UserError
 from hparams import add_hparams_argument, apply_hparams_argument
-from training.batches import batches, data_loader, evaluation_batches, reraise_worker_errors
+from training.batches import (
+    batches,
+    data_loader,
+    evaluation_batches,
+    reraise_worker_errors,
+)
 from training.session import Session, seed_everything
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import audio
 from errors import UserError
-from reports import write_or_remove
-from face_detection.api import to_int_box
+from face_detection.boxes import from_top_bottom_left_right, to_int_box
 from hparams import hparams
-from training.dataset import DONE_MARKER
 from media import read_frames, visible, write_jpeg
 from processes import spawned_pool
+from reports import write_or_remove
+from training.dataset import DONE_MARKER
 
 FAILURES_NAME = "preprocess_failures.csv"
 # Refusals of the output's file system: every later clip would fail the same way, so the
@@ -44,8 +44,7 @@ class FixedBox:
     """A stand-in for the detector: the same (top, bottom, left, right) box in every frame."""
 
     def __init__(self, box):
-        top, bottom, left, right = box
-        self.box = (left, top, right, bottom)
+        self.box = from_top_bottom_left_right(box)
 
     def detect(self, frames):
         return [self.box for _ in frames]

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch

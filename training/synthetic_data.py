@@ -28,8 +28,8 @@ from scipy import signal
 from tqdm import tqdm
 
 import audio
-from training import dataset
 from media import VideoWriter, write_jpeg
+from training import dataset
 
 FPS = 25
 SAMPLE_RATE = 16000

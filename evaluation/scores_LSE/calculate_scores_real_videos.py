@@ -24,7 +24,7 @@ from errors import UserError
 from evaluation.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
 from evaluation.lse import VIDEO_FPS, LSEScorer
 from reports import write_rows
-from lipsync import load_detector
+from face_detection.loading import load_detector
 from media import VIDEO_EXTENSIONS, visible
 
 

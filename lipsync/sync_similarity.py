@@ -14,8 +14,7 @@ from scipy import stats
 
 from checkpoint import load_weights
 from models import SyncNet_color
-
-WINDOW = 5
+from models.inputs import MEL_STEP, WINDOW, stack_lower_halves
 
 
 class SyncSimilarity:
@@ -52,11 +51,11 @@ class SyncSimilarity:
         if not self._windows:
             return
         starts = [window[0][0] for window in self._windows]
-        mel = np.stack([self.mel[:, self.chunk_starts[i]:self.chunk_starts[i] + 16] for i in starts])
+        mel = np.stack([self.mel[:, self.chunk_starts[i]:self.chunk_starts[i] + MEL_STEP] for i in starts])
         audio = torch.from_numpy(mel).float().unsqueeze(1).to(self.device)
         for key, column in (("input", 1), ("result", 2)):
-            faces = np.stack([np.concatenate([item[column][48:] for item in window], axis=2) for window in self._windows])
-            faces = torch.from_numpy(faces).to(self.device).permute(0, 3, 1, 2).float() / 255
+            windows = np.stack([[item[column] for item in window] for window in self._windows])  # (n, T, H, W, 3)
+            faces = stack_lower_halves(torch.from_numpy(windows).to(self.device).permute(0, 4, 1, 2, 3).float() / 255)
             audio_embedding, face_embedding = self.model(audio, faces)
             self.scores[key].extend((audio_embedding * face_embedding).sum(1).cpu().tolist())
         self.scores["chunks"].extend(starts)

@@ -12,9 +12,10 @@ from tqdm import tqdm
 from atomic_write import check_writable
 from cli import add_run_flags
 from errors import UserError
-from reports import write_or_remove
-from lipsync import Options, lip_sync, load_detector
+from face_detection.loading import load_detector
+from lipsync import Options, lip_sync
 from media import read_frames
+from reports import write_or_remove
 
 
 @dataclasses.dataclass

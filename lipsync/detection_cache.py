@@ -13,14 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic_write import atomic_output
-
-
-def file_digest(path, chunk_size=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+from checkpoint import file_digest
 
 
 class DetectionCache:

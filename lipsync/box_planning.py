@@ -14,6 +14,7 @@ of a bounded number of later frames are known, so only that many frames wait in 
 import numpy as np
 
 from errors import UserError
+from face_detection.boxes import pad_and_clip
 
 FACE, NO_FACE, NOT_RUN = 1, 0, -1  # what the detector said about a frame
 SMOOTHING_WINDOW = 5
@@ -21,19 +22,6 @@ SMOOTHING_WINDOW = 5
 
 class NoFaceError(UserError):
     pass
-
-
-def pad_and_clip(boxes, frame_size, pads):
-    """(N, 4) detector boxes [x1, y1, x2, y2] -> (N, 4) [y1, y2, x1, x2], padded and inside the frame."""
-    width, height = frame_size
-    top, bottom, left, right = pads
-    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
-    return np.stack([
-        np.maximum(0, boxes[:, 1] - top),
-        np.minimum(height, boxes[:, 3] + bottom),
-        np.maximum(0, boxes[:, 0] - left),
-        np.minimum(width, boxes[:, 2] + right),
-    ], axis=1)
 
 
 def smooth_boxes(boxes, window=SMOOTHING_WINDOW):

@@ -1,17 +1,17 @@
 import numpy as np
 import pytest
 
-from face_boxes import (
+from lipsync.box_planning import (
     FACE,
     NO_FACE,
     NOT_RUN,
     BoxPlanner,
     NoFaceError,
     fill_gaps,
-    pad_and_clip,
     plan_boxes,
     smooth_boxes,
 )
+from face_detection.boxes import pad_and_clip
 
 
 def column(values):

@@ -1,0 +1,53 @@
+"""Face-box conventions and the rules every box follows, in one place.
+
+Two orders are in use:
+
+    x1y1x2y2   left, top, right, bottom: what S3FD and FaceAlignment give
+    y1y2x1x2   top, bottom, left, right: what crops and pastes index (``frame[y1:y2, x1:x2]``),
+               and the order of the --pads, --box and --crop flags
+
+Coordinates are pixels of the frame the detector saw; the far edges are exclusive.
+"""
+
+import numpy as np
+
+
+def to_int_box(box):
+    """x1y1x2y2 floats -> ints: negative coordinates clipped to 0 (the far edges are not),
+    then truncated, as the reference does."""
+    x1, y1, x2, y2 = (int(v) for v in np.clip(box[:4], 0, None))
+    return x1, y1, x2, y2
+
+
+def from_top_bottom_left_right(box):
+    """A y1y2x1x2 box (as the flags give it) in the detector's x1y1x2y2 order."""
+    top, bottom, left, right = box
+    return left, top, right, bottom
+
+
+def pad_and_clip(boxes, frame_size, pads):
+    """(N, 4) x1y1x2y2 boxes -> (N, 4) y1y2x1x2, grown by ``pads`` (top, bottom, left, right)
+    and clipped to the ``frame_size`` (width, height) frame."""
+    width, height = frame_size
+    top, bottom, left, right = pads
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    return np.stack([
+        np.maximum(0, boxes[:, 1] - top),
+        np.minimum(height, boxes[:, 3] + bottom),
+        np.maximum(0, boxes[:, 0] - left),
+        np.minimum(width, boxes[:, 2] + right),
+    ], axis=1)
+
+
+def has_area(box):
+    """Whether a y1y2x1x2 box covers at least one pixel."""
+    y1, y2, x1, x2 = box
+    return y1 < y2 and x1 < x2
+
+
+def clip_to_frame(boxes, width, height):
+    """(k, 4) float x1y1x2y2 boxes clipped to the frame; those left without area (or not
+    finite: garbage detections) are dropped."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    boxes = np.clip(boxes[np.isfinite(boxes).all(axis=1)], 0, [width, height, width, height])
+    return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]

@@ -1,0 +1,35 @@
+"""Putting generated faces back into the frames."""
+
+import functools
+
+import cv2
+import numpy as np
+
+from models.inputs import FACE_SIZE
+
+
+def paste(frame, box, face, blend="paste"):
+    """Put a 96x96 generated face into ``frame`` (in place) over ``box`` = (y1, y2, x1, x2)."""
+    y1, y2, x1, x2 = box
+    face = cv2.resize(face, (x2 - x1, y2 - y1))
+    if blend == "paste":
+        frame[y1:y2, x1:x2] = face
+        return
+    alpha = cv2.resize(feather_mask(), (x2 - x1, y2 - y1))[..., None]
+    region = frame[y1:y2, x1:x2].astype(np.float32)
+    frame[y1:y2, x1:x2] = np.rint(region + alpha * (face.astype(np.float32) - region)).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=1)
+def feather_mask(size=FACE_SIZE):
+    """Weights for ``--blend feather``: 1 over the mouth and jaw, falling smoothly to 0 at the
+    box's sides and bottom and above the nose, so no seam shows where the box ends."""
+    ramp = np.linspace(0, 1, size, dtype=np.float32)
+
+    def smoothstep(x, lo, hi):
+        t = np.clip((x - lo) / (hi - lo), 0, 1)
+        return t * t * (3 - 2 * t)
+
+    rows = smoothstep(ramp, 0.40, 0.58) * smoothstep(1 - ramp, 0.0, 0.12)
+    cols = smoothstep(ramp, 0.0, 0.18) * smoothstep(1 - ramp, 0.0, 0.18)
+    return np.outer(rows, cols).astype(np.float32)

@@ -1,0 +1,127 @@
+"""Where each frame's face box comes from: a fixed --box, the face cache, or S3FD.
+
+Each source turns the first pass over the frames into (index, frame, box) for the first
+``total`` output frames, box = (y1, y2, x1, x2) or None (pass the frame through), and fills
+in the summary's detection counts.
+"""
+
+from collections import deque
+
+import cv2
+import numpy as np
+
+from face_detection.boxes import has_area, pad_and_clip, to_int_box
+from face_detection.loading import load_detector
+from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
+from lipsync.detection_cache import DetectionCache
+from lipsync.generator import autocast
+from lipsync.threads import trim_heap
+
+
+def face_source(options, frames, total, device):
+    """The box source ``options`` ask for, for ``frames`` (a FrameSource) and ``total`` output frames."""
+    if options.fixed_box is not None:
+        return FixedBox(options.fixed_box)
+    planner = BoxPlanner(frames.frame_size, options.pads, not options.nosmooth, options.on_no_face,
+                         max_gap=int(options.max_gap * float(frames.fps)), limit=total, fps=float(frames.fps),
+                         stride=options.det_stride)
+    cache = None
+    if options.face_cache and not frames.static:
+        cache = DetectionCache(options.face_cache, options.face, options.detection_settings(device))
+        cached = cache.load()
+        if cached is not None:
+            return CachedBoxes(planner, cached)
+    detector = load_detector(device, options.detector_path, options.face_det_batch_size)
+    return DetectedBoxes(detector, planner, options, frames.frame_size, device, cache)
+
+
+class FixedBox:
+    """--box: the same box in every frame; no detection, no pads, no smoothing."""
+
+    def __init__(self, box):
+        self.box = box
+
+    def boxed_frames(self, frames, total, summary):
+        for index, frame in zip(range(total), frames):
+            yield index, frame, self.box
+
+
+class CachedBoxes:
+    """Detections of an earlier run, read from the face cache."""
+
+    def __init__(self, planner, detections):
+        self.planner, self.detections = planner, detections
+
+    def boxed_frames(self, frames, total, summary):
+        summary.cache = "hit"
+        self.planner.add(*self.detections)
+        self.planner.finish()
+        for index, frame in zip(range(self.planner.ready), frames):
+            yield index, frame, self.planner.box(index)
+        summary.faces_detected, summary.faces_filled, summary.passed_through = self.planner.counts()
+
+
+class DetectedBoxes:
+    """S3FD on blocks of frames as they stream by; a frame is handed on once its box is final,
+    so only a block and the planner's lookahead wait in memory. With a face cache the whole
+    video is detected and saved."""
+
+    def __init__(self, detector, planner, options, frame_size, device, cache=None):
+        self.detector, self.planner, self.options = detector, planner, options
+        self.frame_size, self.device, self.cache = frame_size, device, cache
+
+    def boxed_frames(self, frames, total, summary):
+        planner, keep_detecting = self.planner, self.cache is not None  # a cache entry covers the whole video
+        all_boxes, all_status, pending, block = [], [], deque(), []
+
+        def detect_block():
+            found = self.detect(block)
+            trim_heap()
+            all_boxes.extend(found[0])
+            all_status.extend(found[1])
+            if not planner.finished:
+                planner.add(*found)
+            pending.extend((index, frame) for index, frame in block if index < total)
+            block.clear()
+
+        for index, frame in enumerate(frames):
+            if index >= total and not keep_detecting:
+                break
+            block.append((index, frame))
+            if len(block) == self.options.face_det_batch_size:
+                detect_block()
+            while pending and pending[0][0] < planner.ready:
+                index, frame = pending.popleft()
+                yield index, frame, planner.box(index)
+        if block:
+            detect_block()
+        planner.finish()
+        while pending:
+            index, frame = pending.popleft()
+            yield index, frame, planner.box(index)
+        if self.cache is not None:
+            summary.cache = "miss (saved)"
+            self.cache.save(all_boxes, all_status)
+        summary.faces_detected, summary.faces_filled, summary.passed_through = planner.counts()
+
+    def detect(self, block):
+        """Detector boxes [x1, y1, x2, y2] and FACE / NO_FACE / NOT_RUN for a block of (index, frame)."""
+        o = self.options
+        chosen = [k for k, (index, _) in enumerate(block) if index % o.det_stride == 0]
+        frames = [block[k][1] for k in chosen]
+        scale = 1.0
+        if o.det_max_side and max(self.frame_size) > o.det_max_side:
+            scale = o.det_max_side / max(self.frame_size)
+            size = tuple(max(1, round(side * scale)) for side in self.frame_size)
+            frames = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
+        boxes, status = [(0, 0, 0, 0)] * len(block), [NOT_RUN] * len(block)
+        with autocast(self.device, o.precision):
+            detections = self.detector.detect(np.stack(frames)) if frames else []
+        for k, detection in zip(chosen, detections):
+            box = None if detection is None else to_int_box(np.asarray(detection[:4]) / scale)
+            # A box that pads and clips to nothing (e.g. outside the frame) is no face.
+            if box is not None and has_area(pad_and_clip([box], self.frame_size, o.pads)[0]):
+                boxes[k], status[k] = box, FACE
+            else:
+                status[k] = NO_FACE
+        return boxes, status

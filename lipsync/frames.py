@@ -1,0 +1,102 @@
+"""The input frames as the pipeline sees them: prepared (resized, rotated, cropped), and in
+the order the output shows them (looped or stretched when the audio is longer)."""
+
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+from errors import UserError
+from media import is_image, probe_video, read_frames, read_image
+
+
+def transform_frame(frame, resize_factor=1, rotate=False, crop=(0, -1, 0, -1), resize_to=()):
+    """The reference's per-frame preparation: resize by an integer factor, rotate 90 degrees clockwise, crop.
+
+    ``resize_to`` sizes come first (the evaluation scripts scale frames to a face size this way).
+    """
+    for size in resize_to:
+        frame = cv2.resize(frame, tuple(size))
+    if resize_factor > 1:
+        frame = cv2.resize(frame, (frame.shape[1] // resize_factor, frame.shape[0] // resize_factor))
+    if rotate:
+        frame = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
+    y1, y2, x1, x2 = crop
+    y2 = frame.shape[0] if y2 == -1 else y2
+    x2 = frame.shape[1] if x2 == -1 else x2
+    return np.ascontiguousarray(frame[y1:y2, x1:x2])
+
+
+def stretched_indices(count, length):
+    """Input frame of each of ``length`` output frames when ``count`` frames are stretched by
+    repeating frames evenly, for TTS audio longer than its video.
+
+    The reference evaluation's increase_frames meant this, but its test for the next duplicate
+    only ever fires at the first frame, freezing it; here the repeats are spread evenly.
+    """
+    return [k * count // length for k in range(length)]
+
+
+class FrameSource:
+    """The prepared frames of --face: a video, decoded anew for each pass, or a still image.
+
+        source.fps, source.frame_size, source.static
+        source.frames()        one pass over the input (its first frame only when static)
+        source.looped()        output frame i's input frame, for i = 0, 1, 2, ...
+        source.repeats         with stretch: how many output frames show each input frame
+    """
+
+    def __init__(self, options):
+        self.options, self.image, self.repeats = options, None, None
+        if is_image(options.face):
+            image = read_image(options.face)
+            self.frame_size = options.frame_size(image.shape[1], image.shape[0])
+            self.image = self._prepare(image)
+            self.static, self.fps = True, Fraction(options.fps).limit_denominator(1001)
+        else:
+            info = probe_video(options.face)
+            self.static, self.fps = options.static, info.fps
+            self.frame_size = options.frame_size(info.width, info.height)
+
+    def stretch_to(self, total):
+        """With --short_video stretch, spread a video shorter than ``total`` frames over them."""
+        if self.options.short_video == "stretch" and not self.static:
+            count = sum(1 for _ in read_frames(self.options.face))
+            if count < total:
+                self.repeats = np.bincount(stretched_indices(count, total), minlength=count)
+
+    def times_shown(self, index):
+        return 1 if self.repeats is None else self.repeats[index]
+
+    def _prepare(self, frame):
+        o = self.options
+        return transform_frame(frame, o.resize_factor, o.rotate, o.crop, o.resize_to)
+
+    def frames(self):
+        """One pass over the prepared input frames (just the first one when static)."""
+        if self.image is not None:
+            yield self.image.copy()
+            return
+        for frame in read_frames(self.options.face):
+            yield self._prepare(frame)
+            if self.static:
+                return
+
+    def looped(self):
+        """Input frame i mod N for output frames i = 0, 1, 2, ... (re-decoding for each loop),
+        or each input frame as often as ``repeats`` says."""
+        if self.repeats is not None:
+            for frame, times in zip(self.frames(), self.repeats):
+                for _ in range(times):
+                    yield frame.copy()  # pasting changes the frame
+            return
+        if self.static:
+            first = next(self.frames())
+            while True:
+                yield first.copy()  # pasting changes the frame
+        while True:
+            count = 0
+            for count, frame in enumerate(self.frames(), 1):
+                yield frame
+            if count == 0:
+                raise UserError(f"no frames could be read from {self.options.face}")

@@ -1,0 +1,104 @@
+"""What a lip-sync run is asked to do (inference.py's flags), and the checks on it."""
+
+import dataclasses
+from pathlib import Path
+
+from errors import UserError
+from face_detection.loading import fingerprint
+
+CHOICES = {
+    "on_no_face": ("error", "interpolate", "skip"),
+    "blend": ("paste", "feather"),
+    "short_video": ("loop", "stretch", "error"),
+    "precision": ("auto", "fp32", "fp16", "bf16"),
+}
+
+
+@dataclasses.dataclass
+class Options:
+    """What inference.py's flags set; the defaults are the reference's. Boxes and crops are
+    top, bottom, left, right in the frame after --resize_to, --resize_factor and --rotate."""
+
+    checkpoint_path: str
+    face: str
+    audio: str
+    outfile: str = "results/result_voice.mp4"
+    static: bool = False
+    fps: float = 25.0  # of a still image
+    pads: tuple = (0, 10, 0, 0)  # top, bottom, left, right
+    face_det_batch_size: int = 16
+    wav2lip_batch_size: int = 128
+    resize_factor: int = 1
+    crop: tuple = (0, -1, 0, -1)  # top, bottom, left, right; -1: to the edge
+    box: tuple = (-1, -1, -1, -1)  # top, bottom, left, right: a fixed face box, no detection
+    rotate: bool = False
+    nosmooth: bool = False
+    on_no_face: str = "interpolate"  # error | interpolate | skip
+    max_gap: float = 0.5  # seconds: longest run of face-less frames that "interpolate" fills
+    syncnet_checkpoint_path: str = None
+    device: str = "auto"
+    precision: str = "auto"  # auto (fp16 on CUDA, fp32 elsewhere) | fp32 | fp16 | bf16
+    det_max_side: int = None
+    det_stride: int = 1
+    face_cache: str = None
+    blend: str = "paste"  # paste | feather
+    short_video: str = "loop"  # a video shorter than the audio: loop | stretch (repeat frames evenly) | error
+    resize_to: tuple = ()  # (width, height) sizes each frame is resized to in turn, before resize_factor
+    detector_path: str = None
+    crf: int = 18
+    preset: str = "veryfast"  # x264's: about 2.5x faster than "fast" at 720p, at a similar size for the same crf
+    progress: bool = True
+
+    @property
+    def fixed_box(self):
+        """The --box as (y1, y2, x1, x2), or None: detect faces."""
+        return tuple(self.box) if self.box[0] != -1 else None
+
+    def check(self):
+        """Refuse settings that cannot work, before anything is read."""
+        if len(self.pads) != 4 or len(self.crop) != 4 or len(self.box) != 4:
+            raise UserError("--pads, --crop and --box take four numbers: top bottom left right")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        for name in ("face_det_batch_size", "wav2lip_batch_size", "resize_factor", "det_stride"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1")
+        if self.det_max_side is not None and self.det_max_side < 32:
+            raise UserError("--det_max_side must be at least 32 pixels")
+        if self.fps <= 0 or self.max_gap < 0:
+            raise UserError("--fps must be positive and --max_gap not negative")
+        for name, path in (("--face", self.face), ("--audio", self.audio)):
+            if Path(path).exists() and Path(self.outfile).resolve() == Path(path).resolve():
+                raise UserError(f"--outfile {self.outfile} is the {name} file: it would be overwritten; "
+                                "choose another name")
+
+    def frame_size(self, width, height):
+        """(width, height) of the frames the pipeline works on, for a width x height input;
+        checks that --crop and --box fit them."""
+        if self.resize_to:
+            width, height = self.resize_to[-1]
+        if self.resize_factor > 1:
+            width, height = width // self.resize_factor, height // self.resize_factor
+        if self.rotate:
+            width, height = height, width
+        y1, y2, x1, x2 = self.crop
+        y2, x2 = height if y2 == -1 else y2, width if x2 == -1 else x2
+        _check_region("--crop", self.crop, (y1, y2, x1, x2), width, height)
+        width, height = x2 - x1, y2 - y1
+        if self.fixed_box is not None:  # the reference does not clip a fixed box
+            _check_region("--box", self.box, self.box, width, height)
+        return width, height
+
+    def detection_settings(self, device):
+        """Every setting that changes what the detector sees or says (the face cache's key)."""
+        return {"resize_factor": self.resize_factor, "rotate": self.rotate, "crop": list(self.crop),
+                "det_max_side": self.det_max_side, "det_stride": self.det_stride, "batch": self.face_det_batch_size,
+                "device": device.type, "precision": self.precision, "weights": fingerprint(self.detector_path)}
+
+
+def _check_region(flag, given, region, width, height):
+    y1, y2, x1, x2 = region
+    if not (0 <= y1 < y2 <= height and 0 <= x1 < x2 <= width):
+        raise UserError(f"{flag} {' '.join(map(str, given))} does not fit in the {width}x{height} frame "
+                        "(top bottom left right, 0 <= top < bottom <= height, 0 <= left < right <= width)")

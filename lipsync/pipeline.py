@@ -1,0 +1,193 @@
+"""Lip-sync a face video (or a still image) to speech: the wiring of the stages.
+
+Three stages run at once, joined by small bounded queues, so memory does not grow with the
+video's length:
+
+    faces      decode -> face boxes (face_sources) -> 96x96 crops + mel chunks  (a thread)
+    generate   Wav2Lip on batches of crops and mel chunks (generator)         (the caller's thread)
+    compose    decode again -> paste the generated faces (compose) -> encode   (a thread)
+
+The compose stage decodes the video a second time instead of receiving the frames: a batch
+of 128 full frames in flight between stages would cost gigabytes at 1080p, while decoding
+costs a few milliseconds a frame. With faces found in every frame the frames written are the
+reference's: output frame i shows input frame i mod N with mel chunk i, the video looping
+when the audio is longer and cut when it is shorter.
+"""
+
+import contextlib
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from atomic_write import atomic_output, check_writable
+from cli import pick_device
+from errors import UserError
+from lipsync import generator
+from lipsync.audio_chunks import mel_chunk_starts, speech_mel
+from lipsync.compose import paste
+from lipsync.face_sources import face_source
+from lipsync.frames import FrameSource
+from lipsync.sync_similarity import SyncSimilarity
+from lipsync.threads import Pipeline, Stopped
+from media import VideoWriter
+from models.inputs import FACE_SIZE, MEL_BINS, MEL_STEP
+
+
+@dataclasses.dataclass
+class Summary:
+    outfile: Path
+    frames: int
+    seconds: float
+    faces_detected: int = 0
+    faces_filled: int = 0
+    passed_through: int = 0
+    cache: str = "off"
+    sync: dict = None
+
+
+def lip_sync(options, sink=None):
+    """Run inference as ``options`` say; returns a Summary.
+
+    The video goes to ``options.outfile`` (a temporary file renamed at the end), or, when
+    ``sink`` is given, each BGR frame goes to ``sink.write`` and nothing is written.
+    """
+    started = time.perf_counter()
+    # A read-only or full folder: say so before decoding, not after the work.
+    if sink is None:
+        check_writable(Path(options.outfile).parent)
+    if options.face_cache:
+        check_writable(options.face_cache)
+    job = _Job(options)
+    if sink is not None:
+        summary = job.run(sink)
+    else:
+        with VideoWriter(options.outfile, job.frames.fps, audio_path=options.audio, crf=options.crf,
+                         preset=options.preset) as writer:
+            summary = job.run(writer)
+    summary.seconds = time.perf_counter() - started
+    if job.sync is not None:
+        summary.sync = job.sync.finish()
+        if sink is None:
+            with atomic_output(sync_json_path(options.outfile)) as temporary:
+                Path(temporary).write_text(json.dumps(summary.sync))
+    return summary
+
+
+def sync_json_path(outfile):
+    return Path(outfile).with_suffix(".sync.json")
+
+
+class _Job:
+    """One run: the inputs, the loaded networks and the three stages between them."""
+
+    def __init__(self, options):
+        self.options = o = options
+        o.check()
+        self.frames = FrameSource(o)
+        self.mel = speech_mel(o.audio)
+        self.chunk_starts = mel_chunk_starts(self.mel.shape[1], float(self.frames.fps))
+        self.total = len(self.chunk_starts)
+        self.frames.stretch_to(self.total)
+        self.device = pick_device(o.device)
+        self.batch_size = generator.batch_size(o.wav2lip_batch_size, self.device)
+        generator.autocast(self.device, o.precision)  # checks the precision
+        self.generator = generator.load_generator(o.checkpoint_path, self.device)
+        self.sync = SyncSimilarity(o.syncnet_checkpoint_path, self.mel, self.chunk_starts, self.device) \
+            if o.syncnet_checkpoint_path else None
+        self.boxes = face_source(o, self.frames, self.total, self.device)
+
+    def run(self, sink):
+        pipeline = Pipeline()
+        to_generator, to_compose = pipeline.channel(4), pipeline.channel(4)
+        summary = Summary(Path(self.options.outfile), self.total, 0.0)
+        pipeline.start(self._faces_stage, to_generator, summary)
+        pipeline.start(self._compose_stage, to_compose, sink)
+        try:
+            for batch in to_generator:
+                generated = generator.generate(self.generator, batch.faces, batch.mels, self.device,
+                                               self.options.precision)
+                if self.sync is not None:
+                    self.sync.add(batch.face_indices, batch.faces, generated)
+                to_compose.put((batch.boxes, generated))
+            to_compose.close()
+        except Stopped:
+            pass
+        except BaseException as error:  # noqa: BLE001 - re-raised by join, after the threads stop
+            pipeline.fail(error)
+        pipeline.join()
+        return summary
+
+    def _faces_stage(self, out, summary):
+        """Frames -> boxes -> generator batches, for every output frame."""
+        batch = _BatchBuilder(self.mel, self.chunk_starts, self.batch_size, out)
+        boxes, written = [], 0
+        for index, frame, box in self.boxes.boxed_frames(self.frames.frames(), self.total, summary):
+            boxes.append(box)
+            for _ in range(self.frames.times_shown(index)):
+                batch.add(written, frame, box)
+                written += 1
+        count = len(boxes)
+        if self.options.short_video == "error" and 0 < count < self.total:
+            raise UserError(f"the video has {count} frames but the audio needs {self.total}: it is too short")
+        # The audio is longer than the video: go on with input frame index mod count
+        # (looped() raises first if the video gave no frames at all).
+        with contextlib.closing(self.frames.looped()) as frames:
+            for index, frame in zip(range(written, self.total), frames):
+                batch.add(index, frame, boxes[index % count])
+        batch.flush()
+        out.close()
+
+    def _compose_stage(self, inbox, sink):
+        """Frames + generated faces -> the sink (the video writer)."""
+        with contextlib.closing(self.frames.looped()) as frames, \
+                tqdm(total=self.total, unit="frame", desc="lip-sync", disable=not self.options.progress) as bar:
+            for boxes, generated in inbox:
+                faces = iter(generated)
+                for box in boxes:
+                    frame = next(frames)
+                    if box is not None:
+                        paste(frame, box, next(faces), self.options.blend)
+                    sink.write(frame)
+                bar.update(len(boxes))
+
+
+class _BatchBuilder:
+    """Collects output frames into generator batches: boxes, 96x96 face crops, mel chunks."""
+
+    def __init__(self, mel, chunk_starts, batch_size, out):
+        self.mel, self.chunk_starts, self.batch_size, self.out = mel, chunk_starts, batch_size, out
+        self._reset()
+
+    def _reset(self):
+        self.boxes, self.faces, self.mels, self.face_indices = [], [], [], []
+
+    def add(self, index, frame, box):
+        self.boxes.append(box)
+        if box is not None:
+            y1, y2, x1, x2 = box
+            self.faces.append(cv2.resize(frame[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE)))
+            start = self.chunk_starts[index]
+            self.mels.append(self.mel[:, start:start + MEL_STEP])
+            self.face_indices.append(index)
+        if len(self.boxes) >= self.batch_size:
+            self.flush()
+
+    def flush(self):
+        if self.boxes:
+            faces = np.stack(self.faces) if self.faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+            mels = np.stack(self.mels) if self.mels else np.zeros((0, MEL_BINS, MEL_STEP), np.float32)
+            self.out.put(_Batch(self.boxes, faces, mels, self.face_indices))
+            self._reset()
+
+
+@dataclasses.dataclass
+class _Batch:
+    boxes: list  # per output frame: (y1, y2, x1, x2), or None to pass the frame through
+    faces: np.ndarray  # (k, 96, 96, 3) uint8 BGR crops of the frames with a box
+    mels: np.ndarray  # (k, 80, 16) float32
+    face_indices: list  # output frame index of each crop
