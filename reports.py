@@ -29,6 +29,12 @@ def write_or_remove(path, rows):
         Path(path).unlink(missing_ok=True)
 
 
+def default_scores_path(data_root, kind):
+    """Where a scoring script writes when --scores is not given: ``results/<folder>_<kind>.csv``,
+    named after the folder scored, so that scoring two folders keeps both."""
+    return Path("results") / f"{Path(data_root).resolve().name}_{kind}.csv"
+
+
 def read_rows(path):
     """What ``write_rows`` wrote (CSV values come back as strings)."""
     path = Path(path)

@@ -15,8 +15,8 @@ from synthetic_weights import save_released, seeded
 
 from checkpoint import CheckpointError
 from errors import UserError
-from evaluation.fid import RunningStats, frame_statistics, frechet_distance, load_inception
-from evaluation.inception import FIDInceptionV3
+from evaluation.metrics.fid_statistics import RunningStats, frame_statistics, frechet_distance, load_inception
+from evaluation.metrics.inception import FIDInceptionV3
 from models import Wav2Lip_disc_qual
 
 SCRIPT = ROOT / "evaluation" / "fid.py"

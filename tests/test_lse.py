@@ -17,9 +17,9 @@ from synthetic_weights import save_released, seeded
 
 import audio
 from checkpoint import CheckpointError
-from evaluation.lse import JpegRoundTrip, LSEScorer, mfcc, offset_distances, pcm16, sync_score
+from evaluation.metrics.lse import JpegRoundTrip, LSEScorer, mfcc, offset_distances, pcm16, sync_score
 from reports import read_rows
-from evaluation.syncnet import S, load_syncnet
+from evaluation.metrics.syncnet import S, load_syncnet
 from models import SyncNet_color
 
 SCRIPT = ROOT / "evaluation" / "scores_LSE" / "calculate_scores_LRS.py"
@@ -157,8 +157,8 @@ def test_jpeg_round_trip_is_lossy_like_ffmpegs_default_jpeg_frames():
         assert np.any(back != frame)
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+def _run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 def test_script_prints_the_reference_lines_and_writes_per_video_scores(syncnet_file, tmp_path):
@@ -185,6 +185,13 @@ def test_script_prints_the_reference_lines_and_writes_per_video_scores(syncnet_f
     assert _run("--data_root", data, "--initial_model", syncnet_file, "--scores", json_scores, "--quiet",
                 "--no_jpeg_roundtrip").returncode == 0
     assert {row["video"] for row in read_rows(json_scores)} == set(rows)
+
+    # Without --scores the scores go under results/, named after the folder, not into the working directory.
+    (tmp_path / "work").mkdir()
+    assert _run("--data_root", data, "--initial_model", syncnet_file, "--quiet", cwd=tmp_path / "work").returncode == 0
+    assert [str(p.relative_to(tmp_path / "work")) for p in (tmp_path / "work").rglob("*")] == \
+        ["results", "results/results dir_lse_scores.csv"]
+    assert {row["video"] for row in read_rows(tmp_path / "work" / "results" / "results dir_lse_scores.csv")} == set(rows)
 
 
 @pytest.mark.parametrize("case", ["no model", "html model", "empty folder"])

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from checkpoint import load_weights
-from evaluation.syncnet import S
+from evaluation.metrics.syncnet import S
 from face_detection import S3FD
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
 from training.losses import realness_loss

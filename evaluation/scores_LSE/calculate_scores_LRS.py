@@ -19,8 +19,8 @@ from tqdm import tqdm
 from atomic_write import check_writable
 from cli import add_run_flags, existing_folder, pick_device, run
 from errors import UserError
-from evaluation.lse import LSEScorer
-from reports import write_rows
+from evaluation.metrics.lse import LSEScorer
+from reports import default_scores_path, write_rows
 from media import visible
 
 
@@ -31,7 +31,7 @@ def build_parser():
     p.add_argument("--batch_size", type=int, default=20, help="5-frame windows per SyncNet batch")
     p.add_argument("--vshift", type=int, default=15, help="audio offsets -vshift..+vshift frames are tried")
     p.add_argument("--tmp_dir", default=None, help="accepted for the reference's command lines; nothing is written there")
-    p.add_argument("--scores", default="lse_scores.csv", help="per-video scores (.csv or .json)")
+    p.add_argument("--scores", help="per-video scores (.csv or .json; default results/<data_root's name>_lse_scores.csv)")
     p.add_argument("--no_jpeg_roundtrip", action="store_true",
                    help="score the decoded frames directly, skipping the reference's JPEG frames (see README)")
     add_run_flags(p)
@@ -44,6 +44,7 @@ def main(argv):
     videos = visible(sorted(root.glob("*.mp4")), root)  # not the hidden temporaries of unfinished videos
     if not videos:
         raise UserError(f"no .mp4 files in {root}")
+    args.scores = args.scores or default_scores_path(root, "lse_scores")
     check_writable(Path(args.scores).parent)
     if args.batch_size < 1 or args.vshift < 0:
         raise UserError("--batch_size must be at least 1 and --vshift not negative")

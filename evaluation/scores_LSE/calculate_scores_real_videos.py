@@ -21,9 +21,9 @@ from tqdm import tqdm
 from atomic_write import check_writable
 from cli import add_run_flags, existing_folder, pick_device, run
 from errors import UserError
-from evaluation.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
-from evaluation.lse import VIDEO_FPS, LSEScorer
-from reports import write_rows
+from evaluation.metrics.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
+from evaluation.metrics.lse import VIDEO_FPS, LSEScorer
+from reports import default_scores_path, write_rows
 from face_detection.loading import load_detector
 from media import VIDEO_EXTENSIONS, visible
 
@@ -37,7 +37,7 @@ def build_parser():
     p.add_argument("--vshift", type=int, default=15, help="audio offsets -vshift..+vshift frames are tried")
     p.add_argument("--min_track", type=int, default=MIN_TRACK, help="shortest face track scored, in frames at 25 fps")
     p.add_argument("--min_face_size", type=int, default=MIN_FACE_SIZE, help="smallest mean face size scored, in pixels")
-    p.add_argument("--scores", default="lse_real_scores.csv", help="per-track scores (.csv or .json)")
+    p.add_argument("--scores", help="per-track scores (.csv or .json; default results/<data_root's name>_lse_real_scores.csv)")
     add_run_flags(p)
     return p
 
@@ -48,6 +48,7 @@ def main(argv):
     videos = visible(sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS), root)
     if not videos:
         raise UserError(f"no videos in {root}")
+    args.scores = args.scores or default_scores_path(root, "lse_real_scores")
     check_writable(Path(args.scores).parent)
     device = pick_device(args.device)
     scorer = LSEScorer(args.initial_model, device, args.batch_size, args.vshift)

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.signal import medfilt
 
 import audio
-from evaluation.lse import AUDIO_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
+from evaluation.metrics.lse import AUDIO_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from face_detection import kept_boxes
 from face_detection.boxes import clip_to_frame
 from media import read_frames

@@ -22,7 +22,7 @@ from scipy.fft import dct
 
 import audio
 from errors import UserError
-from evaluation.syncnet import load_syncnet
+from evaluation.metrics.syncnet import load_syncnet
 from media import probe_video, read_frames
 
 VIDEO_FPS = 25
