@@ -19,9 +19,10 @@ class HParams:
 
     def __init__(self, **values):
         object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "_defaults", dict(values))
 
     def __getattr__(self, name):
-        if name.startswith("__"):  # copy and pickle probe for hooks before _values exists
+        if name.startswith("__") or name in ("_values", "_defaults"):  # copy and pickle probe for hooks before _values exists
             raise AttributeError(name)
         try:
             return self._values[name]
@@ -41,6 +42,16 @@ class HParams:
 
     def values(self):
         return dict(self._values)
+
+    def overridden(self):
+        """The names whose value is not the one this set was created with (--hparams changed them)."""
+        return sorted(name for name, value in self._values.items() if value != self._defaults.get(name, value))
+
+    def summary(self):
+        """One line: every value, those that differ from hparams.py's marked with "*"."""
+        changed = set(self.overridden())
+        return "hyper-parameters (* set by --hparams): " + ", ".join(
+            f"{name}={value!r}{'*' if name in changed else ''}" for name, value in sorted(self._values.items()))
 
     def parse(self, overrides):
         """Apply "name=value,name=value" overrides; each value takes the type of the current one."""

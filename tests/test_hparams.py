@@ -78,3 +78,11 @@ def test_command_line_overrides_are_shared_and_checked():
     finally:
         hparams.parse(",".join(f"{k}={v}" for k, v in saved.items()))
     assert hparams.values() == saved
+
+
+def test_the_summary_marks_what_hparams_changed():
+    params = HParams(batch_size=16, lr=1e-4)
+    assert params.overridden() == []
+    params.parse("lr=3e-4")
+    assert params.overridden() == ["lr"]
+    assert params.summary() == "hyper-parameters (* set by --hparams): batch_size=16, lr=0.0003*"

@@ -60,13 +60,18 @@ def test_expert_trains_checkpoints_and_resumes(corpus, tmp_path, capsys):
     assert steps_of(out) == [2, 3]  # step 1 and 2 were saved, --keep_last 2 removed step 1
     summary = capsys.readouterr().out
     assert "trained steps 0..3 (3 steps" in summary and "last evaluation: loss" in summary
+    assert "syncnet_batch_size=4*" in summary and "syncnet_lr=0.0001," in summary  # the effective hyper-parameters
     state = read_checkpoint(out / "checkpoint_step000000003.pth")
-    assert sorted(state) == ["global_epoch", "global_step", "optimizer", "state_dict"]
+    # The released four keys, and the hyper-parameters it was trained with (readers of the released format ignore them).
+    assert sorted(state) == ["global_epoch", "global_step", "hparams", "optimizer", "state_dict"]
+    assert state["hparams"] == hparams.values() and state["hparams"]["syncnet_batch_size"] == 4
     assert state["optimizer"]["state"] and state["global_epoch"] == 2  # 4 training clips, batch 4: an epoch a step
     load_weights(SyncNet_color(), out / "checkpoint_step000000003.pth")  # the released layout, strictly
 
-    assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "5", "--resume")) == 0
-    assert "resuming from" in capsys.readouterr().out
+    assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "5", "--resume", hparams_=FAST + ",syncnet_lr=2e-4")) == 0
+    resumed_output = capsys.readouterr().out
+    assert "resuming from" in resumed_output and "hyper-parameters differ from checkpoint_step000000003.pth's: " \
+        "syncnet_lr: 0.0001 -> 0.0002" in resumed_output
     resumed = read_checkpoint(out / "checkpoint_step000000005.pth")
     assert resumed["global_step"] == 5 and resumed["global_epoch"] == 4  # an epoch a step, as without the break
     assert resumed["optimizer"]["state"][0]["step"].item() == 5  # Adam's step count went on from 3
@@ -102,6 +107,7 @@ def test_generator_trains_writes_samples_and_resumes_syncnet_wt(corpus, tmp_path
     events.Reload()
     assert {"train/l1", "train/sync", "eval/sync", "eval/l1", "train/syncnet_wt"} <= set(events.Tags()["scalars"])
     assert "samples" in events.Tags()["images"]
+    assert any(tag.startswith("hparams") for tag in events.Tags()["tensors"])  # the hyper-parameters, as text
 
 
 def test_the_syncnet_wt_switch_follows_the_evaluation_sync_loss():

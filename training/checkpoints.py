@@ -5,6 +5,7 @@ from pathlib import Path
 
 from checkpoint import load_weights
 from errors import UserError
+from hparams import hparams
 
 CHECKPOINT_NAME = re.compile(r"^(?P<prefix>.*)checkpoint_step(?P<step>\d+)\.pth$")
 
@@ -59,7 +60,17 @@ def restore(session, model, optimizer, path):
             raise UserError(f"{path}: its optimiser state does not fit this trainer ({error})") from None
     if session.is_main:
         print(f"resuming from {path} (step {state.get('global_step', 0)}, epoch {state.get('global_epoch', 0)})")
+        changed = changed_hparams(state.get("hparams") or {})
+        if changed:
+            print(f"note: hyper-parameters differ from {Path(path).name}'s: {changed}")
     return state
+
+
+def changed_hparams(saved):
+    """"name: saved -> now" for each hyper-parameter a checkpoint was trained with that differs now."""
+    now = hparams.values()
+    return ", ".join(f"{name}: {saved[name]!r} -> {now[name]!r}"
+                     for name in sorted(saved) if name in now and saved[name] != now[name])
 
 
 

@@ -159,6 +159,7 @@ def main_for(objective_class, description, disc=False, syncnet=False):
         cli.existing_folder(args.data_root, "--data_root")
         session = Session(args)
         try:
+            session.record_hparams()
             seed_everything(args.seed, session.rank)
             objective = objective_class(session, args)
             train(objective, args)

@@ -91,6 +91,18 @@ class Session:
             for name, value in values.items():
                 self.writer.add_scalar(f"{group}/{name}", value, step)
 
+    def record_hparams(self):
+        """The effective hyper-parameters: printed, and in TensorBoard as text (each checkpoint
+        holds them too, under "hparams")."""
+        if not self.is_main:
+            return
+        print(hparams.summary())
+        if self.writer:
+            changed = set(hparams.overridden())
+            rows = "".join(f"| {name} | {value!r}{' (--hparams)' if name in changed else ''} |\n"
+                           for name, value in sorted(hparams.values().items()))
+            self.writer.add_text("hparams", "| hyper-parameter | value |\n|---|---|\n" + rows, 0)
+
     def save(self, objective, step, epoch):
         """Checkpoint every network (rank 0 only), then keep only the newest --keep_last steps.
 
@@ -102,7 +114,7 @@ class Session:
         for prefix, model, optimizer in objective.networks():
             path = self.checkpoint_dir / f"{prefix}checkpoint_step{step:09d}.pth"
             save_checkpoint(path, model, optimizer if hparams.save_optimizer_state else None, step, epoch,
-                            **objective.checkpoint_extras())
+                            hparams=hparams.values(), **objective.checkpoint_extras())
         prune(self.checkpoint_dir, objective.prefixes, self.keep_last)
 
     def close(self):
