@@ -43,8 +43,8 @@ def pick_device(name):
 
 
 def add_run_flags(parser):
-    """--device, --quiet and --verbose, as every evaluation script takes them."""
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    """--device, --quiet and --verbose, as every script that runs a network takes them."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks")
 

@@ -9,7 +9,7 @@ face, speed and blending; the work is done by ``lipsync.lip_sync``.
 import argparse
 import sys
 
-from cli import run
+from cli import add_run_flags, run
 from lipsync import Options, lip_sync, sync_json_path
 from lipsync.sync_similarity import describe
 
@@ -52,7 +52,6 @@ def build_parser():
     extra.add_argument("--syncnet_checkpoint_path",
                        help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
                             "after, and write the per-chunk cosine similarities to OUTFILE.sync.json")
-    extra.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: CUDA when available)")
     extra.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
                        help="auto: fp16 on CUDA, fp32 on the CPU (exact); bf16 is ~2-3x faster on recent CPUs but "
                             "changes pixels by about one grey level")
@@ -67,28 +66,21 @@ def build_parser():
                             "so that dubbing the same video again skips detection")
     extra.add_argument("--blend", choices=["paste", "feather"], default="paste",
                        help="paste the generated box as the reference does, or feather it over the lower face to hide the seam")
+    extra.add_argument("--short_video", choices=["loop", "stretch", "error"], default="loop",
+                       help="a video shorter than the audio: loop it (the reference), stretch it by repeating frames "
+                            "evenly, or stop")
     extra.add_argument("--detector_path", help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
     extra.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 0-51)")
     extra.add_argument("--preset", default="veryfast",
                        choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"],
                        help="x264 speed preset: slower ones make smaller files for the same --crf")
-    extra.add_argument("--quiet", action="store_true", help="no progress bar")
-    extra.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
+    add_run_flags(extra)
     return p
 
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    options = Options(
-        checkpoint_path=args.checkpoint_path, face=args.face, audio=args.audio, outfile=args.outfile,
-        static=args.static, fps=args.fps, pads=tuple(args.pads), face_det_batch_size=args.face_det_batch_size,
-        wav2lip_batch_size=args.wav2lip_batch_size, resize_factor=args.resize_factor, crop=tuple(args.crop),
-        box=tuple(args.box), rotate=args.rotate, nosmooth=args.nosmooth, on_no_face=args.on_no_face,
-        max_gap=args.max_gap, syncnet_checkpoint_path=args.syncnet_checkpoint_path, device=args.device,
-        precision=args.precision, det_max_side=args.det_max_side, det_stride=args.det_stride,
-        face_cache=args.face_cache, blend=args.blend, detector_path=args.detector_path, crf=args.crf, preset=args.preset,
-        progress=not args.quiet,
-    )
+    options = Options.from_args(args)
     summary = lip_sync(options)
     faces = f"faces detected in {summary.faces_detected} frames, filled in {summary.faces_filled}, " \
             f"{summary.passed_through} passed through" if options.box[0] == -1 else "fixed --box"

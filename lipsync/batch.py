@@ -40,10 +40,8 @@ def add_generation_flags(parser, pads, face_det_batch_size):
 def generation_options(args, pair, outfile, **settings):
     """lipsync Options for one pair from the flags of ``add_generation_flags``: a frame without
     a face fails the pair, as in the reference."""
-    return Options(checkpoint_path=args.checkpoint_path, face=str(pair.video), audio=str(pair.audio),
-                   outfile=str(outfile), pads=tuple(args.pads), face_det_batch_size=args.face_det_batch_size,
-                   wav2lip_batch_size=args.wav2lip_batch_size, on_no_face="error", detector_path=args.detector_path,
-                   device=args.device, progress=False, **settings)
+    return Options.from_args(args, face=str(pair.video), audio=str(pair.audio), outfile=str(outfile),
+                             on_no_face="error", progress=False, **settings)
 
 
 def read_filelist(path):

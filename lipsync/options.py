@@ -49,6 +49,18 @@ class Options:
     preset: str = "veryfast"  # x264's: about 2.5x faster than "fast" at 720p, at a similar size for the same crf
     progress: bool = True
 
+    def __post_init__(self):
+        for name in ("pads", "crop", "box", "resize_to"):  # lists from a parser: tuples, as the defaults
+            setattr(self, name, tuple(getattr(self, name)))
+
+    @classmethod
+    def from_args(cls, args, **settings):
+        """Options from parsed flags named as the fields are (--quiet turns progress off),
+        then ``settings``."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        values = {name: value for name, value in vars(args).items() if name in fields}
+        return cls(**{**values, "progress": not getattr(args, "quiet", False), **settings})
+
     @property
     def fixed_box(self):
         """The --box as (y1, y2, x1, x2), or None: detect faces."""

@@ -192,6 +192,22 @@ def probe(path):
                 if container.streams.audio else 0.0}
 
 
+def test_every_flag_reaches_the_options_by_name():
+    import dataclasses
+
+    parser = inference.build_parser()
+    fields = {field.name for field in dataclasses.fields(Options)}
+    flags = {action.dest for action in parser._actions} - {"help", "quiet", "verbose"}
+    assert flags <= fields and fields - flags == {"progress", "resize_to"}  # resize_to: the evaluation scripts'
+    args = parser.parse_args(["--checkpoint_path", "g.pth", "--face", "f.mp4", "--audio", "a.wav", "--pads", "1", "2",
+                              "3", "4", "--box", "5", "6", "7", "8", "--det_stride", "3", "--device", "cpu", "--quiet"])
+    options = Options.from_args(args)
+    assert options.pads == (1, 2, 3, 4) and options.box == (5, 6, 7, 8) and options.crop == (0, -1, 0, -1)
+    assert options.det_stride == 3 and options.device == "cpu" and options.progress is False
+    assert options == Options("g.pth", "f.mp4", "a.wav", pads=(1, 2, 3, 4), box=(5, 6, 7, 8), det_stride=3,
+                              device="cpu", progress=False)
+
+
 def test_command_line_writes_h264_aac_with_every_chunk_and_paths_can_hold_anything(assets, tmp_path):
     odd = tmp_path / "we ird 'q\" ;$(touch pwned)"
     odd.mkdir()
