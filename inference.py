@@ -43,8 +43,11 @@ def build_parser():
                    help="a fixed face box for every frame: no detection, no pads, no smoothing")
     p.add_argument("--rotate", action="store_true", help="rotate frames 90 degrees clockwise (after --resize_factor)")
     p.add_argument("--nosmooth", action="store_true", help="do not average face boxes over 5 frames")
+    _add_extra_flags(p.add_argument_group("beyond the reference"))
+    return p
 
-    extra = p.add_argument_group("beyond the reference")
+
+def _add_extra_flags(extra):
     extra.add_argument("--on_no_face", choices=["error", "interpolate", "skip"], default="interpolate",
                        help="frames where no face is found: stop (the reference), take the box from the neighbouring "
                             "frames for gaps up to --max_gap (longer gaps pass through untouched), or pass them through")
@@ -75,7 +78,6 @@ def build_parser():
                        choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"],
                        help="x264 speed preset: slower ones make smaller files for the same --crf")
     add_run_flags(extra)
-    return p
 
 
 def main(argv):

@@ -1,19 +1,12 @@
-"""A synthetic talking-face corpus: cartoon speakers whose mouths follow what they say.
-
-Each clip is a run of syllables; a syllable is a vowel (a, e, i, o, u) voiced through its
-formants at the speaker's pitch, opening and closing like speech. The mouth follows the
-same syllables: how far it opens follows the loudness envelope and its shape (wide, spread,
-round, small round) follows the vowel, so lip sync can only be learned from the audio's
-content, not from its loudness alone. Speakers differ in skin, background and lip colour,
-face size and position, pitch and speaking rate, and their heads move slightly.
+"""Write a synthetic talking-face corpus: cartoon speakers whose mouths follow what they say.
 
     python synthetic_corpus.py --out corpus_raw --layout raw            # LRS2-style mp4s
     python synthetic_corpus.py --out corpus --layout preprocessed       # face crops + audio.wav + filelists
 
-Raw clips are ``<out>/<speaker>/<clip>.mp4`` (H.264 + AAC, 25 fps, 160x160) with the face
-inside ``FACE_BOX``; ``preprocess.py --box 16 144 16 144`` turns them into the preprocessed
-layout, which ``--layout preprocessed`` writes directly (``<out>/<speaker>/<clip>/<k>.jpg``,
-``audio.wav``), with train/val/test filelists split by speaker.
+Raw clips are <out>/<speaker>/<clip>.mp4 (H.264 + AAC, 25 fps, 160x160) with the face inside
+the box 16 144 16 144 (top bottom left right), which preprocess.py --box turns into the
+preprocessed layout; --layout preprocessed writes that directly, with train/val/test
+filelists split by speaker. What the speakers say and how: training/synthetic_data.py.
 """
 
 import argparse

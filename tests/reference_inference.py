@@ -1,4 +1,4 @@
-"""The reference inference pipeline written out plainly from FACTS.md §4, for comparison.
+"""The reference inference pipeline written out plainly, step by step as it runs, for comparison.
 
 Everything is held in memory, one step after another, with the unfused generator in fp32:
 an independent statement of what inference must produce.

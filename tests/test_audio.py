@@ -7,7 +7,7 @@ from errors import UserError
 from synthetic_media import speech_like, tone, write_media
 
 
-# --- an independent float64 mel spectrogram, written from FACTS.md section 3 -------------------
+# --- an independent float64 mel spectrogram, from the reference's audio settings ----------------
 
 def _hz_to_mel(f):
     f = np.asarray(f, np.float64)

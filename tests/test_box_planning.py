@@ -19,7 +19,7 @@ def column(values):
 
 
 def test_smoothing_is_the_references_in_place_forward_mean():
-    # Worked by hand from FACTS §4: windows i..i+4, then the last five (already smoothed) ones.
+    # Worked by hand from the reference's smoothing: windows i..i+4, then the last five (already smoothed) ones.
     assert smooth_boxes(column([0, 10, 20, 30, 40, 50, 60]))[:, 0].tolist() == [20, 30, 40, 44, 46, 48, 47]
     # Fewer than five: the reference slices boxes[len - 5:], a negative start, so the last 5 - len boxes.
     assert smooth_boxes(column([0, 10, 20]))[:, 0].tolist() == [15, 15, 17]

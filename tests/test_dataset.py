@@ -1,4 +1,4 @@
-"""The training samples: windows, wrong windows and audio windows exactly as FACTS §6 says."""
+"""The training samples: windows, wrong windows and audio windows exactly as the reference trainers draw them."""
 
 import cv2
 import numpy as np

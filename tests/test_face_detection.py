@@ -26,7 +26,7 @@ def empty_heads(batch, height, width):
 
 
 def naive_candidates(heads, image):
-    """FACTS.md section 5, one candidate at a time: what the reference computes for ``image``."""
+    """The reference's post-processing, one candidate at a time: what the reference computes for ``image``."""
     rows = []
     for level, stride in enumerate(STRIDES):
         probability = torch.softmax(heads[2 * level], dim=1)[:, 1]

@@ -69,6 +69,24 @@ def to_device(batch, device):
     return [tensor.to(device, non_blocking=True) for tensor in batch]
 
 
+def evaluate_and_log(objective, loader, session, step, eval_batches):
+    """An evaluation, what it changes in the objective, its TensorBoard scalars and its line."""
+    losses = evaluate(objective, loader, session)
+    objective.after_evaluation(losses)
+    session.log_scalars("eval", losses, step)
+    if session.is_main:
+        tqdm.write(f"step {step}: evaluation over {eval_batches} batches: {format_losses(losses)}"
+                   f"{objective.status()}", file=sys.stderr)
+    return losses
+
+
+def _announce(objective, train_loader, eval_loader, session, step):
+    print(f"{objective.name}: {len(train_loader.dataset.clips)} training clips, {len(eval_loader.dataset.clips)} "
+          f"validation clips; batch {objective.batch_size} x {session.world_size} process(es) on {session.device}"
+          + (f", mixed precision {str(session.amp_dtype).split('.')[-1]}" if session.amp_dtype else "")
+          + f"; starting at step {step}")
+
+
 def train(objective, args):
     """Run ``objective`` from its resumed step until --max_steps (or forever); returns the last step."""
     session = objective.session
@@ -81,10 +99,7 @@ def train(objective, args):
     if args.max_steps is not None and step >= args.max_steps:
         raise UserError(f"the checkpoint is at step {step}, already at --max_steps {args.max_steps}")
     if session.is_main:
-        print(f"{objective.name}: {len(train_loader.dataset.clips)} training clips, {len(eval_loader.dataset.clips)} validation clips; "
-              f"batch {objective.batch_size} x {session.world_size} process(es) on {session.device}"
-              + (f", mixed precision {str(session.amp_dtype).split('.')[-1]}" if session.amp_dtype else "")
-              + f"; starting at step {step}")
+        _announce(objective, train_loader, eval_loader, session, step)
 
     running, skipped, last_eval, tick, tick_step = {}, 0, {}, time.time(), step
     bar = tqdm(total=args.max_steps, initial=step, unit="step", disable=session.quiet, dynamic_ncols=True)
@@ -106,12 +121,7 @@ def train(objective, args):
             if step == 1 or step % objective.checkpoint_interval == 0:
                 session.save(objective, step, epoch)
             if (step == 1 and objective.evaluate_first_step) or step % objective.eval_interval == 0:
-                last_eval = evaluate(objective, eval_loader, session)
-                objective.after_evaluation(last_eval)
-                session.log_scalars("eval", last_eval, step)
-                if session.is_main:
-                    tqdm.write(f"step {step}: evaluation over {eval_batches} batches: {format_losses(last_eval)}"
-                               f"{objective.status()}", file=sys.stderr)
+                last_eval = evaluate_and_log(objective, eval_loader, session, step, eval_batches)
             if step % args.log_interval == 0 or step == args.max_steps:
                 now = time.time()
                 session.log_scalars("train", {**_means(running), **objective.scalars(), "skipped_samples": skipped,

@@ -1,12 +1,12 @@
 """LRS2-style videos to training data: face crops numbered by source frame, and audio.wav.
 
 ``<data_root>/<video>/<clip>.mp4`` becomes ``<preprocessed_root>/<video>/<clip>/`` with
-``<frame>.jpg`` for every frame where S3FD finds a face (the first box, unpadded, FACTS §6)
-and the clip's audio track as ``audio.wav``. A clip counts as done only once the marker
-``.done`` is written, last, so an interrupted run picks up where it stopped. Frames are
-streamed in detector batches (long videos do not fill memory), one worker per GPU detects
-faces while a pool of processes extracts the audio, and the videos that fail are listed
-with the reason in ``<preprocessed_root>/preprocess_failures.csv``.
+``<frame>.jpg`` for every frame where S3FD finds a face (its best box, unpadded, as the
+reference crops) and the clip's audio track as ``audio.wav``. A clip counts as done only
+once the marker ``.done`` is written, last, so an interrupted run picks up where it stopped.
+Frames are streamed in detector batches (long videos do not fill memory), one worker per GPU
+detects faces while a pool of processes extracts the audio, and the videos that fail are
+listed with the reason in ``<preprocessed_root>/preprocess_failures.csv``.
 """
 
 import errno

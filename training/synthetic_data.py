@@ -7,13 +7,9 @@ round, small round) follows the vowel, so lip sync can only be learned from the 
 content, not from its loudness alone. Speakers differ in skin, background and lip colour,
 face size and position, pitch and speaking rate, and their heads move slightly.
 
-    python synthetic_corpus.py --out corpus_raw --layout raw            # LRS2-style mp4s
-    python synthetic_corpus.py --out corpus --layout preprocessed       # face crops + audio.wav + filelists
-
-Raw clips are ``<out>/<speaker>/<clip>.mp4`` (H.264 + AAC, 25 fps, 160x160) with the face
-inside ``FACE_BOX``; ``preprocess.py --box 16 144 16 144`` turns them into the preprocessed
-layout, which ``--layout preprocessed`` writes directly (``<out>/<speaker>/<clip>/<k>.jpg``,
-``audio.wav``), with train/val/test filelists split by speaker.
+``make_corpus`` writes raw clips, ``<out>/<speaker>/<clip>.mp4`` with the face inside
+``FACE_BOX``, or the preprocessed layout (``<out>/<speaker>/<clip>/<k>.jpg``, ``audio.wav``)
+with filelists; ``synthetic_corpus.py`` is its command line.
 """
 
 import math

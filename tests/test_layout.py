@@ -1,0 +1,52 @@
+"""The layout shows the architecture: scripts at the top and in evaluation/, the two pipelines
+in their packages, and no script reaching into the other pipeline for what it needs."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+SCRIPTS = ["inference.py", "preprocess.py", "color_syncnet_train.py", "wav2lip_train.py", "hq_wav2lip_train.py",
+           "make_filelists.py", "synthetic_corpus.py", "evaluation/gen_videos_from_filelist.py",
+           "evaluation/real_videos_inference.py", "evaluation/fid.py",
+           "evaluation/scores_LSE/calculate_scores_LRS.py", "evaluation/scores_LSE/calculate_scores_real_videos.py"]
+FOUNDATIONS = ["hparams.py", "audio.py", "media.py", "checkpoint.py", "cli.py", "errors.py", "atomic_write.py",
+               "processes.py", "reports.py"]
+
+
+def test_the_top_level_holds_scripts_and_shared_foundations_only():
+    top_level = sorted(path.name for path in ROOT.glob("*.py"))
+    assert top_level == sorted(name for name in SCRIPTS + FOUNDATIONS if "/" not in name)
+    for package in ("lipsync", "training", "evaluation/metrics", "models", "face_detection"):
+        assert (ROOT / package / "__init__.py").is_file(), package
+    evaluation = sorted(f"evaluation/{path.name}" for path in (ROOT / "evaluation").glob("*.py"))
+    assert evaluation == sorted(["evaluation/__init__.py"] + [s for s in SCRIPTS if s.count("/") == 1])
+
+
+# Runs each script as __main__ with --help, one after another in one interpreter (torch loads once).
+HELP = """
+import contextlib, io, os, runpy, sys
+for script in sys.argv[1:]:
+    sys.argv, out = [script, "--help"], io.StringIO()
+    sys.path.insert(0, os.path.dirname(script))  # as `python script.py` does
+    with contextlib.redirect_stdout(out):
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as done:
+            code = done.code
+    print(script, code, out.getvalue().startswith("usage:"))
+"""
+
+
+def test_every_script_answers_help_from_any_directory(tmp_path):
+    done = subprocess.run([sys.executable, "-c", HELP, *(str(ROOT / script) for script in SCRIPTS)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.splitlines() == [f"{ROOT / script} 0 True" for script in SCRIPTS], done.stderr
+
+
+def test_scoring_and_training_do_not_load_the_inference_pipeline():
+    code = ("import sys\n"
+            "import evaluation.scores_LSE.calculate_scores_real_videos, evaluation.fid, training.loop, preprocess\n"
+            "print(sorted(name for name in sys.modules if name.startswith('lipsync')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]"
