@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from face_detection import S3FD, S3FDDetector  # noqa: E402
 from models import SyncNet_color, Wav2Lip  # noqa: E402
 from models.fusion import fuse_for_inference  # noqa: E402
-from training.objectives import cosine_loss, lower_halves  # noqa: E402
+from models.inputs import stack_lower_halves  # noqa: E402
+from training.losses import cosine_loss, generator_loss  # noqa: E402
 
 
 def timed(step, device, repeats):
@@ -85,9 +86,9 @@ def bench_training_step(device, batch, repeats):
         def step():
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 generated = generator(frame_mels, faces)
-                audio_embedding, face_embedding = expert(mel, lower_halves(generated))
+                audio_embedding, face_embedding = expert(mel, stack_lower_halves(generated))
             sync = cosine_loss(audio_embedding, face_embedding, torch.ones(batch, 1, device=device))
-            loss = 0.97 * F.l1_loss(generated.float(), target) + 0.03 * sync
+            loss = generator_loss({"sync": sync, "l1": F.l1_loss(generated.float(), target)}, syncnet_wt=0.03)
             optimizer.zero_grad()
             loss.backward()  # float16 would need loss scaling to train; the cost is the same
             optimizer.step()

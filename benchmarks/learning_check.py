@@ -64,7 +64,7 @@ def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir
     A stage that an earlier run of this script finished or left half-way is picked up
     from its checkpoints and logs.
     """
-    from training import CHECKPOINT_NAME, checkpoints
+    from training.checkpoints import CHECKPOINT_NAME, checkpoints
 
     stamp = checkpoint_dir / "started_at"  # wall time of the stage across interrupted runs
     if not stamp.exists():
@@ -95,10 +95,11 @@ def sync_scale(expert_checkpoint, generator_checkpoint, corpus, batches=25, batc
     another sample's audio, or made from another sample's audio and scored against the true
     one: both are as high as for a wrong window only if the generated mouths follow their
     own audio (rather than pleasing the expert whatever the audio)."""
-    from training import dataset
     from checkpoint import load_weights
     from models import SyncNet_color, Wav2Lip
-    from training.objectives import cosine_loss, lower_halves
+    from models.inputs import stack_lower_halves
+    from training import dataset
+    from training.losses import cosine_loss
 
     expert, generator = SyncNet_color(), Wav2Lip()
     load_weights(expert, expert_checkpoint)  # left in train mode, as the generator's trainer uses it
@@ -107,8 +108,9 @@ def sync_scale(expert_checkpoint, generator_checkpoint, corpus, batches=25, batc
     samples = dataset.GeneratorSamples(dataset.read_filelist(corpus / "filelists", "val", corpus), seed)
     sums = {}
     with torch.no_grad():
-        for _ in range(batches):
-            items = [samples[0][:4] for _ in range(batch_size)]  # each item is a fresh random draw
+        for b in range(batches):
+            # Sample n is the draw seeded by n: distinct numbers, distinct windows.
+            items = [samples[b * batch_size + k][:4] for k in range(batch_size)]
             faces, frame_mels, mel, target = (torch.stack(part) for part in zip(*items))
             half = target.size(3) // 2
             generated = generator(frame_mels, faces)
@@ -118,7 +120,7 @@ def sync_scale(expert_checkpoint, generator_checkpoint, corpus, batches=25, batc
             scored.append(("generated, other audio", mel.roll(1, 0), generated[:, :, :, half:]))
             scored.append(("generated from other audio", mel, generator(frame_mels.roll(1, 0), faces)[:, :, :, half:]))
             for name, audio, lower in scored:
-                audio_embedding, face_embedding = expert(audio, lower_halves(torch.cat([target[:, :, :, :half], lower], 3)))
+                audio_embedding, face_embedding = expert(audio, stack_lower_halves(torch.cat([target[:, :, :, :half], lower], 3)))
                 loss = cosine_loss(audio_embedding, face_embedding, torch.ones(batch_size, 1)).item()
                 sums[name] = sums.get(name, 0.0) + loss / batches
     return {name: round(value, 3) for name, value in sums.items()}
@@ -199,7 +201,7 @@ def main():
     expert_dir = work / "expert"
     e_steps, e_seconds = run_trainer("color_syncnet_train.py", [*common, "--hparams", expert_hp, "--eval_batches",
                                      str(expert_eval)], expert_steps, expert_interval, "eval/loss", EXPERT_TARGET, expert_dir)
-    from training import checkpoints
+    from training.checkpoints import checkpoints
     expert_checkpoint = checkpoints(expert_dir)[-1]
 
     print("training Wav2Lip against it", flush=True)

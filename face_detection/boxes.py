@@ -19,6 +19,12 @@ def to_int_box(box):
     return x1, y1, x2, y2
 
 
+def longer_side(box):
+    """The longer side of an x1y1x2y2 box: the face's size."""
+    x1, y1, x2, y2 = box[:4]
+    return max(abs(y2 - y1), abs(x2 - x1))
+
+
 def from_top_bottom_left_right(box):
     """A y1y2x1x2 box (as the flags give it) in the detector's x1y1x2y2 order."""
     top, bottom, left, right = box

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from atomic_write import check_writable
 from cli import add_run_flags
 from errors import UserError
+from face_detection.boxes import longer_side
 from face_detection.loading import load_detector
 from lipsync import Options, lip_sync
 from media import read_frames
@@ -108,8 +109,7 @@ def face_scaled_sizes(video, device, detector_path, face_res, min_frame_res, max
     box = load_detector(device, detector_path).detect(first[None])[0]
     if box is None:
         raise UserError(f"no face in the first frame of {video}")
-    face = max(abs(box[3] - box[1]), abs(box[2] - box[0]))
-    factor = _downscale_factor(face, height, width, face_res, min_frame_res)
+    factor = _downscale_factor(longer_side(box), height, width, face_res, min_frame_res)
     if factor > 1:
         sizes.append((width // factor, height // factor))
     return tuple(sizes)
