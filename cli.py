@@ -1,5 +1,6 @@
 """What every command-line script shares: one-line errors and exit codes."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,11 @@ def run(main, argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         return main(argv)
+    except BrokenPipeError:
+        # Whoever read the output (``| head``) has gone: stop quietly, as Unix tools do, and keep
+        # the interpreter's final flush from failing on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (UserError, OSError) as error:
         if "--verbose" in argv:
             raise

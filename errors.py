@@ -25,7 +25,7 @@ def describe_os_error(error):
         errno.EPERM: f"{path}: operation not permitted",
         errno.ENOENT: f"{path}: no such file or folder",
     }
-    if error.errno in causes:
+    if error.errno in causes and error.filename is not None:
         return causes[error.errno]
     reason = error.strerror or (os.strerror(error.errno) if error.errno else str(error))
-    return f"{path}: {reason}"
+    return reason if error.filename is None else f"{path}: {reason}"

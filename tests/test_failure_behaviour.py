@@ -72,3 +72,29 @@ def test_outputs_are_readable_by_others_as_open_would_make_them(tmp_path):
     written = [p for p in tmp_path.rglob("*") if p.is_file() and "raw" not in p.parts]
     assert any(p.name == "audio.wav" for p in written) and any(p.suffix == ".jpg" for p in written)
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o644" for p in written}
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly():
+    """`python inference.py ... | head -1`: the pipe closes under the script, which stops
+    without an error line or a traceback about the broken pipe."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli\n"
+            "def main(argv):\n    for _ in range(1000):\n        print('x' * 10000)\n    return 0\n"
+            "sys.exit(cli.run(main, []))")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.read(10)
+    child.stdout.close()
+    assert child.wait(timeout=60) == 1 and child.stderr.read() == b""
+
+
+def test_an_os_error_without_a_path_is_its_cause_alone():
+    import errno
+
+    from errors import describe_os_error
+
+    assert describe_os_error(OSError(errno.EIO, "Input/output error")) == "Input/output error"
+    assert describe_os_error(OSError(errno.EIO, "Input/output error", "/x")) == "/x: Input/output error"
