@@ -3,6 +3,7 @@
 import contextlib
 import os
 import random
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,8 @@ class Session:
         holds them too, under "hparams")."""
         if not self.is_main:
             return
-        print(hparams.summary())
+        print(textwrap.fill(hparams.summary(), width=100, subsequent_indent="    ", break_long_words=False,
+                            break_on_hyphens=False))
         if self.writer:
             changed = set(hparams.overridden())
             rows = "".join(f"| {name} | {value!r}{' (--hparams)' if name in changed else ''} |\n"
