@@ -70,8 +70,13 @@ def write_jpeg(path, image):
     ok, encoded = cv2.imencode(".jpg", image)
     if not ok:
         raise UserError(f"cannot encode a {image.shape} image as JPEG for {path}")
-    with open(path, "wb") as handle:
-        handle.write(encoded.tobytes())
+    try:
+        with open(path, "wb") as handle:
+            handle.write(encoded.tobytes())
+    except OSError as error:
+        if error.filename is None:  # a failed write() names no file: say which
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
 
 
 def probe_video(path):

@@ -145,3 +145,16 @@ def test_media_errors_are_clear(tmp_path):
         with media.VideoWriter(tmp_path / "out.mp4", 25, audio_path=silent):
             pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4", "junk.mp4", "silent.mp4", "speech.m4a"]
+
+
+def test_a_jpeg_that_does_not_fit_on_the_disk_names_its_path():
+    """A failed write() carries no file name; the error must still say which file (/dev/full
+    is a device on which every write fails with ENOSPC)."""
+    import errno
+
+    from errors import describe_os_error
+
+    with pytest.raises(OSError) as caught:
+        media.write_jpeg("/dev/full", np.zeros((8, 8, 3), np.uint8))
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == "/dev/full"
+    assert describe_os_error(caught.value) == "no space left on the device of /dev/full"
