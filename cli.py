@@ -1,5 +1,6 @@
 """What every command-line script shares: one-line errors and exit codes."""
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -46,6 +47,27 @@ def pick_device(name):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is available to PyTorch here")
     return device
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default, unless there is none to show (None, or off)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def argument_parser(doc):
+    """The parser of a script: the first paragraph of ``doc`` as its description, defaults in --help."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=HelpFormatter)
+
+
+def add_detector_flag(parser, alias=None):
+    """--detector_path, as every script that detects faces names its S3FD weights."""
+    parser.add_argument("--detector_path", help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+    if alias:  # an older name of the flag, still accepted
+        parser.add_argument(alias, dest="detector_path", help=argparse.SUPPRESS)
 
 
 def add_run_flags(parser):

@@ -9,7 +9,7 @@ face, speed and blending; the work is done by ``lipsync.lip_sync``.
 import argparse
 import sys
 
-from cli import add_run_flags, run
+from cli import add_detector_flag, add_run_flags, argument_parser, run
 from lipsync import Options, lip_sync, sync_json_path
 from lipsync.sync_similarity import describe
 
@@ -24,7 +24,7 @@ def _flag_or_bool(text):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argument_parser(__doc__)
     p.add_argument("--checkpoint_path", required=True, help="Wav2Lip generator checkpoint (wav2lip.pth or wav2lip_gan.pth)")
     p.add_argument("--face", required=True, help="video or still image (.jpg .jpeg .png .webp .bmp, or recognised by content)")
     p.add_argument("--audio", required=True, help="any file with an audio track (wav, mp3, m4a, a video, ...)")
@@ -72,7 +72,7 @@ def _add_extra_flags(extra):
     extra.add_argument("--short_video", choices=["loop", "stretch", "error"], default="loop",
                        help="a video shorter than the audio: loop it (the reference), stretch it by repeating frames "
                             "evenly, or stop")
-    extra.add_argument("--detector_path", help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+    add_detector_flag(extra)
     extra.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 0-51)")
     extra.add_argument("--preset", default="veryfast",
                        choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"],

@@ -3,7 +3,6 @@
     python make_filelists.py --preprocessed_root lrs2_preprocessed/ --filelists filelists/
 """
 
-import argparse
 import sys
 
 import cli
@@ -12,7 +11,7 @@ from training import dataset
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.argument_parser(__doc__)
     parser.add_argument("--preprocessed_root", required=True, help="output folder of preprocess.py")
     parser.add_argument("--filelists", default="filelists", help="where train.txt, val.txt and test.txt go")
     parser.add_argument("--val", type=float, default=0.05, help="fraction of the videos for validation")

@@ -9,7 +9,6 @@ clips are skipped. Exit status 1 when a video failed (see preprocess_failures.cs
 Then write the filelists with ``make_filelists.py``.
 """
 
-import argparse
 import os
 import sys
 
@@ -24,7 +23,7 @@ from training import preprocessing
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.argument_parser(__doc__)
     parser.add_argument("--data_root", required=True, help="folder of <video>/<clip>.mp4 files (LRS2's mvlrs_v1/main)")
     parser.add_argument("--preprocessed_root", required=True, help="where the face crops and audio go")
     parser.add_argument("--ngpu", type=int, default=1, help="GPUs to detect faces on, one worker each")
@@ -32,7 +31,7 @@ def main(argv):
     parser.add_argument("--box", nargs=4, type=int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                         help="crop this fixed box from every frame instead of detecting faces "
                              "(data with a known face position, such as synthetic_corpus.py's clips)")
-    parser.add_argument("--detector_weights", help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+    cli.add_detector_flag(parser, alias="--detector_weights")
     parser.add_argument("--audio_workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="processes extracting audio")
     cli.add_run_flags(parser)
@@ -54,7 +53,7 @@ def main(argv):
             devices = [f"cuda:{i}" for i in range(count)]
         else:
             devices = [device]
-        detectors = [S3FDDetector(d, args.detector_weights, args.batch_size) for d in devices]
+        detectors = [S3FDDetector(d, args.detector_path, args.batch_size) for d in devices]
     bar = tqdm(unit="clip", desc="preprocessing", disable=args.quiet, dynamic_ncols=True)
     try:
         summary = preprocessing.preprocess(videos, args.preprocessed_root, detectors, args.batch_size,

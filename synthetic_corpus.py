@@ -9,7 +9,6 @@ preprocessed layout; --layout preprocessed writes that directly, with train/val/
 filelists split by speaker. What the speakers say and how: training/synthetic_data.py.
 """
 
-import argparse
 import sys
 
 import cli
@@ -20,7 +19,7 @@ from training.synthetic_data import FPS, make_corpus
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.argument_parser(__doc__)
     parser.add_argument("--out", required=True, help="folder to write the corpus to")
     parser.add_argument("--layout", choices=["raw", "preprocessed"], default="preprocessed",
                         help="raw: LRS2-style <speaker>/<clip>.mp4; preprocessed: face crops + audio.wav + filelists")

@@ -9,7 +9,6 @@ Fréchet distance between the two Gaussians of pool features is the FID. Statist
 accumulated batch by batch, so memory does not grow with the number of frames.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -19,13 +18,13 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
 from atomic_write import atomic_output, check_writable
-from cli import add_run_flags, pick_device, run
+from cli import add_run_flags, argument_parser, pick_device, run
 from errors import UserError
 from evaluation.metrics.fid_statistics import WEIGHTS_NAME, frame_statistics, frechet_distance, load_inception
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argument_parser(__doc__)
     p.add_argument("paths", nargs=2, metavar="PATH", help="real and generated: a video, an image, a folder, or a .npz")
     p.add_argument("--weights", default=f"checkpoints/{WEIGHTS_NAME}", help="pytorch-fid's InceptionV3 weights")
     p.add_argument("--batch_size", type=int, default=50, help="frames per InceptionV3 batch")

@@ -9,14 +9,13 @@ reference reads these lists. Line i gives RESULTS_DIR/i.mp4 at 25 fps. As in the
 a pair is skipped when its video is shorter than the audio or a frame has no face.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
-from cli import existing_folder, run
+from cli import argument_parser, existing_folder, run
 from lipsync.batch import (
     Pair,
     add_generation_flags,
@@ -27,7 +26,7 @@ from lipsync.batch import (
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argument_parser(__doc__)
     p.add_argument("--filelist", required=True, help="lines of 'audio_source video', relative to --data_root, no .mp4")
     p.add_argument("--data_root", required=True, help="the dataset's video folder (LRS2: mvlrs_v1/main)")
     add_generation_flags(p, pads=[0, 0, 0, 0], face_det_batch_size=64)

@@ -9,14 +9,13 @@ are scaled so the face is about --face_res pixels, as the reference does. A vide
 than its audio is an error, except in tts mode, where its frames are repeated evenly.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
-from cli import existing_folder, pick_device, run
+from cli import argument_parser, existing_folder, pick_device, run
 from errors import UserError
 from lipsync.batch import (
     Pair,
@@ -30,7 +29,7 @@ from media import visible
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argument_parser(__doc__)
     p.add_argument("--mode", required=True, choices=["dubbed", "tts", "random"],
                    help="dubbed: each file with its own audio; tts / random: the pairs of --filelist")
     p.add_argument("--filelist", default=None, help="lines of 'video audio', relative to --data_root")

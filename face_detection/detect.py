@@ -105,7 +105,7 @@ class S3FDDetector:
             raise UserError(
                 f"S3FD face-detector weights not found at {path}: download s3fd.pth (face-alignment's "
                 f"s3fd-619a316812.pth is the same file) and put it there"
-                + ("" if weights_path else ", or pass its path")
+                + ("" if weights_path else ", or pass its path with --detector_path")
             )
         self.device = torch.device(device)
         self.net = S3FD()

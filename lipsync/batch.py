@@ -10,7 +10,7 @@ import cv2
 from tqdm import tqdm
 
 from atomic_write import check_writable
-from cli import add_run_flags
+from cli import add_detector_flag, add_run_flags
 from errors import UserError
 from face_detection.boxes import longer_side
 from face_detection.loading import load_detector
@@ -34,7 +34,7 @@ def add_generation_flags(parser, pads, face_det_batch_size):
                         help="padding added to each detected face box")
     parser.add_argument("--face_det_batch_size", type=int, default=face_det_batch_size, help="frames per S3FD batch")
     parser.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
-    parser.add_argument("--detector_path", default=None, help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+    add_detector_flag(parser)
     add_run_flags(parser)
 
 

@@ -1,8 +1,10 @@
 """The layout shows the architecture: scripts at the top and in evaluation/, the two pipelines
 in their packages, and no script reaching into the other pipeline for what it needs."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -25,7 +27,8 @@ def test_the_top_level_holds_scripts_and_shared_foundations_only():
 
 # Runs each script as __main__ with --help, one after another in one interpreter (torch loads once).
 HELP = """
-import contextlib, io, os, runpy, sys
+import contextlib, io, json, os, runpy, sys
+shown = {}
 for script in sys.argv[1:]:
     sys.argv, out = [script, "--help"], io.StringIO()
     sys.path.insert(0, os.path.dirname(script))  # as `python script.py` does
@@ -34,14 +37,26 @@ for script in sys.argv[1:]:
             runpy.run_path(script, run_name="__main__")
         except SystemExit as done:
             code = done.code
-    print(script, code, out.getvalue().startswith("usage:"))
+    shown[script] = (code, out.getvalue())
+print(json.dumps(shown))
 """
 
 
-def test_every_script_answers_help_from_any_directory(tmp_path):
+def test_every_script_answers_help_from_any_directory_with_its_defaults(tmp_path):
     done = subprocess.run([sys.executable, "-c", HELP, *(str(ROOT / script) for script in SCRIPTS)],
                           capture_output=True, text=True, cwd=tmp_path)
-    assert done.stdout.splitlines() == [f"{ROOT / script} 0 True" for script in SCRIPTS], done.stderr
+    shown = {Path(script).relative_to(ROOT).as_posix(): value for script, value in json.loads(done.stdout).items()}
+    assert sorted(shown) == sorted(SCRIPTS), done.stderr
+    for script, (code, text) in shown.items():
+        assert code == 0 and text.startswith("usage:"), (script, text)
+        assert "(default: " in text and "(default: None)" not in text and "(default: False)" not in text, script
+    # One name for the S3FD weights everywhere; preprocess.py's old --detector_weights still works, unlisted.
+    detecting = [script for script, (_, text) in shown.items() if "--detector_path" in text]
+    assert sorted(detecting) == sorted(["inference.py", "preprocess.py", "evaluation/gen_videos_from_filelist.py",
+                                        "evaluation/real_videos_inference.py",
+                                        "evaluation/scores_LSE/calculate_scores_real_videos.py"])
+    assert not any("--detector_weights" in text for _, text in shown.values())
+    assert "(default: 32)" in shown["preprocess.py"][1]  # --batch_size
 
 
 def test_scoring_and_training_do_not_load_the_inference_pipeline():

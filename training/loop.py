@@ -10,7 +10,6 @@ multi-GPU / multi-node training with ``torchrun`` (DDP; each rank draws its own 
 rank 0 logs and writes checkpoints).
 """
 
-import argparse
 import sys
 import time
 
@@ -40,11 +39,11 @@ def add_training_flags(parser, disc=False, syncnet=False):
         parser.add_argument("--disc_checkpoint_path", help="resume the visual-quality discriminator from this checkpoint")
     parser.add_argument("--resume", action="store_true",
                         help="resume from the newest checkpoint(s) in --checkpoint_dir, if there are any")
-    parser.add_argument("--filelists", default="filelists", help="folder of train.txt and val.txt (default: filelists/)")
+    parser.add_argument("--filelists", default="filelists", help="folder of train.txt and val.txt")
     parser.add_argument("--max_steps", type=int, help="stop after this global step (default: train until interrupted)")
     parser.add_argument("--eval_batches", type=int, help="batches per evaluation (default: the reference's number)")
     parser.add_argument("--keep_last", type=int, default=0, metavar="N",
-                        help="keep only the newest N checkpoints of each network (default: keep all)")
+                        help="keep only the newest N checkpoints of each network; 0 keeps all")
     parser.add_argument("--log_interval", type=int, default=50, help="steps between TensorBoard scalars")
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights' initialisation and the sampling")
     parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
@@ -162,7 +161,7 @@ def main_for(objective_class, description, disc=False, syncnet=False):
     """The command-line entry point of a trainer: ``sys.exit(cli.run(main_for(...)))``."""
 
     def main(argv):
-        parser = argparse.ArgumentParser(description=description)
+        parser = cli.argument_parser(description)
         add_training_flags(parser, disc=disc, syncnet=syncnet)
         args = parser.parse_args(argv)
         apply_hparams_argument(args)

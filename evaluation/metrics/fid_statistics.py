@@ -18,7 +18,14 @@ from tqdm import tqdm
 from checkpoint import load_weights
 from errors import UserError
 from evaluation.metrics.inception import FEATURES, FIDInceptionV3
-from media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image, read_frames, read_image, visible
+from media import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    is_image,
+    read_frames,
+    read_image,
+    visible,
+)
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 

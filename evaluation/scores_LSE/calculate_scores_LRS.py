@@ -7,7 +7,6 @@ script does, and writes each video's scores to --scores. Runs in this project's 
 no syncnet_python clone, no ffmpeg, no temporary frames on disk.
 """
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 from tqdm import tqdm
 
 from atomic_write import check_writable
-from cli import add_run_flags, existing_folder, pick_device, run
+from cli import add_run_flags, argument_parser, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.metrics.lse import LSEScorer
 from reports import default_scores_path, write_rows
@@ -25,7 +24,7 @@ from media import visible
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argument_parser(__doc__)
     p.add_argument("--data_root", required=True, help="folder whose *.mp4 files are scored (not recursive)")
     p.add_argument("--initial_model", default="checkpoints/syncnet_v2.model", help="syncnet_v2.model, as released")
     p.add_argument("--batch_size", type=int, default=20, help="5-frame windows per SyncNet batch")

@@ -9,7 +9,6 @@ its own frames. Prints a line per video, then "Average Confidence" and "Average 
 Distance" over all tracks, and writes every track's scores to --scores.
 """
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 from tqdm import tqdm
 
 from atomic_write import check_writable
-from cli import add_run_flags, existing_folder, pick_device, run
+from cli import add_detector_flag, add_run_flags, argument_parser, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.metrics.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
 from evaluation.metrics.lse import VIDEO_FPS, LSEScorer
@@ -29,10 +28,10 @@ from media import VIDEO_EXTENSIONS, visible
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argument_parser(__doc__)
     p.add_argument("--data_root", required=True, help="folder of videos to score (not recursive)")
     p.add_argument("--initial_model", default="checkpoints/syncnet_v2.model", help="syncnet_v2.model, as released")
-    p.add_argument("--detector_path", default=None, help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+    add_detector_flag(p)
     p.add_argument("--batch_size", type=int, default=20, help="5-frame windows per SyncNet batch")
     p.add_argument("--vshift", type=int, default=15, help="audio offsets -vshift..+vshift frames are tried")
     p.add_argument("--min_track", type=int, default=MIN_TRACK, help="shortest face track scored, in frames at 25 fps")
