@@ -10,10 +10,15 @@ is ``ExpertObjective`` in training/objectives.py, run by training/loop.py.
 import sys
 
 import cli
-from training.loop import main_for
+from training.loop import main_for, trainer_parser
 from training.objectives import ExpertObjective
 
-main = main_for(ExpertObjective, __doc__.split("\n\n")[0])
+
+def build_parser():
+    return trainer_parser(__doc__)
+
+
+main = main_for(ExpertObjective, build_parser)
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

@@ -13,10 +13,15 @@ raises it to 0.03), run by training/loop.py.
 import sys
 
 import cli
-from training.loop import main_for
+from training.loop import main_for, trainer_parser
 from training.objectives import GANGeneratorObjective
 
-main = main_for(GANGeneratorObjective, __doc__.split("\n\n")[0], syncnet=True, disc=True)
+
+def build_parser():
+    return trainer_parser(__doc__, syncnet=True, disc=True)
+
+
+main = main_for(GANGeneratorObjective, build_parser)
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

@@ -10,7 +10,7 @@ from atomic_write import check_writable
 from training import dataset
 
 
-def main(argv):
+def build_parser():
     parser = cli.argument_parser(__doc__)
     parser.add_argument("--preprocessed_root", required=True, help="output folder of preprocess.py")
     parser.add_argument("--filelists", default="filelists", help="where train.txt, val.txt and test.txt go")
@@ -19,7 +19,11 @@ def main(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace existing filelists")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
     root = cli.existing_folder(args.preprocessed_root, "--preprocessed_root")
     check_writable(args.filelists)  # before scanning what may be thousands of clips
     counts = dataset.write_filelists(root, args.filelists, args.val, args.test, args.seed, args.overwrite)

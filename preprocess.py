@@ -22,7 +22,7 @@ from face_detection import S3FDDetector
 from training import preprocessing
 
 
-def main(argv):
+def build_parser():
     parser = cli.argument_parser(__doc__)
     parser.add_argument("--data_root", required=True, help="folder of <video>/<clip>.mp4 files (LRS2's mvlrs_v1/main)")
     parser.add_argument("--preprocessed_root", required=True, help="where the face crops and audio go")
@@ -35,7 +35,11 @@ def main(argv):
     parser.add_argument("--audio_workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="processes extracting audio")
     cli.add_run_flags(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
     data_root = cli.existing_folder(args.data_root, "--data_root")
     check_writable(args.preprocessed_root)
     if args.batch_size < 1 or args.ngpu < 1 or args.audio_workers < 1:

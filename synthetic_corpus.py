@@ -18,7 +18,7 @@ from training.dataset import MIN_FRAMES
 from training.synthetic_data import FPS, make_corpus
 
 
-def main(argv):
+def build_parser():
     parser = cli.argument_parser(__doc__)
     parser.add_argument("--out", required=True, help="folder to write the corpus to")
     parser.add_argument("--layout", choices=["raw", "preprocessed"], default="preprocessed",
@@ -30,7 +30,11 @@ def main(argv):
     parser.add_argument("--filelists", help="where the preprocessed layout's filelists go (default <out>/filelists)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing filelists given by --filelists")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
     if args.seconds * FPS <= MIN_FRAMES + 1:
         raise UserError(f"--seconds {args.seconds} gives too few frames for training (need > {MIN_FRAMES + 1})")
     for folder in (args.out, args.filelists):

@@ -12,10 +12,15 @@ training/objectives.py, run by training/loop.py.
 import sys
 
 import cli
-from training.loop import main_for
+from training.loop import main_for, trainer_parser
 from training.objectives import GeneratorObjective
 
-main = main_for(GeneratorObjective, __doc__.split("\n\n")[0], syncnet=True)
+
+def build_parser():
+    return trainer_parser(__doc__, syncnet=True)
+
+
+main = main_for(GeneratorObjective, build_parser)
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

@@ -139,7 +139,8 @@ class S3FDDetector:
                 candidates = self.candidates(chunk)
             except torch.OutOfMemoryError:
                 if len(chunk) == 1:
-                    raise UserError("out of GPU memory detecting faces in a single frame: try --resize_factor") from None
+                    raise UserError("out of GPU memory detecting faces in a single frame: pass --device cpu, "
+                                    "or make the frames smaller (inference.py --resize_factor)") from None
                 size = self.batch_size = max(1, len(chunk) // 2)
                 torch.cuda.empty_cache()
                 print(f"Out of GPU memory in face detection; batch size now {size}", file=sys.stderr)

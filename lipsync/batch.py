@@ -35,14 +35,18 @@ def add_generation_flags(parser, pads, face_det_batch_size):
     parser.add_argument("--face_det_batch_size", type=int, default=face_det_batch_size, help="frames per S3FD batch")
     parser.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
     add_detector_flag(parser)
+    parser.add_argument("--on_no_face", choices=["error", "interpolate", "skip"], default="error",
+                        help="frames where no face is found: error skips the pair (the reference); interpolate and "
+                             "skip carry on as inference.py does")
+    parser.add_argument("--max_gap", type=float, default=0.5, help="longest face-less gap, in seconds, that interpolate fills")
     add_run_flags(parser)
 
 
 def generation_options(args, pair, outfile, **settings):
-    """lipsync Options for one pair from the flags of ``add_generation_flags``: a frame without
-    a face fails the pair, as in the reference."""
+    """lipsync Options for one pair from the flags of ``add_generation_flags`` (by default a
+    frame without a face fails the pair, as in the reference)."""
     return Options.from_args(args, face=str(pair.video), audio=str(pair.audio), outfile=str(outfile),
-                             on_no_face="error", progress=False, **settings)
+                             progress=False, **settings)
 
 
 def read_filelist(path):

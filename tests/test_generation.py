@@ -65,6 +65,23 @@ def test_filelist_pairs_are_generated_skipped_and_resumed(data, capsys):
     assert not (results / "failures.csv").exists()
 
 
+def test_face_less_frames_fail_the_pair_by_default_and_the_hint_works(data, capsys):
+    root = data / "data root"
+    (root / "spk3").mkdir()
+    write_video(root / "spk3" / "00003.mp4", face_frames(30, seed=5, without_face=range(8, 12)),
+                audio=speech_like(1.0, seed=5))
+    (data / "one.txt").write_text("spk1/00001 spk3/00003\n")
+    argv = ["--filelist", str(data / "one.txt"), "--results_dir", str(data / "out"), "--data_root", str(root),
+            "--checkpoint_path", str(data / "gen.pth"), "--detector_path", str(data / "weights.pth"), "--quiet"]
+    assert gen_videos_from_filelist.main(argv) == 1  # the reference's behaviour: the pair fails
+    error = read_rows(data / "out" / "failures.csv")[0]["error"]
+    assert error.startswith("face not detected in frame 8") and "use --on_no_face interpolate or skip" in error
+    capsys.readouterr()
+    assert gen_videos_from_filelist.main([*argv, "--on_no_face", "interpolate"]) == 0  # what the hint says
+    assert frame_count(data / "out" / "0.mp4") == chunks(root / "spk1" / "00001.mp4")
+    assert not (data / "out" / "failures.csv").exists()
+
+
 def test_a_malformed_filelist_line_is_named(data):
     filelist = data / "bad.txt"
     filelist.write_text("spk1/00001 spk2/00002\nspk1/00001\n")

@@ -157,13 +157,18 @@ def format_losses(values):
 
 
 
-def main_for(objective_class, description, disc=False, syncnet=False):
+def trainer_parser(doc, disc=False, syncnet=False):
+    """A trainer's command line: ``doc``'s first paragraph and the flags of ``add_training_flags``."""
+    parser = cli.argument_parser(doc)
+    add_training_flags(parser, disc=disc, syncnet=syncnet)
+    return parser
+
+
+def main_for(objective_class, build_parser):
     """The command-line entry point of a trainer: ``sys.exit(cli.run(main_for(...)))``."""
 
     def main(argv):
-        parser = cli.argument_parser(description)
-        add_training_flags(parser, disc=disc, syncnet=syncnet)
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         apply_hparams_argument(args)
         cli.existing_folder(args.data_root, "--data_root")
         session = Session(args)
