@@ -38,9 +38,11 @@ def build_parser():
     p.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
     p.add_argument("--resize_factor", type=int, default=1, help="divide the frame size by this first (720p often works best)")
     p.add_argument("--crop", nargs=4, type=int, default=[0, -1, 0, -1], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                   help="crop each frame to this region after resizing and rotating; -1: to the edge")
+                   help="crop each frame to this region, in pixels of the frame after --resize_factor and --rotate; "
+                        "-1: to the edge")
     p.add_argument("--box", nargs=4, type=int, default=[-1, -1, -1, -1], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                   help="a fixed face box for every frame: no detection, no pads, no smoothing")
+                   help="a fixed face box for every frame (no detection, no pads, no smoothing), in pixels of the frame "
+                        "after --resize_factor, --rotate and --crop")
     p.add_argument("--rotate", action="store_true", help="rotate frames 90 degrees clockwise (after --resize_factor)")
     p.add_argument("--nosmooth", action="store_true", help="do not average face boxes over 5 frames")
     _add_extra_flags(p.add_argument_group("beyond the reference"))

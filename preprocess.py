@@ -29,8 +29,8 @@ def build_parser():
     parser.add_argument("--ngpu", type=int, default=1, help="GPUs to detect faces on, one worker each")
     parser.add_argument("--batch_size", type=int, default=32, help="frames per face-detection batch")
     parser.add_argument("--box", nargs=4, type=int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                        help="crop this fixed box from every frame instead of detecting faces "
-                             "(data with a known face position, such as synthetic_corpus.py's clips)")
+                        help="crop this fixed box (pixels of the upright frames) from every frame instead of "
+                             "detecting faces (data with a known face position, such as synthetic_corpus.py's clips)")
     cli.add_detector_flag(parser, alias="--detector_weights")
     parser.add_argument("--audio_workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="processes extracting audio")

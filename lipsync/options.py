@@ -96,10 +96,13 @@ class Options:
             width, height = height, width
         y1, y2, x1, x2 = self.crop
         y2, x2 = height if y2 == -1 else y2, width if x2 == -1 else x2
-        _check_region("--crop", self.crop, (y1, y2, x1, x2), width, height)
+        steps = [f"--resize_factor {self.resize_factor}"] * (self.resize_factor > 1) + ["--rotate"] * self.rotate
+        _check_region("--crop", self.crop, (y1, y2, x1, x2), width, height, steps)
         width, height = x2 - x1, y2 - y1
         if self.fixed_box is not None:  # the reference does not clip a fixed box
-            _check_region("--box", self.box, self.box, width, height)
+            cropped = self.crop != (0, -1, 0, -1)
+            _check_region("--box", self.box, self.box, width, height,
+                          steps + [f"--crop {' '.join(map(str, self.crop))}"] * cropped)
         return width, height
 
     def detection_settings(self, device):
@@ -109,8 +112,10 @@ class Options:
                 "device": device.type, "precision": self.precision, "weights": fingerprint(self.detector_path)}
 
 
-def _check_region(flag, given, region, width, height):
+def _check_region(flag, given, region, width, height, steps=()):
+    """``region`` (y1, y2, x1, x2) must lie in the width x height frame that ``steps`` made."""
     y1, y2, x1, x2 = region
     if not (0 <= y1 < y2 <= height and 0 <= x1 < x2 <= width):
-        raise UserError(f"{flag} {' '.join(map(str, given))} does not fit in the {width}x{height} frame "
+        made = f" after {', '.join(steps)}" if steps else ""
+        raise UserError(f"{flag} {' '.join(map(str, given))} does not fit in the {width}x{height} frame{made} "
                         "(top bottom left right, 0 <= top < bottom <= height, 0 <= left < right <= width)")

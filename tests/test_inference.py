@@ -166,6 +166,16 @@ def test_a_still_image_is_one_static_frame(assets, tmp_path, name):
         synced(assets, face=tmp_path / name, box=BOX, crop=(0, -1, 0, 500))
 
 
+def test_a_box_outside_the_frame_says_which_frame_it_is_in():
+    # 160x128 -> resized 80x64 -> rotated 64x80 -> rows 0..40 kept: 64x40, too low for rows 0..50.
+    options = Options("g.pth", "f.mp4", "a.wav", resize_factor=2, rotate=True, crop=(0, 40, 0, -1), box=(0, 50, 0, 10))
+    with pytest.raises(UserError, match=r"^--box 0 50 0 10 does not fit in the 64x40 frame after --resize_factor 2, "
+                                        r"--rotate, --crop 0 40 0 -1 \(top bottom left right"):
+        options.frame_size(160, 128)
+    assert Options("g.pth", "f.mp4", "a.wav", resize_factor=2, rotate=True, box=(0, 50, 0, 10)).frame_size(160, 128) \
+        == (64, 80)
+
+
 def test_static_video_uses_its_first_frame(assets, detector):
     got, _ = synced(assets, face="face12.mp4", seconds=1.0, static=True)
     first = decoded(assets / "face12.mp4")[0]
