@@ -326,3 +326,25 @@ def test_generator_gradients_equal_the_references_bit_for_bit(objective_class):
     ours = {name: p.grad.clone() for name, p in model.named_parameters()}
     expected = reference_generator_gradients(model, expert, disc if gan else None, batch, 0.03, hparams.disc_wt)
     assert all(torch.equal(ours[name], expected[name]) for name in expected)
+
+
+def test_without_filelists_the_corpus_own_are_used_and_said(corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no filelists/ here
+    argv = flags(corpus, tmp_path / "expert", "--max_steps", "1")
+    del argv[argv.index("--filelists"):argv.index("--filelists") + 2]
+    assert color_syncnet_train.main(argv) == 0
+    assert f"no filelists/train.txt: using the filelists in {corpus / 'filelists'}" in capsys.readouterr().out
+
+
+def test_an_evaluation_shows_its_progress(capsys):
+    import types
+
+    from training.loop import evaluate
+
+    batches_ = [(torch.zeros(1), torch.zeros(1)) for _ in range(3)]
+    objective = types.SimpleNamespace(set_train=lambda mode: None, eval_step=lambda batch: {"loss": 2.0})
+    session = types.SimpleNamespace(quiet=False, device=torch.device("cpu"),
+                                    all_mean=lambda totals: {k: s / n for k, (s, n) in totals.items()})
+    assert evaluate(objective, batches_, session) == {"loss": 2.0}
+    shown = capsys.readouterr().err
+    assert "evaluation:" in shown and "0/3 [" in shown  # a bar with its total, so tqdm shows an ETA

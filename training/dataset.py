@@ -45,6 +45,15 @@ class DataError(UserError):
     """The dataset cannot give samples: no filelist, no usable clip, nothing readable."""
 
 
+def find_filelists(filelists, data_root):
+    """The filelists folder to use: ``filelists``, or, when it has no train.txt but
+    ``<data_root>/filelists`` does (synthetic_corpus.py writes them there), that one."""
+    inside = Path(data_root) / "filelists"
+    if not (Path(filelists) / "train.txt").is_file() and (inside / "train.txt").is_file():
+        return inside
+    return Path(filelists)
+
+
 def read_filelist(filelists, split, data_root):
     """The clip folders ``<filelists>/<split>.txt`` names, under ``data_root``."""
     path = Path(filelists) / f"{split}.txt"

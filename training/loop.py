@@ -12,6 +12,7 @@ rank 0 logs and writes checkpoints).
 
 import sys
 import time
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -25,6 +26,7 @@ from training.batches import (
     evaluation_batches,
     reraise_worker_errors,
 )
+from training.dataset import find_filelists
 from training.session import Session, seed_everything
 
 
@@ -57,9 +59,12 @@ def evaluate(objective, loader, session):
     validation samples at every evaluation (the loader's one epoch, from step 0)."""
     totals = {}
     objective.set_train(False)
-    with torch.no_grad():
+    # The generator's first evaluation (700 batches at step 1) takes a while on a CPU: show it.
+    with torch.no_grad(), tqdm(total=len(loader), desc="evaluation", unit="batch", leave=False,
+                               disable=session.quiet, dynamic_ncols=True) as bar:
         for batch in reraise_worker_errors(loader):
             _accumulate(totals, objective.eval_step(to_device(batch[:-1], session.device)))
+            bar.update()
     objective.set_train(True)
     return session.all_mean(totals)
 
@@ -173,6 +178,9 @@ def main_for(objective_class, build_parser):
         cli.existing_folder(args.data_root, "--data_root")
         session = Session(args)
         try:
+            given, args.filelists = args.filelists, find_filelists(args.filelists, args.data_root)
+            if args.filelists != Path(given) and session.is_main:
+                print(f"no {Path(given) / 'train.txt'}: using the filelists in {args.filelists}")
             session.record_hparams()
             seed_everything(args.seed, session.rank)
             objective = objective_class(session, args)
