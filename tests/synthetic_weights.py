@@ -4,9 +4,6 @@ from pathlib import Path
 
 import torch
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "checkpoints"
-
-
 def seeded(model, seed=0):
     """``model`` with every parameter and BatchNorm statistic drawn from a seeded generator.
 
