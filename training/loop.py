@@ -41,7 +41,8 @@ def add_training_flags(parser, disc=False, syncnet=False):
         parser.add_argument("--disc_checkpoint_path", help="resume the visual-quality discriminator from this checkpoint")
     parser.add_argument("--resume", action="store_true",
                         help="resume from the newest checkpoint(s) in --checkpoint_dir, if there are any")
-    parser.add_argument("--filelists", default="filelists", help="folder of train.txt and val.txt")
+    parser.add_argument("--filelists", help="folder of train.txt and val.txt (default: filelists/, as the reference; "
+                                            "or <data_root>/filelists/ when only that one has them)")
     parser.add_argument("--max_steps", type=int, help="stop after this global step (default: train until interrupted)")
     parser.add_argument("--eval_batches", type=int, help="batches per evaluation (default: the reference's number)")
     parser.add_argument("--keep_last", type=int, default=0, metavar="N",
@@ -178,9 +179,10 @@ def main_for(objective_class, build_parser):
         cli.existing_folder(args.data_root, "--data_root")
         session = Session(args)
         try:
-            given, args.filelists = args.filelists, find_filelists(args.filelists, args.data_root)
-            if args.filelists != Path(given) and session.is_main:
-                print(f"no {Path(given) / 'train.txt'}: using the filelists in {args.filelists}")
+            if args.filelists is None:  # not given: filelists/, or the data's own
+                args.filelists = find_filelists("filelists", args.data_root)
+                if args.filelists != Path("filelists") and session.is_main:
+                    print(f"no filelists/train.txt: using the filelists in {args.filelists}")
             session.record_hparams()
             seed_everything(args.seed, session.rank)
             objective = objective_class(session, args)
