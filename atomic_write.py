@@ -17,6 +17,8 @@ import secrets
 import string
 from pathlib import Path
 
+from errors import naming
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; orphans are then left for the user to delete
@@ -39,12 +41,9 @@ def atomic_output(path, suffix=None):
     remove_orphans(path.parent)
     handle, temporary = _create(path, suffix if suffix is not None else path.suffix)
     try:
-        yield temporary
-        os.replace(temporary, path)
-    except OSError as error:
-        if error.filename in (None, temporary):  # name the file the user asked for
-            raise OSError(error.errno, error.strerror, str(path)) from error
-        raise
+        with naming(path, temporary):  # errors name the file the user asked for
+            yield temporary
+            os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)

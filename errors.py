@@ -5,6 +5,7 @@ Scripts print either as a single line and exit non-zero (see ``cli.run``); anyth
 that escapes is a bug and keeps its traceback.
 """
 
+import contextlib
 import errno
 import os
 
@@ -13,9 +14,24 @@ class UserError(Exception):
     """Bad input that the user can fix; the message says what is wrong and, if known, what to do."""
 
 
+@contextlib.contextmanager
+def naming(path, *aliases):
+    """OSErrors raised inside that name no file (a failed write() names none) or one of
+    ``aliases`` (a temporary stand-in) are raised again naming ``path``."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None or error.filename in aliases:
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
+
+
 def describe_os_error(error):
-    """One line for an OSError: the cause in words, then the path it concerns."""
-    path = error.filename if error.filename is not None else "?"
+    """One line for an OSError: the cause in words, then the path it concerns (if it names one)."""
+    reason = error.strerror or (os.strerror(error.errno) if error.errno else str(error))
+    if error.filename is None:
+        return reason
+    path = error.filename
     causes = {
         errno.ENOSPC: f"no space left on the device of {path}",
         errno.EDQUOT: f"disk quota exceeded on the device of {path}",
@@ -25,7 +41,4 @@ def describe_os_error(error):
         errno.EPERM: f"{path}: operation not permitted",
         errno.ENOENT: f"{path}: no such file or folder",
     }
-    if error.errno in causes and error.filename is not None:
-        return causes[error.errno]
-    reason = error.strerror or (os.strerror(error.errno) if error.errno else str(error))
-    return reason if error.filename is None else f"{path}: {reason}"
+    return causes.get(error.errno, f"{path}: {reason}")

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from atomic_write import atomic_output
-from errors import UserError
+from errors import UserError, naming
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -70,13 +70,8 @@ def write_jpeg(path, image):
     ok, encoded = cv2.imencode(".jpg", image)
     if not ok:
         raise UserError(f"cannot encode a {image.shape} image as JPEG for {path}")
-    try:
-        with open(path, "wb") as handle:
-            handle.write(encoded.tobytes())
-    except OSError as error:
-        if error.filename is None:  # a failed write() names no file: say which
-            raise OSError(error.errno, error.strerror, str(path)) from error
-        raise
+    with naming(path), open(path, "wb") as handle:
+        handle.write(encoded.tobytes())
 
 
 def probe_video(path):
