@@ -96,11 +96,16 @@ def kept_boxes(dets):
     return np.array([dets[i] for i in nms(dets) if dets[i, 4] > SCORE_THRESHOLD], np.float32).reshape(-1, 5)
 
 
+def weights_file(path=None):
+    """The S3FD weights file a --detector_path flag names (None: the default place)."""
+    return Path(path) if path else DEFAULT_WEIGHTS
+
+
 class S3FDDetector:
     """The released S3FD weights on a device, detecting faces in batches of BGR frames."""
 
     def __init__(self, device="cpu", weights_path=None, batch_size=None):
-        path = Path(weights_path) if weights_path else DEFAULT_WEIGHTS
+        path = weights_file(weights_path)
         if not path.is_file():
             raise UserError(
                 f"S3FD face-detector weights not found at {path}: download s3fd.pth (face-alignment's "

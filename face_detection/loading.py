@@ -1,18 +1,12 @@
 """One S3FD detector per process, and the fingerprint of the weights it was loaded from."""
 
 import functools
-from pathlib import Path
 
 import torch
 
 from checkpoint import file_digest, file_version
 
-from .detect import DEFAULT_WEIGHTS, S3FDDetector
-
-
-def weights_file(path=None):
-    """The S3FD weights file a --detector_path flag names (None: the default place)."""
-    return Path(path) if path else DEFAULT_WEIGHTS
+from .detect import S3FDDetector, weights_file
 
 
 def fingerprint(path=None):
