@@ -1,8 +1,10 @@
-"""Video and image I/O through PyAV: frames in as BGR uint8, H.264 + AAC mp4 out. No shell.
+"""Video and image I/O through PyAV: frames in as BGR uint8 (or kept in YUV as ``Picture``s),
+H.264 + AAC mp4 out. No shell.
 
 Reading streams one frame at a time, so memory does not grow with the video's length;
 rotation metadata (phone videos) is applied, and variable-frame-rate video is brought to a
-constant rate by timestamps, as a player shows it.
+constant rate by timestamps, as a player shows it. Colours convert exactly, by the input's
+colour description, and the output carries that description (see yuv.py).
 """
 
 import contextlib
@@ -17,11 +19,15 @@ import numpy as np
 
 from atomic_write import atomic_output
 from errors import UserError, naming
+from yuv import BT601, Colour, Picture
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 AAC_RATES = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
+_YUV_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
+             "yuv411p", "yuv410p"}
+_SEMI_PLANAR = {"nv12": "yuv420p", "nv21": "yuv420p", "p010le": "yuv420p", "nv16": "yuv422p", "nv24": "yuv444p"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +38,8 @@ class VideoInfo:
     frame_count: int  # estimated from the duration; reading gives the exact number
     rotation: int  # degrees counter-clockwise applied to each decoded frame
     variable_rate: bool
+    colour: Colour = BT601
+    yuv420: bool = False  # frames are YUV 4:2:0, so ``read_pictures`` keeps them as they are
 
 
 def is_image(path):
@@ -87,7 +95,8 @@ def probe_video(path):
         seconds = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
         average = stream.average_rate
         variable = bool(average) and abs(float(average) - float(fps)) > 0.01 * float(fps)
-        return VideoInfo(fps, width, height, max(1, round(seconds * fps)), rotation, variable)
+        return VideoInfo(fps, width, height, max(1, round(seconds * fps)), rotation, variable,
+                         _colour(first), _yuv_format(first) in ("yuv420p", "yuvj420p"))
 
 
 def read_frames(path, fps=None):
@@ -97,13 +106,29 @@ def read_frames(path, fps=None):
     shows the latest frame due by then, so a constant-rate video at its own rate comes out
     frame for frame, and a variable-rate one keeps its timing.
     """
+    for frame in _decoded_at_rate(path, fps):
+        yield _upright(_bgr(frame), frame)  # converted per slot: a repeated frame is a fresh array each time
+
+
+def read_pictures(path, fps=None):
+    """``read_frames``, but each frame an upright ``Picture`` in its own YUV 4:2:0 planes
+    (frames in other formats are converted)."""
+    for frame in _decoded_at_rate(path, fps):
+        colour = _colour(frame)
+        planes = _yuv_planes(frame)
+        picture = Picture(*planes, colour) if planes and planes[1].shape == _half(planes[0].shape) else \
+            Picture.from_bgr(_bgr(frame), colour)
+        turns = _rotation(frame) // 90
+        yield picture.rotated(turns) if turns else picture
+
+
+def _decoded_at_rate(path, fps):
     with open_media(path, "video") as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         fps = Fraction(fps) if fps else _frame_rate(stream)
         timed = ((None if f.pts is None else f.pts * stream.time_base, f) for f in _decode(container, stream, path))
-        for frame in _at_constant_rate(timed, fps):
-            yield _upright(frame)  # converted per slot: a repeated frame is a fresh array each time
+        yield from _at_constant_rate(timed, fps)
 
 
 def _at_constant_rate(timed_frames, fps):
@@ -131,7 +156,7 @@ def _at_constant_rate(timed_frames, fps):
 
 
 class VideoWriter:
-    """Write BGR frames to an H.264 (yuv420p) + AAC mp4, atomically.
+    """Write frames (BGR arrays or ``Picture``s) to an H.264 (yuv420p) + AAC mp4, atomically.
 
         with VideoWriter("out.mp4", fps, audio_path="speech.wav") as writer:
             for frame in frames:
@@ -140,10 +165,13 @@ class VideoWriter:
     The file appears at ``path`` only when the block ends without error. Odd widths or
     heights are padded by one edge pixel (yuv420p needs even sizes). The audio of
     ``audio_path`` (any media file) is re-encoded to AAC and interleaved as frames arrive.
+    BGR frames are converted, and the stream tagged, as ``colour`` describes; pass the
+    input's, so the output looks as the input does.
     """
 
-    def __init__(self, path, fps, audio_path=None, crf=18, preset="fast"):
+    def __init__(self, path, fps, audio_path=None, crf=18, preset="fast", colour=BT601):
         self.path, self.fps, self.audio_path = Path(path), Fraction(fps).limit_denominator(100000), audio_path
+        self.colour = colour
         self.options = {"crf": str(crf), "preset": preset}
         self.frames_written = 0
 
@@ -160,13 +188,16 @@ class VideoWriter:
             self._cleanup = stack.pop_all()
         return self
 
-    def write(self, frame_bgr):
+    def write(self, frame):
         if self._video is None:
-            self._open_video(frame_bgr.shape[1], frame_bgr.shape[0])
-        # OpenCV's BGR -> I420 is exact BT.601 limited range; libswscale's default rounding
-        # darkens every frame by about 2 levels.
-        yuv = cv2.cvtColor(_pad_to_even(frame_bgr), cv2.COLOR_BGR2YUV_I420)
-        for packet in self._video.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
+            self._open_video(frame.shape[1], frame.shape[0])
+        if not isinstance(frame, Picture) or frame.colour != self.colour:
+            frame = Picture.from_bgr(frame if isinstance(frame, np.ndarray) else frame.bgr(), self.colour)
+        y = frame.y
+        if y.shape[0] % 2 or y.shape[1] % 2:  # the chroma planes already cover the added edge
+            y = cv2.copyMakeBorder(y, 0, y.shape[0] % 2, 0, y.shape[1] % 2, cv2.BORDER_REPLICATE)
+        i420 = np.concatenate([y.ravel(), frame.u.ravel(), frame.v.ravel()]).reshape(-1, y.shape[1])
+        for packet in self._video.encode(av.VideoFrame.from_ndarray(i420, format="yuv420p")):
             self._container.mux(packet)
         self.frames_written += 1
         if self._audio:
@@ -176,9 +207,7 @@ class VideoWriter:
         self._video = self._container.add_stream("libx264", rate=self.fps, options=self.options)
         self._video.width, self._video.height = width + width % 2, height + height % 2
         self._video.pix_fmt = "yuv420p"
-        # Say what the pixels are (BT.601, limited range): untagged HD video is shown as BT.709.
-        context = self._video.codec_context
-        context.colorspace, context.color_range, context.color_primaries, context.color_trc = 5, 1, 6, 6
+        self.colour.tag(self._video.codec_context)
 
     def __exit__(self, kind, error, traceback):
         if kind is not None:  # the caller's block failed: discard the file
@@ -276,14 +305,47 @@ def _rotation(frame):
     return int(round((getattr(frame, "rotation", 0) or 0) / 90)) % 4 * 90
 
 
-def _upright(frame):
-    image = frame.to_ndarray(format="bgr24")
+def _upright(image, frame):
     turns = _rotation(frame) // 90
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-def _pad_to_even(image):
-    height, width = image.shape[:2]
-    if height % 2 == 0 and width % 2 == 0:
-        return image
-    return cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+def _bgr(frame):
+    """The frame as BGR uint8, converted exactly by its colour description."""
+    planes = _yuv_planes(frame)
+    if planes is None:  # RGB, grey or palette pictures: no matrix involved
+        return frame.to_ndarray(format="bgr24")
+    return Colour.of_frame(frame).to_bgr(*planes)
+
+
+def _colour(frame):
+    """What the frame's numbers mean; frames not in YUV are converted as BGR frames are."""
+    return Colour.of_frame(frame) if _yuv_format(frame) else BT601
+
+
+def _yuv_planes(frame):
+    """The Y, U and V planes of a YUV frame as uint8 arrays (deeper formats brought to 8 bits
+    by libswscale, which keeps their range); None for other formats."""
+    name = _yuv_format(frame)
+    if not name:
+        return None
+    if name != frame.format.name:
+        full = Colour.of_frame(frame).range == 2
+        frame = frame.reformat(format=name, src_color_range=2 if full else 1, dst_color_range=2 if full else 1)
+    return [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width].copy()
+            for plane in frame.planes[:3]]
+
+
+def _yuv_format(frame):
+    """The 8-bit planar YUV format ``frame``'s pixels are read in, or "" when it is not YUV."""
+    name = frame.format.name
+    if name in _YUV_8BIT:
+        return name
+    if name in _SEMI_PLANAR:
+        return _SEMI_PLANAR[name]
+    base = name.replace("yuva", "yuv").split("p")[0] + "p"  # yuv420p10le -> yuv420p
+    return base if base in _YUV_8BIT else ""
+
+
+def _half(shape):
+    return (shape[0] + 1) // 2, (shape[1] + 1) // 2

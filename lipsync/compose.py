@@ -6,10 +6,16 @@ import cv2
 import numpy as np
 
 from models.inputs import FACE_SIZE
+from yuv import Picture
 
 
 def paste(frame, box, face, blend="paste"):
-    """Put a 96x96 generated face into ``frame`` (in place) over ``box`` = (y1, y2, x1, x2)."""
+    """Put a 96x96 generated face into ``frame`` (BGR or a Picture, in place) over ``box`` =
+    (y1, y2, x1, x2)."""
+    if isinstance(frame, Picture):  # only the box's chroma blocks leave YUV
+        with frame.editing(box) as (region, inner):
+            paste(region, inner, face, blend)
+        return
     y1, y2, x1, x2 = box
     face = cv2.resize(face, (x2 - x1, y2 - y1))
     if blend == "paste":

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 
 from errors import UserError
-from media import is_image, probe_video, read_frames, read_image
+from media import is_image, probe_video, read_frames, read_image, read_pictures
+from yuv import BT601
 
 
 def transform_frame(frame, resize_factor=1, rotate=False, crop=(0, -1, 0, -1), resize_to=()):
@@ -21,10 +22,21 @@ def transform_frame(frame, resize_factor=1, rotate=False, crop=(0, -1, 0, -1), r
         frame = cv2.resize(frame, (frame.shape[1] // resize_factor, frame.shape[0] // resize_factor))
     if rotate:
         frame = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
-    y1, y2, x1, x2 = crop
-    y2 = frame.shape[0] if y2 == -1 else y2
-    x2 = frame.shape[1] if x2 == -1 else x2
+    y1, y2, x1, x2 = _absolute(crop, frame.shape)
     return np.ascontiguousarray(frame[y1:y2, x1:x2])
+
+
+def transform_picture(picture, rotate=False, crop=(0, -1, 0, -1)):
+    """``transform_frame`` (without resizing) on a Picture's planes; None when the crop would
+    split chroma blocks."""
+    if rotate:
+        picture = picture.rotated(-1)
+    return picture.cropped(*_absolute(crop, picture.shape))
+
+
+def _absolute(crop, shape):
+    y1, y2, x1, x2 = crop
+    return y1, shape[0] if y2 == -1 else y2, x1, shape[1] if x2 == -1 else x2
 
 
 def stretched_indices(count, length):
@@ -40,10 +52,13 @@ def stretched_indices(count, length):
 class FrameSource:
     """The prepared frames of --face: a video, decoded anew for each pass, or a still image.
 
-        source.fps, source.frame_size, source.static
+        source.fps, source.frame_size, source.static, source.colour
         source.frames()        one pass over the input (its first frame only when static)
         source.looped()        output frame i's input frame, for i = 0, 1, 2, ...
         source.repeats         with stretch: how many output frames show each input frame
+
+    With ``pictures=True`` (when ``keeps_yuv``) frames() and looped() give ``Picture``s, so
+    the pixels that are not pasted over reach the output in the input's own YUV numbers.
     """
 
     def __init__(self, options):
@@ -53,11 +68,15 @@ class FrameSource:
             self.frame_size = options.frame_size(image.shape[1], image.shape[0])
             self.image = self._prepare(image)
             self.static, self.fps = True, Fraction(options.fps).limit_denominator(1001)
+            self.colour, self.keeps_yuv = BT601, False
         else:
             info = probe_video(options.face)
             self.static, self.fps = options.static, info.fps
             self.frame_size = options.frame_size(info.width, info.height)
-
+            o = options
+            self.colour = info.colour
+            self.keeps_yuv = info.yuv420 and o.resize_factor == 1 and not o.resize_to and \
+                o.crop[0] % 2 == 0 and o.crop[2] % 2 == 0
     def stretch_to(self, total):
         """With --short_video stretch, spread a video shorter than ``total`` frames over them."""
         if self.options.short_video == "stretch" and not self.static:
@@ -72,31 +91,32 @@ class FrameSource:
         o = self.options
         return transform_frame(frame, o.resize_factor, o.rotate, o.crop, o.resize_to)
 
-    def frames(self):
+    def frames(self, pictures=False):
         """One pass over the prepared input frames (just the first one when static)."""
         if self.image is not None:
             yield self.image.copy()
             return
-        for frame in read_frames(self.options.face):
-            yield self._prepare(frame)
+        o = self.options
+        for frame in read_pictures(o.face) if pictures else read_frames(o.face):
+            yield transform_picture(frame, o.rotate, o.crop) if pictures else self._prepare(frame)
             if self.static:
                 return
 
-    def looped(self):
+    def looped(self, pictures=False):
         """Input frame i mod N for output frames i = 0, 1, 2, ... (re-decoding for each loop),
         or each input frame as often as ``repeats`` says."""
         if self.repeats is not None:
-            for frame, times in zip(self.frames(), self.repeats):
+            for frame, times in zip(self.frames(pictures), self.repeats):
                 for _ in range(times):
                     yield frame.copy()  # pasting changes the frame
             return
         if self.static:
-            first = next(self.frames())
+            first = next(self.frames(pictures))
             while True:
                 yield first.copy()  # pasting changes the frame
         while True:
             count = 0
-            for count, frame in enumerate(self.frames(), 1):
+            for count, frame in enumerate(self.frames(pictures), 1):
                 yield frame
             if count == 0:
                 raise UserError(f"no frames could be read from {self.options.face}")

@@ -7,6 +7,9 @@ video's length:
     generate   Wav2Lip on batches of crops and mel chunks (generator)         (the caller's thread)
     compose    decode again -> paste the generated faces (compose) -> encode   (a thread)
 
+The compose stage keeps the frames in their YUV planes (yuv.Picture) and converts only the
+face box's chroma blocks, so every other pixel is written with the input's own numbers.
+
 The compose stage decodes the video a second time instead of receiving the frames: a batch
 of 128 full frames in flight between stages would cost gigabytes at 1080p, while decoding
 costs a few milliseconds a frame. With faces found in every frame the frames written are the
@@ -67,7 +70,7 @@ def lip_sync(options, sink=None):
         summary = job.run(sink)
     else:
         with VideoWriter(options.outfile, job.frames.fps, audio_path=options.audio, crf=options.crf,
-                         preset=options.preset) as writer:
+                         preset=options.preset, colour=job.frames.colour) as writer:
             summary = job.run(writer)
     summary.seconds = time.perf_counter() - started
     if job.sync is not None:
@@ -144,7 +147,8 @@ class _Job:
 
     def _compose_stage(self, inbox, sink):
         """Frames + generated faces -> the sink (the video writer)."""
-        with contextlib.closing(self.frames.looped()) as frames, \
+        pictures = isinstance(sink, VideoWriter) and self.frames.keeps_yuv
+        with contextlib.closing(self.frames.looped(pictures)) as frames, \
                 tqdm(total=self.total, unit="frame", desc="lip-sync", disable=not self.options.progress) as bar:
             for boxes, generated in inbox:
                 faces = iter(generated)

@@ -127,3 +127,88 @@ class BrightBoxDetector:
         if select is None:
             return found
         return [np.zeros((0, 5), np.float32) if box is None else box[None] for box in found]
+
+
+# What the colour tags mean, written out here independently of the project's conversion:
+# (Kr, Kb) of each matrix code, and the limited-range scale and offsets of Rec. 601/709.
+LUMA_WEIGHTS = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+
+
+def to_planes(image, matrix, full_range):
+    """BGR float -> (Y, U, V) uint8 4:2:0 planes (chroma: 2x2 block means), by the textbook formulas."""
+    kr, kb = LUMA_WEIGHTS[matrix]
+    b, g, r = (image[..., c].astype(np.float64) for c in range(3))
+    luma = kr * r + (1 - kr - kb) * g + kb * b
+    cb, cr = (b - luma) / (2 * (1 - kb)), (r - luma) / (2 * (1 - kr))
+    if full_range:
+        y, u, v = luma, 128 + cb, 128 + cr
+    else:
+        y, u, v = 16 + luma * 219 / 255, 128 + cb * 224 / 255, 128 + cr * 224 / 255
+    blocks = lambda plane: plane.reshape(plane.shape[0] // 2, 2, plane.shape[1] // 2, 2).mean(axis=(1, 3))
+    return tuple(np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (y, blocks(u), blocks(v)))
+
+
+def from_planes(y, u, v, matrix, full_range):
+    """(Y, U, V) 4:2:0 planes -> BGR float, each chroma sample covering its 2x2 block."""
+    kr, kb = LUMA_WEIGHTS[matrix]
+    u, v = (np.repeat(np.repeat(p.astype(np.float64), 2, axis=0), 2, axis=1) for p in (u, v))
+    if full_range:
+        luma, cb, cr = y.astype(np.float64), u - 128, v - 128
+    else:
+        luma, cb, cr = (y - 16.0) * 255 / 219, (u - 128) * 255 / 224, (v - 128) * 255 / 224
+    r, b = luma + 2 * (1 - kr) * cr, luma + 2 * (1 - kb) * cb
+    g = (luma - kr * r - kb * b) / (1 - kr - kb)
+    return np.stack([b, g, r], axis=-1)
+
+
+def natural_frames(count, size=(128, 96), seed=0):
+    """Camera-like BGR frames: smooth colour fields, fine texture and a bright face-like patch,
+    moving a little from frame to frame (values kept inside 8..247, as footage mostly is)."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    field = cv2.resize(rng.uniform(30, 220, (6, 8, 3)), (width + 64, height), interpolation=cv2.INTER_CUBIC)
+    grain = rng.normal(0, 6, (height, width + 64, 3))
+    frames = []
+    for i in range(count):
+        frame = (field + grain)[:, 2 * i:2 * i + width].copy()
+        cv2.ellipse(frame, (width // 2 + i, height // 2), (width // 6, height // 4), 0, 0, 360, (150, 170, 225), -1)
+        frames.append(np.clip(frame, 8, 247))
+    return frames
+
+
+def write_tagged_video(path, frames, pix_fmt="yuv420p", matrix="bt601", full_range=False, tags=(6, 1, 6, 6)):
+    """BGR float frames as lossless H.264 in ``pix_fmt``, converted by the textbook formulas for
+    ``matrix`` and range, with the stream tagged (colorspace, range, primaries, transfer) = ``tags``."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"crf": "0", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        context = stream.codec_context
+        context.colorspace, context.color_range, context.color_primaries, context.color_trc = tags
+        for image in frames:
+            y, u, v = to_planes(image, matrix, full_range)
+            i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(-1, width)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(i420, format=pix_fmt)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def read_planes(path):
+    """Each frame's (Y, U, V) planes as stored, and the stream's (colorspace, range, primaries, transfer)."""
+    with av.open(str(path)) as container:
+        planes, tags = [], None
+        for frame in container.decode(video=0):
+            tags = (frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc)
+            planes.append(tuple(np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width].copy()
+                                for p in frame.planes))
+    return planes, tags
+
+
+def textbook_bgr(path):
+    """Each frame of a 4:2:0 video as BGR uint8, decoded by the textbook formulas for its tags
+    (BT.709 when tagged so, else BT.601; full range when tagged so, else limited)."""
+    planes, (matrix, colour_range, _, _) = read_planes(path)
+    return [np.clip(np.rint(from_planes(*frame, "bt709" if matrix == 1 else "bt601", colour_range == 2)), 0, 255)
+            .astype(np.uint8) for frame in planes]

@@ -15,21 +15,24 @@ from synthetic_media import (
     BrightBoxDetector,
     bright_box,
     face_frames,
+    natural_frames,
+    read_planes,
     speech_like,
     write_media,
+    write_tagged_video,
     write_video,
 )
 from synthetic_weights import save_released, seeded
 
 import audio
-import inference
 import face_detection.loading
+import inference
 import media
 from cli import run
 from errors import UserError
-from lipsync.box_planning import NoFaceError
 from lipsync import Options, lip_sync
 from lipsync.audio_chunks import mel_chunk_starts
+from lipsync.box_planning import NoFaceError
 from models import SyncNet_color, Wav2Lip
 
 CONSTANT_BGR = (50, 100, 200)
@@ -140,6 +143,27 @@ def test_a_fixed_box_is_pasted_exactly_and_nothing_else_changes(assets):
         assert (frame[y1:y2, x1:x2] == CONSTANT_BGR).all()
         assert np.array_equal(outside(frame), outside(original))
     assert summary.frames == 12
+
+
+@pytest.mark.parametrize("kind, tags, box", [("yuv420p", (1, 1, 1, 1), BOX), ("yuvj420p", (5, 2, 5, 6), (21, 89, 31, 99)),
+                                             ("yuv420p", (2, 0, 2, 2), (21, 90, 30, 99))],
+                         ids=["bt709", "full-range-odd-box", "untagged"])
+def test_pixels_outside_the_box_keep_their_yuv_numbers_and_tags(assets, tmp_path, kind, tags, box):
+    """At --crf 0 every Y, U and V sample outside the box's chroma blocks is the input's."""
+    matrix, full = ("bt709", tags[1] == 2) if tags[0] == 1 else ("bt601", tags[1] == 2)
+    video = write_tagged_video(tmp_path / "in.mp4", natural_frames(12, size=(128, 96)), kind, matrix, full, tags)
+    lip_sync(Options(str(assets / "constant.pth"), str(video), str(assets / "speech0.6.wav"), str(tmp_path / "out.mp4"),
+                     box=box, crf=0, progress=False))
+    (before, before_tags), (after, after_tags) = read_planes(video), read_planes(tmp_path / "out.mp4")
+    assert after_tags == before_tags and len(after) == len(before) == 12
+    y1, y2, x1, x2 = box
+    touched = np.zeros(before[0][0].shape, bool)
+    touched[y1 - y1 % 2:y2 + y2 % 2, x1 - x1 % 2:x2 + x2 % 2] = True
+    for (y, u, v), (y0, u0, v0), frame in zip(after, before, media.read_frames(tmp_path / "out.mp4")):
+        assert np.array_equal(y[~touched], y0[~touched])
+        assert np.array_equal(u[~touched[::2, ::2]], u0[~touched[::2, ::2]])
+        assert np.array_equal(v[~touched[::2, ::2]], v0[~touched[::2, ::2]])
+        assert np.abs(frame[y1 + 1:y2 - 1, x1 + 1:x2 - 1].astype(int) - CONSTANT_BGR).max() <= 1
 
 
 @pytest.mark.parametrize("video, seconds, count", [("face12.mp4", 1.0, 22), ("face30.mp4", 0.6, 12)])

@@ -5,22 +5,28 @@ import subprocess
 import sys
 from fractions import Fraction
 
-import av
 import cv2
 import numpy as np
 import pytest
 import python_speech_features
 import torch
 from conftest import ROOT
-from synthetic_media import face_frames, speech_like, write_video
+from synthetic_media import face_frames, speech_like, textbook_bgr, write_video
 from synthetic_weights import save_released, seeded
 
 import audio
 from checkpoint import CheckpointError
-from evaluation.metrics.lse import JpegRoundTrip, LSEScorer, mfcc, offset_distances, pcm16, sync_score
-from reports import read_rows
+from evaluation.metrics.lse import (
+    JpegRoundTrip,
+    LSEScorer,
+    mfcc,
+    offset_distances,
+    pcm16,
+    sync_score,
+)
 from evaluation.metrics.syncnet import S, load_syncnet
 from models import SyncNet_color
+from reports import read_rows
 
 SCRIPT = ROOT / "evaluation" / "scores_LSE" / "calculate_scores_LRS.py"
 
@@ -79,11 +85,6 @@ def _reference_lse(model, frames, samples, vshift=15, batch_size=20):
     return vshift - int(np.argmin(means)), float(np.median(means) - means.min()), float(means.min()), means
 
 
-def _decode_bgr(path):
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
-
-
 def test_lse_equals_a_plain_computation_of_the_reference(syncnet_file, tmp_path):
     wav = speech_like(0.9, 16000, seed=4)
     video = write_video(tmp_path / "v.mp4", face_frames(22, (96, 96), seed=2), audio=wav)
@@ -91,7 +92,7 @@ def test_lse_equals_a_plain_computation_of_the_reference(syncnet_file, tmp_path)
     score, source = scorer.score_video(video, jpeg_roundtrip=False)
 
     samples = pcm16(audio.load_wav(video, 16000))
-    offset, confidence, distance, means = _reference_lse(load_syncnet(syncnet_file), _decode_bgr(video), samples)
+    offset, confidence, distance, means = _reference_lse(load_syncnet(syncnet_file), textbook_bgr(video), samples)
     assert score.windows == 22 - 5 and source.frames == 22
     assert score.offset == offset
     np.testing.assert_allclose(score.distances, means, rtol=1e-4)

@@ -1,0 +1,128 @@
+"""Pixel fidelity of inference.py outside the face box, on real clips, at --crf 0.
+
+    python benchmarks/bench_colour.py                       # the clips in ../shared/data/real/
+    python benchmarks/bench_colour.py --videos a.mp4 b.mov --audio speech.wav
+
+Each video is lip-synced with a fixed box over its middle (seeded random generator weights:
+what lands inside the box does not matter here) at --crf 0, and the Y, U and V samples
+outside the box's chroma blocks are compared with the input's. Side by side, two ways of
+round-tripping the same frames that skip the model:
+
+    swscale+opencv   libswscale's BGR decode (to_ndarray("bgr24")) and OpenCV's BT.601 encode:
+                     what this project did before
+    swscale          libswscale both ways (bgr24 in, yuv420p out), as an FFmpeg pipe would
+
+Prints a Markdown table: mean signed error, the share within one level and the share exact,
+per plane, and the milliseconds one frame takes to decode to BGR.
+"""
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import media  # noqa: E402
+from lipsync import Options, lip_sync  # noqa: E402
+from models import Wav2Lip  # noqa: E402
+from synthetic_media import read_planes  # noqa: E402
+
+REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+def middle_box(width, height):
+    return (height // 3, height // 3 + height // 3, width // 3, width // 3 + width // 3)
+
+
+def outside_errors(before, after, box):
+    """Per plane: (mean signed error, share within one level, share exact) outside ``box``'s chroma blocks."""
+    y1, y2, x1, x2 = box
+    touched = np.zeros(before[0][0].shape, bool)
+    touched[y1 - y1 % 2:y2 + y2 % 2, x1 - x1 % 2:x2 + x2 % 2] = True
+    keep = [~touched, ~touched[::2, ::2], ~touched[::2, ::2]]
+    stats = []
+    for plane in range(3):
+        difference = np.concatenate([(a[plane].astype(int) - b[plane])[keep[plane]] for a, b in zip(after, before)])
+        stats.append((difference.mean(), (np.abs(difference) <= 1).mean(), (difference == 0).mean()))
+    return stats
+
+
+def round_trip(video, out, encode):
+    """Decode with libswscale's BGR and write at crf 0 with ``encode`` (BGR -> yuv420p array)."""
+    with av.open(str(video)) as source, av.open(str(out), "w") as target:
+        stream = target.add_stream("libx264", rate=source.streams.video[0].average_rate, options={"crf": "0"})
+        for frame in source.decode(video=0):
+            stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+            for packet in stream.encode(av.VideoFrame.from_ndarray(encode(frame.to_ndarray(format="bgr24")),
+                                                                   format="yuv420p")):
+                target.mux(packet)
+        for packet in stream.encode():
+            target.mux(packet)
+
+
+def swscale_encode(bgr):
+    return av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(format="yuv420p").to_ndarray()
+
+
+def opencv_encode(bgr):
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+
+
+def decode_ms(video, decode):
+    started, count = time.perf_counter(), 0
+    for _ in decode(video):
+        count += 1
+    return 1000 * (time.perf_counter() - started) / count
+
+
+def swscale_frames(video):
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="bgr24")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", nargs="+", default=sorted(str(p) for p in REAL.glob("*.mp4")))
+    parser.add_argument("--audio", default=str(REAL / "speech_48k_short.wav"))
+    args = parser.parse_args()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    print(f"{cpu}, {torch.get_num_threads()} threads; torch {torch.__version__}, PyAV {av.__version__}\n")
+    print("| input | path | Y mean / within 1 / exact | U mean / within 1 / exact | V mean / within 1 / exact "
+          "| decode ms/frame |\n|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        torch.manual_seed(0)
+        torch.save({"state_dict": Wav2Lip().state_dict()}, work / "wav2lip.pth")
+        for video in args.videos:
+            info = media.probe_video(video)
+            box = middle_box(info.width, info.height)
+            lip_sync(Options(str(work / "wav2lip.pth"), video, args.audio, str(work / "out.mp4"), box=box, crf=0,
+                             progress=False))
+            round_trip(video, work / "swscale_opencv.mp4", opencv_encode)
+            round_trip(video, work / "swscale.mp4", swscale_encode)
+            before, _ = read_planes(video)
+            label = f"{Path(video).name} ({info.width}x{info.height}, matrix {info.colour.matrix}, " \
+                    f"range {info.colour.range})"
+            for name, out, decode in (("this project", work / "out.mp4", media.read_frames),
+                                      ("swscale+opencv", work / "swscale_opencv.mp4", swscale_frames),
+                                      ("swscale", work / "swscale.mp4", swscale_frames)):
+                after, _ = read_planes(out)
+                cells = " | ".join(f"{mean:+.3f} / {100 * within:.2f} % / {100 * exact:.2f} %"
+                                   for mean, within, exact in outside_errors(before[:len(after)], after, box))
+                print(f"| {label} | {name} | {cells} | {decode_ms(video, decode):.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
