@@ -5,9 +5,11 @@
 
 Each video is lip-synced with a fixed box over its middle (seeded random generator weights:
 what lands inside the box does not matter here) at --crf 0, and the Y, U and V samples
-outside the box's chroma blocks are compared with the input's. Side by side, two ways of
+outside the box's chroma blocks are compared with the input's. Side by side, three ways of
 round-tripping the same frames that skip the model:
 
+    this project via BGR   media.read_frames to BGR and VideoWriter back, the exact pair the
+                     pipeline uses where it cannot keep YUV (--resize_factor, an odd --crop)
     swscale+opencv   libswscale's BGR decode (to_ndarray("bgr24")) and OpenCV's BT.601 encode:
                      what this project did before
     swscale          libswscale both ways (bgr24 in, yuv420p out), as an FFmpeg pipe would
@@ -59,9 +61,10 @@ def outside_errors(before, after, box):
 def round_trip(video, out, encode):
     """Decode with libswscale's BGR and write at crf 0 with ``encode`` (BGR -> yuv420p array)."""
     with av.open(str(video)) as source, av.open(str(out), "w") as target:
-        stream = target.add_stream("libx264", rate=source.streams.video[0].average_rate, options={"crf": "0"})
+        video = source.streams.video[0]
+        stream = target.add_stream("libx264", rate=video.average_rate, options={"crf": "0"})
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
         for frame in source.decode(video=0):
-            stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
             for packet in stream.encode(av.VideoFrame.from_ndarray(encode(frame.to_ndarray(format="bgr24")),
                                                                    format="yuv420p")):
                 target.mux(packet)
@@ -111,12 +114,19 @@ def main():
                              progress=False))
             round_trip(video, work / "swscale_opencv.mp4", opencv_encode)
             round_trip(video, work / "swscale.mp4", swscale_encode)
-            before, _ = read_planes(video)
+            stored, _ = read_planes(video)
+            # Inference's output frame i shows the input frame due at i / fps (variable-rate
+            # input repeats some): its stored planes, as read_pictures gives them unconverted.
+            shown = [(p.y, p.u, p.v) for p in media.read_pictures(video)]
             label = f"{Path(video).name} ({info.width}x{info.height}, matrix {info.colour.matrix}, " \
                     f"range {info.colour.range})"
-            for name, out, decode in (("this project", work / "out.mp4", media.read_frames),
-                                      ("swscale+opencv", work / "swscale_opencv.mp4", swscale_frames),
-                                      ("swscale", work / "swscale.mp4", swscale_frames)):
+            with media.VideoWriter(work / "bgr.mp4", info.fps, crf=0, colour=info.colour) as writer:
+                for frame in media.read_frames(video):
+                    writer.write(frame)
+            for name, out, before, decode in (("this project", work / "out.mp4", shown, media.read_frames),
+                                              ("this project via BGR", work / "bgr.mp4", shown, media.read_frames),
+                                              ("swscale+opencv", work / "swscale_opencv.mp4", stored, swscale_frames),
+                                              ("swscale", work / "swscale.mp4", stored, swscale_frames)):
                 after, _ = read_planes(out)
                 cells = " | ".join(f"{mean:+.3f} / {100 * within:.2f} % / {100 * exact:.2f} %"
                                    for mean, within, exact in outside_errors(before[:len(after)], after, box))
