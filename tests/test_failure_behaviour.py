@@ -1,16 +1,20 @@
 """What every script does when its output folder is read-only, and the permissions of what they write."""
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 from confined import READ_ONLY, in_namespace, one_line_error
+from conftest import ROOT
 from synthetic_media import face_frames, speech_like, write_video
 from synthetic_weights import seeded
 
 import preprocess
 from checkpoint import save_checkpoint
-from reports import write_rows
 from models import SyncNet_color
+from reports import write_rows
 from training.synthetic_data import FACE_BOX, make_corpus
 
 
@@ -49,13 +53,36 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_a_read_only_output_folder_is_one_line_before_any_work(inputs, tmp_path, case):
-    name, args = CASES[case]
+# Runs each script as `python script.py args` would, one after another in one interpreter
+# (torch loads once), and prints each one's exit status and stderr as JSON.
+RUN_EACH = """
+import contextlib, io, json, os, runpy, sys
+results = {}
+for name, argv in json.loads(sys.argv[1]).items():
+    sys.argv, err, code = [argv[0], *argv[1:]], io.StringIO(), None
+    sys.path.insert(0, os.path.dirname(argv[0]))
+    with contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(argv[0], run_name="__main__")
+        except SystemExit as done:
+            code = done.code
+    results[name] = (code, err.getvalue())
+print(json.dumps(results))
+"""
+
+
+def test_a_read_only_output_folder_is_one_line_before_any_work(inputs, tmp_path):
     out = tmp_path / "out"
-    args = [arg.replace("OUT", str(out)).replace("IN", str(inputs)) for arg in args]
-    result = in_namespace(READ_ONLY + ' && "$PY" "$ROOT/$SCRIPT" "$@"', out, *args, SCRIPT=name)
-    assert one_line_error(result) == f"error: {out} is read-only (read-only file system)"
+    runs = {case: [str(ROOT / name), *(arg.replace("OUT", str(out)).replace("IN", str(inputs)) for arg in args)]
+            for case, (name, args) in CASES.items()}
+    result = in_namespace(READ_ONLY + ' && "$PY" -c "$CODE" "$1"', out, json.dumps(runs), CODE=RUN_EACH)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(results) == sorted(CASES)
+    for case, (code, stderr) in results.items():
+        assert code not in (None, 0), case
+        outcome = subprocess.CompletedProcess([case], code, "", stderr)
+        assert one_line_error(outcome) == f"error: {out} is read-only (read-only file system)", case
 
 
 def test_outputs_are_readable_by_others_as_open_would_make_them(tmp_path):
@@ -77,11 +104,6 @@ def test_outputs_are_readable_by_others_as_open_would_make_them(tmp_path):
 def test_a_reader_that_goes_away_ends_the_output_quietly():
     """`python inference.py ... | head -1`: the pipe closes under the script, which stops
     without an error line or a traceback about the broken pipe."""
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli\n"
             "def main(argv):\n    for _ in range(1000):\n        print('x' * 10000)\n    return 0\n"
             "sys.exit(cli.run(main, []))")
