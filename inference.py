@@ -11,7 +11,9 @@ import sys
 
 from cli import add_detector_flag, add_run_flags, argument_parser, run
 from lipsync import Options, lip_sync, sync_json_path
+from lipsync.marking import add_marking_flags
 from lipsync.sync_similarity import describe
+from provenance import unmarked_warning
 
 
 def _flag_or_bool(text):
@@ -46,6 +48,7 @@ def build_parser():
     p.add_argument("--rotate", action="store_true", help="rotate frames 90 degrees clockwise (after --resize_factor)")
     p.add_argument("--nosmooth", action="store_true", help="do not average face boxes over 5 frames")
     _add_extra_flags(p.add_argument_group("beyond the reference"))
+    add_marking_flags(p)
     return p
 
 
@@ -94,6 +97,8 @@ def main(argv):
         print(f"Voice/face sync of the input video (cosine similarity per chunk): {describe(summary.sync['input'])}")
         print(f"Voice/face sync of the result: {describe(summary.sync['result'])}")
         print(f"Per-chunk values: {sync_json_path(options.outfile)}")
+    if options.unmarked:
+        print(unmarked_warning(summary.outfile), file=sys.stderr)
     return 0
 
 

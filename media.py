@@ -166,12 +166,13 @@ class VideoWriter:
     heights are padded by one edge pixel (yuv420p needs even sizes). The audio of
     ``audio_path`` (any media file) is re-encoded to AAC and interleaved as frames arrive.
     BGR frames are converted, and the stream tagged, as ``colour`` describes; pass the
-    input's, so the output looks as the input does.
+    input's, so the output looks as the input does. ``metadata`` (str -> str) goes into the
+    container as MP4 keys, any names kept.
     """
 
-    def __init__(self, path, fps, audio_path=None, crf=18, preset="fast", colour=BT601):
+    def __init__(self, path, fps, audio_path=None, crf=18, preset="fast", colour=BT601, metadata=None):
         self.path, self.fps, self.audio_path = Path(path), Fraction(fps).limit_denominator(100000), audio_path
-        self.colour = colour
+        self.colour, self.metadata = colour, metadata or {}
         self.options = {"crf": str(crf), "preset": preset}
         self.frames_written = 0
 
@@ -179,7 +180,9 @@ class VideoWriter:
         # Unwound in reverse: inputs and output closed, then the temporary file renamed or removed.
         with contextlib.ExitStack() as stack:
             temporary = stack.enter_context(atomic_output(self.path))
-            self._container = av.open(temporary, "w", format="mp4")
+            # use_metadata_tags: every key is written (the default keeps a fixed few, e.g. comment).
+            self._container = av.open(temporary, "w", format="mp4", options={"movflags": "use_metadata_tags"})
+            self._container.metadata.update(self.metadata)
             stack.callback(self._container.close)
             self._video, self._audio = None, None
             if self.audio_path:

@@ -19,6 +19,7 @@ from cli import argument_parser, existing_folder, run
 from lipsync.batch import (
     Pair,
     add_generation_flags,
+    finish,
     generate,
     generation_options,
     read_filelist,
@@ -40,11 +41,9 @@ def main(argv):
              for index, (audio, video) in enumerate(read_filelist(args.filelist))]
 
     def options_for(pair, outfile):
-        return generation_options(args, pair, outfile, short_video="error")
+        return generation_options(args, pair, outfile, tool="gen_videos_from_filelist.py", short_video="error")
 
-    summary = generate(pairs, args.results_dir, options_for, progress=not args.quiet)
-    print(summary.line())
-    return 0 if summary.generated + summary.existing else 1
+    return finish(args, generate(pairs, args.results_dir, options_for, progress=not args.quiet))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from lipsync.batch import (
     Pair,
     add_generation_flags,
     face_scaled_sizes,
+    finish,
     generate,
     generation_options,
     read_filelist,
@@ -57,12 +58,10 @@ def main(argv):
     def options_for(pair, outfile):
         sizes = face_scaled_sizes(pair.video, device, args.detector_path, args.face_res, args.min_frame_res,
                                   args.max_frame_res)
-        return generation_options(args, pair, outfile, resize_to=sizes,
+        return generation_options(args, pair, outfile, tool="real_videos_inference.py", resize_to=sizes,
                                   short_video="stretch" if args.mode == "tts" else "error")
 
-    summary = generate(pairs, args.results_dir, options_for, progress=not args.quiet)
-    print(summary.line())
-    return 0 if summary.generated + summary.existing else 1
+    return finish(args, generate(pairs, args.results_dir, options_for, progress=not args.quiet))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from errors import UserError
 from face_detection.boxes import longer_side
 from face_detection.loading import load_detector
 from lipsync import Options, lip_sync
+from lipsync.marking import add_marking_flags
 from media import read_frames
+from provenance import unmarked_warning
 from reports import write_or_remove
 
 
@@ -40,6 +42,7 @@ def add_generation_flags(parser, pads, face_det_batch_size):
                              "skip carry on as inference.py does")
     parser.add_argument("--max_gap", type=float, default=0.5, help="longest face-less gap, in seconds, that interpolate fills")
     add_run_flags(parser)
+    add_marking_flags(parser, label=False)
 
 
 def generation_options(args, pair, outfile, **settings):
@@ -47,6 +50,14 @@ def generation_options(args, pair, outfile, **settings):
     frame without a face fails the pair, as in the reference)."""
     return Options.from_args(args, face=str(pair.video), audio=str(pair.audio), outfile=str(outfile),
                              progress=False, **settings)
+
+
+def finish(args, summary):
+    """Print the summary (and the --unmarked warning); the exit status: 1 when no video exists."""
+    print(summary.line())
+    if args.unmarked:
+        print(unmarked_warning(f"{args.results_dir}/*.mp4"), file=sys.stderr)
+    return 0 if summary.generated + summary.existing else 1
 
 
 def read_filelist(path):

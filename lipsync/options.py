@@ -5,6 +5,7 @@ from pathlib import Path
 
 from errors import UserError
 from face_detection.loading import fingerprint
+from lipsync.marking import check_label
 
 CHOICES = {
     "on_no_face": ("error", "interpolate", "skip"),
@@ -48,6 +49,11 @@ class Options:
     crf: int = 18
     preset: str = "veryfast"  # x264's: about 2.5x faster than "fast" at 720p, at a similar size for the same crf
     progress: bool = True
+    unmarked: bool = False  # leave out the synthetic-media metadata (provenance.py)
+    label: str = None  # visible text drawn in a corner of every frame
+    label_corner: str = "bottom-right"
+    label_size: float = 0.04  # text height, as a fraction of the frame height
+    tool: str = "inference.py"  # the script named in the metadata
 
     def __post_init__(self):
         for name in ("pads", "crop", "box", "resize_to"):  # lists from a parser: tuples, as the defaults
@@ -76,6 +82,8 @@ class Options:
         for name in ("face_det_batch_size", "wav2lip_batch_size", "resize_factor", "det_stride"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1")
+        if self.label is not None:
+            check_label(self.label, self.label_corner, self.label_size)
         if self.det_max_side is not None and self.det_max_side < 32:
             raise UserError("--det_max_side must be at least 32 pixels")
         if self.fps <= 0 or self.max_gap < 0:

@@ -35,10 +35,12 @@ from lipsync.audio_chunks import mel_chunk_starts, speech_mel
 from lipsync.compose import paste
 from lipsync.face_sources import face_source
 from lipsync.frames import FrameSource
+from lipsync.marking import Label
 from lipsync.sync_similarity import SyncSimilarity
 from lipsync.threads import Pipeline, Stopped
 from media import VideoWriter
 from models.inputs import FACE_SIZE, MEL_BINS, MEL_STEP
+from provenance import lip_sync_metadata
 
 
 @dataclasses.dataclass
@@ -69,8 +71,9 @@ def lip_sync(options, sink=None):
     if sink is not None:
         summary = job.run(sink)
     else:
+        metadata = None if options.unmarked else lip_sync_metadata(options.checkpoint_path, options.tool)
         with VideoWriter(options.outfile, job.frames.fps, audio_path=options.audio, crf=options.crf,
-                         preset=options.preset, colour=job.frames.colour) as writer:
+                         preset=options.preset, colour=job.frames.colour, metadata=metadata) as writer:
             summary = job.run(writer)
     summary.seconds = time.perf_counter() - started
     if job.sync is not None:
@@ -148,6 +151,8 @@ class _Job:
     def _compose_stage(self, inbox, sink):
         """Frames + generated faces -> the sink (the video writer)."""
         pictures = isinstance(sink, VideoWriter) and self.frames.keeps_yuv
+        o = self.options
+        label = Label(o.label, o.label_corner, o.label_size) if o.label is not None else None
         with contextlib.closing(self.frames.looped(pictures)) as frames, \
                 tqdm(total=self.total, unit="frame", desc="lip-sync", disable=not self.options.progress) as bar:
             for boxes, generated in inbox:
@@ -156,6 +161,8 @@ class _Job:
                     frame = next(frames)
                     if box is not None:
                         paste(frame, box, next(faces), self.options.blend)
+                    if label is not None:
+                        label.draw(frame)
                     sink.write(frame)
                 bar.update(len(boxes))
 

@@ -2,6 +2,7 @@
 
 import os
 
+import av
 import numpy as np
 import pytest
 from synthetic_media import BrightBoxDetector, face_frames, speech_like, write_media, write_video
@@ -51,6 +52,9 @@ def test_filelist_pairs_are_generated_skipped_and_resumed(data, capsys):
     results = data / "results"
     assert sorted(p.name for p in results.iterdir()) == ["0.mp4", "failures.csv"]
     assert frame_count(results / "0.mp4") == chunks(data / "data root" / "spk2" / "00002.mp4") < 30
+    with av.open(str(results / "0.mp4")) as container:  # marked as synthetic, naming the script
+        assert container.metadata["digital_source_type"].endswith("/compositeWithTrainedAlgorithmicMedia")
+        assert "gen_videos_from_filelist.py" in container.metadata["software"]
     failures = {row["index"]: row["error"] for row in read_rows(results / "failures.csv")}
     assert f"12 frames but the audio needs {chunks(data / 'data root' / 'spk1' / '00001.mp4')}" in failures["1"]
     assert "not found" in failures["2"]

@@ -13,7 +13,7 @@ SCRIPTS = ["inference.py", "preprocess.py", "color_syncnet_train.py", "wav2lip_t
            "evaluation/real_videos_inference.py", "evaluation/fid.py",
            "evaluation/scores_LSE/calculate_scores_LRS.py", "evaluation/scores_LSE/calculate_scores_real_videos.py"]
 FOUNDATIONS = ["hparams.py", "audio.py", "media.py", "checkpoint.py", "cli.py", "errors.py", "atomic_write.py",
-               "processes.py", "reports.py", "yuv.py"]
+               "processes.py", "reports.py", "yuv.py", "provenance.py"]
 
 
 def test_the_top_level_holds_scripts_and_shared_foundations_only():

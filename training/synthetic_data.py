@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import audio
 from media import VideoWriter, write_jpeg
+from provenance import drawn_metadata
 from training import dataset
 
 FPS = 25
@@ -172,7 +173,7 @@ def write_raw_clip(path, frames, wav):
     with tempfile.TemporaryDirectory() as folder:
         wav_path = Path(folder) / "audio.wav"
         audio.save_wav(wav, wav_path, SAMPLE_RATE)
-        with VideoWriter(path, FPS, audio_path=wav_path, crf=12) as writer:
+        with VideoWriter(path, FPS, audio_path=wav_path, crf=12, metadata=drawn_metadata("synthetic_corpus.py")) as writer:
             for frame in frames:
                 writer.write(frame)
 
