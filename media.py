@@ -167,19 +167,20 @@ class VideoWriter:
     ``audio_path`` (any media file) is re-encoded to AAC and interleaved as frames arrive.
     BGR frames are converted, and the stream tagged, as ``colour`` describes; pass the
     input's, so the output looks as the input does. ``metadata`` (str -> str) goes into the
-    container as MP4 keys, any names kept.
+    container as MP4 keys, any names kept. ``sign``, when given, is called with the finished
+    temporary file before it is renamed into place (to embed content credentials).
     """
 
-    def __init__(self, path, fps, audio_path=None, crf=18, preset="fast", colour=BT601, metadata=None):
+    def __init__(self, path, fps, audio_path=None, crf=18, preset="fast", colour=BT601, metadata=None, sign=None):
         self.path, self.fps, self.audio_path = Path(path), Fraction(fps).limit_denominator(100000), audio_path
-        self.colour, self.metadata = colour, metadata or {}
+        self.colour, self.metadata, self.sign = colour, metadata or {}, sign
         self.options = {"crf": str(crf), "preset": preset}
         self.frames_written = 0
 
     def __enter__(self):
         # Unwound in reverse: inputs and output closed, then the temporary file renamed or removed.
         with contextlib.ExitStack() as stack:
-            temporary = stack.enter_context(atomic_output(self.path))
+            temporary = self._temporary = stack.enter_context(atomic_output(self.path))
             # use_metadata_tags: every key is written (the default keeps a fixed few, e.g. comment).
             self._container = av.open(temporary, "w", format="mp4", options={"movflags": "use_metadata_tags"})
             self._container.metadata.update(self.metadata)
@@ -222,6 +223,9 @@ class VideoWriter:
                 self._container.mux(packet)
             if self._audio:
                 self._audio.mux_until(math.inf)
+            if self.sign:
+                self._container.close()  # the file complete on disk (closing again later does nothing)
+                self.sign(self._temporary)
 
 
 class _AudioTranscoder:

@@ -10,11 +10,16 @@ FFmpeg and exiftool):
     software, checkpoint  the tool, and the file name of the weights that generated it
     comment               one human-readable sentence, shown by most players
 
-The frames are not touched (a visible label is opt-in: lipsync.label), so evaluation scores
-do not change. ``--unmarked`` leaves the metadata out and says so on stderr.
+The frames are not touched (a visible label is opt-in: lipsync.marking), so evaluation scores
+do not change. ``--unmarked`` leaves the metadata out and says so on stderr. With a signing
+certificate and key, a C2PA manifest saying the same is embedded too (ContentCredentials).
 """
 
+import datetime
 from pathlib import Path
+
+from atomic_write import atomic_output
+from errors import UserError
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 COMPOSITE = IPTC + "compositeWithTrainedAlgorithmicMedia"  # real footage with generated parts
@@ -46,3 +51,75 @@ def drawn_metadata(tool):
 def unmarked_warning(path):
     return (f"warning: --unmarked: {path} carries no synthetic-media metadata; if you publish it, "
             "say that it is synthetic")
+
+
+class ContentCredentials:
+    """A C2PA manifest saying what ``lip_sync_metadata`` says, signed with the user's
+    certificate chain (PEM, signer first) and private key (PEM), embedded in each mp4.
+
+    The files are read and checked (the key matches the certificate, which is in its validity
+    period) when this is made, before any work; the signing algorithm follows from the key.
+    """
+
+    def __init__(self, certificate_path, key_path):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        self.paths = Path(certificate_path), Path(key_path)
+        for flag, path in zip(("--c2pa_cert", "--c2pa_key"), self.paths):
+            if not path.is_file():
+                raise UserError(f"{flag}: file not found: {path}")
+        chain_pem, key_pem = (path.read_bytes() for path in self.paths)
+        try:
+            chain = x509.load_pem_x509_certificates(chain_pem)
+        except ValueError:
+            raise UserError(f"--c2pa_cert {self.paths[0]}: not a PEM certificate chain") from None
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+        except (ValueError, TypeError):
+            raise UserError(f"--c2pa_key {self.paths[1]}: not an unencrypted PEM private key") from None
+        public = serialization.PublicFormat.SubjectPublicKeyInfo
+        if chain[0].public_key().public_bytes(serialization.Encoding.DER, public) != \
+                key.public_key().public_bytes(serialization.Encoding.DER, public):
+            raise UserError(f"--c2pa_key {self.paths[1]} is not the key of the first certificate in {self.paths[0]}")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if not chain[0].not_valid_before_utc <= now <= chain[0].not_valid_after_utc:
+            raise UserError(f"--c2pa_cert {self.paths[0]}: the certificate is not valid now "
+                            f"({chain[0].not_valid_before_utc:%Y-%m-%d} to {chain[0].not_valid_after_utc:%Y-%m-%d})")
+        self.algorithm = _algorithm(key, self.paths[1])
+        self._chain, self._key = chain_pem, key_pem
+
+    def sign(self, path, metadata):
+        """Embed a signed manifest in the mp4 at ``path`` (rewritten whole, or not at all)."""
+        import c2pa
+
+        action = {"action": "c2pa.created", "digitalSourceType": metadata["digital_source_type"],
+                  "softwareAgent": {"name": metadata["software"]}, "description": metadata["comment"]}
+        manifest = {"claim_generator_info": [{"name": SOFTWARE}], "title": Path(path).name,
+                    "assertions": [{"label": "c2pa.actions", "data": {"actions": [action]}}]}
+        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(getattr(c2pa.C2paSigningAlg, self.algorithm.upper()),
+                                                           self._chain, self._key, None))
+        try:
+            with c2pa.Builder(manifest) as builder, atomic_output(path) as signed, open(path, "rb") as source, \
+                    open(signed, "w+b") as target:
+                builder.sign(signer, "video/mp4", source, target)
+        except c2pa.C2paError as error:
+            raise UserError(f"cannot sign {path} with {self.paths[0]}: {error}") from None
+        finally:
+            signer.close()
+
+
+def _algorithm(key, path):
+    """The C2PA signing algorithm for a private key."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVES:
+        return _CURVES[key.curve.name]
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "ps256"
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "ed25519"
+    raise UserError(f"--c2pa_key {path}: C2PA signs with EC P-256/384/521, RSA or Ed25519 keys")
+
+
+_CURVES = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}

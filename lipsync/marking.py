@@ -19,6 +19,9 @@ def add_marking_flags(parser, label=True):
     group.add_argument("--unmarked", action="store_true",
                        help="leave out the metadata that says the video is synthetic (IPTC digital source type, "
                             "software, checkpoint); a warning says so")
+    group.add_argument("--c2pa_cert", metavar="CHAIN.pem",
+                       help="also embed C2PA content credentials, signed with this certificate chain (signer first)")
+    group.add_argument("--c2pa_key", metavar="KEY.pem", help="the private key of --c2pa_cert's first certificate")
     if label:
         group.add_argument("--label", metavar="TEXT", help='draw TEXT (e.g. "AI-generated") in a corner of every frame')
         group.add_argument("--label_corner", choices=CORNERS, default="bottom-right", help="where --label goes")

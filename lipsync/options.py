@@ -53,6 +53,8 @@ class Options:
     label: str = None  # visible text drawn in a corner of every frame
     label_corner: str = "bottom-right"
     label_size: float = 0.04  # text height, as a fraction of the frame height
+    c2pa_cert: str = None  # certificate chain and private key (PEM) to sign C2PA content credentials with
+    c2pa_key: str = None
     tool: str = "inference.py"  # the script named in the metadata
 
     def __post_init__(self):
@@ -84,6 +86,10 @@ class Options:
                 raise UserError(f"--{name} must be at least 1")
         if self.label is not None:
             check_label(self.label, self.label_corner, self.label_size)
+        if (self.c2pa_cert is None) != (self.c2pa_key is None):
+            raise UserError("--c2pa_cert and --c2pa_key go together: the certificate chain and its private key")
+        if self.c2pa_cert is not None and self.unmarked:
+            raise UserError("--unmarked and --c2pa_cert contradict each other: content credentials mark the video")
         if self.det_max_side is not None and self.det_max_side < 32:
             raise UserError("--det_max_side must be at least 32 pixels")
         if self.fps <= 0 or self.max_gap < 0:

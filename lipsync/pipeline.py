@@ -40,7 +40,7 @@ from lipsync.sync_similarity import SyncSimilarity
 from lipsync.threads import Pipeline, Stopped
 from media import VideoWriter
 from models.inputs import FACE_SIZE, MEL_BINS, MEL_STEP
-from provenance import lip_sync_metadata
+from provenance import ContentCredentials, lip_sync_metadata
 
 
 @dataclasses.dataclass
@@ -72,8 +72,9 @@ def lip_sync(options, sink=None):
         summary = job.run(sink)
     else:
         metadata = None if options.unmarked else lip_sync_metadata(options.checkpoint_path, options.tool)
+        sign = job.credentials and (lambda path: job.credentials.sign(path, metadata))
         with VideoWriter(options.outfile, job.frames.fps, audio_path=options.audio, crf=options.crf,
-                         preset=options.preset, colour=job.frames.colour, metadata=metadata) as writer:
+                         preset=options.preset, colour=job.frames.colour, metadata=metadata, sign=sign) as writer:
             summary = job.run(writer)
     summary.seconds = time.perf_counter() - started
     if job.sync is not None:
@@ -94,6 +95,7 @@ class _Job:
     def __init__(self, options):
         self.options = o = options
         o.check()
+        self.credentials = ContentCredentials(o.c2pa_cert, o.c2pa_key) if o.c2pa_cert else None
         self.frames = FrameSource(o)
         self.mel = speech_mel(o.audio)
         self.chunk_starts = mel_chunk_starts(self.mel.shape[1], float(self.frames.fps))

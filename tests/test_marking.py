@@ -1,8 +1,12 @@
 """Every video the project writes says that it is synthetic; frames change only with --label."""
 
+import json
+
 import av
+import c2pa
 import numpy as np
 import pytest
+from synthetic_certificates import write_signing_files
 from synthetic_media import face_frames, speech_like, write_media, write_video
 from synthetic_weights import save_released, seeded
 
@@ -96,3 +100,45 @@ def test_the_synthetic_corpus_says_it_was_drawn_by_a_program(tmp_path):
     clip = next((tmp_path / "corpus").rglob("*.mp4"))
     tags = metadata(clip)
     assert tags["digital_source_type"] == IPTC + "algorithmicMedia" and "synthetic_corpus.py" in tags["software"]
+
+
+def test_c2pa_content_credentials_are_embedded_and_validate(inputs, marked_and_unmarked, tmp_path):
+    chain, key = write_signing_files(tmp_path)
+    signed = tmp_path / "signed.mp4"
+    assert lip_sync(inputs, signed, "--c2pa_cert", str(chain), "--c2pa_key", str(key)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.pem", "key.pem", "signed.mp4"]
+    with open(signed, "rb") as stream:
+        reader = c2pa.Reader("video/mp4", stream)
+        assert reader.get_validation_state() == "Valid"  # signature and hashes hold; the test root is not trusted
+        manifest = json.loads(reader.json())
+    actions = [a for m in manifest["manifests"].values() for assertion in m["assertions"]
+               if assertion["label"].startswith("c2pa.actions") for a in assertion["data"]["actions"]]
+    assert actions[0]["digitalSourceType"] == IPTC + "compositeWithTrainedAlgorithmicMedia"
+    assert metadata(signed)["digital_source_type"] == metadata(marked_and_unmarked[0])["digital_source_type"]
+    assert all(np.array_equal(a, b) for a, b in zip(media.read_frames(signed), media.read_frames(marked_and_unmarked[0]),
+                                                       strict=True))
+    # A changed frame breaks the seal: the reader says so.
+    data = bytearray(signed.read_bytes())
+    at = data.index(b"mdat") + 200
+    data[at] ^= 0xFF
+    (tmp_path / "tampered.mp4").write_bytes(bytes(data))
+    with open(tmp_path / "tampered.mp4", "rb") as stream:
+        assert c2pa.Reader("video/mp4", stream).get_validation_state() == "Invalid"
+
+
+def test_bad_signing_files_are_one_line_before_any_work(inputs, tmp_path):
+    chain, key = write_signing_files(tmp_path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "old").mkdir()
+    other_chain, _ = write_signing_files(tmp_path / "other")
+    expired, expired_key = write_signing_files(tmp_path / "old", valid_days=(-30, -1))
+    cases = [(["--c2pa_cert", str(chain)], "--c2pa_cert and --c2pa_key go together"),
+             (["--c2pa_cert", str(chain), "--c2pa_key", str(tmp_path / "none.pem")], "--c2pa_key: file not found"),
+             (["--c2pa_cert", str(other_chain), "--c2pa_key", str(key)], "is not the key of the first certificate"),
+             (["--c2pa_cert", str(key), "--c2pa_key", str(key)], "not a PEM certificate chain"),
+             (["--c2pa_cert", str(expired), "--c2pa_key", str(expired_key)], "the certificate is not valid now"),
+             (["--c2pa_cert", str(chain), "--c2pa_key", str(key), "--unmarked"], "contradict each other")]
+    for flags, message in cases:
+        with pytest.raises(UserError, match=message):
+            lip_sync(inputs, tmp_path / "out.mp4", *flags)
+        assert not (tmp_path / "out.mp4").exists()
