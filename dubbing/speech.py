@@ -1,0 +1,44 @@
+"""Speech synthesis behind one small interface, so that engines can be added without
+touching the rest: each turns text into mono float32 samples.
+
+    engine = speech_engine("espeak")
+    speech = engine.synthesize("Hello", voice="en", rate=1.0, pitch=50)
+    speech.samples, speech.sample_rate
+
+An engine is a class with ``name``, ``voices()`` and ``synthesize(text, voice, rate, pitch)``,
+registered in ENGINES. ``rate`` multiplies the voice's normal speaking rate; ``pitch`` is
+0..100 with 50 the voice's own.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from errors import UserError
+
+
+@dataclasses.dataclass
+class Speech:
+    samples: np.ndarray  # float32 mono in [-1, 1]
+    sample_rate: int
+
+    @property
+    def seconds(self):
+        return len(self.samples) / self.sample_rate
+
+
+def check_settings(rate, pitch):
+    if not 0.25 <= rate <= 4:
+        raise UserError(f"--speech_rate {rate}: give a multiple of the normal rate between 0.25 and 4")
+    if not 0 <= pitch <= 100:
+        raise UserError(f"--pitch {pitch}: give a value from 0 to 100 (50: the voice's own)")
+
+
+def speech_engine(name):
+    """The engine called ``name``, ready to synthesise."""
+    from dubbing.espeak import EspeakEngine
+
+    engines = {engine.name: engine for engine in (EspeakEngine,)}
+    if name not in engines:
+        raise UserError(f"--engine {name!r}: choose one of {', '.join(sorted(engines))}")
+    return engines[name]()
