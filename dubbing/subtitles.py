@@ -1,0 +1,93 @@
+"""Timed cues from SubRip (.srt) and WebVTT (.vtt) files, read strictly.
+
+Subtitle libraries (pysubs2, webvtt-py, srt) are lenient: they skip or guess at what they
+cannot read. A dub made from a file with a broken cue would silently lose a sentence, so
+this reader refuses such a file instead, in one line naming the line: a malformed
+timestamp, a cue that ends before it starts, a cue with no text, cues that overlap, text
+that is not UTF-8.
+"""
+
+import dataclasses
+import re
+from pathlib import Path
+
+from errors import UserError
+
+_TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)[,.](\d{3})"
+_TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s+.*)?$")
+_TAGS = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # <i>, <v Speaker>, <00:01.000>, {\an8}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cue:
+    start: float  # seconds
+    end: float
+    text: str  # one line: the cue's lines joined by spaces, markup removed
+    line: int  # where its timing line is in the file
+
+
+def read_cues(path):
+    """The cues of an .srt or .vtt file, in time order."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--subtitles file not found: {path}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise UserError(f"{path} line {line}: not UTF-8 text (save the file as UTF-8)") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    webvtt = lines[0].startswith("WEBVTT")
+    if not webvtt and path.suffix.lower() == ".vtt":
+        raise UserError(f"{path} line 1: a WebVTT file starts with WEBVTT")
+    cues = [_cue(path, block) for block in _blocks(lines[1:] if webvtt else lines, 2 if webvtt else 1)]
+    cues = [cue for cue in cues if cue is not None]
+    if not cues:
+        raise UserError(f"{path}: no cues found")
+    for before, after in zip(cues, cues[1:]):
+        if after.start < before.end:
+            raise UserError(f"{path} line {after.line}: this cue starts at {after.start:.3f} s, before the cue of "
+                            f"line {before.line} ends ({before.end:.3f} s); cues must not overlap")
+    return cues
+
+
+def _blocks(lines, first_number):
+    """Runs of non-blank lines, each as [(line number, text), ...]."""
+    block = []
+    for number, line in enumerate(lines, first_number):
+        if line.strip():
+            block.append((number, line))
+        elif block:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _cue(path, block):
+    """A Cue from one block, or None for WebVTT's NOTE, STYLE and REGION blocks."""
+    if block[0][1].startswith(("NOTE", "STYLE", "REGION")):
+        return None
+    timed = [i for i, (_, line) in enumerate(block) if "-->" in line]
+    if not timed or timed[0] > 1:
+        number = block[min(1, len(block) - 1)][0]
+        raise UserError(f"{path} line {number}: expected a timing line 'HH:MM:SS,mmm --> HH:MM:SS,mmm', "
+                        f"found {block[min(1, len(block) - 1)][1].strip()!r}")
+    number, timing = block[timed[0]]
+    match = _TIMING.match(timing)
+    if not match:
+        raise UserError(f"{path} line {number}: malformed timestamp {timing.strip()!r} "
+                        "(expected HH:MM:SS,mmm --> HH:MM:SS,mmm)")
+    start, end = _seconds(match.groups()[:4]), _seconds(match.groups()[4:])
+    if end <= start:
+        raise UserError(f"{path} line {number}: the cue ends ({end:.3f} s) before it starts ({start:.3f} s)")
+    text = " ".join(_TAGS.sub("", line).strip() for _, line in block[timed[0] + 1:]).strip()
+    if not text:
+        raise UserError(f"{path} line {number}: the cue has no text")
+    return Cue(start, end, " ".join(text.split()), number)
+
+
+def _seconds(groups):
+    hours, minutes, seconds, millis = (int(value or 0) for value in groups)
+    return hours * 3600 + minutes * 60 + seconds + millis / 1000
