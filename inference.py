@@ -6,97 +6,25 @@ The flags and defaults of the reference implementation, plus options for frames 
 face, speed and blending; the work is done by ``lipsync.lip_sync``.
 """
 
-import argparse
 import sys
 
-from cli import add_detector_flag, add_run_flags, argument_parser, run
-from lipsync import Options, lip_sync, sync_json_path
-from lipsync.marking import add_marking_flags
-from lipsync.sync_similarity import describe
+from cli import argument_parser, run
+from lipsync import Options, lip_sync
+from lipsync.command_line import add_lipsync_flags, report_lines
 from provenance import unmarked_warning
-
-
-def _flag_or_bool(text):
-    # The reference declared --static with type=bool, so "--static True" must keep working.
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
 
 
 def build_parser():
     p = argument_parser(__doc__)
-    p.add_argument("--checkpoint_path", required=True, help="Wav2Lip generator checkpoint (wav2lip.pth or wav2lip_gan.pth)")
-    p.add_argument("--face", required=True, help="video or still image (.jpg .jpeg .png .webp .bmp, or recognised by content)")
-    p.add_argument("--audio", required=True, help="any file with an audio track (wav, mp3, m4a, a video, ...)")
-    p.add_argument("--outfile", default="results/result_voice.mp4", help="output mp4 (H.264 + AAC)")
-    p.add_argument("--static", type=_flag_or_bool, nargs="?", const=True, default=False,
-                   help="use only the first frame of --face")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the output when --face is a still image")
-    p.add_argument("--pads", nargs=4, type=int, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                   help="padding added to each detected face box (include the chin: bottom >= 10)")
-    p.add_argument("--face_det_batch_size", type=int, default=16, help="frames per S3FD batch")
-    p.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
-    p.add_argument("--resize_factor", type=int, default=1, help="divide the frame size by this first (720p often works best)")
-    p.add_argument("--crop", nargs=4, type=int, default=[0, -1, 0, -1], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                   help="crop each frame to this region, in pixels of the frame after --resize_factor and --rotate; "
-                        "-1: to the edge")
-    p.add_argument("--box", nargs=4, type=int, default=[-1, -1, -1, -1], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                   help="a fixed face box for every frame (no detection, no pads, no smoothing), in pixels of the frame "
-                        "after --resize_factor, --rotate and --crop")
-    p.add_argument("--rotate", action="store_true", help="rotate frames 90 degrees clockwise (after --resize_factor)")
-    p.add_argument("--nosmooth", action="store_true", help="do not average face boxes over 5 frames")
-    _add_extra_flags(p.add_argument_group("beyond the reference"))
-    add_marking_flags(p)
+    add_lipsync_flags(p)
     return p
-
-
-def _add_extra_flags(extra):
-    extra.add_argument("--on_no_face", choices=["error", "interpolate", "skip"], default="interpolate",
-                       help="frames where no face is found: stop (the reference), take the box from the neighbouring "
-                            "frames for gaps up to --max_gap (longer gaps pass through untouched), or pass them through")
-    extra.add_argument("--max_gap", type=float, default=0.5, help="longest face-less gap, in seconds, that interpolate fills")
-    extra.add_argument("--syncnet_checkpoint_path",
-                       help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
-                            "after, and write the per-chunk cosine similarities to OUTFILE.sync.json")
-    extra.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
-                       help="auto: fp16 on CUDA, fp32 on the CPU (exact); bf16 is ~2-3x faster on recent CPUs but "
-                            "changes pixels by about one grey level")
-    extra.add_argument("--det_max_side", type=int, default=None,
-                       help="detect faces on a copy scaled down to at most this many pixels on its longer side "
-                            "(faster; boxes become less precise, and small faces may be missed)")
-    extra.add_argument("--det_stride", type=int, default=1,
-                       help="detect faces on every k-th frame only and interpolate the boxes in between "
-                            "(about k times faster detection; boxes lag fast head motion)")
-    extra.add_argument("--face_cache", metavar="DIR",
-                       help="keep face detections in DIR, keyed by the video's content and the detection settings, "
-                            "so that dubbing the same video again skips detection")
-    extra.add_argument("--blend", choices=["paste", "feather"], default="paste",
-                       help="paste the generated box as the reference does, or feather it over the lower face to hide the seam")
-    extra.add_argument("--short_video", choices=["loop", "stretch", "error"], default="loop",
-                       help="a video shorter than the audio: loop it (the reference), stretch it by repeating frames "
-                            "evenly, or stop")
-    add_detector_flag(extra)
-    extra.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 0-51)")
-    extra.add_argument("--preset", default="veryfast",
-                       choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"],
-                       help="x264 speed preset: slower ones make smaller files for the same --crf")
-    add_run_flags(extra)
 
 
 def main(argv):
     args = build_parser().parse_args(argv)
     options = Options.from_args(args)
     summary = lip_sync(options)
-    faces = f"faces detected in {summary.faces_detected} frames, filled in {summary.faces_filled}, " \
-            f"{summary.passed_through} passed through" if options.box[0] == -1 else "fixed --box"
-    print(f"Wrote {summary.outfile}: {summary.frames} frames in {summary.seconds:.1f} s "
-          f"({summary.frames / max(summary.seconds, 1e-9):.1f} frames/s); {faces}; face cache: {summary.cache}")
-    if summary.sync is not None:
-        print(f"Voice/face sync of the input video (cosine similarity per chunk): {describe(summary.sync['input'])}")
-        print(f"Voice/face sync of the result: {describe(summary.sync['result'])}")
-        print(f"Per-chunk values: {sync_json_path(options.outfile)}")
+    print("\n".join(report_lines(summary, options)))
     if options.unmarked:
         print(unmarked_warning(summary.outfile), file=sys.stderr)
     return 0
