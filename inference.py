@@ -10,8 +10,7 @@ import sys
 
 from cli import argument_parser, run
 from lipsync import Options, lip_sync
-from lipsync.command_line import add_lipsync_flags, report_lines
-from provenance import unmarked_warning
+from lipsync.command_line import add_lipsync_flags, report
 
 
 def build_parser():
@@ -24,9 +23,7 @@ def main(argv):
     args = build_parser().parse_args(argv)
     options = Options.from_args(args)
     summary = lip_sync(options)
-    print("\n".join(report_lines(summary, options)))
-    if options.unmarked:
-        print(unmarked_warning(summary.outfile), file=sys.stderr)
+    report(summary, options)
     return 0
 
 

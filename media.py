@@ -167,13 +167,15 @@ class VideoWriter:
     ``audio_path`` (any media file) is re-encoded to AAC and interleaved as frames arrive.
     BGR frames are converted, and the stream tagged, as ``colour`` describes; pass the
     input's, so the output looks as the input does. ``metadata`` (str -> str) goes into the
-    container as MP4 keys, any names kept. ``sign``, when given, is called with the finished
+    container as MP4 keys, any names kept. ``subtitles``, (start s, end s, text) cues, become a
+    soft subtitle track (mov_text). ``sign``, when given, is called with the finished
     temporary file before it is renamed into place (to embed content credentials).
     """
 
-    def __init__(self, path, fps, audio_path=None, crf=18, preset="fast", colour=BT601, metadata=None, sign=None):
+    def __init__(self, path, fps, audio_path=None, crf=18, preset="fast", colour=BT601, metadata=None, sign=None,
+                 subtitles=()):
         self.path, self.fps, self.audio_path = Path(path), Fraction(fps).limit_denominator(100000), audio_path
-        self.colour, self.metadata, self.sign = colour, metadata or {}, sign
+        self.colour, self.metadata, self.sign, self.subtitles = colour, metadata or {}, sign, subtitles
         self.options = {"crf": str(crf), "preset": preset}
         self.frames_written = 0
 
@@ -189,6 +191,9 @@ class VideoWriter:
             if self.audio_path:
                 self._audio = _AudioTranscoder(self.audio_path, self._container)
                 stack.callback(self._audio.close)
+            if self.subtitles:
+                self._text = self._container.add_stream("mov_text")
+                self._text.codec_context.subtitle_header = _ASS_HEADER  # the encoder's styles: defaults
             self._cleanup = stack.pop_all()
         return self
 
@@ -223,9 +228,29 @@ class VideoWriter:
                 self._container.mux(packet)
             if self._audio:
                 self._audio.mux_until(math.inf)
+            for start, end, text in self.subtitles:
+                self._mux_subtitle(start, end, text)
             if self.sign:
                 self._container.close()  # the file complete on disk (closing again later does nothing)
                 self.sign(self._temporary)
+
+
+    def _mux_subtitle(self, start, end, text):
+        """One mov_text sample: the text's UTF-8 length (16 bits, big-endian), then the text."""
+        payload = text.encode("utf-8")[:65535]
+        packet = av.Packet(len(payload).to_bytes(2, "big") + payload)
+        base = self._text.time_base
+        packet.stream, packet.time_base = self._text, base
+        packet.pts = packet.dts = round(Fraction(start).limit_denominator(100000) / base)
+        packet.duration = max(1, round(Fraction(end - start).limit_denominator(100000) / base))
+        self._container.mux(packet)
+
+
+_ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, "
+               b"SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, "
+               b"Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n"
+               b"Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
+               b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
 
 
 class _AudioTranscoder:

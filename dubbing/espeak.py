@@ -12,6 +12,7 @@ import numpy as np
 
 from dubbing.speech import Speech, check_settings
 from errors import UserError
+from provenance import ALGORITHMIC
 
 _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS: espeak_Synth returns when the audio is made
 _RATE, _PITCH = 1, 3  # espeak_PARAMETER
@@ -26,6 +27,8 @@ class EspeakEngine:
     """Formant synthesis in many languages; ``voice`` is a language code (en, es, hi, ja, ...)."""
 
     name = "espeak"
+    synthesiser = "eSpeak NG (rule-based formant synthesis)"
+    digital_source_type = ALGORITHMIC  # made by rules, not by a trained model
 
     def __init__(self):
         self._lib, self.sample_rate, self._data = _library()

@@ -5,8 +5,10 @@ touching the rest: each turns text into mono float32 samples.
     speech = engine.synthesize("Hello", voice="en", rate=1.0, pitch=50)
     speech.samples, speech.sample_rate
 
-An engine is a class with ``name``, ``voices()`` and ``synthesize(text, voice, rate, pitch)``,
-registered in ENGINES. ``rate`` multiplies the voice's normal speaking rate; ``pitch`` is
+An engine is a class with ``name``, ``synthesiser`` (its name in the output's metadata),
+``digital_source_type`` (the IPTC term for what it makes: trainedAlgorithmicMedia for a
+neural voice), ``voices()`` and ``synthesize(text, voice, rate, pitch)``, listed in
+``speech_engine``. ``rate`` multiplies the voice's normal speaking rate; ``pitch`` is
 0..100 with 50 the voice's own.
 """
 

@@ -8,6 +8,7 @@ that is not UTF-8.
 """
 
 import dataclasses
+import itertools
 import re
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def read_cues(path):
     cues = [cue for cue in cues if cue is not None]
     if not cues:
         raise UserError(f"{path}: no cues found")
-    for before, after in zip(cues, cues[1:]):
+    for before, after in itertools.pairwise(cues):
         if after.start < before.end:
             raise UserError(f"{path} line {after.line}: this cue starts at {after.start:.3f} s, before the cue of "
                             f"line {before.line} ends ({before.end:.3f} s); cues must not overlap")

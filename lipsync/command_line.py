@@ -1,11 +1,13 @@
 """inference.py's command line, shared with dub.py: its flags, and the lines that report a run."""
 
 import argparse
+import sys
 
 from cli import add_detector_flag, add_run_flags
 from lipsync.marking import add_marking_flags
 from lipsync.pipeline import sync_json_path
 from lipsync.sync_similarity import describe
+from provenance import unmarked_warning
 
 
 def _flag_or_bool(text):
@@ -78,8 +80,9 @@ def _add_extra_flags(extra):
     add_run_flags(extra)
 
 
-def report_lines(summary, options):
-    """What a finished run prints: the output, the speed, the faces, and the sync measured."""
+def report(summary, options):
+    """Print what a finished run did: the output, the speed, the faces and the sync measured;
+    and on stderr, when it is unmarked, a warning."""
     faces = f"faces detected in {summary.faces_detected} frames, filled in {summary.faces_filled}, " \
             f"{summary.passed_through} passed through" if options.box[0] == -1 else "fixed --box"
     lines = [(f"Wrote {summary.outfile}: {summary.frames} frames in {summary.seconds:.1f} s "
@@ -88,4 +91,6 @@ def report_lines(summary, options):
         lines += [f"Voice/face sync of the input video (cosine similarity per chunk): {describe(summary.sync['input'])}",
                   f"Voice/face sync of the result: {describe(summary.sync['result'])}",
                   f"Per-chunk values: {sync_json_path(options.outfile)}"]
-    return lines
+    print("\n".join(lines))
+    if options.unmarked:
+        print(unmarked_warning(summary.outfile), file=sys.stderr)

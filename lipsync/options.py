@@ -56,6 +56,8 @@ class Options:
     c2pa_cert: str = None  # certificate chain and private key (PEM) to sign C2PA content credentials with
     c2pa_key: str = None
     tool: str = "inference.py"  # the script named in the metadata
+    synthetic_speech: tuple = ()  # (IPTC digital source type, synthesiser) when dub.py made the audio
+    subtitles: tuple = ()  # (start s, end s, text) cues written as a soft subtitle track
 
     def __post_init__(self):
         for name in ("pads", "crop", "box", "resize_to"):  # lists from a parser: tuples, as the defaults

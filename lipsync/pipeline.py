@@ -71,10 +71,12 @@ def lip_sync(options, sink=None):
     if sink is not None:
         summary = job.run(sink)
     else:
-        metadata = None if options.unmarked else lip_sync_metadata(options.checkpoint_path, options.tool)
+        metadata = None if options.unmarked else \
+            lip_sync_metadata(options.checkpoint_path, options.tool, options.synthetic_speech)
         sign = job.credentials and (lambda path: job.credentials.sign(path, metadata))
         with VideoWriter(options.outfile, job.frames.fps, audio_path=options.audio, crf=options.crf,
-                         preset=options.preset, colour=job.frames.colour, metadata=metadata, sign=sign) as writer:
+                         preset=options.preset, colour=job.frames.colour, metadata=metadata, sign=sign,
+                         subtitles=options.subtitles) as writer:
             summary = job.run(writer)
     summary.seconds = time.perf_counter() - started
     if job.sync is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-SCRIPTS = ["inference.py", "preprocess.py", "color_syncnet_train.py", "wav2lip_train.py", "hq_wav2lip_train.py",
+SCRIPTS = ["inference.py", "dub.py", "preprocess.py", "color_syncnet_train.py", "wav2lip_train.py", "hq_wav2lip_train.py",
            "make_filelists.py", "synthetic_corpus.py", "evaluation/gen_videos_from_filelist.py",
            "evaluation/real_videos_inference.py", "evaluation/fid.py",
            "evaluation/scores_LSE/calculate_scores_LRS.py", "evaluation/scores_LSE/calculate_scores_real_videos.py"]
@@ -19,7 +19,7 @@ FOUNDATIONS = ["hparams.py", "audio.py", "media.py", "checkpoint.py", "cli.py", 
 def test_the_top_level_holds_scripts_and_shared_foundations_only():
     top_level = sorted(path.name for path in ROOT.glob("*.py"))
     assert top_level == sorted(name for name in SCRIPTS + FOUNDATIONS if "/" not in name)
-    for package in ("lipsync", "training", "evaluation/metrics", "models", "face_detection"):
+    for package in ("lipsync", "dubbing", "training", "evaluation/metrics", "models", "face_detection"):
         assert (ROOT / package / "__init__.py").is_file(), package
     evaluation = sorted(f"evaluation/{path.name}" for path in (ROOT / "evaluation").glob("*.py"))
     assert evaluation == sorted(["evaluation/__init__.py"] + [s for s in SCRIPTS if s.count("/") == 1])
@@ -52,7 +52,7 @@ def test_every_script_answers_help_from_any_directory_with_its_defaults(tmp_path
         assert "(default: " in text and "(default: None)" not in text and "(default: False)" not in text, script
     # One name for the S3FD weights everywhere; preprocess.py's old --detector_weights still works, unlisted.
     detecting = [script for script, (_, text) in shown.items() if "--detector_path" in text]
-    assert sorted(detecting) == sorted(["inference.py", "preprocess.py", "evaluation/gen_videos_from_filelist.py",
+    assert sorted(detecting) == sorted(["inference.py", "dub.py", "preprocess.py", "evaluation/gen_videos_from_filelist.py",
                                         "evaluation/real_videos_inference.py",
                                         "evaluation/scores_LSE/calculate_scores_real_videos.py"])
     assert not any("--detector_weights" in text for _, text in shown.values())

@@ -34,10 +34,10 @@ def test_long_speech_is_sped_up_to_its_cue_then_runs_over_and_delays_the_next():
     assert second.speedup == 1.3 and second.seconds == pytest.approx(2.0 / 1.3, abs=0.02)
     assert second.overrun == pytest.approx(0.538, abs=0.02)
     assert third.start == pytest.approx(3.538, abs=0.02) and third.delay == pytest.approx(0.338, abs=0.02)
-    assert second.notes(1.3) == ["cue at line 6 (2.000-3.000 s): the speech is too long even at 1.3x; it runs "
-                                 f"{second.overrun:.3f} s past the cue's end"]
-    assert third.notes(1.3) == [f"cue at line 10 (3.200-4.000 s): delayed by {third.delay:.3f} s, the speech "
-                                "before it ran over"]
+    assert second.notes(1.3) == [("cue at line 6 (2.000-3.000 s): the speech is too long even at 1.3x; it runs "
+                                  f"{second.overrun:.3f} s past the cue's end")]
+    assert third.notes(1.3) == [(f"cue at line 10 (3.200-4.000 s): delayed by {third.delay:.3f} s, the speech "
+                                 "before it ran over")]
     # Nothing overlaps: the track never holds two cues' speech at once (0.2 + 0.4 would show).
     assert np.abs(track).max() < 0.45 and np.abs(track[round(3.6 * 1000):round(4.0 * 1000)] - 0.4).max() < 1e-6
 
