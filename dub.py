@@ -40,7 +40,7 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    speaking = Speaking(**{field: getattr(args, field) for field in Speaking.__dataclass_fields__})
+    speaking = Speaking.from_args(args)
     options = Options.from_args(args, audio="")
     summary = dub(speaking, options, notes=lambda line: print(f"warning: {line}", file=sys.stderr))
     report(summary, options)

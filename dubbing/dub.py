@@ -34,6 +34,10 @@ class Speaking:
     duck_db: float = 12.0
     subtitle_track: bool = True
 
+    @classmethod
+    def from_args(cls, args):
+        return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})
+
     def check(self, face):
         given = [flag for flag in ("text", "text_file", "subtitles") if getattr(self, flag) is not None]
         if len(given) != 1:

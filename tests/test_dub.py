@@ -112,3 +112,16 @@ def test_exactly_one_source_of_words():
         dub.build_parser().parse_args(["--checkpoint_path", "g.pth", "--face", "f.mp4"])
     with pytest.raises(SystemExit):
         dub.build_parser().parse_args(["--checkpoint_path", "g.pth", "--face", "f.mp4", "--text", "a", "--subtitles", "b"])
+
+
+def test_no_subtitle_track_leaves_the_cues_out(inputs, monkeypatch):
+    import dubbing.dub
+
+    seen = []
+    monkeypatch.setattr(dubbing.dub, "lip_sync", lambda options: seen.append(options.subtitles))
+    for flags in ([], ["--no_subtitle_track"]):
+        args = dub.build_parser().parse_args(["--checkpoint_path", "g.pth", "--face", str(inputs / "face.mp4"),
+                                              "--subtitles", str(inputs / "talk.srt"), *flags])
+        dubbing.dub.dub(dubbing.dub.Speaking.from_args(args), dub.Options.from_args(args, audio=""),
+                        notes=lambda line: None)
+    assert [[text for _, _, text in cues] for cues in seen] == [["Hello everybody.", "Welcome to the show."], []]
