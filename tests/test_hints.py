@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT
 
 import color_syncnet_train
+import dub
 import hq_wav2lip_train
 import inference
 import make_filelists
@@ -18,9 +19,10 @@ from evaluation import fid, gen_videos_from_filelist, real_videos_inference
 from evaluation.scores_LSE import calculate_scores_real_videos
 
 TRAINERS = [color_syncnet_train, wav2lip_train, hq_wav2lip_train]
-DETECTING = [inference, preprocess, gen_videos_from_filelist, real_videos_inference, calculate_scores_real_videos]
+DETECTING = [inference, dub, preprocess, gen_videos_from_filelist, real_videos_inference, calculate_scores_real_videos]
 REQUIRED = {  # the least each script's parser needs
     inference: ["--checkpoint_path", "g.pth", "--face", "f.mp4", "--audio", "a.wav"],
+    dub: ["--checkpoint_path", "g.pth", "--face", "f.mp4", "--text", "Hello"],
     preprocess: ["--data_root", "d", "--preprocessed_root", "p"],
     make_filelists: ["--preprocessed_root", "p"],
     synthetic_corpus: ["--out", "o"],
@@ -35,9 +37,10 @@ REQUIRED = {  # the least each script's parser needs
 
 # (file, the hint as the message words it, scripts that can show it, the command-line additions it suggests)
 HINTS = [
-    ("lipsync/box_planning.py", "use --on_no_face interpolate or skip", [inference, gen_videos_from_filelist,
+    ("lipsync/box_planning.py", "use --on_no_face interpolate or skip", [inference, dub, gen_videos_from_filelist,
      real_videos_inference], [["--on_no_face", "interpolate"], ["--on_no_face", "skip"]]),
-    ("lipsync/generator.py", "on the CPU use bf16", [inference], [["--precision", "bf16"]]),
+    ("lipsync/generator.py", "on the CPU use bf16", [inference, dub], [["--precision", "bf16"]]),
+    ("dubbing/dub.py", "use --original_audio mute", [dub], [["--original_audio", "mute"]]),
     ("training/dataset.py", "pass --filelists DIR", TRAINERS, [["--filelists", "DIR"]]),
     ("training/dataset.py", "pass --overwrite", [make_filelists, synthetic_corpus], [["--overwrite"]]),
     ("training/checkpoints.py", "pass --checkpoint_path (and --disc_checkpoint_path)", [hq_wav2lip_train],
@@ -45,7 +48,7 @@ HINTS = [
     ("training/checkpoints.py", "pass --checkpoint_path", [color_syncnet_train, wav2lip_train], [["--checkpoint_path", "g.pth"]]),
     ("face_detection/detect.py", "or pass its path with --detector_path", DETECTING, [["--detector_path", "s.pth"]]),
     ("face_detection/detect.py", "pass --device cpu", DETECTING, [["--device", "cpu"]]),
-    ("face_detection/detect.py", "inference.py --resize_factor", [inference], [["--resize_factor", "2"]]),
+    ("face_detection/detect.py", "inference.py --resize_factor", [inference, dub], [["--resize_factor", "2"]]),
     ("evaluation/metrics/fid_statistics.py", "pass their path with --weights", [fid], [["--weights", "w.pth"]]),
     ("evaluation/real_videos_inference.py", "needs --filelist", [real_videos_inference], [["--filelist", "l.txt"]]),
 ]
