@@ -42,9 +42,8 @@ def place_speech(cues, speeches, max_speedup=1.3):
         samples = speech.samples
         slot = cue.end - cue.start
         speedup = min(max(1.0, speech.seconds / slot), max_speedup)
-        if speedup > 1.0:  # a phase vocoder with ~40 ms frames: faster, at the same pitch
-            n_fft = 2 ** round(np.log2(0.04 * rate))
-            samples = librosa.effects.time_stretch(samples, rate=speedup, n_fft=n_fft, hop_length=n_fft // 4)
+        if speedup > 1.0:  # a phase vocoder: faster, at the same pitch
+            samples = librosa.effects.time_stretch(samples, rate=speedup)
         start = max(cue.start, free_from)
         placed.append(Placement(cue, start, len(samples) / rate, speedup, start - cue.start))
         pieces.append((round(start * rate), samples))

@@ -7,7 +7,7 @@ from dubbing.speech import Speech
 from dubbing.subtitles import Cue
 from dubbing.timeline import place_speech
 
-RATE = 1000  # samples a second: easy arithmetic
+RATE = 8000  # samples a second
 
 
 def tone(seconds, level):
@@ -17,10 +17,11 @@ def tone(seconds, level):
 def test_speech_that_fits_starts_at_its_cue_and_nothing_is_reported():
     cues = [Cue(1.0, 3.0, "a", 2), Cue(4.0, 5.0, "b", 6)]
     track, rate, placed = place_speech(cues, [tone(1.5, 0.5), tone(0.8, 0.25)])
-    assert rate == RATE and len(track) == 5000  # until the last cue's end
+    assert rate == RATE and len(track) == 5 * RATE  # until the last cue's end
     assert [(p.start, p.seconds, p.speedup, p.delay) for p in placed] == [(1.0, 1.5, 1.0, 0.0), (4.0, 0.8, 1.0, 0.0)]
-    assert np.all(track[:1000] == 0) and np.all(track[1000:2500] == 0.5) and np.all(track[2500:4000] == 0)
-    assert np.all(track[4000:4800] == 0.25) and not any(p.notes(1.3) for p in placed)
+    at = lambda seconds: round(seconds * RATE)  # noqa: E731
+    assert np.all(track[:at(1)] == 0) and np.all(track[at(1):at(2.5)] == 0.5) and np.all(track[at(2.5):at(4)] == 0)
+    assert np.all(track[at(4):at(4.8)] == 0.25) and not any(p.notes(1.3) for p in placed)
 
 
 def test_long_speech_is_sped_up_to_its_cue_then_runs_over_and_delays_the_next():
@@ -39,7 +40,7 @@ def test_long_speech_is_sped_up_to_its_cue_then_runs_over_and_delays_the_next():
     assert third.notes(1.3) == [(f"cue at line 10 (3.200-4.000 s): delayed by {third.delay:.3f} s, the speech "
                                  "before it ran over")]
     # Nothing overlaps: the track never holds two cues' speech at once (0.2 + 0.4 would show).
-    assert np.abs(track).max() < 0.45 and np.abs(track[round(3.6 * 1000):round(4.0 * 1000)] - 0.4).max() < 1e-6
+    assert np.abs(track).max() < 0.45 and np.abs(track[round(3.6 * RATE):round(4.0 * RATE)] - 0.4).max() < 1e-6
 
 
 def test_speeding_up_keeps_the_pitch():
