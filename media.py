@@ -19,7 +19,7 @@ import numpy as np
 
 from atomic_write import atomic_output
 from errors import UserError, naming
-from yuv import BT601, Colour, Picture
+from yuv import BT601, FULL, LIMITED, Colour, Picture
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -107,19 +107,19 @@ def read_frames(path, fps=None):
     frame for frame, and a variable-rate one keeps its timing.
     """
     for frame in _decoded_at_rate(path, fps):
-        yield _upright(_bgr(frame), frame)  # converted per slot: a repeated frame is a fresh array each time
+        yield _upright(_bgr(frame, _yuv_planes(frame)), frame)  # per slot: a repeated frame is a fresh array
 
 
 def read_pictures(path, fps=None):
     """``read_frames``, but each frame an upright ``Picture`` in its own YUV 4:2:0 planes
     (frames in other formats are converted)."""
     for frame in _decoded_at_rate(path, fps):
-        colour = _colour(frame)
-        planes = _yuv_planes(frame)
-        picture = Picture(*planes, colour) if planes and planes[1].shape == _half(planes[0].shape) else \
-            Picture.from_bgr(_bgr(frame), colour)
-        turns = _rotation(frame) // 90
-        yield picture.rotated(turns) if turns else picture
+        colour, planes = _colour(frame), _yuv_planes(frame)
+        if planes and planes[1].shape == _half(planes[0].shape):
+            picture = Picture(*planes, colour)
+        else:
+            picture = Picture.from_bgr(_bgr(frame, planes), colour)
+        yield _upright(picture, frame)
 
 
 def _decoded_at_rate(path, fps):
@@ -234,7 +234,6 @@ class VideoWriter:
                 self._container.close()  # the file complete on disk (closing again later does nothing)
                 self.sign(self._temporary)
 
-
     def _mux_subtitle(self, start, end, text):
         """One mov_text sample: the text's UTF-8 length (16 bits, big-endian), then the text."""
         payload = text.encode("utf-8")[:65535]
@@ -338,13 +337,16 @@ def _rotation(frame):
 
 
 def _upright(image, frame):
+    """``image`` (BGR or a Picture of ``frame``) turned as the display matrix asks."""
     turns = _rotation(frame) // 90
-    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+    if not turns:
+        return image
+    return image.rotated(turns) if isinstance(image, Picture) else np.ascontiguousarray(np.rot90(image, turns))
 
 
-def _bgr(frame):
-    """The frame as BGR uint8, converted exactly by its colour description."""
-    planes = _yuv_planes(frame)
+def _bgr(frame, planes):
+    """The frame as BGR uint8, converted exactly by its colour description from its YUV
+    ``planes`` (``_yuv_planes``)."""
     if planes is None:  # RGB, grey or palette pictures: no matrix involved
         return frame.to_ndarray(format="bgr24")
     return Colour.of_frame(frame).to_bgr(*planes)
@@ -362,8 +364,8 @@ def _yuv_planes(frame):
     if not name:
         return None
     if name != frame.format.name:
-        full = Colour.of_frame(frame).range == 2
-        frame = frame.reformat(format=name, src_color_range=2 if full else 1, dst_color_range=2 if full else 1)
+        colour_range = FULL if Colour.of_frame(frame).range == FULL else LIMITED
+        frame = frame.reformat(format=name, src_color_range=colour_range, dst_color_range=colour_range)
     return [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width].copy()
             for plane in frame.planes[:3]]
 

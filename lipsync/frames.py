@@ -77,6 +77,7 @@ class FrameSource:
             self.colour = info.colour
             self.keeps_yuv = info.yuv420 and o.resize_factor == 1 and not o.resize_to and \
                 o.crop[0] % 2 == 0 and o.crop[2] % 2 == 0
+
     def stretch_to(self, total):
         """With --short_video stretch, spread a video shorter than ``total`` frames over them."""
         if self.options.short_video == "stretch" and not self.static:
