@@ -36,6 +36,20 @@ def atomic_output(path, suffix=None):
     The file is created with the permissions ``open(path, "w")`` would give (0666 less the
     umask), not the 0600 of ``tempfile``. It keeps the final extension (or ``suffix``).
     """
+    with _temporary_beside(path, suffix) as temporary:
+        yield temporary
+        os.replace(temporary, path)
+
+
+def scratch_file(path):
+    """Yield a temporary path beside ``path``, made and locked as ``atomic_output``'s are, and
+    removed at the end whatever happens; ``path`` itself is never written. Unlike a file of
+    ``tempfile``, one left by a killed run is removed by the next atomic write in the folder."""
+    return _temporary_beside(path, None)
+
+
+@contextlib.contextmanager
+def _temporary_beside(path, suffix):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path.parent)
@@ -43,11 +57,10 @@ def atomic_output(path, suffix=None):
     try:
         with naming(path, temporary):  # errors name the file the user asked for
             yield temporary
-            os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
-        os.close(handle)  # releases the lock, after the rename: nobody removes a finished file
+        os.close(handle)  # releases the lock, after any rename: nobody removes a finished file
 
 
 def is_temporary(path):

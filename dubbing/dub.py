@@ -2,7 +2,6 @@
 ducked) -> a lip-synced video of --face, marked as synthetic in picture and in sound."""
 
 import dataclasses
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ from scipy.io import wavfile
 
 import audio
 import media
+from atomic_write import check_writable, scratch_file
 from dubbing.mixing import ducked
 from dubbing.speech import check_settings, speech_engine
 from dubbing.subtitles import read_cues
@@ -58,6 +58,7 @@ def dub(speaking, options, notes=print):
     ``audio`` is ignored) say; returns the lip-sync Summary. Cue timing notes go to ``notes``."""
     options.check()
     speaking.check(options.face)
+    check_writable(Path(options.outfile).parent)  # before the speech is made and written there
     cues = read_cues(speaking.subtitles) if speaking.subtitles else None
     text = None if cues else _text(speaking)
     engine = speech_engine(speaking.engine)
@@ -77,11 +78,11 @@ def dub(speaking, options, notes=print):
         track, rate, spans, subtitles = speech.samples, speech.sample_rate, [(0.0, speech.seconds)], ()
     if speaking.original_audio == "duck":
         track = ducked(audio.load_wav(options.face, rate), track, spans, rate, speaking.duck_db)
-    with tempfile.TemporaryDirectory() as folder:
-        wav = Path(folder) / "speech.wav"
+    # Beside the output, not in tempfile's folder: a killed run's speech is removed by the next.
+    with scratch_file(Path(options.outfile).with_suffix(".speech.wav")) as wav:
         wavfile.write(wav, rate, np.asarray(track, np.float32))
-        speech = (engine.digital_source_type, engine.synthesiser)
-        return lip_sync(dataclasses.replace(options, audio=str(wav), tool="dub.py", synthetic_speech=speech,
+        synthesised_by = (engine.digital_source_type, engine.synthesiser)
+        return lip_sync(dataclasses.replace(options, audio=wav, tool="dub.py", synthetic_speech=synthesised_by,
                                             subtitles=subtitles if speaking.subtitle_track else ()))
 
 

@@ -1,8 +1,11 @@
 """dub.py end to end: subtitles or text -> offline speech -> a lip-synced, marked video."""
 
+import subprocess
+
 import av
 import numpy as np
 import pytest
+from conftest import ROOT
 from synthetic_media import face_frames, write_video
 from synthetic_weights import save_released, seeded
 
@@ -125,3 +128,21 @@ def test_no_subtitle_track_leaves_the_cues_out(inputs, monkeypatch):
         dubbing.dub.dub(dubbing.dub.Speaking.from_args(args), dub.Options.from_args(args, audio=""),
                         notes=lambda line: None)
     assert [[text for _, _, text in cues] for cues in seen] == [["Hello everybody.", "Welcome to the show."], []]
+
+
+def test_a_dub_killed_mid_run_leaves_no_scratch_file_and_a_rerun_is_clean(inputs, tmp_path, monkeypatch):
+    import confined
+
+    scratch, results = tmp_path / "tmp", tmp_path / "results"
+    scratch.mkdir()
+    monkeypatch.setitem(confined.ENV, "TMPDIR", str(scratch))  # where tempfile would leave its files
+    command = [confined.PYTHON, str(ROOT / "dub.py"), "--checkpoint_path", str(inputs / "gen.pth"), "--face",
+               str(inputs / "silent.mp4"), "--text", "Hello there.", "--outfile", str(results / "d.mp4"),
+               "--box", "20", "90", "30", "100", "--quiet", "--device", "cpu"]
+    # Killed once the video is being written: the speech it is made from exists by then.
+    confined.kill_when(command, lambda: any(p.name.startswith(".d.mp4.") and p.stat().st_size > 0
+                                            for p in confined.temporaries(results)))
+    assert list(scratch.iterdir()) == []
+    done = subprocess.run(command, env=confined.ENV, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in results.iterdir()) == ["d.mp4"] and list(scratch.iterdir()) == []
