@@ -71,8 +71,8 @@ def dub(speaking, options, notes=print):
         for placement in placed:
             for line in placement.notes(speaking.max_speedup):
                 notes(line)
-        spans = [(p.start, p.start + p.seconds) for p in placed]
-        subtitles = tuple((p.start, max(p.cue.end, p.start + p.seconds), p.cue.text) for p in placed)
+        spans = [(p.start, p.end) for p in placed]
+        subtitles = tuple((p.start, max(p.cue.end, p.end), p.cue.text) for p in placed)
     else:
         speech = say(text)
         track, rate, spans, subtitles = speech.samples, speech.sample_rate, [(0.0, speech.seconds)], ()

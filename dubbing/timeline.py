@@ -17,9 +17,14 @@ class Placement:
     delay: float  # seconds after the cue's start (the speech before it ran over)
 
     @property
+    def end(self):
+        """Where its speech ends on the track."""
+        return self.start + self.seconds
+
+    @property
     def overrun(self):
         """Seconds its speech runs past the end of its cue."""
-        return max(0.0, self.start + self.seconds - self.cue.end)
+        return max(0.0, self.end - self.cue.end)
 
     def notes(self, max_speedup):
         """What a user should hear about this cue, as lines (none when it fits)."""
