@@ -2,6 +2,11 @@
 
 The names and the numbers are the reference implementation's (hparams.py holds the values);
 decoding goes through PyAV, so any file FFmpeg reads works, with no shell and no temporary files.
+
+The pre-emphasis filter, the STFT and the mel filters are written out with NumPy: they equal
+scipy's lfilter, librosa's stft and librosa's mel filters bit for bit (tests/test_audio.py
+checks), and importing those costs about 2 s of start-up (scipy.signal, numba), longer than
+the mel of a minute of speech.
 """
 
 import functools
@@ -9,7 +14,6 @@ import functools
 import av
 import librosa
 import numpy as np
-from scipy import signal
 from scipy.io import wavfile
 
 from atomic_write import atomic_output
@@ -77,7 +81,13 @@ def extract_wav(source, path):
 
 
 def preemphasis(wav, k, preemphasize=True):
-    return signal.lfilter([1, -k], [1], wav) if preemphasize else wav
+    """y[n] = x[n] - k x[n-1], in float64 (scipy.signal.lfilter([1, -k], [1], wav))."""
+    if not preemphasize:
+        return wav
+    wav = np.asarray(wav, dtype=np.float64)
+    out = wav.copy()
+    out[1:] -= k * wav[:-1]
+    return out
 
 
 def get_hop_size():
@@ -98,7 +108,23 @@ def _stft(y):
         raise ValueError("use_lws=True is not supported: the released models use librosa's STFT")
     # Reflect padding is what librosa did when the models were trained; since librosa 0.10 the
     # default is zero padding, which changes the first and last two frames.
-    return librosa.stft(y=y, n_fft=hp.n_fft, hop_length=get_hop_size(), win_length=hp.win_size, pad_mode="reflect")
+    # librosa.stft(y, n_fft, hop_length, win_length, pad_mode="reflect"): centred frames of the
+    # reflect-padded signal, a periodic Hann window, a real FFT per frame.
+    n_fft, hop = hp.n_fft, get_hop_size()
+    padded = np.pad(y, n_fft // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    spectrum = np.fft.rfft(frames * _hann_window(hp.win_size, n_fft), axis=1).T
+    return spectrum.astype(np.complex64, copy=False) if y.dtype == np.float32 else spectrum
+
+
+@functools.lru_cache(maxsize=2)
+def _hann_window(length, n_fft):
+    """The periodic Hann window of ``length`` centred in ``n_fft`` samples, computed as
+    scipy.signal.get_window("hann", length) computes it."""
+    angles = np.linspace(-np.pi, np.pi, length + 1)
+    window = (0.5 + 0.5 * np.cos(angles))[:-1]
+    left = (n_fft - length) // 2
+    return np.pad(window, (left, n_fft - length - left))
 
 
 def _linear_to_mel(spectrogram):
@@ -107,9 +133,35 @@ def _linear_to_mel(spectrogram):
 
 @functools.lru_cache(maxsize=4)
 def _mel_basis(sample_rate, n_fft, num_mels, fmin, fmax):
+    """Slaney's area-normalised triangular mel filters, float32, computed step for step as
+    librosa.filters.mel(sr=, n_fft=, n_mels=, fmin=, fmax=) computes them."""
     if fmax > sample_rate // 2:
         raise ValueError(f"fmax {fmax} is above the Nyquist frequency of {sample_rate} Hz audio")
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=num_mels, fmin=fmin, fmax=fmax)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), num_mels + 2))
+    ramps = np.subtract.outer(edges, np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate))
+    widths = np.diff(edges)
+    weights = np.zeros((num_mels, 1 + n_fft // 2), dtype=np.float32)
+    for i in range(num_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
+    weights *= (2.0 / (edges[2:num_mels + 2] - edges[:num_mels]))[:, np.newaxis]
+    return weights
+
+
+# Slaney's mel scale: linear below 1 kHz, logarithmic above
+_MEL_STEP_HZ, _LOG_HZ, _LOG_STEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz):
+    hz = np.asanyarray(hz)  # a scalar, as the filters need it
+    mel = hz / _MEL_STEP_HZ
+    return _LOG_HZ / _MEL_STEP_HZ + np.log(hz / _LOG_HZ) / _LOG_STEP if hz >= _LOG_HZ else mel
+
+
+def _mel_to_hz(mels):
+    hz = _MEL_STEP_HZ * mels
+    log = mels >= _LOG_HZ / _MEL_STEP_HZ
+    hz[log] = _LOG_HZ * np.exp(_LOG_STEP * (mels[log] - _LOG_HZ / _MEL_STEP_HZ))
+    return hz
 
 
 def _amp_to_db(x):

@@ -136,6 +136,12 @@ class Picture:
         return Picture(self.y[y1:y2, x1:x2].copy(), *(p[y1 // 2:-(-y2 // 2), x1 // 2:-(-x2 // 2)].copy()
                                                        for p in (self.u, self.v)), self.colour)
 
+    def bgr_within(self, box):
+        """``bgr()[y1:y2, x1:x2]`` for ``box`` = (y1, y2, x1, x2), converting only the box."""
+        y1, y2, x1, x2 = box
+        top, left = y1 - y1 % 2, x1 - x1 % 2
+        return self.cropped(top, y2, left, x2).bgr()[y1 - top:, x1 - left:]
+
     @contextlib.contextmanager
     def editing(self, box):
         """The BGR of ``box`` = (y1, y2, x1, x2), grown to whole chroma blocks, written back to
@@ -150,3 +156,13 @@ class Picture:
         self.y[top:bottom, left:right] = y
         self.u[top // 2:top // 2 + u.shape[0], left // 2:left // 2 + u.shape[1]] = u
         self.v[top // 2:top // 2 + v.shape[0], left // 2:left // 2 + v.shape[1]] = v
+
+
+def bgr_of(frame, box=None):
+    """A frame (BGR array or Picture) as BGR: whole, or only ``box`` = (y1, y2, x1, x2)."""
+    if isinstance(frame, Picture):
+        return frame.bgr() if box is None else frame.bgr_within(box)
+    if box is None:
+        return frame
+    y1, y2, x1, x2 = box
+    return frame[y1:y2, x1:x2]

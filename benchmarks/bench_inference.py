@@ -6,16 +6,30 @@
 For each input size and length a synthetic video (a textured face moving over a noisy
 background, H.264) and speech-like audio of the same length are generated; every setting
 runs in a fresh process, which reports output frames per second of wall time (model loading
-included) and its peak resident memory. Settings:
+included) and its peak resident memory, and where the time went:
+
+    start-up    imports, model loading (and BatchNorm folding), the mel spectrogram
+    stages      decode, detection, crops, generator, paste, encode: seconds of work in each
+    busy        each pipeline thread's working share of the pipeline's time (faces:
+                decode + detection + crops; generator; compose: paste + encode); the one near
+                100 % is the bottleneck
+    first frame seconds from the process's start to the first frame handed to the encoder
+
+Settings:
 
     reference   S3FD on every frame, everything else at the defaults (the reference's results)
     fast        --det_stride 5 --det_max_side 640 (plus bf16 on the CPU)
     box         --box: a fixed face box, no detection (the generator and the video I/O alone)
+    box-fast    --box, --precision bf16 (on the CPU) and --preset ultrafast: the fast setting
 
 Weights are seeded random ones (the speed of a network does not depend on its weights); S3FD's
 are tilted so that it finds one face-sized box per frame, as the real weights do on a talking
 head (their post-processing then costs what it does in practice). Prints a Markdown table.
 """
+
+import time
+
+STARTED = time.perf_counter()
 
 import argparse
 import json
@@ -24,24 +38,21 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from face_detection import S3FD  # noqa: E402
-from lipsync import Options, lip_sync  # noqa: E402
-from models import Wav2Lip  # noqa: E402
-from synthetic_media import speech_like, write_media  # noqa: E402
-
 FPS = 25
+STAGES = ("decode", "detection", "crops", "generator", "paste", "encode")
 
 
 def make_weights(directory):
+    import torch
+
+    from face_detection import S3FD
+    from models import Wav2Lip
+
     torch.manual_seed(0)
     torch.save({"state_dict": Wav2Lip().state_dict(), "optimizer": None, "global_step": 0, "global_epoch": 0},
                directory / "wav2lip.pth")
@@ -60,6 +71,8 @@ def make_input(directory, size, seconds):
     """A synthetic talking-face video of ``size`` and ``seconds``, and its audio."""
     import av
     import cv2
+    import numpy as np
+    from synthetic_media import speech_like, write_media
 
     width, height = size
     video = directory / f"face_{width}x{height}_{seconds}s.mp4"
@@ -90,18 +103,39 @@ SETTINGS = {
     "reference": lambda device, box: {},
     "fast": lambda device, box: {"det_stride": 5, "det_max_side": 640, **({"precision": "bf16"} if device == "cpu" else {})},
     "box": lambda device, box: {"box": box},
+    "box-fast": lambda device, box: {"box": box, "preset": "ultrafast",
+                                     **({"precision": "bf16"} if device == "cpu" else {})},
 }
 
 
 def child(spec):
     """Run one setting in this process; print its figures as JSON."""
-    options = Options(**spec, progress=False)
-    summary = lip_sync(options)
-    print(json.dumps({"frames": summary.frames, "seconds": summary.seconds,
+    from lipsync.stage_clock import StageClock
+
+    clock = StageClock(STARTED)
+    with clock.measure("imports"):
+        from lipsync import Options, lip_sync
+    summary = lip_sync(Options(**spec, progress=False), clock=clock)
+    print(json.dumps({"frames": summary.frames, "timings": summary.timings,
                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def report(device, size, seconds, setting, figures):
+    """Two Markdown rows: the run, then where its time went."""
+    t = figures["timings"]
+    spent, busy = t["seconds"], t["busy"]
+    wall = t["wall"]
+    run = (f"| {machine(device)} | {size}, {seconds} s | {setting} | {figures['frames']} | {wall:.1f} | "
+           f"{figures['frames'] / wall:.2f} | {t['first_frame']:.2f} | {figures['peak_mb'] / 1024:.2f} GB |")
+    start_up = " + ".join(f"{stage} {spent.get(stage, 0):.1f}" for stage in ("imports", "load", "mel"))
+    stages = ", ".join(f"{stage} {spent.get(stage, 0):.1f}" for stage in STAGES)
+    threads = ", ".join(f"{thread} {share:.0%}" for thread, share in busy.items())
+    return run, f"| {size}, {seconds} s | {setting} | {start_up} | {stages} | {threads} |"
+
+
 def machine(device):
+    import torch
+
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -111,7 +145,7 @@ def machine(device):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    parser.add_argument("--devices", nargs="+")
     parser.add_argument("--sizes", nargs="+", default=["1280x720", "1920x1080"])
     parser.add_argument("--seconds", nargs="+", type=int, default=[10, 40])
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
@@ -120,13 +154,17 @@ def main():
     args = parser.parse_args()
     if args.child:
         return child(json.loads(args.child))
+    import torch
 
+    args.devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    breakdown = []
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(args.workdir or temporary)
         work.mkdir(parents=True, exist_ok=True)
         make_weights(work)
         print(f"torch {torch.__version__}, Python {platform.python_version()}\n")
-        print("| device | input | setting | frames | wall s | frames/s | peak memory |\n|---|---|---|---|---|---|---|")
+        print("| device | input | setting | frames | wall s | frames/s | first frame s | peak memory |\n"
+              "|---|---|---|---|---|---|---|---|")
         for size in args.sizes:
             width, height = (int(v) for v in size.lower().split("x"))
             for seconds in args.seconds:
@@ -142,12 +180,15 @@ def main():
                                                 capture_output=True, text=True, check=False)
                         if result.returncode != 0:
                             print(f"| {machine(device)} | {size}, {seconds} s | {setting} | failed: "
-                                  f"{result.stderr.strip().splitlines()[-1:]} | | | |", flush=True)
+                                  f"{result.stderr.strip().splitlines()[-1:]} | | | | |", flush=True)
                             continue
-                        figures = json.loads(result.stdout.strip().splitlines()[-1])
-                        print(f"| {machine(device)} | {size}, {seconds} s | {setting} | {figures['frames']} | "
-                              f"{figures['seconds']:.1f} | {figures['frames'] / figures['seconds']:.2f} | "
-                              f"{figures['peak_mb'] / 1024:.2f} GB |", flush=True)
+                        run, stages = report(device, size, seconds, setting,
+                                             json.loads(result.stdout.strip().splitlines()[-1]))
+                        print(run, flush=True)
+                        breakdown.append(stages)
+    print("\nSeconds of work per stage, and each pipeline thread's busy share:\n")
+    print("| input | setting | start-up s | stages s | busy |\n|---|---|---|---|---|")
+    print("\n".join(breakdown))
     return 0
 
 

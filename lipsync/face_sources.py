@@ -16,6 +16,7 @@ from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
 from lipsync.detection_cache import DetectionCache
 from lipsync.generator import autocast
 from lipsync.threads import trim_heap
+from yuv import bgr_of
 
 
 def face_source(options, frames, total, device):
@@ -108,7 +109,7 @@ class DetectedBoxes:
         """Detector boxes [x1, y1, x2, y2] and FACE / NO_FACE / NOT_RUN for a block of (index, frame)."""
         o = self.options
         chosen = [k for k, (index, _) in enumerate(block) if index % o.det_stride == 0]
-        frames = [block[k][1] for k in chosen]
+        frames = [bgr_of(block[k][1]) for k in chosen]
         scale = 1.0
         if o.det_max_side and max(self.frame_size) > o.det_max_side:
             scale = o.det_max_side / max(self.frame_size)

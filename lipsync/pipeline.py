@@ -5,16 +5,17 @@ video's length:
 
     faces      decode -> face boxes (face_sources) -> 96x96 crops + mel chunks  (a thread)
     generate   Wav2Lip on batches of crops and mel chunks (generator)         (the caller's thread)
-    compose    decode again -> paste the generated faces (compose) -> encode   (a thread)
+    compose    paste the generated faces into the frames (compose) -> encode  (a thread)
 
-The compose stage keeps the frames in their YUV planes (yuv.Picture) and converts only the
-face box's chroma blocks, so every other pixel is written with the input's own numbers.
+The video is decoded once: each batch carries its frames from the faces stage to the
+compose stage, and the queues are sized so that at most about FRAME_BUFFER_BYTES of frames
+are in flight. The frames travel in their YUV planes (yuv.Picture) when the output is a
+video: only the face box is converted to BGR, for the crop and again for the paste, so every
+other pixel is written with the input's own numbers.
 
-The compose stage decodes the video a second time instead of receiving the frames: a batch
-of 128 full frames in flight between stages would cost gigabytes at 1080p, while decoding
-costs a few milliseconds a frame. With faces found in every frame the frames written are the
-reference's: output frame i shows input frame i mod N with mel chunk i, the video looping
-when the audio is longer and cut when it is shorter.
+With faces found in every frame the frames written are the reference's: output frame i
+shows input frame i mod N with mel chunk i, the video looping when the audio is longer and
+cut when it is shorter. Where the time goes is kept by a StageClock (Summary.timings).
 """
 
 import contextlib
@@ -36,11 +37,16 @@ from lipsync.compose import paste
 from lipsync.face_sources import face_source
 from lipsync.frames import FrameSource
 from lipsync.marking import Label
+from lipsync.stage_clock import StageClock
 from lipsync.sync_similarity import SyncSimilarity
 from lipsync.threads import Pipeline, Stopped
 from media import VideoWriter
 from models.inputs import FACE_SIZE, MEL_BINS, MEL_STEP
 from provenance import ContentCredentials, lip_sync_metadata
+from yuv import bgr_of
+
+# frames in flight between the stages, at most (roughly): 720p YUV frames are 1.4 MB each
+FRAME_BUFFER_BYTES = 384 << 20
 
 
 @dataclasses.dataclass
@@ -53,21 +59,24 @@ class Summary:
     passed_through: int = 0
     cache: str = "off"
     sync: dict = None
+    timings: dict = None  # StageClock.figures(): seconds per stage, busy share per thread
 
 
-def lip_sync(options, sink=None):
+def lip_sync(options, sink=None, clock=None):
     """Run inference as ``options`` say; returns a Summary.
 
     The video goes to ``options.outfile`` (a temporary file renamed at the end), or, when
-    ``sink`` is given, each BGR frame goes to ``sink.write`` and nothing is written.
+    ``sink`` is given, each BGR frame goes to ``sink.write`` and nothing is written. ``clock``
+    (a StageClock) may be started earlier, to count the imports in the start-up.
     """
+    clock = clock or StageClock()
     started = time.perf_counter()
     # A read-only or full folder: say so before decoding, not after the work.
     if sink is None:
         check_writable(Path(options.outfile).parent)
     if options.face_cache:
         check_writable(options.face_cache)
-    job = _Job(options)
+    job = _Job(options, clock)
     if sink is not None:
         summary = job.run(sink)
     else:
@@ -79,6 +88,7 @@ def lip_sync(options, sink=None):
                          subtitles=options.subtitles) as writer:
             summary = job.run(writer)
     summary.seconds = time.perf_counter() - started
+    summary.timings = clock.figures()
     if job.sync is not None:
         summary.sync = job.sync.finish()
         if sink is None:
@@ -94,114 +104,139 @@ def sync_json_path(outfile):
 class _Job:
     """One run: the inputs, the loaded networks and the three stages between them."""
 
-    def __init__(self, options):
+    def __init__(self, options, clock):
         self.options = o = options
+        self.clock = clock
         o.check()
         self.credentials = ContentCredentials(o.c2pa_cert, o.c2pa_key) if o.c2pa_cert else None
         self.frames = FrameSource(o)
-        self.mel = speech_mel(o.audio)
+        with clock.measure("mel"):
+            self.mel = speech_mel(o.audio)
         self.chunk_starts = mel_chunk_starts(self.mel.shape[1], float(self.frames.fps))
         self.total = len(self.chunk_starts)
         self.frames.stretch_to(self.total)
         self.device = pick_device(o.device)
-        self.batch_size = generator.batch_size(o.wav2lip_batch_size, self.device)
+        self.batch_size = generator.batch_size(o.wav2lip_batch_size, self.device, o.precision)
         generator.autocast(self.device, o.precision)  # checks the precision
-        self.generator = generator.load_generator(o.checkpoint_path, self.device)
-        self.sync = SyncSimilarity(o.syncnet_checkpoint_path, self.mel, self.chunk_starts, self.device) \
-            if o.syncnet_checkpoint_path else None
-        self.boxes = face_source(o, self.frames, self.total, self.device)
+        with clock.measure("load"):
+            self.generator = generator.load_generator(o.checkpoint_path, self.device)
+            self.sync = SyncSimilarity(o.syncnet_checkpoint_path, self.mel, self.chunk_starts, self.device) \
+                if o.syncnet_checkpoint_path else None
+            self.boxes = face_source(o, self.frames, self.total, self.device)
+        if o.progress:  # a note, like the progress bar: --quiet keeps stderr for errors
+            generator.suggest_bf16(self.device, o.precision)
 
     def run(self, sink):
-        pipeline = Pipeline()
-        to_generator, to_compose = pipeline.channel(4), pipeline.channel(4)
+        self.pictures = isinstance(sink, VideoWriter) and self.frames.keeps_yuv
+        pipeline, depth = Pipeline(), self._queue_depth()
+        to_generator, to_compose = pipeline.channel(depth), pipeline.channel(depth)
         summary = Summary(Path(self.options.outfile), self.total, 0.0)
+        self.clock.pipeline_started()
         pipeline.start(self._faces_stage, to_generator, summary)
         pipeline.start(self._compose_stage, to_compose, sink)
         try:
             for batch in to_generator:
-                generated = generator.generate(self.generator, batch.faces, batch.mels, self.device,
-                                               self.options.precision)
-                if self.sync is not None:
-                    self.sync.add(batch.face_indices, batch.faces, generated)
-                to_compose.put((batch.boxes, generated))
+                with self.clock.measure("generator"):
+                    generated = generator.generate(self.generator, batch.faces, batch.mels, self.device,
+                                                   self.options.precision)
+                    if self.sync is not None:
+                        self.sync.add(batch.face_indices, batch.faces, generated)
+                to_compose.put((batch.frames, batch.boxes, generated))
             to_compose.close()
         except Stopped:
             pass
         except BaseException as error:  # noqa: BLE001 - re-raised by join, after the threads stop
             pipeline.fail(error)
         pipeline.join()
+        self.clock.pipeline_ended()
         return summary
 
+    def _queue_depth(self):
+        """Batches each queue holds: 4, fewer where that many frames would pass FRAME_BUFFER_BYTES
+        (five more batches are being built, generated and composed)."""
+        width, height = self.frames.frame_size
+        frame_bytes = width * height * (1.5 if self.pictures else 3)
+        return int(max(1, min(4, FRAME_BUFFER_BYTES // (2 * self.batch_size * frame_bytes) - 1)))
+
     def _faces_stage(self, out, summary):
-        """Frames -> boxes -> generator batches, for every output frame."""
-        batch = _BatchBuilder(self.mel, self.chunk_starts, self.batch_size, out)
+        """Frames -> boxes -> generator batches (which carry the frames on), for every output frame."""
+        clock = self.clock
+        batch = _BatchBuilder(self.mel, self.chunk_starts, self.batch_size, out, clock)
         boxes, written = [], 0
-        for index, frame, box in self.boxes.boxed_frames(self.frames.frames(), self.total, summary):
+        frames = clock.timed(self.frames.frames(self.pictures), "decode")
+        for index, frame, box in clock.timed(self.boxes.boxed_frames(frames, self.total, summary), "boxes"):
             boxes.append(box)
-            for _ in range(self.frames.times_shown(index)):
-                batch.add(written, frame, box)
+            for shown in range(self.frames.times_shown(index)):
+                batch.add(written, frame if shown == 0 else frame.copy(), box)  # pasting changes a frame
                 written += 1
+        clock.add("detection", clock.seconds.pop("boxes", 0.0) - clock.seconds.get("decode", 0.0))
         count = len(boxes)
         if self.options.short_video == "error" and 0 < count < self.total:
             raise UserError(f"the video has {count} frames but the audio needs {self.total}: it is too short")
         # The audio is longer than the video: go on with input frame index mod count
         # (looped() raises first if the video gave no frames at all).
-        with contextlib.closing(self.frames.looped()) as frames:
-            for index, frame in zip(range(written, self.total), frames):
+        with contextlib.closing(self.frames.looped(self.pictures)) as looped:
+            for index, frame in zip(range(written, self.total), clock.timed(looped, "decode")):
                 batch.add(index, frame, boxes[index % count])
         batch.flush()
         out.close()
 
     def _compose_stage(self, inbox, sink):
         """Frames + generated faces -> the sink (the video writer)."""
-        pictures = isinstance(sink, VideoWriter) and self.frames.keeps_yuv
-        o = self.options
+        o, clock = self.options, self.clock
         label = Label(o.label, o.label_corner, o.label_size) if o.label is not None else None
-        with contextlib.closing(self.frames.looped(pictures)) as frames, \
-                tqdm(total=self.total, unit="frame", desc="lip-sync", disable=not self.options.progress) as bar:
-            for boxes, generated in inbox:
+        with tqdm(total=self.total, unit="frame", desc="lip-sync", disable=not o.progress) as bar:
+            for frames, boxes, generated in inbox:
                 faces = iter(generated)
-                for box in boxes:
-                    frame = next(frames)
-                    if box is not None:
-                        paste(frame, box, next(faces), self.options.blend)
-                    if label is not None:
-                        label.draw(frame)
-                    sink.write(frame)
+                for frame, box in zip(frames, boxes):
+                    with clock.measure("paste"):
+                        if box is not None:
+                            paste(frame, box, next(faces), o.blend)
+                        if label is not None:
+                            label.draw(frame)
+                    with clock.measure("encode"):
+                        sink.write(frame)
+                    clock.frame_written()
                 bar.update(len(boxes))
 
 
 class _BatchBuilder:
-    """Collects output frames into generator batches: boxes, 96x96 face crops, mel chunks."""
+    """Collects output frames into generator batches: frames, boxes, 96x96 face crops, mel chunks.
 
-    def __init__(self, mel, chunk_starts, batch_size, out):
-        self.mel, self.chunk_starts, self.batch_size, self.out = mel, chunk_starts, batch_size, out
+    The first batches are small (1, 2, 4, ...) so that the first frames come out at once."""
+
+    def __init__(self, mel, chunk_starts, batch_size, out, clock):
+        self.mel, self.chunk_starts, self.batch_size, self.out, self.clock = mel, chunk_starts, batch_size, out, clock
+        self.size = 1
         self._reset()
 
     def _reset(self):
-        self.boxes, self.faces, self.mels, self.face_indices = [], [], [], []
+        self.frames, self.boxes, self.faces, self.mels, self.face_indices = [], [], [], [], []
 
     def add(self, index, frame, box):
+        self.frames.append(frame)
         self.boxes.append(box)
         if box is not None:
-            y1, y2, x1, x2 = box
-            self.faces.append(cv2.resize(frame[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE)))
+            with self.clock.measure("crops"):
+                self.faces.append(cv2.resize(bgr_of(frame, box), (FACE_SIZE, FACE_SIZE)))
             start = self.chunk_starts[index]
             self.mels.append(self.mel[:, start:start + MEL_STEP])
             self.face_indices.append(index)
-        if len(self.boxes) >= self.batch_size:
+        if len(self.boxes) >= self.size:
             self.flush()
+            self.size = min(2 * self.size, self.batch_size)
 
     def flush(self):
         if self.boxes:
             faces = np.stack(self.faces) if self.faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
             mels = np.stack(self.mels) if self.mels else np.zeros((0, MEL_BINS, MEL_STEP), np.float32)
-            self.out.put(_Batch(self.boxes, faces, mels, self.face_indices))
+            self.out.put(_Batch(self.frames, self.boxes, faces, mels, self.face_indices))
             self._reset()
 
 
 @dataclasses.dataclass
 class _Batch:
+    frames: list  # the output frames (BGR arrays or yuv.Pictures), pasted into by the compose stage
     boxes: list  # per output frame: (y1, y2, x1, x2), or None to pass the frame through
     faces: np.ndarray  # (k, 96, 96, 3) uint8 BGR crops of the frames with a box
     mels: np.ndarray  # (k, 80, 16) float32

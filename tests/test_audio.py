@@ -52,6 +52,46 @@ def test_melspectrogram_matches_independent_float64_computation():
     assert np.max(np.abs(mel - expected)) <= 1e-3
 
 
+@pytest.mark.parametrize("length", [801, 3200, 16037, 90001])
+def test_preemphasis_and_stft_equal_scipy_and_librosa_bit_for_bit(length):
+    """audio.py writes these two out in NumPy to save ~2 s of imports; the released models
+    were trained on scipy's lfilter and librosa's stft, so the numbers must be theirs exactly."""
+    import librosa
+    from scipy.signal import lfilter
+
+    wav = (np.random.default_rng(length).standard_normal(length) * 0.1).astype(np.float32)
+    emphasised = audio.preemphasis(wav, 0.97)
+    expected = lfilter([1, -0.97], [1], wav)
+    assert emphasised.dtype == expected.dtype and np.array_equal(emphasised, expected)
+    for y in (emphasised, wav):  # float64 (as used) and float32 (hparams.preemphasize=False)
+        stft = audio._stft(y)
+        expected = librosa.stft(y=y, n_fft=800, hop_length=200, win_length=800, pad_mode="reflect")
+        assert stft.dtype == expected.dtype and np.array_equal(stft, expected)
+
+
+@pytest.mark.parametrize("sr, n_fft, n_mels, fmin, fmax", [(16000, 800, 80, 55, 7600), (16000, 800, 80, 0, 8000),
+                                                         (22050, 1024, 128, 20, 11025), (16000, 512, 40, 1500, 7000)])
+def test_mel_filters_equal_librosa_bit_for_bit(sr, n_fft, n_mels, fmin, fmax):
+    import librosa
+
+    expected = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    filters = audio._mel_basis(sr, n_fft, n_mels, fmin, fmax)
+    assert filters.dtype == expected.dtype and np.array_equal(filters, expected)
+
+
+def test_mel_start_up_imports_neither_scipy_signal_nor_numba(tmp_path):
+    script = ("import sys; sys.path.insert(0, '.'); import audio, numpy as np; "
+              "audio.melspectrogram(np.zeros(3200, np.float32)); "
+              "print(sorted({'scipy.signal', 'numba', 'torch'} & set(sys.modules)))")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=Path(audio.__file__).parent)
+    assert done.stdout.strip() == "[]"
+
+
 def test_melspectrogram_pads_by_reflection_at_both_ends():
     wav = speech_like(0.6, seed=5)
     mel = audio.melspectrogram(wav)
