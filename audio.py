@@ -14,7 +14,6 @@ import functools
 import av
 import librosa
 import numpy as np
-from scipy.io import wavfile
 
 from atomic_write import atomic_output
 from errors import UserError
@@ -66,6 +65,8 @@ def _decode_audio(path):
 
 def save_wav(wav, path, sr):
     """Peak-normalised 16-bit PCM, as the reference writes it (without scaling ``wav`` in place)."""
+    from scipy.io import wavfile  # noqa: PLC0415 - here, as only writers need it
+
     wav = np.asarray(wav, dtype=np.float64) * (32767 / max(0.01, float(np.max(np.abs(wav)))))
     with atomic_output(path) as temporary:
         wavfile.write(temporary, sr, wav.astype(np.int16))
@@ -74,6 +75,8 @@ def save_wav(wav, path, sr):
 def extract_wav(source, path):
     """The first audio stream of ``source`` as 16-bit PCM WAV at its own rate and channels,
     as ``ffmpeg -i source path.wav`` writes it; written atomically."""
+    from scipy.io import wavfile  # noqa: PLC0415
+
     rate, channels = _decode_audio(source)
     pcm = np.clip(np.round(channels.T * 32768.0), -32768, 32767).astype(np.int16)
     with atomic_output(path) as temporary:

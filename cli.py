@@ -5,8 +5,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 from errors import UserError, describe_os_error
 
 
@@ -37,15 +35,31 @@ def run(main, argv=None):
 
 
 def pick_device(name):
-    """The torch.device a --device flag names; "auto" is the GPU when there is one."""
+    """The torch.device a --device flag names; "auto" is CUDA, else Apple's MPS, else the CPU.
+
+    Under torchrun, "cuda" (or "auto" choosing it) is the process's own GPU, cuda:LOCAL_RANK.
+    """
+    import torch  # here, so that scripts that never touch a network start without it
+
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return _local_gpu(torch.device("cuda"))
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+        raise UserError(f"--device {name!r} is not a device (cpu, cuda, cuda:1, mps, ...)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is available to PyTorch here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: Apple's Metal (MPS) is not available to PyTorch here")
+    return _local_gpu(device)
+
+
+def _local_gpu(device):
+    local_rank = os.environ.get("LOCAL_RANK")
+    if device.type == "cuda" and device.index is None and local_rank is not None:
+        return type(device)("cuda", int(local_rank))
     return device
 
 
@@ -72,7 +86,7 @@ def add_detector_flag(parser, alias=None):
 
 def add_run_flags(parser):
     """--device, --quiet and --verbose, as every script that runs a network takes them."""
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else the CPU), cpu, cuda, cuda:1, mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks")
 

@@ -11,6 +11,7 @@ Then write the filelists with ``make_filelists.py``.
 
 import os
 import sys
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -19,6 +20,7 @@ import cli
 from atomic_write import check_writable
 from errors import UserError
 from face_detection import S3FDDetector
+from sharding import Shard, add_shard_flag
 from training import preprocessing
 
 
@@ -32,6 +34,7 @@ def build_parser():
                         help="crop this fixed box (pixels of the upright frames) from every frame instead of "
                              "detecting faces (data with a known face position, such as synthetic_corpus.py's clips)")
     cli.add_detector_flag(parser, alias="--detector_weights")
+    add_shard_flag(parser)
     parser.add_argument("--audio_workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="processes extracting audio")
     cli.add_run_flags(parser)
@@ -44,9 +47,11 @@ def main(argv):
     check_writable(args.preprocessed_root)
     if args.batch_size < 1 or args.ngpu < 1 or args.audio_workers < 1:
         raise UserError("--batch_size, --ngpu and --audio_workers must be at least 1")
+    shard = Shard.parse(args.shard)
     videos = preprocessing.find_videos(data_root)
     if not videos:
         raise UserError(f"no <video>/<clip>.mp4 files under {data_root}")
+    videos = shard.select(videos)
 
     if args.box:
         detectors = [preprocessing.FixedBox(args.box)]
@@ -61,12 +66,13 @@ def main(argv):
     bar = tqdm(unit="clip", desc="preprocessing", disable=args.quiet, dynamic_ncols=True)
     try:
         summary = preprocessing.preprocess(videos, args.preprocessed_root, detectors, args.batch_size,
-                                           args.audio_workers, progress=bar)
+                                           args.audio_workers, progress=bar, shard=shard)
     finally:
         bar.close()
     print(f"{summary.videos} videos: {summary.done} preprocessed now, {summary.already_done} already done, "
-          f"{len(summary.failures)} failed" + (f" (see {args.preprocessed_root}/{preprocessing.FAILURES_NAME})"
-                                               if summary.failures else ""))
+          f"{len(summary.failures)} failed" + (f" (see {shard.path(Path(args.preprocessed_root) / preprocessing.FAILURES_NAME)})"
+                                               if summary.failures else "")
+          + (f"; {shard.describe()}" if not shard.whole else ""))
     return 1 if summary.failures else 0
 
 

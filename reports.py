@@ -2,6 +2,7 @@
 
 import csv
 import json
+import statistics
 from pathlib import Path
 
 from atomic_write import atomic_output
@@ -40,3 +41,10 @@ def read_rows(path):
     path = Path(path)
     with open(path, newline="") as handle:
         return json.load(handle) if path.suffix.lower() == ".json" else list(csv.DictReader(handle))
+
+
+def lse_averages(rows):
+    """The reference's closing lines over the rows scored (floats, or a CSV's strings)."""
+    scored = [row for row in rows if not row["error"]]
+    return ["Average Confidence: {}".format(statistics.mean(float(row["lse_c"]) for row in scored)),
+            "Average Minimum Distance: {}".format(statistics.mean(float(row["lse_d"]) for row in scored))]

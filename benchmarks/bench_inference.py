@@ -21,6 +21,8 @@ Settings:
     fast        --det_stride 5 --det_max_side 640 (plus bf16 on the CPU)
     box         --box: a fixed face box, no detection (the generator and the video I/O alone)
     box-fast    --box, --precision bf16 (on the CPU) and --preset ultrafast: the fast setting
+    box-onnx    --box on --backend onnxruntime (export.py's generator; no PyTorch imported)
+    box-onnx-fast  the same with --preset ultrafast
 
 Weights are seeded random ones (the speed of a network does not depend on its weights); S3FD's
 are tilted so that it finds one face-sized box per frame, as the real weights do on a talking
@@ -65,6 +67,9 @@ def make_weights(directory):
             face = 4.0 if level == "conv7_2" else -8.0
             conf.bias.copy_(torch.tensor([-face] * (conf.out_channels - 1) + [face]))
     torch.save(net.state_dict(), directory / "s3fd.pth")
+    from onnx_models import export_network
+
+    export_network(directory / "wav2lip.pth", directory / "wav2lip.onnx")
 
 
 def make_input(directory, size, seconds):
@@ -105,6 +110,8 @@ SETTINGS = {
     "box": lambda device, box: {"box": box},
     "box-fast": lambda device, box: {"box": box, "preset": "ultrafast",
                                      **({"precision": "bf16"} if device == "cpu" else {})},
+    "box-onnx": lambda device, box: {"box": box, "backend": "onnxruntime"},
+    "box-onnx-fast": lambda device, box: {"box": box, "backend": "onnxruntime", "preset": "ultrafast"},
 }
 
 
@@ -112,9 +119,10 @@ def child(spec):
     """Run one setting in this process; print its figures as JSON."""
     from lipsync.stage_clock import StageClock
 
+    from lipsync import Options, lip_sync
+
     clock = StageClock(STARTED)
-    with clock.measure("imports"):
-        from lipsync import Options, lip_sync
+    clock.add("imports", time.perf_counter() - STARTED)
     summary = lip_sync(Options(**spec, progress=False), clock=clock)
     print(json.dumps({"frames": summary.frames, "timings": summary.timings,
                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -173,7 +181,8 @@ def main():
                 print(f"<!-- input generated in {time.perf_counter() - started:.0f} s -->", file=sys.stderr)
                 for device in args.devices:
                     for setting in args.settings:
-                        spec = {"checkpoint_path": str(work / "wav2lip.pth"), "face": str(video), "audio": str(speech),
+                        onnx = setting.startswith("box-onnx")
+                        spec = {"checkpoint_path": str(work / ("wav2lip.onnx" if onnx else "wav2lip.pth")), "face": str(video), "audio": str(speech),
                                 "outfile": str(work / "out.mp4"), "detector_path": str(work / "s3fd.pth"),
                                 "device": device, **SETTINGS[setting](device, box)}
                         result = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],

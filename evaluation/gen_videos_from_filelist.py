@@ -24,6 +24,7 @@ from lipsync.batch import (
     generation_options,
     read_filelist,
 )
+from sharding import Shard
 
 
 def build_parser():
@@ -43,7 +44,8 @@ def main(argv):
     def options_for(pair, outfile):
         return generation_options(args, pair, outfile, tool="gen_videos_from_filelist.py", short_video="error")
 
-    return finish(args, generate(pairs, args.results_dir, options_for, progress=not args.quiet))
+    return finish(args, generate(pairs, args.results_dir, options_for, progress=not args.quiet,
+                                 shard=Shard.parse(args.shard)))
 
 
 if __name__ == "__main__":

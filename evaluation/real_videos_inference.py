@@ -27,6 +27,7 @@ from lipsync.batch import (
     read_filelist,
 )
 from media import visible
+from sharding import Shard
 
 
 def build_parser():
@@ -61,7 +62,8 @@ def main(argv):
         return generation_options(args, pair, outfile, tool="real_videos_inference.py", resize_to=sizes,
                                   short_video="stretch" if args.mode == "tts" else "error")
 
-    return finish(args, generate(pairs, args.results_dir, options_for, progress=not args.quiet))
+    return finish(args, generate(pairs, args.results_dir, options_for, progress=not args.quiet,
+                                 shard=Shard.parse(args.shard)))
 
 
 if __name__ == "__main__":

@@ -7,18 +7,21 @@
     api        FaceAlignment, as the reference's scripts call it
 """
 
-from .api import FaceAlignment, LandmarksType, NetworkSize
-from .detect import (
-    DEFAULT_WEIGHTS,
-    S3FDDetector,
-    best_box,
-    candidate_boxes,
-    kept_boxes,
-    nms,
-)
-from .s3fd import S3FD
+import importlib
 
-__all__ = [
-    "FaceAlignment", "LandmarksType", "NetworkSize", "S3FD", "S3FDDetector",
-    "DEFAULT_WEIGHTS", "candidate_boxes", "nms", "best_box", "kept_boxes",
-]
+_HOMES = {"FaceAlignment": "api", "LandmarksType": "api", "NetworkSize": "api", "S3FD": "s3fd",
+          **dict.fromkeys(["S3FDDetector", "DEFAULT_WEIGHTS", "candidate_boxes", "nms", "best_box", "kept_boxes"],
+                          "detect")}
+__all__ = list(_HOMES)
+
+
+_SUBMODULES = {"api", "boxes", "detect", "loading", "s3fd"}
+
+
+def __getattr__(name):
+    # Imported on first use, so that face_detection.boxes loads without torch.
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name not in _HOMES:
+        raise AttributeError(f"module 'face_detection' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)

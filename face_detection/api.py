@@ -2,8 +2,7 @@
 
 from enum import Enum
 
-import torch
-
+from cli import pick_device
 from errors import UserError
 
 from .boxes import to_int_box
@@ -24,14 +23,14 @@ class FaceAlignment:
     """S3FD face detection behind the reference's ``FaceAlignment(...).get_detections_for_batch``.
 
     Only detection is provided (landmarks were never used by Wav2Lip). ``device`` defaults to
-    CUDA when available; ``path_to_detector`` defaults to face_detection/detection/sfd/s3fd.pth.
+    CUDA, else Apple's MPS, else the CPU; ``path_to_detector`` defaults to face_detection/detection/sfd/s3fd.pth.
     """
 
     def __init__(self, landmarks_type=LandmarksType._2D, network_size=NetworkSize.LARGE, device=None,
                  flip_input=False, face_detector="sfd", verbose=False, path_to_detector=None, batch_size=None):
         if face_detector != "sfd":
             raise UserError(f"face detector {face_detector!r} is not available; only 'sfd' (S3FD) is")
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = pick_device(device or "auto")
         self.face_detector = S3FDDetector(self.device, path_to_detector, batch_size)
 
     def get_detections_for_batch(self, images):

@@ -106,6 +106,9 @@ class S3FDDetector:
 
     def __init__(self, device="cpu", weights_path=None, batch_size=None):
         path = weights_file(weights_path)
+        if not path.is_file() and path.suffix == ".onnx":
+            raise UserError(f"S3FD as ONNX not found at {path}: python export.py {path.with_suffix('.pth')} writes it "
+                            "from the PyTorch weights")
         if not path.is_file():
             raise UserError(
                 f"S3FD face-detector weights not found at {path}: download s3fd.pth (face-alignment's "
@@ -113,9 +116,15 @@ class S3FDDetector:
                 + ("" if weights_path else ", or pass its path with --detector_path")
             )
         self.device = torch.device(device)
-        self.net = S3FD()
-        load_weights(self.net, path, self.device)
-        self.net.eval()
+        if path.suffix == ".onnx":
+            from onnx_models import inference_session  # noqa: PLC0415
+
+            self.net = _OnnxHeads(inference_session(path, str(device)))
+            self.device = torch.device("cpu")  # the tensors around it; onnxruntime runs it where it was asked to
+        else:
+            self.net = S3FD()
+            load_weights(self.net, path, self.device)
+            self.net.eval()
         self.batch_size = batch_size
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -153,3 +162,13 @@ class S3FDDetector:
             results.extend(select(dets) for dets in candidates)
             start += len(chunk)
         return results
+
+
+class _OnnxHeads:
+    """S3FD exported by export.py, called as the network is: a frames tensor in, the six heads out."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, frames):
+        return [torch.from_numpy(head) for head in self.session.run(None, {"frames": frames.numpy()})]

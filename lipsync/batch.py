@@ -1,6 +1,8 @@
 """Generating test-set videos with inference.py's pipeline: pairs of (face video, audio) in,
 ``RESULTS/<index>.mp4`` out. Resumable (an existing output is kept), with a progress bar and a
-summary of the pairs that failed and why (also in ``RESULTS/failures.csv``)."""
+summary of the pairs that failed and why (also in ``RESULTS/failures.csv``). With --shard K/N
+(or under torchrun) a run makes every N-th video: the same files a whole run makes, its
+failures in ``failures.shard-K-of-N.csv`` (merge_shards.py joins them)."""
 
 import dataclasses
 import sys
@@ -18,7 +20,7 @@ from lipsync import Options, lip_sync
 from lipsync.marking import add_marking_flags
 from media import read_frames
 from provenance import unmarked_warning
-from reports import write_or_remove
+from sharding import Shard, add_shard_flag, write_table
 
 
 @dataclasses.dataclass
@@ -41,6 +43,7 @@ def add_generation_flags(parser, pads, face_det_batch_size):
                         help="frames where no face is found: error skips the pair (the reference); interpolate and "
                              "skip carry on as inference.py does")
     parser.add_argument("--max_gap", type=float, default=0.5, help="longest face-less gap, in seconds, that interpolate fills")
+    add_shard_flag(parser)
     add_run_flags(parser)
     add_marking_flags(parser, label=False)
 
@@ -54,7 +57,7 @@ def generation_options(args, pair, outfile, **settings):
 
 def finish(args, summary):
     """Print the summary (and the --unmarked warning); the exit status: 1 when no video exists."""
-    print(summary.line())
+    print(summary.line() + (f"; {summary.shard.describe()}" if not summary.shard.whole else ""))
     if args.unmarked:
         print(unmarked_warning(f"{args.results_dir}/*.mp4"), file=sys.stderr)
     return 0 if summary.generated + summary.existing else 1
@@ -77,17 +80,18 @@ class GenerationSummary:
     generated: int = 0
     existing: int = 0
     failures: list = dataclasses.field(default_factory=list)
+    shard: Shard = Shard()
 
     def line(self):
         return (f"{self.generated} generated, {self.existing} already there, {len(self.failures)} failed"
-                + (" (see failures.csv)" if self.failures else ""))
+                + (f" (see {self.shard.path('failures.csv')})" if self.failures else ""))
 
 
-def generate(pairs, results_dir, options_for, progress=True):
-    """lip_sync(options_for(pair, outfile)) for each pair whose output does not exist yet."""
+def generate(pairs, results_dir, options_for, progress=True, shard=Shard()):
+    """lip_sync(options_for(pair, outfile)) for each of this shard's pairs whose output does not exist yet."""
     results_dir = check_writable(results_dir)  # before the first video: a read-only or full folder
-    summary = GenerationSummary()
-    for pair in tqdm(pairs, desc="videos", unit="video", disable=not progress):
+    summary = GenerationSummary(shard=shard)
+    for pair in tqdm(shard.select(pairs), desc="videos", unit="video", disable=not progress):
         outfile = results_dir / f"{pair.index}.mp4"
         if outfile.exists():
             summary.existing += 1
@@ -100,7 +104,7 @@ def generate(pairs, results_dir, options_for, progress=True):
                                      "error": str(error)})
             continue
         summary.generated += 1
-    write_or_remove(results_dir / "failures.csv", summary.failures)
+    write_table(shard, results_dir / "failures.csv", summary.failures)
     return summary
 
 

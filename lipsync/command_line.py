@@ -3,10 +3,11 @@
 import argparse
 import sys
 
+import numpy as np
+
 from cli import add_detector_flag, add_run_flags
 from lipsync.marking import add_marking_flags
 from lipsync.pipeline import sync_json_path
-from lipsync.sync_similarity import describe
 from provenance import unmarked_warning
 
 
@@ -59,6 +60,10 @@ def _add_extra_flags(extra):
                        help="auto: fp16 on CUDA, fp32 on the CPU (exact); bf16 is 3-4x faster on CPUs with native "
                             "bf16 (AMX, AVX-512 BF16) but changes pixels by about one grey level; fp16 runs on the CPU too, "
                             "slowly")
+    extra.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                       help="run the networks in PyTorch, or in onnxruntime from the .onnx files export.py writes "
+                            "(--checkpoint_path wav2lip.onnx; detection reads s3fd.onnx); onnxruntime starts without "
+                            "importing PyTorch when --box is given")
     extra.add_argument("--det_max_side", type=int, default=None,
                        help="detect faces on a copy scaled down to at most this many pixels on its longer side "
                             "(faster; boxes become less precise, and small faces may be missed)")
@@ -95,3 +100,16 @@ def report(summary, options):
     print("\n".join(lines))
     if options.unmarked:
         print(unmarked_warning(summary.outfile), file=sys.stderr)
+
+
+def describe(values):
+    """scipy.stats.describe as text, or why there is nothing to describe."""
+    if len(values) < 2:
+        return f"{len(values)} window(s): too few frames with faces for a distribution"
+    from scipy import stats  # noqa: PLC0415 - 0.8 s of imports, only when there are scores
+
+    result = stats.describe(np.asarray(values, np.float64))
+    low, high = (float(v) for v in result.minmax)
+    return (f"DescribeResult(nobs={int(result.nobs)}, minmax=({low:.4f}, {high:.4f}), mean={float(result.mean):.4f}, "
+            f"variance={float(result.variance):.3g}, skewness={float(result.skewness):.3f}, "
+            f"kurtosis={float(result.kurtosis):.3f})")

@@ -11,10 +11,7 @@ import cv2
 import numpy as np
 
 from face_detection.boxes import has_area, pad_and_clip, to_int_box
-from face_detection.loading import load_detector
 from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
-from lipsync.detection_cache import DetectionCache
-from lipsync.generator import autocast
 from lipsync.threads import trim_heap
 from yuv import bgr_of
 
@@ -23,6 +20,10 @@ def face_source(options, frames, total, device):
     """The box source ``options`` ask for, for ``frames`` (a FrameSource) and ``total`` output frames."""
     if options.fixed_box is not None:
         return FixedBox(options.fixed_box)
+    # Detection needs PyTorch (S3FD's post-processing, and the network unless it runs in onnxruntime).
+    from face_detection.loading import load_detector  # noqa: PLC0415
+    from lipsync.detection_cache import DetectionCache  # noqa: PLC0415
+
     planner = BoxPlanner(frames.frame_size, options.pads, not options.nosmooth, options.on_no_face,
                          max_gap=int(options.max_gap * float(frames.fps)), limit=total, fps=float(frames.fps),
                          stride=options.det_stride)
@@ -32,7 +33,7 @@ def face_source(options, frames, total, device):
         cached = cache.load()
         if cached is not None:
             return CachedBoxes(planner, cached)
-    detector = load_detector(device, options.detector_path, options.face_det_batch_size)
+    detector = load_detector(device, options.detector_weights(), options.face_det_batch_size)
     return DetectedBoxes(detector, planner, options, frames.frame_size, device, cache)
 
 
@@ -116,6 +117,8 @@ class DetectedBoxes:
             size = tuple(max(1, round(side * scale)) for side in self.frame_size)
             frames = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
         boxes, status = [(0, 0, 0, 0)] * len(block), [NOT_RUN] * len(block)
+        from lipsync.generator import autocast  # noqa: PLC0415
+
         with autocast(self.device, o.precision):
             detections = self.detector.detect(np.stack(frames)) if frames else []
         for k, detection in zip(chosen, detections):

@@ -7,6 +7,7 @@ import sys
 import torch
 
 from checkpoint import file_version, load_weights
+from cli import pick_device
 from models import Wav2Lip
 from models.fusion import fuse_for_inference
 from models.inputs import mask_lower_half
@@ -59,6 +60,21 @@ def autocast(device, precision):
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+
+
+class TorchGenerator:
+    """The generator in PyTorch on the device and precision asked for: generate(faces, mels)."""
+
+    def __init__(self, path, device, precision, requested_batch, progress=False):
+        self.device, self.precision = pick_device(device), precision
+        autocast(self.device, precision)  # checks the precision first
+        self.batch_size = batch_size(requested_batch, self.device, precision)
+        self.model = load_generator(path, self.device)
+        if progress:  # a note, like the progress bar: --quiet keeps stderr for errors
+            suggest_bf16(self.device, precision)
+
+    def generate(self, faces, mels):
+        return generate(self.model, faces, mels, self.device, self.precision)
 
 
 def load_generator(path, device):

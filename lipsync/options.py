@@ -4,7 +4,6 @@ import dataclasses
 from pathlib import Path
 
 from errors import UserError
-from face_detection.loading import fingerprint
 from lipsync.marking import check_label
 
 CHOICES = {
@@ -12,6 +11,7 @@ CHOICES = {
     "blend": ("paste", "feather"),
     "short_video": ("loop", "stretch", "error"),
     "precision": ("auto", "fp32", "fp16", "bf16"),
+    "backend": ("torch", "onnxruntime"),
 }
 
 
@@ -58,6 +58,7 @@ class Options:
     tool: str = "inference.py"  # the script named in the metadata
     synthetic_speech: tuple = ()  # (IPTC digital source type, synthesiser) when dub.py made the audio
     subtitles: tuple = ()  # (start s, end s, text) cues written as a soft subtitle track
+    backend: str = "torch"  # torch | onnxruntime (the .onnx files export.py writes)
 
     def __post_init__(self):
         for name in ("pads", "crop", "box", "resize_to"):  # lists from a parser: tuples, as the defaults
@@ -94,6 +95,15 @@ class Options:
             raise UserError("--unmarked and --c2pa_cert contradict each other: content credentials mark the video")
         if self.det_max_side is not None and self.det_max_side < 32:
             raise UserError("--det_max_side must be at least 32 pixels")
+        if self.backend == "onnxruntime":
+            if self.precision not in ("auto", "fp32"):
+                raise UserError(f"--backend onnxruntime runs the exported fp32 networks: --precision {self.precision} "
+                                "is for --backend torch")
+            for flag, path in (("--checkpoint_path", self.checkpoint_path),
+                               ("--detector_path", self.fixed_box is None and self.detector_weights())):
+                if path and Path(path).suffix != ".onnx":
+                    raise UserError(f"--backend onnxruntime takes ONNX files: {flag} {path} is not one; "
+                                    f"python export.py {path} writes {Path(path).with_suffix('.onnx')}")
         if self.fps <= 0 or self.max_gap < 0:
             raise UserError("--fps must be positive and --max_gap not negative")
         for name, path in (("--face", self.face), ("--audio", self.audio)):
@@ -121,11 +131,22 @@ class Options:
                           steps + [f"--crop {' '.join(map(str, self.crop))}"] * cropped)
         return width, height
 
+    def detector_weights(self):
+        """The S3FD file: --detector_path, or the default place (its .onnx beside it for onnxruntime)."""
+        from face_detection.detect import DEFAULT_WEIGHTS  # noqa: PLC0415 - torch only when detecting
+
+        if self.detector_path:
+            return self.detector_path
+        return str(DEFAULT_WEIGHTS.with_suffix(".onnx") if self.backend == "onnxruntime" else DEFAULT_WEIGHTS)
+
     def detection_settings(self, device):
         """Every setting that changes what the detector sees or says (the face cache's key)."""
+        from face_detection.loading import fingerprint  # noqa: PLC0415 - torch only when detecting
+
         return {"resize_factor": self.resize_factor, "rotate": self.rotate, "crop": list(self.crop),
                 "det_max_side": self.det_max_side, "det_stride": self.det_stride, "batch": self.face_det_batch_size,
-                "device": device.type, "precision": self.precision, "weights": fingerprint(self.detector_path)}
+                "device": getattr(device, "type", device), "precision": self.precision,
+                "weights": fingerprint(self.detector_weights())}
 
 
 def _check_region(flag, given, region, width, height, steps=()):

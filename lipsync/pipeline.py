@@ -29,16 +29,13 @@ import numpy as np
 from tqdm import tqdm
 
 from atomic_write import atomic_output, check_writable
-from cli import pick_device
 from errors import UserError
-from lipsync import generator
 from lipsync.audio_chunks import mel_chunk_starts, speech_mel
 from lipsync.compose import paste
 from lipsync.face_sources import face_source
 from lipsync.frames import FrameSource
 from lipsync.marking import Label
 from lipsync.stage_clock import StageClock
-from lipsync.sync_similarity import SyncSimilarity
 from lipsync.threads import Pipeline, Stopped
 from media import VideoWriter
 from models.inputs import FACE_SIZE, MEL_BINS, MEL_STEP
@@ -115,16 +112,16 @@ class _Job:
         self.chunk_starts = mel_chunk_starts(self.mel.shape[1], float(self.frames.fps))
         self.total = len(self.chunk_starts)
         self.frames.stretch_to(self.total)
-        self.device = pick_device(o.device)
-        self.batch_size = generator.batch_size(o.wav2lip_batch_size, self.device, o.precision)
-        generator.autocast(self.device, o.precision)  # checks the precision
+        self.generator = _load_generator(o, clock)
         with clock.measure("load"):
-            self.generator = generator.load_generator(o.checkpoint_path, self.device)
-            self.sync = SyncSimilarity(o.syncnet_checkpoint_path, self.mel, self.chunk_starts, self.device) \
-                if o.syncnet_checkpoint_path else None
+            self.device, self.batch_size = self.generator.device, self.generator.batch_size
+            self.sync = None
+            if o.syncnet_checkpoint_path:
+                from lipsync.sync_similarity import SyncSimilarity  # noqa: PLC0415 - torch, only when asked
+
+                self.sync = SyncSimilarity(o.syncnet_checkpoint_path, self.mel, self.chunk_starts,
+                                           "cpu" if o.backend == "onnxruntime" else self.device)
             self.boxes = face_source(o, self.frames, self.total, self.device)
-        if o.progress:  # a note, like the progress bar: --quiet keeps stderr for errors
-            generator.suggest_bf16(self.device, o.precision)
 
     def run(self, sink):
         self.pictures = isinstance(sink, VideoWriter) and self.frames.keeps_yuv
@@ -137,8 +134,7 @@ class _Job:
         try:
             for batch in to_generator:
                 with self.clock.measure("generator"):
-                    generated = generator.generate(self.generator, batch.faces, batch.mels, self.device,
-                                                   self.options.precision)
+                    generated = self.generator.generate(batch.faces, batch.mels)
                     if self.sync is not None:
                         self.sync.add(batch.face_indices, batch.faces, generated)
                 to_compose.put((batch.frames, batch.boxes, generated))
@@ -198,6 +194,20 @@ class _Job:
                         sink.write(frame)
                     clock.frame_written()
                 bar.update(len(boxes))
+
+
+def _load_generator(options, clock):
+    """The generator on the backend ``options`` name; PyTorch is imported only for its own."""
+    o = options
+    with clock.measure("imports"):
+        if o.backend == "onnxruntime":
+            from lipsync.onnx_generator import OnnxGenerator as backend  # noqa: PLC0415
+        else:
+            from lipsync.generator import TorchGenerator as backend  # noqa: PLC0415
+    with clock.measure("load"):
+        if o.backend == "onnxruntime":
+            return backend(o.checkpoint_path, o.device, o.wav2lip_batch_size)
+        return backend(o.checkpoint_path, o.device, o.precision, o.wav2lip_batch_size, o.progress)
 
 
 class _BatchBuilder:

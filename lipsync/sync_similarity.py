@@ -10,7 +10,6 @@ import collections
 
 import numpy as np
 import torch
-from scipy import stats
 
 from checkpoint import load_weights
 from models import SyncNet_color
@@ -61,13 +60,3 @@ class SyncSimilarity:
         self.scores["chunks"].extend(starts)
         self._windows = []
 
-
-def describe(values):
-    """scipy.stats.describe as text, or why there is nothing to describe."""
-    if len(values) < 2:
-        return f"{len(values)} window(s): too few frames with faces for a distribution"
-    result = stats.describe(np.asarray(values, np.float64))
-    low, high = (float(v) for v in result.minmax)
-    return (f"DescribeResult(nobs={int(result.nobs)}, minmax=({low:.4f}, {high:.4f}), mean={float(result.mean):.4f}, "
-            f"variance={float(result.variance):.3g}, skewness={float(result.skewness):.3f}, "
-            f"kurtosis={float(result.kurtosis):.3f})")

@@ -5,9 +5,9 @@ of MEL_STEP frames (0.2 s; the mel spectrogram has MEL_FPS frames per second) of
 bins. The generator sees each face with its lower half zeroed, stacked on channels with a
 reference face; the expert sees the lower halves of WINDOW consecutive faces stacked on
 channels. Faces here are laid out (..., channels, [time,] rows, columns).
-"""
 
-import torch
+Nothing here imports torch at load time: the onnxruntime backend runs without it.
+"""
 
 FACE_SIZE = 96  # pixels on each side of a face crop
 MEL_BINS = 80  # rows of a mel chunk (the audio front end's num_mels)
@@ -24,7 +24,7 @@ def lower_half(faces):
 def mask_lower_half(faces):
     """A copy of ``faces`` (a tensor or an array) with the lower half zeroed: what the generator
     is asked to fill in."""
-    masked = faces.clone() if isinstance(faces, torch.Tensor) else faces.copy()
+    masked = faces.clone() if hasattr(faces, "clone") else faces.copy()  # a tensor, or an array
     masked[..., faces.shape[-2] // 2:, :] = 0
     return masked
 
@@ -32,5 +32,7 @@ def mask_lower_half(faces):
 def stack_lower_halves(window):
     """(..., 3, T, H, W) -> (..., 3T, H/2, W): the lower halves of the T frames stacked on
     channels, frame by frame (BGR of frame 0, BGR of frame 1, ...), as the expert sees them."""
+    import torch
+
     window = lower_half(window)
     return torch.cat([window[..., t, :, :] for t in range(window.shape[-3])], dim=-3)

@@ -86,6 +86,32 @@ def test_expert_runs_under_cpu_mixed_precision(corpus, tmp_path):
     assert torch.isfinite(read_checkpoint(out / "checkpoint_step000000001.pth")["state_dict"]["face_encoder.0.conv_block.0.weight"]).all()
 
 
+def test_generator_step_under_fp16_autocast_with_a_grad_scaler(corpus, tmp_path, monkeypatch):
+    """The path a CUDA GPU without fast bf16 takes (--amp on there), run on the CPU: forward
+    passes under float16 autocast, the loss scaled, the step unscaled and checked for inf."""
+    seen = {"steps": [], "dtypes": set()}
+    step, forward = torch.amp.GradScaler.step, Wav2Lip.forward
+
+    def scaler_step(self, optimizer, *args, **kwargs):
+        seen["steps"].append((self.is_enabled(), self.get_scale()))
+        return step(self, optimizer, *args, **kwargs)
+
+    def generator_forward(self, *args):
+        output = forward(self, *args)
+        seen["dtypes"].add(output.dtype)
+        return output
+
+    monkeypatch.setattr(torch.amp.GradScaler, "step", scaler_step)
+    monkeypatch.setattr(Wav2Lip, "forward", generator_forward)
+    out = tmp_path / "fp16"
+    args = flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"), "--max_steps", "1",
+                 "--amp", "fp16", hparams_=FAST + ",syncnet_wt=0.03")
+    assert wav2lip_train.main(args) == 0
+    assert seen["steps"] == [(True, 65536.0)] and seen["dtypes"] == {torch.float16}
+    weights = read_checkpoint(out / "checkpoint_step000000001.pth")["state_dict"]
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
 def test_generator_trains_writes_samples_and_resumes_syncnet_wt(corpus, tmp_path, monkeypatch):
     out = tmp_path / "wav2lip"
     monkeypatch.setattr(objectives, "SYNC_LOSS_THRESHOLD", 100.0)  # the first evaluation raises syncnet_wt

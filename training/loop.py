@@ -49,8 +49,9 @@ def add_training_flags(parser, disc=False, syncnet=False):
                         help="keep only the newest N checkpoints of each network; 0 keeps all")
     parser.add_argument("--log_interval", type=int, default=50, help="steps between TensorBoard scalars")
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights' initialisation and the sampling")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
-                        help="mixed precision (bfloat16, or float16 with loss scaling): auto = on a CUDA GPU")
+    parser.add_argument("--amp", choices=["auto", "on", "off", "fp16", "bf16"], default="auto",
+                        help="mixed precision: on = bfloat16, or float16 with loss scaling where bfloat16 is slow; "
+                             "auto = on a CUDA GPU; fp16 or bf16 to choose")
     add_hparams_argument(parser)
     cli.add_run_flags(parser)
 

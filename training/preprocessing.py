@@ -6,7 +6,9 @@ reference crops) and the clip's audio track as ``audio.wav``. A clip counts as d
 once the marker ``.done`` is written, last, so an interrupted run picks up where it stopped.
 Frames are streamed in detector batches (long videos do not fill memory), one worker per GPU
 detects faces while a pool of processes extracts the audio, and the videos that fail are
-listed with the reason in ``<preprocessed_root>/preprocess_failures.csv``.
+listed with the reason in ``<preprocessed_root>/preprocess_failures.csv``, sorted by video.
+Run as a shard (sharding.py) it does its share of the videos: the clips it writes are those
+a whole run writes, and its failures go to ``preprocess_failures.shard-K-of-N.csv``.
 """
 
 import errno
@@ -21,7 +23,7 @@ from face_detection.boxes import from_top_bottom_left_right, to_int_box
 from hparams import hparams
 from media import read_frames, visible, write_jpeg
 from processes import spawned_pool
-from reports import write_or_remove
+from sharding import Shard, write_table
 from training.dataset import DONE_MARKER
 
 FAILURES_NAME = "preprocess_failures.csv"
@@ -108,7 +110,7 @@ class Summary:
     failures: list = field(default_factory=list)  # {video, stage, error}
 
 
-def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_workers=2, progress=None):
+def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_workers=2, progress=None, shard=Shard()):
     """Process ``videos`` not yet done: faces on ``detectors`` (one thread each), audio in
     ``audio_workers`` processes; returns a Summary and writes the failure list."""
     summary = Summary(videos=len(videos))
@@ -147,15 +149,16 @@ def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_worker
         except BaseException:
             for job in jobs:  # stopped (a full disk, Ctrl-C): do not start what is still queued
                 job.cancel()
-            _write_failures(preprocessed_root, summary, quietly=True)
+            _write_failures(preprocessed_root, summary, shard, quietly=True)
             raise
-    _write_failures(preprocessed_root, summary)
+    _write_failures(preprocessed_root, summary, shard)
     return summary
 
 
-def _write_failures(preprocessed_root, summary, quietly=False):
+def _write_failures(preprocessed_root, summary, shard, quietly=False):
+    summary.failures.sort(key=lambda failure: failure["video"])  # not the order the workers finished in
     try:
-        write_or_remove(Path(preprocessed_root) / FAILURES_NAME, summary.failures)
+        write_table(shard, Path(preprocessed_root) / FAILURES_NAME, summary.failures)
     except OSError:
         if not quietly:  # the run is already stopping for a reason of its own
             raise

@@ -50,6 +50,8 @@ class Session:
     def _amp_dtype(self, amp):
         if amp == "off" or (amp == "auto" and self.device.type != "cuda"):
             return None
+        if amp in ("fp16", "bf16"):  # fp16 on the CPU too: the GPU's path (with loss scaling), testable anywhere
+            return torch.float16 if amp == "fp16" else torch.bfloat16
         if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             return torch.float16
         return torch.bfloat16

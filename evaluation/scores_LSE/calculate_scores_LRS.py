@@ -7,7 +7,6 @@ script does, and writes each video's scores to --scores. Runs in this project's 
 no syncnet_python clone, no ffmpeg, no temporary frames on disk.
 """
 
-import statistics
 import sys
 from pathlib import Path
 
@@ -19,8 +18,11 @@ from atomic_write import check_writable
 from cli import add_run_flags, argument_parser, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.metrics.lse import LSEScorer
-from reports import default_scores_path, write_rows
 from media import visible
+from reports import default_scores_path, lse_averages, write_rows
+from sharding import Shard, add_shard_flag
+
+COLUMNS = ("video", "lse_d", "lse_c", "offset", "windows", "notes", "error")
 
 
 def build_parser():
@@ -33,6 +35,7 @@ def build_parser():
     p.add_argument("--scores", help="per-video scores (.csv or .json; default results/<data_root's name>_lse_scores.csv)")
     p.add_argument("--no_jpeg_roundtrip", action="store_true",
                    help="score the decoded frames directly, skipping the reference's JPEG frames (see README)")
+    add_shard_flag(p)
     add_run_flags(p)
     return p
 
@@ -45,6 +48,8 @@ def main(argv):
         raise UserError(f"no .mp4 files in {root}")
     args.scores = args.scores or default_scores_path(root, "lse_scores")
     check_writable(Path(args.scores).parent)
+    shard = Shard.parse(args.shard)
+    videos, scores = shard.select(videos), shard.path(args.scores)
     if args.batch_size < 1 or args.vshift < 0:
         raise UserError("--batch_size must be at least 1 and --vshift not negative")
     scorer = LSEScorer(args.initial_model, pick_device(args.device), args.batch_size, args.vshift)
@@ -55,21 +60,24 @@ def main(argv):
             score, source = scorer.score_video(video, jpeg_roundtrip=not args.no_jpeg_roundtrip)
         except UserError as error:
             tqdm.write(f"{video.name}: skipped: {error}", file=sys.stderr)
-            rows.append({"video": video.name, "error": str(error)})
+            rows.append({**dict.fromkeys(COLUMNS, ""), "video": video.name, "error": str(error)})
             continue
         notes = source.notes()
         if notes:
             tqdm.write(f"{video.name}: " + "; ".join(notes))
         rows.append({"video": video.name, "lse_d": score.min_distance, "lse_c": score.confidence,
                      "offset": score.offset, "windows": score.windows, "notes": "; ".join(notes), "error": ""})
-    write_rows(args.scores, rows)
+    write_rows(scores, rows)
 
     scored = [row for row in rows if not row["error"]]
+    if not shard.whole:
+        print(f"{shard.describe()}: scored {len(scored)} of {len(videos)} videos into {scores}; "
+              f"when every shard is done: python merge_shards.py {args.scores}")
+        return 0
     if not scored:
-        raise UserError(f"none of the {len(videos)} videos could be scored (see {args.scores})")
-    print(f"Scored {len(scored)} of {len(videos)} videos; per-video scores in {args.scores}")
-    print("Average Confidence: {}".format(statistics.mean(row["lse_c"] for row in scored)))
-    print("Average Minimum Distance: {}".format(statistics.mean(row["lse_d"] for row in scored)))
+        raise UserError(f"none of the {len(videos)} videos could be scored (see {scores})")
+    print(f"Scored {len(scored)} of {len(videos)} videos; per-video scores in {scores}")
+    print("\n".join(lse_averages(rows)))
     return 0
 
 

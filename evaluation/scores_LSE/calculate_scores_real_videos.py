@@ -22,9 +22,12 @@ from cli import add_detector_flag, add_run_flags, argument_parser, existing_fold
 from errors import UserError
 from evaluation.metrics.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
 from evaluation.metrics.lse import VIDEO_FPS, LSEScorer
-from reports import default_scores_path, write_rows
 from face_detection.loading import load_detector
 from media import VIDEO_EXTENSIONS, visible
+from reports import default_scores_path, lse_averages, write_rows
+from sharding import Shard, add_shard_flag
+
+COLUMNS = ("video", "track", "start_s", "end_s", "lse_d", "lse_c", "offset", "error")
 
 
 def build_parser():
@@ -37,6 +40,7 @@ def build_parser():
     p.add_argument("--min_track", type=int, default=MIN_TRACK, help="shortest face track scored, in frames at 25 fps")
     p.add_argument("--min_face_size", type=int, default=MIN_FACE_SIZE, help="smallest mean face size scored, in pixels")
     p.add_argument("--scores", help="per-track scores (.csv or .json; default results/<data_root's name>_lse_real_scores.csv)")
+    add_shard_flag(p)
     add_run_flags(p)
     return p
 
@@ -49,6 +53,8 @@ def main(argv):
         raise UserError(f"no videos in {root}")
     args.scores = args.scores or default_scores_path(root, "lse_real_scores")
     check_writable(Path(args.scores).parent)
+    shard = Shard.parse(args.shard)
+    videos, scores = shard.select(videos), shard.path(args.scores)
     device = pick_device(args.device)
     scorer = LSEScorer(args.initial_model, device, args.batch_size, args.vshift)
     detector = load_detector(device, args.detector_path, 16)
@@ -59,11 +65,11 @@ def main(argv):
             scored = score_tracks(video, find_tracks(video, detector, 16, args.min_track, args.min_face_size), scorer)
         except UserError as error:
             tqdm.write(f"{video.name}: skipped: {error}", file=sys.stderr)
-            rows.append({"video": video.name, "error": str(error)})
+            rows.append({**dict.fromkeys(COLUMNS, ""), "video": video.name, "error": str(error)})
             continue
         if not scored:
             tqdm.write(f"{video.name}: no face track of {args.min_track} frames or more", file=sys.stderr)
-            rows.append({"video": video.name, "error": "no face track long enough"})
+            rows.append({**dict.fromkeys(COLUMNS, ""), "video": video.name, "error": "no face track long enough"})
             continue
         for number, (track, score) in enumerate(scored):
             rows.append({"video": video.name, "track": number, "start_s": track.first / VIDEO_FPS,
@@ -71,15 +77,18 @@ def main(argv):
                          "lse_c": score.confidence, "offset": score.offset, "error": ""})
         tqdm.write(f"{video.name}: {len(scored)} tracks, LSE-D {statistics.mean(s.min_distance for _, s in scored):.3f}, "
                    f"LSE-C {statistics.mean(s.confidence for _, s in scored):.3f}")
-    write_rows(args.scores, rows)
+    write_rows(scores, rows)
 
     tracks = [row for row in rows if not row["error"]]
+    if not shard.whole:
+        print(f"{shard.describe()}: scored {len(tracks)} face tracks in {len(videos)} videos into {scores}; "
+              f"when every shard is done: python merge_shards.py {args.scores}")
+        return 0
     if not tracks:
-        raise UserError(f"no face track could be scored in the {len(videos)} videos (see {args.scores})")
+        raise UserError(f"no face track could be scored in the {len(videos)} videos (see {scores})")
     print(f"Scored {len(tracks)} face tracks in {len({row['video'] for row in tracks})} of {len(videos)} videos; "
-          f"per-track scores in {args.scores}")
-    print("Average Confidence: {}".format(statistics.mean(row["lse_c"] for row in tracks)))
-    print("Average Minimum Distance: {}".format(statistics.mean(row["lse_d"] for row in tracks)))
+          f"per-track scores in {scores}")
+    print("\n".join(lse_averages(rows)))
     return 0
 
 

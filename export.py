@@ -1,0 +1,37 @@
+"""Export checkpoints to ONNX (dynamic batch), each checked against PyTorch before it is kept.
+
+    python export.py checkpoints/wav2lip_gan.pth face_detection/detection/sfd/s3fd.pth
+
+Takes the generator (wav2lip.pth, wav2lip_gan.pth), S3FD (s3fd.pth), the expert SyncNet
+(lipsync_expert.pth) and the LSE SyncNet (syncnet_v2.model); which one a file holds is read
+from its weights. Each is written beside its checkpoint (or into --outdir) with the suffix
+.onnx, for ``inference.py --backend onnxruntime``; the work is done by ``onnx_models``.
+"""
+
+import sys
+from pathlib import Path
+
+from cli import argument_parser, run
+
+
+def build_parser():
+    p = argument_parser(__doc__)
+    p.add_argument("checkpoints", nargs="+", help="checkpoint files to export")
+    p.add_argument("--outdir", help="write the .onnx files here (default: beside each checkpoint)")
+    p.add_argument("--verbose", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    from onnx_models import export_network
+
+    for checkpoint in map(Path, args.checkpoints):
+        target = (Path(args.outdir) if args.outdir else checkpoint.parent) / (checkpoint.stem + ".onnx")
+        network, difference = export_network(checkpoint, target)
+        print(f"Wrote {target}: {network}, largest difference from PyTorch {difference:.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,43 @@
+"""Join what the shards of a run wrote (--shard K/N, or torchrun) into what one run writes.
+
+    python merge_shards.py results/generated_lse_scores.csv
+    python merge_shards.py lrs2_preprocessed/preprocess_failures.csv results/failures.csv
+
+Give each file as the whole run names it: its shards ``<name>.shard-K-of-N<suffix>`` beside it
+are joined (all N must be there), rows in the order one run writes them, and the shard files
+are then removed. For LSE score tables the run's closing averages are printed again.
+"""
+
+import sys
+from pathlib import Path
+
+from cli import argument_parser, run
+from reports import lse_averages
+from sharding import merge_table, shard_files
+
+
+def build_parser():
+    p = argument_parser(__doc__)
+    p.add_argument("tables", nargs="+", help="the whole-run files (.csv or .json) whose shard files to join")
+    p.add_argument("--keep_shards", action="store_true", help="leave the shard files in place")
+    p.add_argument("--verbose", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    for table in map(Path, args.tables):
+        parts = shard_files(table)
+        rows = merge_table(table)
+        print(f"Joined {len(parts)} shards into {table}: {len(rows)} rows" if rows else
+              f"{len(parts)} shards, no rows: {table} is not written, as one run would not write it")
+        if rows and {"lse_c", "lse_d", "error"} <= set(rows[0]) and any(not row["error"] for row in rows):
+            print("\n".join(lse_averages(rows)))
+        if not args.keep_shards:
+            for part in parts:
+                part.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,170 @@
+"""The released networks as ONNX, and onnxruntime sessions to run them.
+
+    export_network(checkpoint, onnx_path)   the network a checkpoint holds, written as ONNX with a
+                                            dynamic batch, checked against PyTorch -> max difference
+    inference_session(onnx_path, device)    an onnxruntime session: the CUDA provider on "cuda"
+                                            (and on "auto" where onnxruntime has it), else the CPU
+
+Which network a checkpoint holds is read from its keys (checkpoint.identify_network). The
+generator is exported with its BatchNorm folded, as inference runs it.
+"""
+
+import contextlib
+import dataclasses
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from atomic_write import atomic_output
+from errors import UserError
+
+# The largest difference from PyTorch an export may show, in units of the output's largest
+# magnitude where that is above 1 (S3FD's logits and offsets; the generator's are in [0, 1]).
+EXPORT_TOLERANCE = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class OnnxSpec:
+    """How one network is exported: names, example input shapes (batch first), dynamic axes."""
+
+    inputs: tuple  # (name, shape) per input
+    outputs: tuple  # output names
+    dynamic: tuple  # per input: {axis: name} of the dimensions that vary
+
+
+GENERATOR = OnnxSpec((("mel", (2, 1, 80, 16)), ("face", (2, 6, 96, 96))), ("generated",),
+                     ({0: "batch"}, {0: "batch"}))
+S3FD_SPEC = OnnxSpec((("frames", (1, 3, 160, 224)),),
+                     tuple(f"{kind}{level}" for level in range(1, 7) for kind in ("cls", "loc")),
+                     ({0: "batch", 2: "height", 3: "width"},))
+EXPERT = OnnxSpec((("mel", (2, 1, 80, 16)), ("faces", (2, 15, 48, 96))), ("audio_embedding", "face_embedding"),
+                  ({0: "batch"}, {0: "batch"}))
+LSE_SYNCNET = OnnxSpec((("mfcc", (2, 1, 13, 20)), ("frames", (2, 3, 5, 224, 224))), ("audio_embedding", "lip_embedding"),
+                       ({0: "audio_batch"}, {0: "video_batch"}))
+
+
+def _networks():
+    """identify_network's names -> (spec, model builder); imported here, as torch is needed only to export."""
+    import torch
+
+    from evaluation.metrics.syncnet import S
+    from face_detection import S3FD
+    from models import SyncNet_color, Wav2Lip
+    from models.fusion import fuse_for_inference
+
+    class BothEmbeddings(torch.nn.Module):
+        """The LSE SyncNet's two towers as one graph: (mfcc, frames) -> (audio, lip) embeddings."""
+
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, mfcc, frames):
+            return self.net.forward_aud(mfcc), self.net.forward_lip(frames)
+
+    return {
+        "the Wav2Lip generator": (GENERATOR, Wav2Lip, lambda net: fuse_for_inference(net, in_place=True)),
+        "the expert lip-sync SyncNet": (EXPERT, SyncNet_color, lambda net: net),
+        "the S3FD face detector": (S3FD_SPEC, S3FD, lambda net: net),
+        "the LSE SyncNet": (LSE_SYNCNET, S, BothEmbeddings),
+    }
+
+
+def export_network(checkpoint_path, onnx_path, seed=0):
+    """Write the network of ``checkpoint_path`` to ``onnx_path`` (atomically); returns (what it
+    is, the largest difference between onnxruntime's and PyTorch's outputs on seeded inputs)."""
+    import torch
+
+    from checkpoint import identify_network, load_weights, read_checkpoint
+
+    try:
+        import onnx  # noqa: F401 - the exporter writes through it
+    except ImportError:
+        raise UserError("export.py needs the onnx package: pip install onnx onnxruntime") from None
+    found = identify_network(read_checkpoint(checkpoint_path)["state_dict"])
+    known = _networks()
+    name = next((key for key in known if found and found.startswith(key)), None)
+    if name is None:
+        raise UserError(f"{checkpoint_path} holds {found or 'an unknown network'}: ONNX export knows "
+                        + ", ".join(known))
+    spec, build, prepare = known[name]
+    net = build()
+    load_weights(net, checkpoint_path)
+    net = prepare(net.eval()).eval()
+    generator = torch.Generator().manual_seed(seed)
+    examples = tuple(torch.rand(shape, generator=generator) for _, shape in spec.inputs)
+    with atomic_output(onnx_path) as temporary:
+        _quiet_export(net, examples, temporary, spec)
+        difference = _largest_difference(net, temporary, spec, generator)
+        if difference > EXPORT_TOLERANCE:
+            raise UserError(f"the ONNX export of {checkpoint_path} differs from PyTorch by {difference:.2e} "
+                            f"(more than {EXPORT_TOLERANCE:g}): not written")
+    return found, difference
+
+
+def _quiet_export(net, examples, path, spec):
+    import torch
+
+    # The TorchScript-based exporter: 4 s for the four networks where torch.export's takes 35 s,
+    # with the same graphs and no onnxscript to install.
+    dynamic = {name: axes for (name, _), axes in zip(spec.inputs, spec.dynamic)}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_loggers("torch"):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, examples, path, input_names=[name for name, _ in spec.inputs],
+                          output_names=list(spec.outputs), dynamic_axes=dynamic, dynamo=False, opset_version=17)
+
+
+@contextlib.contextmanager
+def _quiet_loggers(name):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _largest_difference(net, path, spec, generator):
+    """onnxruntime against PyTorch on a batch (and frame size) other than the example's."""
+    import torch
+
+    shapes = []
+    for (_, shape), axes in zip(spec.inputs, spec.dynamic):
+        shapes.append(tuple(size + 3 * (axis == 0) + 32 * (axis > 0) if axis in axes else size
+                            for axis, size in enumerate(shape)))
+    inputs = [torch.rand(shape, generator=generator) for shape in shapes]
+    with torch.no_grad():
+        expected = net(*inputs)
+    expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+    got = inference_session(path, "cpu").run(None, {name: x.numpy() for (name, _), x in zip(spec.inputs, inputs)})
+    return max(float(np.abs(g - e.numpy()).max() / max(1.0, float(e.abs().max())))
+               for g, e in zip(got, expected, strict=True))
+
+
+def inference_session(onnx_path, device="auto"):
+    """An onnxruntime InferenceSession for ``onnx_path`` on ``device`` (auto, cpu, cuda, cuda:N)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("--backend onnxruntime needs the onnxruntime package: pip install onnxruntime "
+                        "(onnxruntime-gpu for CUDA)") from None
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise UserError(f"ONNX model not found: {path} (export.py writes it from the .pth checkpoint)")
+    available = onnxruntime.get_available_providers()
+    kind, _, index = device.partition(":")
+    if kind not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {device!r}: onnxruntime runs on cpu or cuda[:N]")
+    if kind == "cuda" and "CUDAExecutionProvider" not in available:
+        raise UserError("--device cuda: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
+    providers = ["CPUExecutionProvider"]
+    if kind == "cuda" or (kind == "auto" and "CUDAExecutionProvider" in available):
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index or 0)}))
+    try:
+        return onnxruntime.InferenceSession(str(path), providers=providers)
+    except Exception as error:  # onnxruntime raises its own exception types for bad files
+        raise UserError(f"{path} is not an ONNX model onnxruntime can run: {str(error).splitlines()[0]}") from None
