@@ -18,6 +18,7 @@ def build_parser():
     p = argument_parser(__doc__)
     p.add_argument("checkpoints", nargs="+", help="checkpoint files to export")
     p.add_argument("--outdir", help="write the .onnx files here (default: beside each checkpoint)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version to write")
     p.add_argument("--verbose", action="store_true", help="show tracebacks")
     return p
 
@@ -28,7 +29,7 @@ def main(argv):
 
     for checkpoint in map(Path, args.checkpoints):
         target = (Path(args.outdir) if args.outdir else checkpoint.parent) / (checkpoint.stem + ".onnx")
-        network, difference = export_network(checkpoint, target)
+        network, difference = export_network(checkpoint, target, opset=args.opset)
         print(f"Wrote {target}: {network}, largest difference from PyTorch {difference:.1e}")
     return 0
 

@@ -73,7 +73,7 @@ def _networks():
     }
 
 
-def export_network(checkpoint_path, onnx_path, seed=0):
+def export_network(checkpoint_path, onnx_path, seed=0, opset=17):
     """Write the network of ``checkpoint_path`` to ``onnx_path`` (atomically); returns (what it
     is, the largest difference between onnxruntime's and PyTorch's outputs on seeded inputs)."""
     import torch
@@ -97,7 +97,7 @@ def export_network(checkpoint_path, onnx_path, seed=0):
     generator = torch.Generator().manual_seed(seed)
     examples = tuple(torch.rand(shape, generator=generator) for _, shape in spec.inputs)
     with atomic_output(onnx_path) as temporary:
-        _quiet_export(net, examples, temporary, spec)
+        _quiet_export(net, examples, temporary, spec, opset)
         difference = _largest_difference(net, temporary, spec, generator)
         if difference > EXPORT_TOLERANCE:
             raise UserError(f"the ONNX export of {checkpoint_path} differs from PyTorch by {difference:.2e} "
@@ -105,7 +105,7 @@ def export_network(checkpoint_path, onnx_path, seed=0):
     return found, difference
 
 
-def _quiet_export(net, examples, path, spec):
+def _quiet_export(net, examples, path, spec, opset=17):
     import torch
 
     # The TorchScript-based exporter: 4 s for the four networks where torch.export's takes 35 s,
@@ -114,7 +114,7 @@ def _quiet_export(net, examples, path, spec):
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_loggers("torch"):
         warnings.simplefilter("ignore")
         torch.onnx.export(net, examples, path, input_names=[name for name, _ in spec.inputs],
-                          output_names=list(spec.outputs), dynamic_axes=dynamic, dynamo=False, opset_version=17)
+                          output_names=list(spec.outputs), dynamic_axes=dynamic, dynamo=False, opset_version=opset)
 
 
 @contextlib.contextmanager

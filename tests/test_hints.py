@@ -39,7 +39,6 @@ REQUIRED = {  # the least each script's parser needs
 HINTS = [
     ("lipsync/box_planning.py", "use --on_no_face interpolate or skip", [inference, dub, gen_videos_from_filelist,
      real_videos_inference], [["--on_no_face", "interpolate"], ["--on_no_face", "skip"]]),
-    ("lipsync/generator.py", "on the CPU use bf16", [inference, dub], [["--precision", "bf16"]]),
     ("dubbing/dub.py", "use --original_audio mute", [dub], [["--original_audio", "mute"]]),
     ("training/dataset.py", "pass --filelists DIR", TRAINERS, [["--filelists", "DIR"]]),
     ("training/dataset.py", "pass --overwrite", [make_filelists, synthetic_corpus], [["--overwrite"]]),

@@ -1,5 +1,7 @@
 """The three trainers on a tiny synthetic corpus: steps, checkpoints, resume, the syncnet_wt switch, torchrun."""
 
+import argparse
+import math
 import os
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from training.checkpoints import checkpoints, complete_steps, resume_paths
 from training.losses import cosine_loss, generator_loss
 from training import objectives
 from training.objectives import GANGeneratorObjective, GeneratorObjective
+from training.session import Session
 
 FAST = "num_workers=0,syncnet_batch_size=4,batch_size=2,syncnet_checkpoint_interval=2,checkpoint_interval=2,"\
        "syncnet_eval_interval=2,eval_interval=2"
@@ -86,30 +89,45 @@ def test_expert_runs_under_cpu_mixed_precision(corpus, tmp_path):
     assert torch.isfinite(read_checkpoint(out / "checkpoint_step000000001.pth")["state_dict"]["face_encoder.0.conv_block.0.weight"]).all()
 
 
-def test_generator_step_under_fp16_autocast_with_a_grad_scaler(corpus, tmp_path, monkeypatch):
-    """The path a CUDA GPU without fast bf16 takes (--amp on there), run on the CPU: forward
-    passes under float16 autocast, the loss scaled, the step unscaled and checked for inf."""
-    seen = {"steps": [], "dtypes": set()}
-    step, forward = torch.amp.GradScaler.step, Wav2Lip.forward
+class TinySync(torch.nn.Module):
+    """The expert's interface ((mel, faces) -> unit embeddings) on a few channels: float16
+    backward passes on the CPU take ~200x float32's time (40 s for one real expert step)."""
 
-    def scaler_step(self, optimizer, *args, **kwargs):
-        seen["steps"].append((self.is_enabled(), self.get_scale()))
-        return step(self, optimizer, *args, **kwargs)
+    def __init__(self):
+        super().__init__()
+        self.audio, self.face = torch.nn.Conv2d(1, 8, 3, stride=4), torch.nn.Conv2d(15, 8, 3, stride=4)
 
-    def generator_forward(self, *args):
-        output = forward(self, *args)
-        seen["dtypes"].add(output.dtype)
-        return output
+    def forward(self, mel, faces):
+        embed = lambda x: torch.nn.functional.normalize(torch.relu(x).flatten(1)[:, :64], dim=1)  # noqa: E731
+        return embed(self.audio(mel)), embed(self.face(faces))
 
-    monkeypatch.setattr(torch.amp.GradScaler, "step", scaler_step)
-    monkeypatch.setattr(Wav2Lip, "forward", generator_forward)
-    out = tmp_path / "fp16"
-    args = flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"), "--max_steps", "1",
-                 "--amp", "fp16", hparams_=FAST + ",syncnet_wt=0.03")
-    assert wav2lip_train.main(args) == 0
-    assert seen["steps"] == [(True, 65536.0)] and seen["dtypes"] == {torch.float16}
-    weights = read_checkpoint(out / "checkpoint_step000000001.pth")["state_dict"]
-    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+def test_a_training_step_under_fp16_autocast_with_a_grad_scaler(tmp_path):
+    """--amp fp16 (what --amp on is on a CUDA GPU without fast bf16), run on the CPU: the
+    expert's train_step under float16 autocast, the loss scaled, overflowing steps skipped
+    and the scale halved until the steps fit, as torch.amp.GradScaler does on a GPU."""
+    args = argparse.Namespace(device="cpu", amp="fp16", checkpoint_dir=str(tmp_path), keep_last=0, quiet=True)
+    session = Session(args)
+    assert session.amp_dtype == torch.float16 and session.scaler.is_enabled()
+    expert = objectives.ExpertObjective.__new__(objectives.ExpertObjective)
+    expert.session, expert.model = session, TinySync()
+    expert.optimizer = torch.optim.Adam(expert.model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.rand(4, 15, 48, 96, generator=g), torch.rand(4, 1, 80, 16, generator=g), torch.tensor([[1.0], [0], [1], [0]]))
+    with session.autocast():
+        assert all(e.dtype == torch.float16 for e in expert.model(batch[1], batch[0]))
+    # From 2^16 the scaled float16 gradients overflow: each such step is skipped (the weights
+    # stay) and the scale halves, until a scale fits and the steps go through.
+    scales, stepped = [], []
+    for _ in range(12):
+        before = {k: v.clone() for k, v in expert.model.state_dict().items()}
+        assert math.isfinite(expert.train_step(batch)["loss"])
+        stepped.append(any(not torch.equal(before[k], v) for k, v in expert.model.state_dict().items()))
+        scales.append(session.scaler.get_scale())
+    first = stepped.index(True)
+    assert first > 0 and not any(stepped[:first]) and all(stepped[first:])
+    assert scales[:first] == [65536.0 / 2 ** (k + 1) for k in range(first)]  # halved at each skipped step
+    assert set(scales[first:]) == {scales[first - 1]}  # then kept
 
 
 def test_generator_trains_writes_samples_and_resumes_syncnet_wt(corpus, tmp_path, monkeypatch):
