@@ -2,10 +2,12 @@
 
     python merge_shards.py results/generated_lse_scores.csv
     python merge_shards.py lrs2_preprocessed/preprocess_failures.csv results/failures.csv
+    python merge_shards.py results/fid_stats.npz          # prints the FID
 
 Give each file as the whole run names it: its shards ``<name>.shard-K-of-N<suffix>`` beside it
 are joined (all N must be there), rows in the order one run writes them, and the shard files
-are then removed. For LSE score tables the run's closing averages are printed again.
+are then removed. For LSE score tables the run's closing averages are printed again; for
+evaluation/fid.py's statistics (.npz) the FID is printed.
 """
 
 import sys
@@ -16,9 +18,24 @@ from reports import lse_averages
 from sharding import merge_table, shard_files
 
 
+def merge_fid(parts):
+    from evaluation.metrics.fid_statistics import merged_distance  # noqa: PLC0415 - torch, only for FID
+
+    print(f"FID: {merged_distance(parts)}")
+
+
+def merge_rows(table, parts):
+    rows = merge_table(table)
+    print(f"Joined {len(parts)} shards into {table}: {len(rows)} rows" if rows else
+          f"{len(parts)} shards, no rows: {table} is not written, as one run would not write it")
+    if rows and {"lse_c", "lse_d", "error"} <= set(rows[0]) and any(not row["error"] for row in rows):
+        print("\n".join(lse_averages(rows)))
+
+
 def build_parser():
     p = argument_parser(__doc__)
-    p.add_argument("tables", nargs="+", help="the whole-run files (.csv or .json) whose shard files to join")
+    p.add_argument("tables", nargs="+",
+                   help="the whole-run files (.csv, .json; .npz for FID) whose shard files to join")
     p.add_argument("--keep_shards", action="store_true", help="leave the shard files in place")
     p.add_argument("--verbose", action="store_true", help="show tracebacks")
     return p
@@ -28,11 +45,10 @@ def main(argv):
     args = build_parser().parse_args(argv)
     for table in map(Path, args.tables):
         parts = shard_files(table)
-        rows = merge_table(table)
-        print(f"Joined {len(parts)} shards into {table}: {len(rows)} rows" if rows else
-              f"{len(parts)} shards, no rows: {table} is not written, as one run would not write it")
-        if rows and {"lse_c", "lse_d", "error"} <= set(rows[0]) and any(not row["error"] for row in rows):
-            print("\n".join(lse_averages(rows)))
+        if table.suffix == ".npz":
+            merge_fid(parts)
+        else:
+            merge_rows(table, parts)
         if not args.keep_shards:
             for part in parts:
                 part.unlink()

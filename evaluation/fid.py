@@ -7,6 +7,12 @@ statistics saved with --save_stats (pytorch-fid's format: mu, sigma). Every fram
 losslessly as RGB, resized to 299 x 299 and embedded by pytorch-fid's InceptionV3; the
 Fréchet distance between the two Gaussians of pool features is the FID. Statistics are
 accumulated batch by batch, so memory does not grow with the number of frames.
+
+With --shard K/N (or under torchrun) a process embeds every N-th file of each side and saves
+its running statistics to --shard_stats (as NAME.shard-K-of-N.npz); ``merge_shards.py NAME.npz``
+joins them (Chan's pairwise update) and prints the FID. The merged mean and covariance are
+one run's up to float64 rounding when the frames are batched alike (--batch_size 1; other
+batches move InceptionV3's float32 features slightly, as another --batch_size does).
 """
 
 import sys
@@ -20,7 +26,15 @@ if __name__ == "__main__":
 from atomic_write import atomic_output, check_writable
 from cli import add_run_flags, argument_parser, pick_device, run
 from errors import UserError
-from evaluation.metrics.fid_statistics import WEIGHTS_NAME, frame_statistics, frechet_distance, load_inception
+from evaluation.metrics.fid_statistics import (
+    WEIGHTS_NAME,
+    frame_statistics,
+    frechet_distance,
+    load_inception,
+    media_files,
+    running_statistics,
+)
+from sharding import Shard, add_shard_flag
 
 
 def build_parser():
@@ -30,6 +44,9 @@ def build_parser():
     p.add_argument("--batch_size", type=int, default=50, help="frames per InceptionV3 batch")
     p.add_argument("--save_stats", action="store_true",
                    help="save the statistics of the first PATH to the second (a .npz) instead of computing FID")
+    add_shard_flag(p)
+    p.add_argument("--shard_stats", default="results/fid_stats.npz",
+                   help="with --shard: where the shards save their statistics (as NAME.shard-K-of-N.npz)")
     add_run_flags(p)
     return p
 
@@ -43,8 +60,15 @@ def main(argv):
         if not second.endswith(".npz"):
             raise UserError("with --save_stats the second path is the .npz to write")
         check_writable(Path(second).parent)
+    shard = Shard.parse(args.shard)
+    if not shard.whole:
+        if args.save_stats or any(path.endswith(".npz") for path in args.paths):
+            raise UserError("--shard splits the frames of videos and images: not --save_stats or a .npz PATH")
+        check_writable(Path(args.shard_stats).parent)
     device = pick_device(args.device)
     model = load_inception(args.weights, device)
+    if not shard.whole:
+        return _save_shard(args, shard, model, device)
     if args.save_stats:
         mu, sigma, count = frame_statistics(first, model, device, args.batch_size, not args.quiet)
         with atomic_output(second) as temporary, open(temporary, "wb") as handle:
@@ -54,6 +78,21 @@ def main(argv):
     real = frame_statistics(first, model, device, args.batch_size, not args.quiet)
     generated = frame_statistics(second, model, device, args.batch_size, not args.quiet)
     print(f"FID: {frechet_distance(real[0], real[1], generated[0], generated[1])}")
+    return 0
+
+
+def _save_shard(args, shard, model, device):
+    """This shard's running statistics of both sides, for merge_shards.py."""
+    arrays = {}
+    for side, path in zip(("real_", "generated_"), args.paths):
+        files = shard.select(media_files(path))
+        arrays.update(running_statistics(files, model, device, args.batch_size, not args.quiet, Path(path).name)
+                      .arrays(side))
+    target = shard.path(args.shard_stats)
+    with atomic_output(target) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
+    print(f"{shard.describe()}: statistics of {int(arrays['real_count'])} + {int(arrays['generated_count'])} frames "
+          f"saved to {target}; when every shard is done: python merge_shards.py {args.shard_stats}")
     return 0
 
 

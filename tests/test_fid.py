@@ -12,8 +12,10 @@ from scipy import linalg
 from synthetic_media import face_frames, write_video
 from synthetic_weights import save_released, seeded
 
+import merge_shards
 from checkpoint import CheckpointError
 from errors import UserError
+from evaluation import fid
 from evaluation.metrics.fid_statistics import (
     RunningStats,
     frame_statistics,
@@ -138,3 +140,40 @@ def test_script_prints_fid_and_saves_statistics(inception_file, tmp_path):
 
     missing = _run(real, generated, "--weights", tmp_path / "nope.pth")
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "InceptionV3 weights not found" in missing.stderr
+
+
+def test_two_shards_and_a_merge_give_one_runs_fid(inception_file, tmp_path, capsys):
+    real, generated = tmp_path / "real", tmp_path / "generated"
+    real.mkdir()
+    generated.mkdir()
+    for i in range(3):  # several files a side, so that each shard has its own
+        write_video(real / f"{i}.mp4", face_frames(2, (96, 96), seed=i))
+        write_video(generated / f"{i}.mp4", face_frames(2, (96, 96), seed=10 + i))
+    # Batches of one frame: a shard groups frames into batches differently, and InceptionV3's
+    # float32 features move with the grouping, as with another --batch_size.
+    common = [str(real), str(generated), "--weights", str(inception_file), "--quiet", "--batch_size", "1"]
+    assert fid.main(common) == 0
+    whole = float(capsys.readouterr().out.split()[-1])
+    stats = tmp_path / "stats.npz"
+    for k in range(2):
+        assert fid.main([*common, "--shard", f"{k}/2", "--shard_stats", str(stats)]) == 0
+    assert "shard 1 of 2" in capsys.readouterr().out
+    parts = sorted(tmp_path.glob("stats.shard-*"))
+    model = load_inception(inception_file)
+    for side, path in (("real_", real), ("generated_", generated)):
+        merged = RunningStats()
+        for part in parts:
+            with np.load(part) as saved:
+                merged.merge(RunningStats.from_arrays(saved, side))
+        mu, sigma, count = frame_statistics(path, model, "cpu", batch_size=1, progress=False)
+        assert merged.count == count == 6  # every frame once
+        np.testing.assert_allclose(merged.mean, mu, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(merged.covariance(), sigma, rtol=1e-9, atol=1e-12 * np.abs(sigma).max())
+    assert merge_shards.main([str(stats)]) == 0
+    merged = float(capsys.readouterr().out.split()[-1])
+    # With 6 frames in 2048 dimensions the covariances are singular, and the square roots of
+    # their ~1e-16 eigenvalues turn float64 rounding into ~1e-7 of the FID.
+    assert merged == pytest.approx(whole, rel=1e-5) and whole > 0
+    assert not list(tmp_path.glob("stats*"))  # the shard files are merged away
+    with pytest.raises(UserError, match="not --save_stats or a .npz"):
+        fid.main([*common[:1], str(stats), *common[2:], "--shard", "0/2"])

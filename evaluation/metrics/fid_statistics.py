@@ -48,13 +48,31 @@ class RunningStats:
 
     def add(self, rows):
         rows = np.asarray(rows, np.float64)
-        count = self.count + len(rows)
-        mean = rows.mean(axis=0)
-        centred = rows - mean
-        delta = mean - self.mean
-        self.scatter += centred.T @ centred + np.outer(delta, delta) * (self.count * len(rows) / count)
-        self.mean += delta * (len(rows) / count)
+        batch = RunningStats(rows.shape[1])
+        batch.count, batch.mean = len(rows), rows.mean(axis=0)
+        centred = rows - batch.mean
+        batch.scatter = centred.T @ centred
+        self.merge(batch)
+
+    def merge(self, other):
+        """Take in ``other``'s rows (a batch, or another shard's statistics)."""
+        count = self.count + other.count
+        if other.count == 0:
+            return
+        delta = other.mean - self.mean
+        self.scatter += other.scatter + np.outer(delta, delta) * (self.count * other.count / count)
+        self.mean += delta * (other.count / count)
         self.count = count
+
+    def arrays(self, prefix):
+        """What a shard saves (np.savez) for a merge: count, mean, scatter."""
+        return {f"{prefix}count": np.int64(self.count), f"{prefix}mean": self.mean, f"{prefix}scatter": self.scatter}
+
+    @classmethod
+    def from_arrays(cls, saved, prefix):
+        stats = cls(len(saved[f"{prefix}mean"]))
+        stats.count, stats.mean, stats.scatter = int(saved[f"{prefix}count"]), saved[f"{prefix}mean"], saved[f"{prefix}scatter"]
+        return stats
 
     def covariance(self):
         if self.count < 2:
@@ -101,12 +119,18 @@ def rgb_frames(files):
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
-@torch.no_grad()
 def frame_statistics(path, model, device, batch_size=50, progress=True):
     """(mu, sigma, frames) of the pool features of every frame under ``path``, or of a saved .npz."""
     if str(path).endswith(".npz"):
         with np.load(path) as saved:
             return saved["mu"], saved["sigma"], None
+    stats = running_statistics(media_files(path), model, device, batch_size, progress, Path(path).name)
+    return stats.mean, stats.covariance(), stats.count
+
+
+@torch.no_grad()
+def running_statistics(files, model, device, batch_size=50, progress=True, name=""):
+    """The RunningStats of the pool features of every frame of ``files``."""
     stats, batch = RunningStats(), []
 
     def flush():
@@ -114,10 +138,22 @@ def frame_statistics(path, model, device, batch_size=50, progress=True):
         stats.add(model(images).cpu().numpy())
         batch.clear()
 
-    for frame in tqdm(rgb_frames(media_files(path)), desc=f"FID {Path(path).name}", unit="frame", disable=not progress):
+    for frame in tqdm(rgb_frames(files), desc=f"FID {name}", unit="frame", disable=not progress):
         if batch and (len(batch) == batch_size or frame.shape != batch[0].shape):
             flush()
         batch.append(frame)
     if batch:
         flush()
-    return stats.mean, stats.covariance(), stats.count
+    return stats
+
+
+def merged_distance(parts):
+    """FID from the statistics the shards of a run saved (``{side}count/mean/scatter`` per file)."""
+    sides = []
+    for side in ("real_", "generated_"):
+        stats = RunningStats()
+        for part in parts:
+            with np.load(part) as saved:
+                stats.merge(RunningStats.from_arrays(saved, side))
+        sides.append((stats.mean, stats.covariance()))
+    return frechet_distance(*sides[0], *sides[1])
