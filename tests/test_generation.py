@@ -10,6 +10,7 @@ from synthetic_weights import save_released, seeded
 
 import audio
 import face_detection.loading
+import merge_shards
 from errors import UserError
 import media
 from evaluation import gen_videos_from_filelist, real_videos_inference
@@ -67,6 +68,26 @@ def test_filelist_pairs_are_generated_skipped_and_resumed(data, capsys):
     filelist.write_text("spk2/00002 spk1/00001\n")  # the failing pairs dealt with
     assert gen_videos_from_filelist.main(argv) == 0
     assert not (results / "failures.csv").exists()
+
+
+def test_two_shards_generate_what_one_run_generates(data, capsys):
+    """Pairs 0 and 2 for shard 0, pair 1 for shard 1: the same videos, frame for frame, and
+    their failure lists merged into one run's failures.csv, byte for byte."""
+    filelist = data / "lrs2.txt"
+    filelist.write_text("spk2/00002 spk1/00001\nspk1/00001 spk2/00002\nspk1/00001 spk3/missing\n")
+    argv = lambda results: ["--filelist", str(filelist), "--results_dir", str(data / results),  # noqa: E731
+                            "--data_root", str(data / "data root"), "--checkpoint_path", str(data / "gen.pth"),
+                            "--detector_path", str(data / "weights.pth"), "--quiet"]
+    assert gen_videos_from_filelist.main(argv("one")) == 0
+    # shard 1's one pair fails: a run that made no video exits 1, sharded or not
+    assert [gen_videos_from_filelist.main([*argv("two"), "--shard", f"{k}/2"]) for k in range(2)] == [0, 1]
+    assert "failures.shard-1-of-2.csv" in capsys.readouterr().out
+    assert merge_shards.main([str(data / "two" / "failures.csv")]) == 0
+    assert sorted(p.name for p in (data / "two").iterdir()) == sorted(p.name for p in (data / "one").iterdir()) \
+        == ["0.mp4", "failures.csv"]
+    assert (data / "two" / "failures.csv").read_bytes() == (data / "one" / "failures.csv").read_bytes()
+    for a, b in zip(media.read_frames(data / "one" / "0.mp4"), media.read_frames(data / "two" / "0.mp4"), strict=True):
+        assert np.array_equal(a, b)
 
 
 def test_face_less_frames_fail_the_pair_by_default_and_the_hint_works(data, capsys):
