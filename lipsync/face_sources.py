@@ -5,6 +5,7 @@ Each source turns the first pass over the frames into (index, frame, box) for th
 in the summary's detection counts.
 """
 
+import contextlib
 from collections import deque
 
 import cv2
@@ -117,9 +118,13 @@ class DetectedBoxes:
             size = tuple(max(1, round(side * scale)) for side in self.frame_size)
             frames = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
         boxes, status = [(0, 0, 0, 0)] * len(block), [NOT_RUN] * len(block)
-        from lipsync.generator import autocast  # noqa: PLC0415
+        if o.backend == "torch":
+            from lipsync.generator import autocast  # noqa: PLC0415
 
-        with autocast(self.device, o.precision):
+            context = autocast(self.device, o.precision)
+        else:  # onnxruntime runs the exported fp32 network
+            context = contextlib.nullcontext()
+        with context:
             detections = self.detector.detect(np.stack(frames)) if frames else []
         for k, detection in zip(chosen, detections):
             box = None if detection is None else to_int_box(np.asarray(detection[:4]) / scale)

@@ -106,6 +106,19 @@ def test_onnxruntime_backend_gives_pytorchs_frames(exported):
     assert differences.max() <= 2 and (differences > 0).mean() < 1e-3
 
 
+def test_onnxruntime_backend_detects_faces_with_the_exported_s3fd(exported):
+    summaries = []
+    for checkpoint, backend in (("wav2lip.pth", "torch"), ("wav2lip.onnx", "onnxruntime")):
+        summaries.append(lip_sync(Options(
+            str(exported / checkpoint), str(exported / "face.mp4"), str(exported / "speech.wav"), backend=backend,
+            outfile=str(exported / f"detected_{backend}.mp4"), progress=False, unmarked=True, on_no_face="skip",
+            detector_path=str(exported / ("s3fd.onnx" if backend == "onnxruntime" else "s3fd.pth")))))
+    torch_run, onnx_run = summaries
+    assert onnx_run.frames == torch_run.frames == 12
+    assert (onnx_run.faces_detected, onnx_run.passed_through) == (torch_run.faces_detected, torch_run.passed_through)
+    assert onnx_run.faces_detected > 0
+
+
 def test_onnx_s3fd_finds_pytorchs_boxes(exported):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, size=(3, 80, 112, 3), dtype=np.uint8)
