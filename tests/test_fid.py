@@ -152,25 +152,26 @@ def test_two_shards_and_a_merge_give_one_runs_fid(inception_file, tmp_path, caps
     # Batches of one frame: a shard groups frames into batches differently, and InceptionV3's
     # float32 features move with the grouping, as with another --batch_size.
     common = [str(real), str(generated), "--weights", str(inception_file), "--quiet", "--batch_size", "1"]
-    assert fid.main(common) == 0
-    whole = float(capsys.readouterr().out.split()[-1])
     stats = tmp_path / "stats.npz"
     for k in range(2):
         assert fid.main([*common, "--shard", f"{k}/2", "--shard_stats", str(stats)]) == 0
     assert "shard 1 of 2" in capsys.readouterr().out
     parts = sorted(tmp_path.glob("stats.shard-*"))
     model = load_inception(inception_file)
+    one_run = []  # what fid.py computes in one process
     for side, path in (("real_", real), ("generated_", generated)):
         merged = RunningStats()
         for part in parts:
             with np.load(part) as saved:
                 merged.merge(RunningStats.from_arrays(saved, side))
         mu, sigma, count = frame_statistics(path, model, "cpu", batch_size=1, progress=False)
+        one_run.append((mu, sigma))
         assert merged.count == count == 6  # every frame once
         np.testing.assert_allclose(merged.mean, mu, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(merged.covariance(), sigma, rtol=1e-9, atol=1e-12 * np.abs(sigma).max())
     assert merge_shards.main([str(stats)]) == 0
     merged = float(capsys.readouterr().out.split()[-1])
+    whole = frechet_distance(*one_run[0], *one_run[1])
     # With 6 frames in 2048 dimensions the covariances are singular, and the square roots of
     # their ~1e-16 eigenvalues turn float64 rounding into ~1e-7 of the FID.
     assert merged == pytest.approx(whole, rel=1e-5) and whole > 0
