@@ -12,12 +12,13 @@ from models import Wav2Lip
 from models.fusion import fuse_for_inference
 from models.inputs import mask_lower_half
 
-# The batch the CPU runs best, by precision (measured with benchmarks/bench_models.py: fp32
-# varies under 10 % from 1 to 128, bf16 peaks near 16); results do not depend on the batch.
+# The CPU's generator batch, by precision. On the 2-core development host (whose speed drifts
+# by 20 % from minute to minute) fp32 ran within 10 % from batch 1 to 128, slightly ahead at
+# 8, and bf16 at 8 and 16 within that drift; the results do not depend on the batch.
 CPU_GENERATOR_BATCH = {"fp32": 8, "bf16": 16, "fp16": 16}
-# How much faster the generator runs in bf16 than in fp32 on CPUs with native bf16 (AMX,
-# AVX-512 BF16), measured with benchmarks/bench_models.py (batch 16); see the README.
-BF16_SPEEDUP = "3-4x"
+# How much faster the generator runs in bf16 than in fp32 on a CPU with native bf16 (AMX,
+# AVX-512 BF16): 2.7-3.4x measured with benchmarks/bench_models.py there (batches 8 and 16).
+BF16_SPEEDUP = "about 3x"
 
 
 def resolved_precision(device, precision):

@@ -20,6 +20,7 @@ cut when it is shorter. Where the time goes is kept by a StageClock (Summary.tim
 
 import contextlib
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -201,13 +202,16 @@ def _load_generator(options, clock):
     o = options
     with clock.measure("imports"):
         if o.backend == "onnxruntime":
-            from lipsync.onnx_generator import OnnxGenerator as backend  # noqa: PLC0415
+            from lipsync.onnx_generator import OnnxGenerator  # noqa: PLC0415
+
+            load = functools.partial(OnnxGenerator, o.checkpoint_path, o.device, o.wav2lip_batch_size)
         else:
-            from lipsync.generator import TorchGenerator as backend  # noqa: PLC0415
+            from lipsync.generator import TorchGenerator  # noqa: PLC0415
+
+            load = functools.partial(TorchGenerator, o.checkpoint_path, o.device, o.precision, o.wav2lip_batch_size,
+                                     o.progress)
     with clock.measure("load"):
-        if o.backend == "onnxruntime":
-            return backend(o.checkpoint_path, o.device, o.wav2lip_batch_size)
-        return backend(o.checkpoint_path, o.device, o.precision, o.wav2lip_batch_size, o.progress)
+        return load()
 
 
 class _BatchBuilder:

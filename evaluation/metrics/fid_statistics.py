@@ -56,9 +56,9 @@ class RunningStats:
 
     def merge(self, other):
         """Take in ``other``'s rows (a batch, or another shard's statistics)."""
-        count = self.count + other.count
         if other.count == 0:
             return
+        count = self.count + other.count
         delta = other.mean - self.mean
         self.scatter += other.scatter + np.outer(delta, delta) * (self.count * other.count / count)
         self.mean += delta * (other.count / count)
