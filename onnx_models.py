@@ -145,8 +145,9 @@ def _largest_difference(net, path, spec, generator):
                for g, e in zip(got, expected, strict=True))
 
 
-def inference_session(onnx_path, device="auto"):
-    """An onnxruntime InferenceSession for ``onnx_path`` on ``device`` (auto, cpu, cuda, cuda:N)."""
+def inference_session(onnx_path, device="auto", cpu_threads=None):
+    """An onnxruntime InferenceSession for ``onnx_path`` on ``device`` (auto, cpu, cuda, cuda:N),
+    its CPU work on ``cpu_threads`` threads (onnxruntime's default: one per core)."""
     try:
         import onnxruntime
     except ImportError:
@@ -164,7 +165,10 @@ def inference_session(onnx_path, device="auto"):
     providers = ["CPUExecutionProvider"]
     if kind == "cuda" or (kind == "auto" and "CUDAExecutionProvider" in available):
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index or 0)}))
+    settings = onnxruntime.SessionOptions()
+    if cpu_threads:
+        settings.intra_op_num_threads = cpu_threads
     try:
-        return onnxruntime.InferenceSession(str(path), providers=providers)
+        return onnxruntime.InferenceSession(str(path), settings, providers=providers)
     except Exception as error:  # onnxruntime raises its own exception types for bad files
         raise UserError(f"{path} is not an ONNX model onnxruntime can run: {str(error).splitlines()[0]}") from None

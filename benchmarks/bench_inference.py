@@ -14,6 +14,10 @@ included) and its peak resident memory, and where the time went:
                 decode + detection + crops; generator; compose: paste + encode); the one near
                 100 % is the bottleneck
     first frame seconds from the process's start to the first frame handed to the encoder
+    pipeline    frames/s from the stages' start to the last frame written (start-up left out),
+                next to the generator's own rate, measured right after in the same process
+                as the pipeline runs it (backend, precision, batch, batches side by side):
+                their ratio is the share of the generator's speed that the pipeline keeps
 
 Settings:
 
@@ -123,9 +127,32 @@ def child(spec):
 
     clock = StageClock(STARTED)
     clock.add("imports", time.perf_counter() - STARTED)
-    summary = lip_sync(Options(**spec, progress=False), clock=clock)
-    print(json.dumps({"frames": summary.frames, "timings": summary.timings,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    options = Options(**spec, progress=False)
+    summary = lip_sync(options, clock=clock)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"frames": summary.frames, "timings": summary.timings, "peak_mb": peak_mb,
+                      "generator_alone": generator_alone(options, summary.frames)}))
+
+
+def generator_alone(options, frames):
+    """Frames/s of the run's generator by itself, as the pipeline runs it (backend, precision,
+    batch, batches side by side), on random crops: up to 256 of the run's frames."""
+    import numpy as np
+
+    from lipsync.pipeline import generator_for
+
+    generator = generator_for(options)
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (generator.batch_size, 96, 96, 3), np.uint8)
+    mels = rng.standard_normal((generator.batch_size, 80, 16)).astype(np.float32)
+    with generator.workers(detecting=options.fixed_box is None) as (pool, count):
+        for done in [pool.submit(generator.generate, faces, mels) for _ in range(count)]:  # warm-up
+            done.result()
+        batches = max(2 * count, min(frames, 256) // generator.batch_size)
+        started = time.perf_counter()
+        for done in [pool.submit(generator.generate, faces, mels) for _ in range(batches)]:
+            done.result()
+        return batches * generator.batch_size / (time.perf_counter() - started)
 
 
 def report(device, size, seconds, setting, figures):
@@ -133,8 +160,10 @@ def report(device, size, seconds, setting, figures):
     t = figures["timings"]
     spent, busy = t["seconds"], t["busy"]
     wall = t["wall"]
-    run = (f"| {machine(device)} | {size}, {seconds} s | {setting} | {figures['frames']} | {wall:.1f} | "
-           f"{figures['frames'] / wall:.2f} | {t['first_frame']:.2f} | {figures['peak_mb'] / 1024:.2f} GB |")
+    frames, pipeline, alone = figures["frames"], figures["frames"] / t["pipeline"], figures["generator_alone"]
+    run = (f"| {machine(device)} | {size}, {seconds} s | {setting} | {frames} | {wall:.1f} | {frames / wall:.2f} | "
+           f"{t['first_frame']:.2f} | {pipeline:.2f} | {alone:.2f} ({pipeline / alone:.0%}) | "
+           f"{figures['peak_mb'] / 1024:.2f} GB |")
     start_up = " + ".join(f"{stage} {spent.get(stage, 0):.1f}" for stage in ("imports", "load", "mel"))
     stages = ", ".join(f"{stage} {spent.get(stage, 0):.1f}" for stage in STAGES)
     threads = ", ".join(f"{thread} {share:.0%}" for thread, share in busy.items())
@@ -171,8 +200,8 @@ def main():
         work.mkdir(parents=True, exist_ok=True)
         make_weights(work)
         print(f"torch {torch.__version__}, Python {platform.python_version()}\n")
-        print("| device | input | setting | frames | wall s | frames/s | first frame s | peak memory |\n"
-              "|---|---|---|---|---|---|---|---|")
+        print("| device | input | setting | frames | wall s | frames/s | first frame s | pipeline frames/s "
+              "| generator alone frames/s (pipeline's share) | peak memory |\n|---|---|---|---|---|---|---|---|---|---|")
         for size in args.sizes:
             width, height = (int(v) for v in size.lower().split("x"))
             for seconds in args.seconds:
@@ -189,7 +218,7 @@ def main():
                                                 capture_output=True, text=True, check=False)
                         if result.returncode != 0:
                             print(f"| {machine(device)} | {size}, {seconds} s | {setting} | failed: "
-                                  f"{result.stderr.strip().splitlines()[-1:]} | | | | |", flush=True)
+                                  f"{result.stderr.strip().splitlines()[-1:]} | | | | | | |", flush=True)
                             continue
                         run, stages = report(device, size, seconds, setting,
                                              json.loads(result.stdout.strip().splitlines()[-1]))

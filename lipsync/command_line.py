@@ -57,7 +57,7 @@ def _add_extra_flags(extra):
                        help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
                             "after, and write the per-chunk cosine similarities to OUTFILE.sync.json")
     extra.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
-                       help="auto: fp16 on CUDA, fp32 on the CPU (exact); bf16 is about 3x faster on CPUs with native "
+                       help="auto: fp16 on CUDA, fp32 on the CPU (exact); bf16 is about 2-3x faster on CPUs with native "
                             "bf16 (AMX, AVX-512 BF16) but changes pixels by about one grey level; fp16 runs on the CPU too, "
                             "slowly")
     extra.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",

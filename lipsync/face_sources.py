@@ -41,6 +41,8 @@ def face_source(options, frames, total, device):
 class FixedBox:
     """--box: the same box in every frame; no detection, no pads, no smoothing."""
 
+    detects = False  # runs S3FD beside the generator
+
     def __init__(self, box):
         self.box = box
 
@@ -51,6 +53,8 @@ class FixedBox:
 
 class CachedBoxes:
     """Detections of an earlier run, read from the face cache."""
+
+    detects = False  # runs S3FD beside the generator
 
     def __init__(self, planner, detections):
         self.planner, self.detections = planner, detections
@@ -68,6 +72,8 @@ class DetectedBoxes:
     """S3FD on blocks of frames as they stream by; a frame is handed on once its box is final,
     so only a block and the planner's lookahead wait in memory. With a face cache the whole
     video is detected and saved."""
+
+    detects = True  # runs S3FD beside the generator
 
     def __init__(self, detector, planner, options, frame_size, device, cache=None):
         self.detector, self.planner, self.options = detector, planner, options

@@ -8,6 +8,7 @@ import torch
 
 from checkpoint import file_version, load_weights
 from cli import pick_device
+from lipsync.threads import worker_pool
 from models import Wav2Lip
 from models.fusion import fuse_for_inference
 from models.inputs import mask_lower_half
@@ -16,9 +17,10 @@ from models.inputs import mask_lower_half
 # by 20 % from minute to minute) fp32 ran within 10 % from batch 1 to 128, slightly ahead at
 # 8, and bf16 at 8 and 16 within that drift; the results do not depend on the batch.
 CPU_GENERATOR_BATCH = {"fp32": 8, "bf16": 16, "fp16": 16}
-# How much faster the generator runs in bf16 than in fp32 on a CPU with native bf16 (AMX,
-# AVX-512 BF16): 2.7-3.4x measured with benchmarks/bench_models.py there (batches 8 and 16).
-BF16_SPEEDUP = "about 3x"
+# How much faster the generator runs in bf16 than in fp32 on a CPU with native bf16: measured
+# with benchmarks/bench_models.py, 2.7-3.4x with AMX (Intel Xeon), 2.0-2.3x with AVX-512 BF16
+# alone (AMD EPYC), at batches 8 and 16.
+BF16_SPEEDUP = "2-3x"
 
 
 def resolved_precision(device, precision):
@@ -76,6 +78,31 @@ class TorchGenerator:
 
     def generate(self, faces, mels):
         return generate(self.model, faces, mels, self.device, self.precision)
+
+    @contextlib.contextmanager
+    def workers(self, detecting):
+        """(a pool, its size) to generate batches side by side in.
+
+        On a CPU of several cores, two batches at once with half the threads each: measured
+        4 % (fp32) to 23 % (bf16) faster than one batch on all of them, and in the pipeline a
+        stage that takes a core then slows one batch down instead of stalling both threads of
+        one batch at every layer. Not while S3FD runs in PyTorch beside it: torch keeps a
+        thread count per thread, but a thread takes the last count set anywhere when it first
+        uses one, so detection could start on half its threads."""
+        threads = torch.get_num_threads()
+        count = 2 if self.device.type == "cpu" and threads >= 2 and not detecting else 1
+        try:
+            with worker_pool(count, functools.partial(_use_threads, threads // count) if count > 1 else None) as pool:
+                yield pool, count
+        finally:
+            torch.set_num_threads(threads)  # the count threads started later take
+
+
+def _use_threads(count):
+    """The calling thread's intra-op thread count, for good: its first use of the count reads
+    the process-wide one, so make that happen before setting its own."""
+    torch.get_num_threads()
+    torch.set_num_threads(count)
 
 
 def load_generator(path, device):

@@ -1,7 +1,10 @@
 """The generator on onnxruntime: what lipsync.generator does, from export.py's .onnx, without torch."""
 
+import contextlib
+
 import numpy as np
 
+from lipsync.threads import usable_cores, worker_pool
 from models.inputs import mask_lower_half
 from onnx_models import inference_session
 
@@ -12,10 +15,20 @@ class OnnxGenerator:
     """generate(faces, mels) -> generated faces, as lipsync.generator.generate gives them."""
 
     def __init__(self, path, device, requested_batch):
-        self.session = inference_session(path, device)
+        # On the CPU two batches run at once, each on half the cores: 18 % faster than one
+        # batch on all of them, measured on two cores (as lipsync.generator does in PyTorch).
+        self.cpu_workers = 2 if usable_cores() >= 2 else 1
+        self.session = inference_session(path, device, cpu_threads=usable_cores() // self.cpu_workers)
         on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
         self.device = "cuda" if on_gpu else "cpu"
         self.batch_size = requested_batch if on_gpu else min(requested_batch, CPU_BATCH)
+
+    @contextlib.contextmanager
+    def workers(self, detecting):
+        """(a pool, its size) to generate batches side by side in (sessions run concurrently)."""
+        count = 1 if self.device == "cuda" else self.cpu_workers
+        with worker_pool(count) as pool:
+            yield pool, count
 
     def generate(self, faces, mels):
         """(k, 96, 96, 3) uint8 BGR crops and (k, 80, 16) mel chunks -> (k, 96, 96, 3) uint8 BGR."""

@@ -4,7 +4,8 @@ Three stages run at once, joined by small bounded queues, so memory does not gro
 video's length:
 
     faces      decode -> face boxes (face_sources) -> 96x96 crops + mel chunks  (a thread)
-    generate   Wav2Lip on batches of crops and mel chunks (generator)         (the caller's thread)
+    generate   Wav2Lip on batches of crops and mel chunks (generator)         (worker threads fed
+                                                                              by the caller's)
     compose    paste the generated faces into the frames (compose) -> encode  (a thread)
 
 The video is decoded once: each batch carries its frames from the faces stage to the
@@ -18,6 +19,7 @@ shows input frame i mod N with mel chunk i, the video looping when the audio is 
 cut when it is shorter. Where the time goes is kept by a StageClock (Summary.timings).
 """
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -113,7 +115,7 @@ class _Job:
         self.chunk_starts = mel_chunk_starts(self.mel.shape[1], float(self.frames.fps))
         self.total = len(self.chunk_starts)
         self.frames.stretch_to(self.total)
-        self.generator = _load_generator(o, clock)
+        self.generator = generator_for(o, clock)
         with clock.measure("load"):
             self.device, self.batch_size = self.generator.device, self.generator.batch_size
             self.sync = None
@@ -133,12 +135,15 @@ class _Job:
         pipeline.start(self._faces_stage, to_generator, summary)
         pipeline.start(self._compose_stage, to_compose, sink)
         try:
-            for batch in to_generator:
-                with self.clock.measure("generator"):
-                    generated = self.generator.generate(batch.faces, batch.mels)
-                    if self.sync is not None:
-                        self.sync.add(batch.face_indices, batch.faces, generated)
-                to_compose.put((batch.frames, batch.boxes, generated))
+            with self.generator.workers(detecting=self.boxes.detects) as (pool, count):
+                self.clock.set_workers("generator", count)
+                generating = collections.deque()  # (batch, its future), in order
+                for batch in to_generator:
+                    generating.append((batch, pool.submit(self._generate, batch)))
+                    if len(generating) >= count:
+                        self._hand_on(*generating.popleft(), to_compose)
+                while generating:
+                    self._hand_on(*generating.popleft(), to_compose)
             to_compose.close()
         except Stopped:
             pass
@@ -147,6 +152,18 @@ class _Job:
         pipeline.join()
         self.clock.pipeline_ended()
         return summary
+
+    def _generate(self, batch):
+        with self.clock.measure("generator"):
+            return self.generator.generate(batch.faces, batch.mels)
+
+    def _hand_on(self, batch, generating, to_compose):
+        """A batch's generated faces, once ready, to the compose stage (batches go in order)."""
+        generated = generating.result()
+        if self.sync is not None:
+            with self.clock.measure("generator"):
+                self.sync.add(batch.face_indices, batch.faces, generated)
+        to_compose.put((batch.frames, batch.boxes, generated))
 
     def _queue_depth(self):
         """Batches each queue holds: 4, fewer where that many frames would pass FRAME_BUFFER_BYTES
@@ -197,9 +214,9 @@ class _Job:
                 bar.update(len(boxes))
 
 
-def _load_generator(options, clock):
+def generator_for(options, clock=None):
     """The generator on the backend ``options`` name; PyTorch is imported only for its own."""
-    o = options
+    o, clock = options, clock or StageClock()
     with clock.measure("imports"):
         if o.backend == "onnxruntime":
             from lipsync.onnx_generator import OnnxGenerator  # noqa: PLC0415

@@ -1,9 +1,12 @@
 """Stage threads joined by bounded channels: the first failure anywhere stops every stage."""
 
+import contextlib
 import ctypes
 import ctypes.util
+import os
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 
 class Stopped(Exception):
@@ -75,6 +78,21 @@ class Channel:
             if item is self._END:
                 return
             yield item
+
+
+@contextlib.contextmanager
+def worker_pool(count, initializer=None):
+    """``count`` threads to submit work to; on leaving, work not yet started is dropped."""
+    pool = ThreadPoolExecutor(count, thread_name_prefix="worker", initializer=initializer)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def usable_cores():
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _load_trim():
