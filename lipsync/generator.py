@@ -91,8 +91,9 @@ class TorchGenerator:
         uses one, so detection could start on half its threads."""
         threads = torch.get_num_threads()
         count = 2 if self.device.type == "cpu" and threads >= 2 and not detecting else 1
+        shares = iter([threads - threads // 2, threads // 2])  # each worker's threads
         try:
-            with worker_pool(count, functools.partial(_use_threads, threads // count) if count > 1 else None) as pool:
+            with worker_pool(count, (lambda: _use_threads(next(shares))) if count > 1 else None) as pool:
                 yield pool, count
         finally:
             torch.set_num_threads(threads)  # the count threads started later take
