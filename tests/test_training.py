@@ -1,6 +1,8 @@
 """The three trainers on a tiny synthetic corpus: steps, checkpoints, resume, the syncnet_wt switch, torchrun."""
 
 import argparse
+import contextlib
+import io
 import math
 import os
 import subprocess
@@ -181,19 +183,37 @@ def test_the_losses_are_the_references():
     assert torch.equal(halves[:, 3:6], faces[:, :, 1, 2:])  # frame 1's colour channels, lower rows
 
 
-def test_gan_trainer_checkpoints_both_networks_and_resumes_them(corpus, tmp_path, capsys):
-    out = tmp_path / "hq"
-    args = flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"), "--max_steps", "2")
-    assert hq_wav2lip_train.main(args) == 0
+@pytest.fixture(scope="module")
+def gan_two_steps(corpus, tmp_path_factory):
+    """Two steps of the GAN trainer and what it printed, computed as the subprocesses of the
+    kill test compute them (on one thread), so that their checkpoints can be compared bit for bit."""
+    out, printed = tmp_path_factory.mktemp("gan") / "hq", io.StringIO()
+    threads, saved = torch.get_num_threads(), hparams.values()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stderr(printed):
+            assert hq_wav2lip_train.main(flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"),
+                                               "--max_steps", "2")) == 0
+    finally:
+        torch.set_num_threads(threads)
+        for name, value in saved.items():
+            hparams.set_hparam(name, value)
+    return out, printed.getvalue()
+
+
+def test_gan_trainer_checkpoints_both_networks_and_resumes_them(corpus, gan_two_steps, tmp_path):
+    out, printed = gan_two_steps
     assert steps_of(out) == [1, 2] and steps_of(out, "disc_") == [1, 2]
     load_weights(Wav2Lip_disc_qual(), out / "disc_checkpoint_step000000002.pth")
-    assert "disc_fake" in capsys.readouterr().err  # the evaluation at step 2 reports the discriminator
+    assert "disc_fake" in printed  # the evaluation at step 2 reports the discriminator
 
     disc_state = read_checkpoint(out / "disc_checkpoint_step000000002.pth")
-    args[args.index("--max_steps") + 1] = "3"
-    assert hq_wav2lip_train.main([*args, "--checkpoint_path", str(out / "checkpoint_step000000002.pth"),
+    resumed = tmp_path / "resumed"
+    assert hq_wav2lip_train.main([*flags(corpus, resumed, "--syncnet_checkpoint_path", str(corpus / "expert.pth"),
+                                         "--max_steps", "3"),
+                                  "--checkpoint_path", str(out / "checkpoint_step000000002.pth"),
                                   "--disc_checkpoint_path", str(out / "disc_checkpoint_step000000002.pth")]) == 0
-    after = read_checkpoint(out / "disc_checkpoint_step000000003.pth")
+    after = read_checkpoint(resumed / "disc_checkpoint_step000000003.pth")
     assert after["global_step"] == 3
     assert after["optimizer"]["param_groups"][0]["betas"] == (0.5, 0.999)
     assert not torch.equal(after["state_dict"]["binary_pred.0.weight"], disc_state["state_dict"]["binary_pred.0.weight"])
@@ -250,12 +270,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path):
                read_checkpoint(broken / "checkpoint_step000000006.pth"))
 
 
-def test_the_gan_trainer_killed_while_saving_resumes_from_a_step_both_networks_have(corpus, tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
+def test_the_gan_trainer_killed_while_saving_resumes_from_a_step_both_networks_have(corpus, gan_two_steps, tmp_path):
+    straight, killed = gan_two_steps[0], tmp_path / "killed"
     common = ["--syncnet_checkpoint_path", corpus / "expert.pth", "--max_steps", "2"]
-    run = subprocess.run(script("hq_wav2lip_train.py", *flags(corpus, straight, *map(str, common))),
-                         capture_output=True, text=True, env=ENV, check=False)
-    assert run.returncode == 0, run.stderr[-2000:]
 
     def saving_disc_step_2():  # the generator's step-2 checkpoint is written, the discriminator's is not yet
         return any(p.name.startswith(".disc_checkpoint_step000000002.pth.") for p in temporaries(killed))
