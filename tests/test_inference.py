@@ -435,6 +435,27 @@ def test_two_batches_generate_at_once_on_the_cpu_and_frames_stay_in_order(assets
         assert_close(a, b)  # consecutive frames differ by more than this (see the pairing test)
 
 
+def test_a_generator_failing_mid_run_stops_every_stage_and_leaves_no_file(assets, tmp_path, monkeypatch):
+    calls, generate = [], generator.TorchGenerator.generate
+
+    def fails_at_the_fourth_batch(self, faces, mels):
+        calls.append(len(faces))
+        if len(calls) == 4:
+            raise RuntimeError("out of memory (simulated)")
+        return generate(self, faces, mels)
+
+    monkeypatch.setattr(generator.TorchGenerator, "generate", fails_at_the_fourth_batch)
+    before = set(threading.enumerate())
+    options = Options(str(assets / "gen.pth"), str(assets / "face30.mp4"), str(assets / "speech1.4.wav"),
+                      outfile=str(tmp_path / "out.mp4"), box=BOX, progress=False)
+    with pytest.raises(RuntimeError, match="simulated"):
+        lip_sync(options)
+    assert list(tmp_path.iterdir()) == []  # no output, no temporary
+    after = {thread for thread in threading.enumerate() if type(thread).__name__ != "TMonitor"}  # tqdm's, kept
+    assert after == before  # every stage and worker thread ended
+    assert len(calls) <= 6  # the batches queued behind the failure were dropped
+
+
 def test_while_s3fd_runs_beside_it_the_generator_runs_one_batch_on_every_thread(assets, detector, monkeypatch):
     calls, generate = [], generator.TorchGenerator.generate
 
