@@ -25,7 +25,8 @@ class OnnxGenerator:
 
     @contextlib.contextmanager
     def workers(self, detecting):
-        """(a pool, its size) to generate batches side by side in (sessions run concurrently)."""
+        """(a pool, its size) to generate batches side by side in: a session runs calls
+        concurrently, and S3FD's session has threads of its own, so detection changes nothing."""
         count = 1 if self.device == "cuda" else self.cpu_workers
         with worker_pool(count) as pool:
             yield pool, count

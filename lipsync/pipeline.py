@@ -167,7 +167,7 @@ class _Job:
 
     def _queue_depth(self):
         """Batches each queue holds: 4, fewer where that many frames would pass FRAME_BUFFER_BYTES
-        (five more batches are being built, generated and composed)."""
+        (a few more batches are being built, generated and composed)."""
         width, height = self.frames.frame_size
         frame_bytes = width * height * (1.5 if self.pictures else 3)
         return int(max(1, min(4, FRAME_BUFFER_BYTES // (2 * self.batch_size * frame_bytes) - 1)))
