@@ -8,8 +8,10 @@
     box_planning      detections -> crop boxes: gaps, pads, smoothing, as they stream
     detection_cache   detections kept on disk (--face_cache)
     generator         Wav2Lip loaded for inference, run under the chosen precision
+    onnx_generator    the same on onnxruntime, without PyTorch
+    stage_clock       where a run's time goes, stage by stage
     compose           generated faces pasted (or feathered) back into the frames
-    threads           stage threads and bounded channels
+    threads           stage threads, bounded channels, worker pools
     sync_similarity   the expert's voice/face agreement, before and after
     batch             many (video, audio) pairs, resumably (the evaluation generators)
 """

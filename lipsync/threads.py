@@ -1,4 +1,5 @@
-"""Stage threads joined by bounded channels: the first failure anywhere stops every stage."""
+"""Stage threads joined by bounded channels (the first failure anywhere stops every stage), and
+pools of worker threads."""
 
 import contextlib
 import ctypes
