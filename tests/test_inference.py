@@ -445,6 +445,7 @@ def test_a_generator_failing_mid_run_stops_every_stage_and_leaves_no_file(assets
         return generate(self, faces, mels)
 
     monkeypatch.setattr(generator.TorchGenerator, "generate", fails_at_the_fourth_batch)
+
     def running():  # tqdm's monitor thread comes and goes on its own
         return {thread for thread in threading.enumerate() if type(thread).__name__ != "TMonitor"}
 

@@ -42,12 +42,21 @@ def corpus(tmp_path_factory):
     return root
 
 
+@contextlib.contextmanager
+def hparams_kept():
+    """The trainers set hparams from --hparams: put them back afterwards."""
+    saved = hparams.values()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            hparams.set_hparam(name, value)
+
+
 @pytest.fixture(autouse=True)
 def restore_hparams():
-    saved = hparams.values()
-    yield
-    for name, value in saved.items():
-        hparams.set_hparam(name, value)
+    with hparams_kept():
+        yield
 
 
 def flags(corpus, checkpoint_dir, *extra, hparams_=FAST):
@@ -188,16 +197,14 @@ def gan_two_steps(corpus, tmp_path_factory):
     """Two steps of the GAN trainer and what it printed, computed as the subprocesses of the
     kill test compute them (on one thread), so that their checkpoints can be compared bit for bit."""
     out, printed = tmp_path_factory.mktemp("gan") / "hq", io.StringIO()
-    threads, saved = torch.get_num_threads(), hparams.values()
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with contextlib.redirect_stderr(printed):
+        with hparams_kept(), contextlib.redirect_stderr(printed):
             assert hq_wav2lip_train.main(flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"),
                                                "--max_steps", "2")) == 0
     finally:
         torch.set_num_threads(threads)
-        for name, value in saved.items():
-            hparams.set_hparam(name, value)
     return out, printed.getvalue()
 
 
