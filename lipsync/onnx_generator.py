@@ -17,8 +17,9 @@ class OnnxGenerator:
     def __init__(self, path, device, requested_batch):
         # On the CPU two batches run at once, each on half the cores: 18 % faster than one
         # batch on all of them, measured on two cores (as lipsync.generator does in PyTorch).
-        self.cpu_workers = 2 if usable_cores() >= 2 else 1
-        self.session = inference_session(path, device, cpu_threads=usable_cores() // self.cpu_workers)
+        cores = usable_cores()
+        self.cpu_workers = 2 if cores >= 2 else 1
+        self.session = inference_session(path, device, cpu_threads=cores // self.cpu_workers)
         on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
         self.device = "cuda" if on_gpu else "cpu"
         self.batch_size = requested_batch if on_gpu else min(requested_batch, CPU_BATCH)
