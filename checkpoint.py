@@ -117,7 +117,14 @@ def load_weights(model, path, device="cpu"):
     if mismatched:
         raise CheckpointError(f"{path} does not fit {type(model).__name__}: shapes differ for {_few(mismatched)}")
 
-    model.load_state_dict(state, strict=True)
+    if any(value.is_meta for value in expected.values()):
+        # A model built on the meta device (no memory, no random initialisation: faster to
+        # start) takes the file's tensors themselves, in the dtypes it was built with.
+        state = {key: value.to(expected[key].dtype) if not value.is_meta else torch.zeros_like(value, device="cpu")
+                 for key, value in state.items()}
+        model.load_state_dict(state, strict=True, assign=True)
+    else:
+        model.load_state_dict(state, strict=True)
     model.to(device)
     return checkpoint
 

@@ -150,3 +150,25 @@ def test_scripts_show_one_line_and_exit_non_zero(tmp_path):
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and "is an HTML page" in result.stderr
     verbose = subprocess.run([sys.executable, "-c", program, str(page), "--verbose"], cwd=ROOT, capture_output=True, text=True)
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_a_model_built_on_the_meta_device_loads_as_a_built_one(tmp_path, generator_file):
+    """Inference builds the generator without initialising it (its weights are overwritten at
+    once): the loaded model must equal one built normally, for the released file, for a file
+    from before BatchNorm step counters, and for weights saved in half precision."""
+    old = {key: value for key, value in torch.load(generator_file, weights_only=True)["state_dict"].items()
+           if not key.endswith("num_batches_tracked")}
+    torch.save({"state_dict": old}, tmp_path / "old.pth")
+    torch.save({key: value.half() if value.is_floating_point() else value for key, value in old.items()},
+               tmp_path / "half.pth")
+    for path in (generator_file, tmp_path / "old.pth", tmp_path / "half.pth"):
+        built = Wav2Lip()
+        load_weights(built, path)
+        with torch.device("meta"):
+            lazy = Wav2Lip()
+        load_weights(lazy, path)
+        assert list(lazy.state_dict()) == list(built.state_dict())
+        for (key, value), expected in zip(lazy.state_dict().items(), built.state_dict().values()):
+            assert value.device.type == "cpu" and value.dtype == expected.dtype, key
+            assert torch.equal(value, expected), key
+        assert all(parameter.requires_grad for parameter in lazy.parameters())
