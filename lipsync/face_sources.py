@@ -13,7 +13,7 @@ import numpy as np
 
 from face_detection.boxes import has_area, pad_and_clip, to_int_box
 from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
-from lipsync.threads import trim_heap
+from lipsync.heap import trim_heap
 from yuv import bgr_of
 
 

@@ -2,8 +2,6 @@
 pools of worker threads."""
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import queue
 import threading
@@ -94,24 +92,3 @@ def worker_pool(count, initializer=None):
 def usable_cores():
     """The CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _load_trim():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_MALLOC_TRIM = _load_trim()
-
-
-def trim_heap():
-    """Give freed heap memory back to the system (glibc).
-
-    Detection frees hundreds of megabytes of activations of varying sizes per block, from
-    several threads; glibc keeps such memory in its per-thread heaps, so without this the
-    process grows by gigabytes over a long 1080p video although nothing is held.
-    """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)

@@ -1,0 +1,50 @@
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+from lipsync import heap
+
+# The generator on two worker threads, as inference runs it on the CPU: the minor page faults
+# of four batches after each worker's first, with glibc's defaults and with keep_freed_memory().
+_FAULTS = textwrap.dedent("""
+    import resource, sys
+    from concurrent.futures import ThreadPoolExecutor
+    import numpy as np, torch
+    sys.path.insert(0, {root!r})
+    from lipsync import heap
+    from lipsync.generator import generate
+    from models import Wav2Lip
+    from models.fusion import fuse_for_inference
+    if sys.argv[1] == "kept":
+        assert heap.keep_freed_memory()
+    model = fuse_for_inference(Wav2Lip(), in_place=True)
+    faces, mels = np.zeros((8, 96, 96, 3), np.uint8), np.zeros((8, 80, 16), np.float32)
+
+    def batch(_):
+        torch.set_num_threads(1)
+        generate(model, faces, mels, torch.device("cpu"), "fp32")
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(batch, range(2)))
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        list(pool.map(batch, range(4)))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+""")
+
+
+@pytest.mark.skipif(not heap.GLIBC, reason="the allocator settings are glibc's")
+def test_the_generators_freed_memory_is_reused_instead_of_faulted_in_again():
+    script = _FAULTS.format(root=str(ROOT))
+    faults = {how: int(subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True,
+                                      check=True).stdout) for how in ("default", "kept")}
+    assert faults["default"] > 50_000, faults  # about 25,000 4-KB pages (100 MB) a batch, faulted in afresh
+    assert faults["kept"] < faults["default"] / 10, faults
+
+
+def test_without_glibc_nothing_changes(monkeypatch):
+    monkeypatch.setattr(heap, "_LIBC", None)
+    assert heap.keep_freed_memory() is False
+    heap.trim_heap()  # does nothing, raises nothing
