@@ -1,4 +1,6 @@
+import gc
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -32,7 +34,7 @@ import inference
 import media
 from cli import run
 from errors import UserError
-from lipsync import Options, generator, lip_sync
+from lipsync import Options, generator, lip_sync, pipeline
 from lipsync.audio_chunks import mel_chunk_starts
 from lipsync.box_planning import NoFaceError
 from models import SyncNet_color, Wav2Lip
@@ -457,6 +459,47 @@ def test_a_generator_failing_mid_run_stops_every_stage_and_leaves_no_file(assets
     assert list(tmp_path.iterdir()) == []  # no output, no temporary
     assert running() == before  # every stage and worker thread ended
     assert len(calls) <= 6  # the batches queued behind the failure were dropped
+
+
+def test_no_garbage_collection_while_the_generator_loads(assets, monkeypatch):
+    """Loading makes many objects and frees none: collections there only cost time. What it
+    made is frozen once, so later collections skip it; only once, so that no garbage of a
+    caller running lip_sync once per video is kept."""
+    collections, at_load = [], []
+    load = generator.TorchGenerator.__init__
+
+    def loaded(self, *args):
+        load(self, *args)
+        at_load.append(len(collections))
+
+    monkeypatch.setattr(generator.TorchGenerator, "__init__", loaded)
+    gc.callbacks.append(lambda phase, info: collections.append(phase))
+    try:
+        options = Options(str(assets / "gen.pth"), "f.mp4", "a.wav", box=BOX)
+        assert pipeline.generator_for(options).batch_size == 8
+        frozen = gc.get_freeze_count()
+        collections.clear()
+        pipeline.generator_for(options)
+        assert at_load == [0, 0] and gc.isenabled()  # none from the call's start to the model loaded
+        assert frozen > 0 and gc.get_freeze_count() == frozen
+        gc.disable()
+        pipeline.generator_for(options)
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+        gc.callbacks.pop()
+
+
+def test_x264_beside_a_generator_on_the_cpu_gets_one_thread_per_four_cores(assets, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 8)
+    outfile = tmp_path / "out.mp4"
+    lip_sync(Options(str(assets / "gen.pth"), str(assets / "face30.mp4"), str(assets / "speech1.4.wav"),
+                     outfile=str(outfile), box=BOX, progress=False))
+    settings = re.search(rb"options: ([ -~]+)", outfile.read_bytes()).group(1).split()  # x264's own record
+    assert b"threads=2" in settings
+    assert pipeline.encoder_threads(torch.device("cuda")) == 0  # beside a GPU, as many as x264 likes
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
+    assert pipeline.encoder_threads(torch.device("cpu")) == pipeline.encoder_threads("cpu") == 1
 
 
 def test_while_s3fd_runs_beside_it_the_generator_runs_one_batch_on_every_thread(assets, detector, monkeypatch):
