@@ -37,8 +37,8 @@ from errors import UserError
 from lipsync.audio_chunks import mel_chunk_starts, speech_mel
 from lipsync.compose import paste
 from lipsync.face_sources import face_source
-from lipsync.heap import keep_freed_memory
 from lipsync.frames import FrameSource
+from lipsync.heap import keep_freed_memory
 from lipsync.marking import Label
 from lipsync.stage_clock import StageClock
 from lipsync.threads import Pipeline, Stopped, usable_cores
@@ -230,18 +230,19 @@ class _Job:
 def generator_for(options, clock=None):
     """The generator on the backend ``options`` name; PyTorch is imported only for its own."""
     o, clock = options, clock or StageClock()
-    with _collector_paused(), clock.measure("imports"):
-        if o.backend == "onnxruntime":
-            from lipsync.onnx_generator import OnnxGenerator  # noqa: PLC0415
+    with _collector_paused():
+        with clock.measure("imports"):
+            if o.backend == "onnxruntime":
+                from lipsync.onnx_generator import OnnxGenerator  # noqa: PLC0415
 
-            load = functools.partial(OnnxGenerator, o.checkpoint_path, o.device, o.wav2lip_batch_size)
-        else:
-            from lipsync.generator import TorchGenerator  # noqa: PLC0415
+                load = functools.partial(OnnxGenerator, o.checkpoint_path, o.device, o.wav2lip_batch_size)
+            else:
+                from lipsync.generator import TorchGenerator  # noqa: PLC0415
 
-            load = functools.partial(TorchGenerator, o.checkpoint_path, o.device, o.precision, o.wav2lip_batch_size,
-                                     o.progress)
-    with _collector_paused(), clock.measure("load"):
-        return load()
+                load = functools.partial(TorchGenerator, o.checkpoint_path, o.device, o.precision,
+                                         o.wav2lip_batch_size, o.progress)
+        with clock.measure("load"):
+            return load()
 
 
 @contextlib.contextmanager
