@@ -12,6 +12,7 @@
     stage_clock       where a run's time goes, stage by stage
     compose           generated faces pasted (or feathered) back into the frames
     threads           stage threads, bounded channels, worker pools
+    heap              glibc's allocator: freed memory kept for reuse, or given back
     sync_similarity   the expert's voice/face agreement, before and after
     batch             many (video, audio) pairs, resumably (the evaluation generators)
 """
