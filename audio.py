@@ -33,6 +33,21 @@ def load_wav(path, sr):
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
+def check_finite(samples, path):
+    """Refuse audio holding NaN or infinite samples, in one line naming the file and which.
+
+    Such samples make every mel frame they touch NaN (the generator then draws garbage, the
+    AAC encoder refuses them); the cause is the file, so the message names it.
+    """
+    samples = np.asarray(samples)
+    if np.isfinite(samples).all():
+        return samples
+    nan = int(np.isnan(samples).sum())
+    inf = int(np.isinf(samples).sum())
+    what = " and ".join(part for part in (f"{nan:,} NaN" * bool(nan), f"{inf:,} infinite" * bool(inf)) if part)
+    raise UserError(f"{path}: the audio holds {what} sample(s) of {samples.size:,}; repair or re-export it")
+
+
 def native_sample_rate(path):
     """The sample rate of the first audio stream, without decoding it."""
     with open_media(path, "audio") as container:
