@@ -1,4 +1,5 @@
-"""Write a file so that readers never see half of it and a failure leaves nothing behind.
+"""Write a file so that readers never see half of it, a failure leaves nothing behind, and no
+output ever replaces an input or anything but a regular file.
 
 A temporary file is written beside the target and renamed over it at the end. Its name,
 ``.<target name>.<8 random characters><suffix>``, is hidden and ends in the target's own
@@ -7,6 +8,11 @@ holds an exclusive ``flock`` on it; a process killed mid-write (kill -9, power c
 job) releases the lock with its death, so the next atomic write into the same folder finds
 the orphan unlocked and removes it, while another process's temporary, still being
 written, is left alone.
+
+Every output goes through ``check_output`` (``atomic_output`` calls it when it starts and again
+just before the rename): a path that is, or resolves to, a folder, a device, a FIFO, a socket
+or a file the run reads (``reading``) is refused in one line. A symlink to a regular file is
+written through: the file it points to is replaced, the link stays.
 """
 
 import contextlib
@@ -14,10 +20,12 @@ import errno
 import os
 import re
 import secrets
+import stat
 import string
+import threading
 from pathlib import Path
 
-from errors import naming
+from errors import UserError, naming
 
 try:
     import fcntl
@@ -29,16 +37,98 @@ _ALPHABET = string.ascii_lowercase + string.digits + "_"
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>(\.[^.]+)?)$")
 
 
+# (device, inode) of each file a run in this process reads -> (its path, how the run names it).
+_INPUTS = {}
+_INPUTS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def reading(inputs):
+    """While the block runs, no output may replace any of ``inputs`` ({name in messages: path},
+    e.g. {"--checkpoint_path": "wav2lip.pth"}; None paths and files that do not exist are left
+    out): ``check_output`` refuses them, through symlinks and hard links too."""
+    added = []
+    with _INPUTS_LOCK:
+        for name, path in inputs.items():
+            identity = _identity(path)
+            if identity is not None and identity not in _INPUTS:
+                _INPUTS[identity] = (str(path), name)
+                added.append(identity)
+    try:
+        yield
+    finally:
+        with _INPUTS_LOCK:
+            for identity in added:
+                _INPUTS.pop(identity, None)
+
+
+def check_output(path, flag=None, inputs=None):
+    """Refuse, in one line (a UserError), an output ``path`` that an atomic write must not
+    replace: a folder, a device, a FIFO or a socket (or a symlink to one), or a file the run
+    reads (``inputs``, {name: path}, and what ``reading`` holds). Returns ``path``.
+
+    ``flag`` (e.g. "--outfile") names the path in the message.
+    """
+    named = f"{flag} {path}" if flag else str(path)
+    link = " (through a symlink)" if Path(path).is_symlink() else ""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return path  # a new file (or a dangling link, written through like a shell's >)
+    except NotADirectoryError:
+        raise UserError(f"{named}: a part of the path before its name is a file, not a folder") from None
+    except OSError:
+        return path  # unreadable: the write itself says why
+    kind = _KINDS.get(stat.S_IFMT(status.st_mode))
+    if kind is not None:
+        raise UserError(f"{named} is {kind}{link}: an output replaces only a regular file; name a file")
+    identity = (status.st_dev, status.st_ino)
+    read = {_identity(source): (str(source), name) for name, source in (inputs or {}).items()}
+    with _INPUTS_LOCK:
+        read.update({key: value for key, value in _INPUTS.items() if key not in read})
+    if identity in read:
+        source, name = read[identity]
+        same = "" if os.path.abspath(source) == os.path.abspath(path) else f" ({source})"
+        raise UserError(f"{named} is the {name} file{same}{link} that this run reads: it would be "
+                        "overwritten; choose another name")
+    return path
+
+
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFIFO: "a FIFO (a named pipe)", stat.S_IFSOCK: "a socket"}
+
+
+def _identity(path):
+    """(device, inode) of the regular file ``path`` leads to, or None."""
+    if path is None:
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino) if stat.S_ISREG(status.st_mode) else None
+
+
 @contextlib.contextmanager
 def atomic_output(path, suffix=None):
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
 
     The file is created with the permissions ``open(path, "w")`` would give (0666 less the
-    umask), not the 0600 of ``tempfile``. It keeps the final extension (or ``suffix``).
+    umask), not the 0600 of ``tempfile``. It keeps the final extension (or ``suffix``). A
+    symlink is written through (its target is replaced); ``check_output``'s refusals apply
+    before the work and again before the rename.
     """
+    path = _through_links(check_output(path))
     with _temporary_beside(path, suffix) as temporary:
         yield temporary
+        check_output(path)  # what the path is may have changed while the block ran
         os.replace(temporary, path)
+
+
+def _through_links(path):
+    """``path`` with symlinks resolved, so that a link's target is replaced, not the link."""
+    path = Path(path)
+    return path.resolve() if path.is_symlink() else path
 
 
 def scratch_file(path):

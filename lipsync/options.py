@@ -3,6 +3,7 @@
 import dataclasses
 from pathlib import Path
 
+from atomic_write import check_output
 from errors import UserError
 from lipsync.marking import check_label
 
@@ -106,10 +107,17 @@ class Options:
                                     f"python export.py {path} writes {Path(path).with_suffix('.onnx')}")
         if self.fps <= 0 or self.max_gap < 0:
             raise UserError("--fps must be positive and --max_gap not negative")
-        for name, path in (("--face", self.face), ("--audio", self.audio)):
-            if Path(path).exists() and Path(self.outfile).resolve() == Path(path).resolve():
-                raise UserError(f"--outfile {self.outfile} is the {name} file: it would be overwritten; "
-                                "choose another name")
+        check_output(self.outfile, "--outfile", self.inputs())
+        if self.syncnet_checkpoint_path:
+            check_output(sync_json_path(self.outfile), "--outfile's .sync.json", self.inputs())
+
+    def inputs(self):
+        """{flag: path} of every file the run reads: no output may replace one (atomic_write.reading)."""
+        detecting = self.fixed_box is None
+        return {"--checkpoint_path": self.checkpoint_path, "--face": self.face, "--audio": self.audio,
+                "--syncnet_checkpoint_path": self.syncnet_checkpoint_path,
+                "--detector_path": self.detector_weights() if detecting else None,
+                "--c2pa_cert": self.c2pa_cert, "--c2pa_key": self.c2pa_key}
 
     def frame_size(self, width, height):
         """(width, height) of the frames the pipeline works on, for a width x height input;
@@ -147,6 +155,11 @@ class Options:
                 "det_max_side": self.det_max_side, "det_stride": self.det_stride, "batch": self.face_det_batch_size,
                 "device": getattr(device, "type", device), "precision": self.precision,
                 "weights": fingerprint(self.detector_weights())}
+
+
+def sync_json_path(outfile):
+    """Where --syncnet_checkpoint_path's per-chunk similarities go, beside the output."""
+    return Path(outfile).with_suffix(".sync.json")
 
 
 def _check_region(flag, given, region, width, height, steps=()):

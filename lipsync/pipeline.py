@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from atomic_write import atomic_output, check_writable
+from atomic_write import atomic_output, check_writable, reading
 from errors import UserError
 from lipsync.audio_chunks import mel_chunk_starts, speech_mel
 from lipsync.compose import paste
@@ -40,6 +40,7 @@ from lipsync.face_sources import face_source
 from lipsync.frames import FrameSource
 from lipsync.heap import keep_freed_memory
 from lipsync.marking import Label
+from lipsync.options import sync_json_path
 from lipsync.stage_clock import StageClock
 from lipsync.threads import Pipeline, Stopped, usable_cores
 from media import VideoWriter
@@ -71,6 +72,11 @@ def lip_sync(options, sink=None, clock=None):
     ``sink`` is given, each BGR frame goes to ``sink.write`` and nothing is written. ``clock``
     (a StageClock) may be started earlier, to count the imports in the start-up.
     """
+    with reading(options.inputs()):  # no output of the run may replace one of its inputs
+        return _lip_sync(options, sink, clock)
+
+
+def _lip_sync(options, sink, clock):
     clock = clock or StageClock()
     started = time.perf_counter()
     keep_freed_memory()  # each batch's activations reused, not faulted in again (process-wide)
@@ -108,10 +114,6 @@ def encoder_threads(generator_device):
     if getattr(generator_device, "type", generator_device) != "cpu":
         return 0
     return max(1, usable_cores() // 4)
-
-
-def sync_json_path(outfile):
-    return Path(outfile).with_suffix(".sync.json")
 
 
 class _Job:

@@ -1,0 +1,167 @@
+"""No output ever replaces an input or anything but a regular file (atomic_write.check_output,
+used by every writer through atomic_output, and by each script before its work)."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from synthetic_certificates import write_signing_files
+from synthetic_media import face_frames, speech_like, write_media, write_video
+from synthetic_weights import save_released, seeded
+
+import inference
+from atomic_write import atomic_output, check_output, reading
+from cli import run
+from errors import UserError
+from models import SyncNet_color, Wav2Lip
+
+BOX = ("20", "90", "30", "100")
+
+
+def write(path, data=b"data"):
+    Path(path).write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    return path
+
+
+# --- the rule itself ---------------------------------------------------------------------------
+
+def test_a_new_file_a_regular_file_and_a_dangling_link_are_outputs(tmp_path):
+    assert check_output(tmp_path / "new.mp4") == tmp_path / "new.mp4"
+    assert check_output(write(tmp_path / "old.mp4")) == tmp_path / "old.mp4"
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere.mp4")
+    assert check_output(tmp_path / "dangling") == tmp_path / "dangling"
+
+
+@pytest.mark.parametrize("what", ["folder", "fifo", "link to a device", "link to a folder", "link to a fifo"])
+def test_what_is_not_a_regular_file_is_never_an_output(tmp_path, fifo, what):
+    (tmp_path / "folder").mkdir()
+    path = {"folder": tmp_path / "folder", "fifo": fifo}.get(what, tmp_path / "link")
+    if what.startswith("link"):
+        path.symlink_to({"link to a device": "/dev/null", "link to a folder": tmp_path / "folder",
+                         "link to a fifo": fifo}[what])
+    kind = {"folder": "a folder", "fifo": "a FIFO (a named pipe)", "link to a device": "a character device",
+            "link to a folder": "a folder", "link to a fifo": "a FIFO (a named pipe)"}[what]
+    with pytest.raises(UserError) as caught:
+        check_output(path, "--outfile")
+    assert str(caught.value) == (f"--outfile {path} is {kind}{' (through a symlink)' * what.startswith('link')}: "
+                                 "an output replaces only a regular file; name a file")
+
+
+def test_a_part_of_the_path_that_is_a_file_is_named(tmp_path):
+    with pytest.raises(UserError, match="a part of the path before its name is a file, not a folder"):
+        check_output(write(tmp_path / "model.pth") / "out.mp4", "--outfile")
+
+
+def test_a_file_the_run_reads_is_refused_by_name_link_and_hard_link(tmp_path):
+    weights = write(tmp_path / "wav2lip.pth")
+    (tmp_path / "link.mp4").symlink_to(weights)
+    os.link(weights, tmp_path / "hard.mp4")
+    with reading({"--checkpoint_path": weights}):
+        for path in (weights, tmp_path / "link.mp4", tmp_path / "hard.mp4"):
+            with pytest.raises(UserError, match=r"is the --checkpoint_path file.* that this run reads: it would be "
+                                                 "overwritten; choose another name"):
+                check_output(path, "--outfile")
+    for path in (weights, tmp_path / "link.mp4", tmp_path / "hard.mp4"):  # the run is over: outputs again
+        assert check_output(path, "--outfile") == path
+
+
+def test_inputs_given_to_the_check_are_refused_too(tmp_path):
+    key = write(tmp_path / "key.pem")
+    with pytest.raises(UserError, match="is the --c2pa_key file"):
+        check_output(key, "--outfile", {"--c2pa_key": key, "--face": None})
+
+
+def test_atomic_output_refuses_an_input_and_leaves_it_whole(tmp_path):
+    weights = write(tmp_path / "wav2lip.pth", b"weights")
+    with reading({"--checkpoint_path": weights}), pytest.raises(UserError):
+        with atomic_output(weights) as temporary:
+            write(temporary, b"video")
+    assert weights.read_bytes() == b"weights" and sorted(tmp_path.iterdir()) == [weights]
+
+
+def test_atomic_output_writes_through_a_symlink(tmp_path):
+    (tmp_path / "disk").mkdir()
+    target = write(tmp_path / "disk" / "result.mp4", b"old")
+    link = tmp_path / "result.mp4"
+    link.symlink_to(target)
+    with atomic_output(link) as temporary:
+        write(temporary, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["result.mp4"]
+
+
+def test_atomic_output_never_opens_a_fifo_and_checks_again_before_the_rename(tmp_path, fifo):
+    with pytest.raises(UserError, match="is a FIFO"):
+        with atomic_output(fifo):
+            pass
+    target = tmp_path / "out.mp4"
+    with pytest.raises(UserError, match="is a folder"):
+        with atomic_output(target) as temporary:
+            write(temporary, b"video")
+            target.mkdir()  # the path changed while the output was written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "pipe"] and target.is_dir()
+
+
+# --- inference.py: refused in one line, before the work, the input untouched -------------------
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("outputs")
+    save_released(seeded(Wav2Lip(), 0), d / "gen.pth")
+    save_released(seeded(SyncNet_color(), 1), d / "sync.pth")
+    write_media(d / "speech.wav", speech_like(0.6)[None], 16000, audio_codec="pcm_s16le")
+    write_video(d / "face.mp4", face_frames(12))
+    write_signing_files(d)
+    return d
+
+
+def lip_sync(files, outfile, *extra):
+    argv = ["--checkpoint_path", files / "gen.pth", "--face", files / "face.mp4", "--audio", files / "speech.wav",
+            "--outfile", outfile, "--box", *BOX, "--quiet", *extra]
+    return run(inference.main, list(map(str, argv)))
+
+
+SIGNED = ("--c2pa_cert", "chain.pem", "--c2pa_key", "key.pem")
+
+
+@pytest.mark.parametrize("case", ["checkpoint", "expert", "key", "audio", "link to checkpoint"])
+def test_an_outfile_naming_an_input_is_refused_before_the_work(files, tmp_path, capsys, case):
+    extra = {"expert": ["--syncnet_checkpoint_path", files / "sync.pth"],
+             "key": [flag if flag.startswith("--") else files / flag for flag in SIGNED]}.get(case, [])
+    outfile = {"checkpoint": files / "gen.pth", "expert": files / "sync.pth", "key": files / "key.pem",
+               "audio": files / "speech.wav", "link to checkpoint": tmp_path / "result.mp4"}[case]
+    if case == "link to checkpoint":
+        outfile.symlink_to(files / "gen.pth")
+    before = {path: path.read_bytes() for path in files.iterdir()}
+    assert lip_sync(files, outfile, *extra) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --outfile {outfile} is the --") and "would be overwritten" in err[0]
+    assert {path: path.read_bytes() for path in files.iterdir()} == before
+
+
+@pytest.mark.parametrize("case", ["folder", "link to /dev/null", "fifo"])
+def test_an_outfile_that_is_no_regular_file_is_refused_before_the_work(files, tmp_path, capsys, fifo, case):
+    outfile = {"folder": tmp_path, "link to /dev/null": tmp_path / "null.mp4", "fifo": fifo}[case]
+    if case == "link to /dev/null":
+        outfile.symlink_to("/dev/null")
+    # The audio is missing: the output is refused before any input is read.
+    assert lip_sync(files, outfile, "--audio", tmp_path / "missing.wav") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "an output replaces only a regular file" in err[0], err
+    assert os.path.islink(tmp_path / "null.mp4") or case != "link to /dev/null"
+
+
+def test_the_sync_json_beside_the_outfile_may_not_be_an_input_either(files, tmp_path, capsys):
+    outfile = tmp_path / "gen.mp4"
+    (tmp_path / "gen.sync.json").symlink_to(files / "sync.pth")
+    assert lip_sync(files, outfile, "--syncnet_checkpoint_path", files / "sync.pth") == 1
+    assert "--outfile's .sync.json" in capsys.readouterr().err
+    assert torch.load(files / "sync.pth", weights_only=True)  # still the expert
