@@ -3,11 +3,17 @@
 The released files are dicts of ``state_dict``, ``optimizer``, ``global_step`` and
 ``global_epoch`` (keys prefixed ``module.`` when trained under DataParallel) or bare state
 dicts (S3FD, the LSE SyncNet), in legacy or zip serialization. Everything here loads with
-``weights_only=True``: no code in a checkpoint is ever run.
+``weights_only=True``: no code in a checkpoint is ever run. A zip-serialised file (what
+torch.save writes, and so every checkpoint the trainers write) carries a CRC-32 of each entry,
+which torch.load does not check: they are checked here, beside the load, so a flipped bit is
+an error naming the file, not a weight of -1e37. The legacy format (the released files) has
+no checksums.
 """
 
 import hashlib
 import pickle
+import threading
+import zipfile
 from pathlib import Path
 
 import torch
@@ -58,8 +64,11 @@ def read_checkpoint(path, map_location="cpu"):
         )
     if not (head.startswith(_ZIP_MAGIC) or head.startswith(_LEGACY_MAGIC)):
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {head[:8]!r})")
+    damage = _CrcCheck(path) if head.startswith(_ZIP_MAGIC) else None
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
+        if damage is not None:
+            damage.raise_if_found()
     except pickle.UnpicklingError as error:
         if "Weights only load failed" in str(error):
             raise CheckpointError(
@@ -72,6 +81,35 @@ def read_checkpoint(path, map_location="cpu"):
             f"{path} is truncated or corrupt ({size:,} bytes); download it again ({_first_line(error)})"
         ) from None
     return _normalise(data, path)
+
+
+class _CrcCheck(threading.Thread):
+    """Reads every entry of a zip checkpoint, checking its CRC-32, in a thread beside torch.load
+    (zlib releases the GIL, so on two cores the check costs little wall time)."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path, self.damaged = path, None
+        self.start()
+
+    def run(self):
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                for entry in archive.infolist():
+                    with archive.open(entry) as member:
+                        while member.read(1 << 24):  # the CRC is compared at the entry's end
+                            pass
+        except zipfile.BadZipFile as error:
+            self.damaged = str(error)
+        except (OSError, EOFError, ValueError, RuntimeError):
+            pass  # what torch.load says about such a file is the error
+
+    def raise_if_found(self):
+        self.join()
+        if self.damaged is not None:
+            size = Path(self.path).stat().st_size
+            raise CheckpointError(f"{self.path} is damaged ({size:,} bytes): {self.damaged} (its bytes changed after "
+                                  "it was written, by a disk, memory or copy error); restore it or download it again")
 
 
 def _normalise(data, path):

@@ -172,3 +172,32 @@ def test_a_model_built_on_the_meta_device_loads_as_a_built_one(tmp_path, generat
             assert value.device.type == "cpu" and value.dtype == expected.dtype, key
             assert torch.equal(value, expected), key
         assert all(parameter.requires_grad for parameter in lazy.parameters())
+
+
+def flip_one_bit(path, damaged):
+    """A copy of the zip checkpoint ``path`` with one bit flipped in its largest tensor's bytes
+    (an exponent bit: a small weight becomes about 1e37, as a bad disk sector or cable makes it)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entry = max(archive.infolist(), key=lambda info: info.file_size)
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[entry.header_offset + 26:entry.header_offset + 30])
+    start = entry.header_offset + 30 + name_length + extra_length
+    data[start + 4 * (entry.file_size // 8) + 3] ^= 0x40  # the high exponent bit of one float32
+    damaged.write_bytes(bytes(data))
+    return entry.filename
+
+
+def test_a_flipped_bit_in_a_zip_checkpoint_is_one_line_naming_the_file(tmp_path):
+    model = seeded(SyncNet_color(), 3)
+    path = save_checkpoint(tmp_path / "checkpoint_step000000001.pth", model, global_step=1)
+    damaged = tmp_path / "copied.pth"
+    entry = flip_one_bit(path, damaged)
+    with pytest.raises(CheckpointError) as caught:
+        load_weights(SyncNet_color(), damaged)
+    assert str(caught.value).startswith(f"{damaged} is damaged ({damaged.stat().st_size:,} bytes): Bad CRC-32 for "
+                                        f"file '{entry}'")
+    assert "\n" not in str(caught.value)
+    load_weights(SyncNet_color(), path)  # the undamaged file loads as before
