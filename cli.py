@@ -1,11 +1,19 @@
 """What every command-line script shares: one-line errors and exit codes."""
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from errors import UserError, describe_os_error
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a job scheduler's stop), raised in the main thread as Ctrl-C raises
+    KeyboardInterrupt, so that the same clean-up runs: temporaries removed, workers stopped."""
 
 
 def run(main, argv=None):
@@ -13,11 +21,13 @@ def run(main, argv=None):
     missing file) becomes one line on stderr and exit status 1.
 
     ``--verbose`` anywhere on the command line shows the traceback instead. Ctrl-C exits 130
-    quietly. Returns main's return value, so ``sys.exit(run(main))`` passes it on.
+    and SIGTERM 143, each with one line, after the clean-up that an error gets. Returns main's
+    return value, so ``sys.exit(run(main))`` passes it on.
     """
-    argv = sys.argv[1:] if argv is None else argv
+    as_script, argv = argv is None, sys.argv[1:] if argv is None else argv
     try:
-        return main(argv)
+        with _terminated_on_sigterm():
+            return main(argv)
     except BrokenPipeError:
         # Whoever read the output (``| head``) has gone: stop quietly, as Unix tools do, and keep
         # the interpreter's final flush from failing on the closed pipe.
@@ -30,8 +40,37 @@ def run(main, argv=None):
         print(f"error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _stopped("interrupted", 130, signal.SIGINT, as_script)
+    except Terminated:
+        return _stopped("terminated", 143, signal.SIGTERM, as_script)
+
+
+@contextlib.contextmanager
+def _terminated_on_sigterm():
+    """While the block runs in the main thread, SIGTERM raises Terminated there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not break the clean-up
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(word, status, signum, as_script):
+    """The one line of a run stopped by a signal. A script is about to exit: later signals of
+    the same kind (a second Ctrl-C) are ignored, so that none ends its exit with a traceback."""
+    if as_script:
+        with contextlib.suppress(ValueError, OSError):  # not the main thread: nothing to set
+            signal.signal(signum, signal.SIG_IGN)
+    print(word, file=sys.stderr)
+    return status
 
 
 def pick_device(name):

@@ -1,0 +1,71 @@
+"""Ctrl-C and SIGTERM end a script with one line and status 130 / 143, no traceback and no
+temporary left (cli.run), as an error would."""
+
+import signal
+import subprocess
+import time
+
+import pytest
+from confined import ENV, PYTHON, temporaries
+from conftest import ROOT
+from synthetic_media import face_frames, speech_like, write_media, write_video
+from synthetic_weights import save_released, seeded
+
+from cli import Terminated, run
+from models import Wav2Lip
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("signals")
+    save_released(seeded(Wav2Lip(), 0), d / "gen.pth")
+    write_media(d / "long.wav", speech_like(30.0)[None], 16000, audio_codec="pcm_s16le")
+    write_video(d / "face.mp4", face_frames(12))
+    return d
+
+
+def stop_mid_write(command, folder, signum, timeout=240):
+    """Run ``command``, send ``signum`` once a temporary output in ``folder`` has bytes; returns
+    (exit status, stderr)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, text=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while not any(path.stat().st_size > 0 for path in temporaries(folder) if path.exists()):
+            assert process.poll() is None, f"finished before the signal: {process.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "no temporary was ever written"
+            time.sleep(0.01)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, err
+
+
+@pytest.mark.parametrize("signum, status, word", [(signal.SIGTERM, 143, "terminated"),
+                                                  (signal.SIGINT, 130, "interrupted")])
+def test_a_stopped_lip_sync_says_one_word_and_leaves_nothing(files, tmp_path, signum, status, word):
+    out = tmp_path / "results"
+    command = [PYTHON, str(ROOT / "inference.py"), "--checkpoint_path", str(files / "gen.pth"),
+               "--face", str(files / "face.mp4"), "--audio", str(files / "long.wav"),
+               "--outfile", str(out / "result.mp4"), "--box", "20", "90", "30", "100", "--quiet"]
+    code, err = stop_mid_write(command, out, signum)
+    assert code == status and err.strip().splitlines() == [word], err[-3000:]
+    assert list(out.iterdir()) == []  # neither the output nor its temporary
+
+
+def test_sigterm_in_process_runs_the_clean_up_and_restores_the_handler():
+    cleaned = []
+
+    def main(argv):
+        try:
+            signal.raise_signal(signal.SIGTERM)
+            time.sleep(5)  # not reached: the handler raises at once
+        finally:
+            cleaned.append(True)
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert run(main, []) == 143 and cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert issubclass(Terminated, BaseException) and not issubclass(Terminated, Exception)  # no except Exception eats it
