@@ -13,6 +13,7 @@ evaluation/fid.py's statistics (.npz) the FID is printed.
 import sys
 from pathlib import Path
 
+from atomic_write import check_output
 from cli import argument_parser, run
 from reports import lse_averages
 from sharding import merge_table, shard_files
@@ -43,8 +44,11 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    for table in map(Path, args.tables):
-        parts = shard_files(table)
+    tables = {table: shard_files(table) for table in map(Path, args.tables)}
+    shards = {f"shard {part.name}": part for parts in tables.values() for part in parts}
+    for table in tables:  # before any merge: no table may be a shard (or a folder, a device, ...)
+        check_output(table, None, shards)
+    for table, parts in tables.items():
         if table.suffix == ".npz":
             merge_fid(parts)
         else:

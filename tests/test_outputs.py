@@ -165,3 +165,23 @@ def test_the_sync_json_beside_the_outfile_may_not_be_an_input_either(files, tmp_
     assert lip_sync(files, outfile, "--syncnet_checkpoint_path", files / "sync.pth") == 1
     assert "--outfile's .sync.json" in capsys.readouterr().err
     assert torch.load(files / "sync.pth", weights_only=True)  # still the expert
+
+
+# --- the other scripts -----------------------------------------------------------------------
+
+def test_merge_shards_refuses_a_table_that_is_one_of_its_shards_before_merging(tmp_path, capsys):
+    import merge_shards
+    from reports import write_rows
+    from sharding import Shard
+
+    rows = [{"video": f"{i}.mp4", "error": ""} for i in range(4)]
+    for k in range(2):
+        write_rows(Shard(k, 2).path(tmp_path / "failures.csv"), Shard(k, 2).select(rows))
+    (tmp_path / "failures.csv").symlink_to(tmp_path / "failures.shard-0-of-2.csv")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert run(merge_shards.main, [str(tmp_path / "failures.csv")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'failures.csv'} is the shard failures.shard-0-of-2.csv file "
+                   f"({tmp_path / 'failures.shard-0-of-2.csv'}) (through a symlink) that this run reads: it would be "
+                   "overwritten; choose another name"]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no shard removed either
