@@ -10,6 +10,8 @@ so any value can be changed from the command line without editing this file.
 """
 
 import argparse
+import copy
+import math
 
 from errors import UserError
 
@@ -130,6 +132,75 @@ hparams = HParams(
 )
 
 
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What each value must be: (in words, test). Every --hparams of every script is checked against it.
+_ABOVE_ZERO = ("a whole number above 0", lambda v: _whole(v) and v > 0)
+_COUNT = ("a whole number, 0 or more", lambda v: _whole(v) and v >= 0)
+_POSITIVE = ("a finite number above 0", lambda v: _finite(v) and v > 0)
+_NEGATIVE = ("a finite number below 0", lambda v: _finite(v) and v < 0)
+_FINITE = ("a finite number", _finite)
+_NOT_NEGATIVE = ("a finite number, 0 or more", lambda v: _finite(v) and v >= 0)
+_WEIGHT = ("a number from 0 to 1", lambda v: _finite(v) and 0 <= v <= 1)
+_FLAG = ("true or false", lambda v: isinstance(v, bool))
+
+RULES = {
+    "num_mels": _ABOVE_ZERO,
+    "use_lws": ("false (only librosa's STFT is supported)", lambda v: v is False),
+    "n_fft": _ABOVE_ZERO,
+    "hop_size": ("a whole number above 0, or none with frame_shift_ms set", lambda v: v is None or _ABOVE_ZERO[1](v)),
+    "win_size": _ABOVE_ZERO,
+    "sample_rate": _ABOVE_ZERO,
+    "frame_shift_ms": ("a finite number above 0, or none", lambda v: v is None or _POSITIVE[1](v)),
+    "signal_normalization": _FLAG,
+    "allow_clipping_in_normalization": _FLAG,
+    "symmetric_mels": _FLAG,
+    "max_abs_value": _POSITIVE,
+    "preemphasize": _FLAG,
+    "preemphasis": _WEIGHT,
+    "min_level_db": _NEGATIVE,
+    "ref_level_db": _FINITE,
+    "fmin": _NOT_NEGATIVE,
+    "fmax": _POSITIVE,
+    "fps": _POSITIVE,
+    "batch_size": _ABOVE_ZERO,
+    "initial_learning_rate": _POSITIVE,
+    "num_workers": _COUNT,
+    "checkpoint_interval": _ABOVE_ZERO,
+    "eval_interval": _ABOVE_ZERO,
+    "save_optimizer_state": _FLAG,
+    "syncnet_wt": _WEIGHT,
+    "syncnet_batch_size": _ABOVE_ZERO,
+    "syncnet_lr": _POSITIVE,
+    "syncnet_eval_interval": _ABOVE_ZERO,
+    "syncnet_checkpoint_interval": _ABOVE_ZERO,
+    "disc_wt": _WEIGHT,
+    "disc_initial_learning_rate": _POSITIVE,
+}
+
+
+def check_values(values):
+    """Raise a UserError naming the first of ``values`` (name: value) out of its range in RULES,
+    or the first pair of values that contradict each other."""
+    for name, value in values.items():
+        if name in RULES and not RULES[name][1](value):
+            raise UserError(f"--hparams: {name} must be {RULES[name][0]}, not {value}")
+    if values["hop_size"] is None and values["frame_shift_ms"] is None:
+        raise UserError("--hparams: hop_size must be a whole number above 0, or none with frame_shift_ms set, not None")
+    if values["win_size"] > values["n_fft"]:
+        raise UserError(f"--hparams: win_size must be at most n_fft ({values['n_fft']}), not {values['win_size']}")
+    nyquist = values["sample_rate"] // 2
+    if not values["fmin"] < values["fmax"] <= nyquist:
+        raise UserError(f"--hparams: fmax must be above fmin ({values['fmin']}) and at most half of sample_rate "
+                        f"({nyquist}), not {values['fmax']}")
+
+
 def add_hparams_argument(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--hparams", default="", metavar="NAME=VALUE,...",
@@ -138,10 +209,12 @@ def add_hparams_argument(parser: argparse.ArgumentParser):
 
 
 def apply_hparams_argument(args):
-    """Apply ``args.hparams`` to the global hparams; a bad entry is a UserError naming it."""
+    """Apply ``args.hparams`` to the global hparams once every value is known to be in range;
+    a bad entry is a UserError naming it, and nothing is applied."""
+    overrides = getattr(args, "hparams", "")
     try:
-        hparams.parse(getattr(args, "hparams", ""))
+        check_values(copy.deepcopy(hparams).parse(overrides).values())
+        hparams.parse(overrides)
     except ValueError as error:
         raise UserError(str(error)) from None
     return hparams
-

@@ -86,3 +86,47 @@ def test_the_summary_marks_what_hparams_changed():
     params.parse("lr=3e-4")
     assert params.overridden() == ["lr"]
     assert params.summary() == "hyper-parameters (* set by --hparams): batch_size=16, lr=0.0003*"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ("batch_size=0", "batch_size must be a whole number above 0, not 0"),
+    ("syncnet_batch_size=-4", "syncnet_batch_size must be a whole number above 0, not -4"),
+    ("batch_size=none", "batch_size must be a whole number above 0, not None"),
+    ("num_workers=-1", "num_workers must be a whole number, 0 or more, not -1"),
+    ("checkpoint_interval=0", "checkpoint_interval must be a whole number above 0, not 0"),
+    ("syncnet_eval_interval=-5", "syncnet_eval_interval must be a whole number above 0, not -5"),
+    ("fps=0", "fps must be a finite number above 0, not 0"),
+    ("initial_learning_rate=nan", "initial_learning_rate must be a finite number above 0, not nan"),
+    ("syncnet_lr=inf", "syncnet_lr must be a finite number above 0, not inf"),
+    ("disc_initial_learning_rate=0", "disc_initial_learning_rate must be a finite number above 0, not 0.0"),
+    ("sample_rate=0", "sample_rate must be a whole number above 0, not 0"),
+    ("num_mels=0", "num_mels must be a whole number above 0, not 0"),
+    ("max_abs_value=nan", "max_abs_value must be a finite number above 0, not nan"),
+    ("min_level_db=0", "min_level_db must be a finite number below 0, not 0"),
+    ("ref_level_db=none", "ref_level_db must be a finite number, not None"),
+    ("preemphasis=inf", "preemphasis must be a number from 0 to 1, not inf"),
+    ("syncnet_wt=1.5", "syncnet_wt must be a number from 0 to 1, not 1.5"),
+    ("disc_wt=nan", "disc_wt must be a number from 0 to 1, not nan"),
+    ("preemphasize=none", "preemphasize must be true or false, not None"),
+    ("use_lws=true", "use_lws must be false (only librosa's STFT is supported), not True"),
+    ("win_size=1024", "win_size must be at most n_fft (800), not 1024"),
+    ("fmax=9000", "fmax must be above fmin (55) and at most half of sample_rate (8000), not 9000"),
+    ("fmin=8000", "fmax must be above fmin (8000) and at most half of sample_rate (8000), not 7600"),
+    ("hop_size=none", "hop_size must be a whole number above 0, or none with frame_shift_ms set, not None"),
+])
+def test_values_out_of_range_are_refused_in_one_line(overrides, message):
+    parser = argparse.ArgumentParser()
+    add_hparams_argument(parser)
+    saved = hparams.values()
+    with pytest.raises(UserError) as refused:
+        apply_hparams_argument(parser.parse_args(["--hparams", overrides]))
+    assert str(refused.value) == f"--hparams: {message}"
+    assert hparams.values() == saved  # nothing applied
+
+
+def test_every_value_has_a_range_and_the_released_ones_are_in_it():
+    from hparams import RULES, check_values
+
+    assert sorted(RULES) == sorted(hparams.values())
+    check_values(hparams.values())
+    check_values({**hparams.values(), "hop_size": None, "frame_shift_ms": 12.5, "num_workers": 0, "fps": 29.97})
