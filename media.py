@@ -10,6 +10,9 @@ colour description, and the output carries that description (see yuv.py).
 import contextlib
 import dataclasses
 import math
+import os
+import stat
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import numpy as np
 
 from atomic_write import atomic_output
 from errors import UserError, naming
-from yuv import BT601, FULL, LIMITED, Colour, Picture
+from yuv import BT601, FULL, LIMITED, Colour, Picture, scaled
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -35,7 +38,7 @@ class VideoInfo:
     fps: Fraction  # the constant rate frames are read at
     width: int  # after rotation
     height: int
-    frame_count: int  # estimated from the duration; reading gives the exact number
+    frame_count: int  # estimated from the duration (too low where timestamps restart); reading gives the exact number
     rotation: int  # degrees counter-clockwise applied to each decoded frame
     variable_rate: bool
     colour: Colour = BT601
@@ -48,6 +51,8 @@ def is_image(path):
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return True
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a FIFO's bytes, once read, are gone (and opening one can wait forever)
         with open(path, "rb") as handle:
             head = handle.read(12)
     except OSError:
@@ -104,22 +109,47 @@ def read_frames(path, fps=None):
 
     ``fps`` defaults to the stream's nominal rate. Each output slot k (at k / fps seconds)
     shows the latest frame due by then, so a constant-rate video at its own rate comes out
-    frame for frame, and a variable-rate one keeps its timing.
+    frame for frame, and a variable-rate one keeps its timing. Frames whose size differs from
+    the first one's (segments of two sizes joined) are scaled to it.
     """
-    for frame in _decoded_at_rate(path, fps):
-        yield _upright(_bgr(frame, _yuv_planes(frame)), frame)  # per slot: a repeated frame is a fresh array
+    # Converted per slot: a repeated frame is a fresh array.
+    images = (_upright(_bgr(frame, _yuv_planes(frame)), frame) for frame in _decoded_at_rate(path, fps))
+    yield from _at_first_size(images, path)
 
 
 def read_pictures(path, fps=None):
     """``read_frames``, but each frame an upright ``Picture`` in its own YUV 4:2:0 planes
     (frames in other formats are converted)."""
-    for frame in _decoded_at_rate(path, fps):
-        colour, planes = _colour(frame), _yuv_planes(frame)
-        if planes and planes[1].shape == _half(planes[0].shape):
-            picture = Picture(*planes, colour)
-        else:
-            picture = Picture.from_bgr(_bgr(frame, planes), colour)
-        yield _upright(picture, frame)
+    yield from _at_first_size((_upright(_picture(frame), frame) for frame in _decoded_at_rate(path, fps)), path)
+
+
+def _picture(frame):
+    colour, planes = _colour(frame), _yuv_planes(frame)
+    if planes and planes[1].shape == _half(planes[0].shape):
+        return Picture(*planes, colour)
+    return Picture.from_bgr(_bgr(frame, planes), colour)
+
+
+_SIZE_CHANGE_WARNED = set()  # paths warned about: a looped input is decoded anew for each pass
+
+
+def _at_first_size(images, path):
+    """``images`` (BGR arrays or Pictures), those of another size than the first scaled to its
+    size (a stream whose frame size changes part way: joined segments, a new H.264 SPS), which
+    one line on stderr says, once per path."""
+    first = None
+    for index, image in enumerate(images):
+        height, width = image.shape[:2]
+        if first is None:
+            first = width, height
+        elif (width, height) != first:
+            if str(path) not in _SIZE_CHANGE_WARNED:
+                _SIZE_CHANGE_WARNED.add(str(path))
+                print(f"warning: {path}: the frame size changes from {first[0]}x{first[1]} to {width}x{height} at "
+                      f"frame {index}; frames of another size are scaled to {first[0]}x{first[1]}, the first frame's",
+                      file=sys.stderr)
+            image = image.resized(*first) if isinstance(image, Picture) else scaled(image, *first)
+        yield image
 
 
 def _decoded_at_rate(path, fps):
@@ -134,19 +164,22 @@ def _decoded_at_rate(path, fps):
 def _at_constant_rate(timed_frames, fps):
     """Items for slots 0, 1, 2, ... at ``fps`` from (seconds or None, item) in presentation order.
 
-    Each slot gets the latest item due by its time (items sharing a slot: the last wins); an
-    item without a timestamp takes the slot after the one before it.
+    Each slot gets the latest item due by its time (items sharing a slot: the last wins). An
+    item without a timestamp takes the slot after the one before it, and so does one whose
+    timestamp is not after the last one seen or falls before that slot (segments joined with
+    their timestamps starting again, as `cat a.ts b.ts` makes): the slots of the items after
+    it count on from there, so no item is lost and their timing is kept.
     """
-    start, emitted, pending = None, 0, None
+    start, emitted, pending, latest = None, 0, None, None
     for seconds, item in timed_frames:
-        if pending is None:
-            slot = emitted
-        elif seconds is None or start is None:
-            slot = emitted + 1
-        else:
-            slot = round((seconds - start) * fps)
-        if seconds is not None and start is None:
-            start = seconds - Fraction(slot) / fps  # the first timestamp fixes where the slots lie
+        slot = emitted if pending is None else emitted + 1
+        if seconds is not None:
+            due = None if start is None or seconds <= latest else round((seconds - start) * fps)
+            if due is not None and due >= emitted:
+                slot = due
+            else:
+                start = seconds - Fraction(slot) / fps  # this timestamp fixes where the slots lie from here on
+            latest = seconds
         while pending is not None and emitted < slot:
             yield pending
             emitted += 1
@@ -296,11 +329,24 @@ def open_media(path, what):
     return _open(_existing(path, what))
 
 
+# What a path may be instead of a regular file, and what to do about it.
+_NOT_FILES = ((stat.S_ISDIR, "a folder", ""), (stat.S_ISFIFO, "a FIFO (a pipe)", "; save the stream to a file first"),
+              (stat.S_ISCHR, "a character device", ""), (stat.S_ISBLK, "a block device", ""),
+              (stat.S_ISSOCK, "a socket", ""))
+
+
 def _existing(path, what):
+    """``path`` when it is a regular file with something in it; else one line saying what it
+    is. Only stat() looks: opening a FIFO to see could wait forever for a writer."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} file not found: {path}")
-    if path.stat().st_size == 0:
+    try:
+        status = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise UserError(f"{what} file not found: {path}") from None
+    for is_kind, kind, advice in _NOT_FILES:
+        if is_kind(status.st_mode):
+            raise UserError(f"{what} file {path} is {kind}: a regular file is needed{advice}")
+    if status.st_size == 0:
         raise UserError(f"{what} file is empty: {path}")
     return path
 

@@ -79,6 +79,14 @@ class Colour:
 
 BT601 = Colour()  # how frames made in BGR (still images, synthetic clips) are written
 
+
+def scaled(image, width, height):
+    """``image`` (a plane or BGR) scaled to width x height: by area means when it shrinks,
+    which does not alias, bilinearly when it grows."""
+    shrinking = width <= image.shape[1] and height <= image.shape[0]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
 _MAPS = {}
 
 
@@ -124,6 +132,11 @@ class Picture:
 
     def copy(self):
         return Picture(self.y.copy(), self.u.copy(), self.v.copy(), self.colour)
+
+    def resized(self, width, height):
+        """Scaled to width x height, each plane on its own (chroma to its 4:2:0 size)."""
+        chroma = (width + 1) // 2, (height + 1) // 2
+        return Picture(scaled(self.y, width, height), *(scaled(p, *chroma) for p in (self.u, self.v)), self.colour)
 
     def rotated(self, turns):
         """Turned ``turns`` x 90 degrees counter-clockwise, as np.rot90 turns an image."""
