@@ -2,18 +2,20 @@
 ducked) -> a lip-synced video of --face, marked as synthetic in picture and in sound."""
 
 import dataclasses
+import math
 from pathlib import Path
 
+import librosa
 import numpy as np
-from scipy.io import wavfile
 
 import audio
 import media
 from atomic_write import check_writable, scratch_file
-from dubbing.mixing import ducked
-from dubbing.speech import check_settings, speech_engine
+from dubbing.mixing import Mix
+from dubbing.speech import check_finite, check_settings, speech_engine
 from dubbing.subtitles import read_cues
-from dubbing.timeline import place_speech
+from dubbing.timeline import far_past_the_video, place_speech
+from dubbing.wav_writer import float_wav
 from errors import UserError
 from lipsync import lip_sync
 
@@ -43,12 +45,14 @@ class Speaking:
         if len(given) != 1:
             raise UserError("give one of --text, --text_file and --subtitles")
         check_settings(self.speech_rate, self.pitch)
-        if self.max_speedup < 1:
-            raise UserError(f"--max_speedup {self.max_speedup}: give 1 (never speed up) or more")
+        # Written so that NaN fails too (every comparison with it is false).
+        if not 1 <= self.max_speedup < math.inf:
+            raise UserError(f"--max_speedup {self.max_speedup}: give 1 (never speed up) or more, a finite number")
         if self.original_audio not in ("mute", "duck"):
             raise UserError(f"--original_audio must be mute or duck, not {self.original_audio!r}")
-        if self.duck_db < 0:
-            raise UserError(f"--duck_db {self.duck_db}: give how many dB to lower the original by (0 or more)")
+        if not 0 <= self.duck_db < math.inf:
+            raise UserError(f"--duck_db {self.duck_db}: give how many dB to lower the original by (0 or more, "
+                            "a finite number)")
         if self.original_audio == "duck" and (media.is_image(face) or not _has_audio(face)):
             raise UserError(f"--original_audio duck: {face} has no soundtrack to keep; use --original_audio mute")
 
@@ -61,29 +65,62 @@ def dub(speaking, options, notes=print):
     check_writable(Path(options.outfile).parent)  # before the speech is made and written there
     cues = read_cues(speaking.subtitles) if speaking.subtitles else None
     text = None if cues else _text(speaking)
+    if cues and (warning := far_past_the_video(cues, _video_seconds(options.face), speaking.subtitles)):
+        notes(warning)
     engine = speech_engine(speaking.engine)
+    rate = engine.sample_rate
+    original = _soundtrack(options.face, rate) if speaking.original_audio == "duck" else None
 
-    def say(words):
-        return engine.synthesize(words, speaking.voice, speaking.speech_rate, speaking.pitch)
+    def say(words, where):
+        speech = engine.synthesize(words, speaking.voice, speaking.speech_rate, speaking.pitch)
+        return check_finite(speech, engine, where)
 
-    if cues:
-        track, rate, placed = place_speech(cues, [say(cue.text) for cue in cues], speaking.max_speedup)
-        for placement in placed:
-            for line in placement.notes(speaking.max_speedup):
-                notes(line)
-        spans = [(p.start, p.end) for p in placed]
-        subtitles = tuple((p.start, max(p.cue.end, p.end), p.cue.text) for p in placed)
-    else:
-        speech = say(text)
-        track, rate, spans, subtitles = speech.samples, speech.sample_rate, [(0.0, speech.seconds)], ()
-    if speaking.original_audio == "duck":
-        track = ducked(audio.load_wav(options.face, rate), track, spans, rate, speaking.duck_db)
     # Beside the output, not in tempfile's folder: a killed run's speech is removed by the next.
     with scratch_file(Path(options.outfile).with_suffix(".speech.wav")) as wav:
-        wavfile.write(wav, rate, np.asarray(track, np.float32))
+        with float_wav(wav, rate) as write:
+            mix = Mix(write, rate, original, speaking.duck_db)
+            subtitles = _speak_cues(cues, say, mix, speaking, notes) if cues else _speak_text(text, say, mix, speaking)
         synthesised_by = (engine.digital_source_type, engine.synthesiser)
         return lip_sync(dataclasses.replace(options, audio=wav, tool="dub.py", synthetic_speech=synthesised_by,
                                             subtitles=subtitles if speaking.subtitle_track else ()))
+
+
+def _speak_cues(cues, say, mix, speaking, notes):
+    """Each cue spoken from its start time into ``mix``; returns the subtitle track's cues."""
+    speeches = (say(cue.text, f"the cue at line {cue.line} of {speaking.subtitles}") for cue in cues)  # one at a time
+    placed = place_speech(cues, speeches, mix.add, speaking.max_speedup)
+    mix.finish(until=cues[-1].end)
+    for placement in placed:
+        for line in placement.notes(speaking.max_speedup):
+            notes(line)
+    return tuple((p.start, max(p.cue.end, p.end), p.cue.text) for p in placed)
+
+
+def _speak_text(text, say, mix, speaking):
+    """The text spoken whole into ``mix``; no subtitle track."""
+    where = "--text" if speaking.text is not None else f"--text_file {speaking.text_file}"
+    mix.add(0.0, say(text, where).samples)
+    mix.finish()
+    return ()
+
+
+def _soundtrack(face, sample_rate):
+    """The face video's soundtrack at ``sample_rate`` (as blocks of samples, for ``Mix``), refused
+    in one line naming the file if it holds NaN or infinite samples: checked at its own rate, as
+    resampling fails on them."""
+    native = audio.native_sample_rate(face)
+    samples = audio.check_finite(audio.load_wav(face, native), face)
+    if native != sample_rate:
+        samples = np.ascontiguousarray(librosa.resample(samples, orig_sr=native, target_sr=sample_rate), np.float32)
+    return [samples]
+
+
+def _video_seconds(face):
+    """How long the face video lasts (0 for a still)."""
+    if media.is_image(face):
+        return 0.0
+    info = media.probe_video(face)
+    return info.frame_count / info.fps
 
 
 def _text(speaking):

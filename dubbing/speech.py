@@ -7,7 +7,8 @@ touching the rest: each turns text into mono float32 samples.
 
 An engine is a class with ``name``, ``synthesiser`` (its name in the output's metadata),
 ``digital_source_type`` (the IPTC term for what it makes: trainedAlgorithmicMedia for a
-neural voice), ``voices()`` and ``synthesize(text, voice, rate, pitch)``, listed in
+neural voice), ``sample_rate`` (of all it makes), ``voices()`` and
+``synthesize(text, voice, rate, pitch)``, listed in
 ``speech_engine``. ``rate`` multiplies the voice's normal speaking rate; ``pitch`` is
 0..100 with 50 the voice's own.
 """
@@ -30,10 +31,20 @@ class Speech:
 
 
 def check_settings(rate, pitch):
+    # Written so that NaN fails too (every comparison with it is false).
     if not 0.25 <= rate <= 4:
         raise UserError(f"--speech_rate {rate}: give a multiple of the normal rate between 0.25 and 4")
     if not 0 <= pitch <= 100:
         raise UserError(f"--pitch {pitch}: give a value from 0 to 100 (50: the voice's own)")
+
+
+def check_finite(speech, engine, where):
+    """``speech`` from ``engine`` for ``where`` (a cue, --text), refused if it holds NaN or
+    infinite samples: they would silence or garble the whole mix."""
+    if not np.isfinite(speech.samples).all():
+        raise UserError(f"{engine.synthesiser} made NaN or infinite samples for {where}; "
+                        "the speech engine failed on these words")
+    return speech
 
 
 def speech_engine(name):

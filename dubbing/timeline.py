@@ -5,7 +5,8 @@ that still runs over delays the cues after it rather than talking over them."""
 import dataclasses
 
 import librosa
-import numpy as np
+
+_FAR_SECONDS, _FAR_TIMES = 3600, 10  # cues ending past both an hour and 10x the video are warned about
 
 
 @dataclasses.dataclass
@@ -38,11 +39,11 @@ class Placement:
         return lines
 
 
-def place_speech(cues, speeches, max_speedup=1.3):
-    """(track samples, sample rate, [Placement]) for ``speeches`` (dubbing.speech.Speech, one
-    per cue, all at one sample rate)."""
-    rate = speeches[0].sample_rate
-    placed, pieces, free_from = [], [], 0.0
+def place_speech(cues, speeches, add, max_speedup=1.3):
+    """Place ``speeches`` (dubbing.speech.Speech, one per cue, all at one sample rate; any
+    iterable, so that each can be made only when its cue is reached), passing each to
+    ``add(start seconds, samples)`` as it is placed; returns the [Placement]s."""
+    placed, free_from = [], 0.0
     for cue, speech in zip(cues, speeches, strict=True):
         samples = speech.samples
         slot = cue.end - cue.start
@@ -50,11 +51,26 @@ def place_speech(cues, speeches, max_speedup=1.3):
         if speedup > 1.0:  # a phase vocoder: faster, at the same pitch
             samples = librosa.effects.time_stretch(samples, rate=speedup)
         start = max(cue.start, free_from)
-        placed.append(Placement(cue, start, len(samples) / rate, speedup, start - cue.start))
-        pieces.append((round(start * rate), samples))
-        free_from = start + len(samples) / rate
-    length = max(max(offset + len(samples) for offset, samples in pieces), round(cues[-1].end * rate))
-    track = np.zeros(length, np.float32)
-    for offset, samples in pieces:
-        track[offset:offset + len(samples)] += samples
-    return track, rate, placed
+        placed.append(Placement(cue, start, len(samples) / speech.sample_rate, speedup, start - cue.start))
+        add(start, samples)
+        free_from = placed[-1].end
+    return placed
+
+
+def far_past_the_video(cues, video_seconds, path):
+    """A warning line when the cues run far past the video (more than an hour, and more than ten
+    times the video's length; 0 for a still): legitimate, the video loops, but more likely a
+    typo in a timestamp (10:00:01 for 00:00:01) than hours of looping; None otherwise."""
+    limit = max(_FAR_SECONDS, _FAR_TIMES * video_seconds)
+    if cues[-1].end <= limit:
+        return None
+    cue = next(cue for cue in cues if cue.end > limit)
+    video = f", far past the end of the video ({clock(video_seconds)}, looped to fill the time)" if video_seconds else ""
+    return (f"the cue at line {cue.line} of {path} ends at {clock(cue.end)}{video}: the output will be at least "
+            f"{clock(cues[-1].end)} long; a typo in the timestamp?")
+
+
+def clock(seconds):
+    """``seconds`` as H:MM:SS.mmm."""
+    millis = round(seconds * 1000)
+    return f"{millis // 3_600_000}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d}.{millis % 1000:03d}"
