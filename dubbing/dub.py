@@ -10,7 +10,7 @@ import numpy as np
 
 import audio
 import media
-from atomic_write import check_writable, scratch_file
+from atomic_write import check_output, check_writable, scratch_file
 from dubbing.mixing import Mix
 from dubbing.speech import check_finite, check_settings, speech_engine
 from dubbing.subtitles import read_cues
@@ -62,6 +62,7 @@ def dub(speaking, options, notes=print):
     ``audio`` is ignored) say; returns the lip-sync Summary. Cue timing notes go to ``notes``."""
     options.check()
     speaking.check(options.face)
+    check_output(options.outfile, "--outfile", {"--subtitles": speaking.subtitles, "--text_file": speaking.text_file})
     check_writable(Path(options.outfile).parent)  # before the speech is made and written there
     cues = read_cues(speaking.subtitles) if speaking.subtitles else None
     text = None if cues else _text(speaking)

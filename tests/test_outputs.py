@@ -185,3 +185,17 @@ def test_merge_shards_refuses_a_table_that_is_one_of_its_shards_before_merging(t
                    f"({tmp_path / 'failures.shard-0-of-2.csv'}) (through a symlink) that this run reads: it would be "
                    "overwritten; choose another name"]
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no shard removed either
+
+
+@pytest.mark.parametrize("source", ["--subtitles", "--text_file"])
+def test_dub_refuses_an_outfile_that_is_its_subtitles_or_text_before_any_speech(files, tmp_path, source):
+    import dub
+
+    words = tmp_path / ("talk.srt" if source == "--subtitles" else "talk.txt")
+    words.write_text("1\n00:00:00,100 --> 00:00:00,500\nHi\n" if source == "--subtitles" else "Hi", encoding="utf-8")
+    before = words.read_bytes()
+    with pytest.raises(UserError) as caught:
+        dub.main(["--checkpoint_path", str(files / "gen.pth"), "--face", str(files / "face.mp4"), "--outfile", str(words),
+                  "--box", *BOX, "--quiet", source, str(words)])
+    assert str(caught.value).startswith(f"--outfile {words} is the {source} file that this run reads")
+    assert words.read_bytes() == before and sorted(tmp_path.iterdir()) == [words]
