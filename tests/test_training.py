@@ -77,7 +77,7 @@ def test_expert_trains_checkpoints_and_resumes(corpus, tmp_path, capsys):
     assert "syncnet_batch_size=4*" in summary and "syncnet_lr=0.0001," in summary  # the effective hyper-parameters
     state = read_checkpoint(out / "checkpoint_step000000003.pth")
     # The released four keys, and the hyper-parameters it was trained with (readers of the released format ignore them).
-    assert sorted(state) == ["global_epoch", "global_step", "hparams", "optimizer", "state_dict"]
+    assert sorted(state) == ["global_epoch", "global_step", "hparams", "optimizer", "run_id", "state_dict"]
     assert state["hparams"] == hparams.values() and state["hparams"]["syncnet_batch_size"] == 4
     assert state["optimizer"]["state"] and state["global_epoch"] == 2  # 4 training clips, batch 4: an epoch a step
     load_weights(SyncNet_color(), out / "checkpoint_step000000003.pth")  # the released layout, strictly

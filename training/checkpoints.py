@@ -1,13 +1,29 @@
-"""Training checkpoints on disk: their names, the steps complete for every network, resume and pruning."""
+"""Training checkpoints on disk: their names, the steps complete for every network, resume,
+the run that wrote each, and pruning.
 
+Every checkpoint a trainer writes carries the id of its run (``run_id``, a key that readers
+of the released format ignore): made at a fresh start, inherited by a run resumed from it.
+``checkpoint_runs.json`` in the folder records the run of each checkpoint written there, so
+that --keep_last prunes the run's own checkpoints alone without loading any.
+"""
+
+import json
 import re
+import secrets
 from pathlib import Path
 
-from checkpoint import load_weights
+from atomic_write import atomic_output
+from checkpoint import load_weights, save_checkpoint
 from errors import UserError
 from hparams import hparams
 
 CHECKPOINT_NAME = re.compile(r"^(?P<prefix>.*)checkpoint_step(?P<step>\d+)\.pth$")
+RUNS_RECORD = "checkpoint_runs.json"
+
+
+def checkpoint_file(folder, prefix, step):
+    """Where the trainers write the checkpoint of network ``prefix`` at ``step``."""
+    return Path(folder) / f"{prefix}checkpoint_step{step:09d}.pth"
 
 
 def checkpoint_steps(folder, prefix=""):
@@ -38,7 +54,7 @@ def resume_paths(folder, prefixes):
     over for the one before."""
     steps = complete_steps(folder, prefixes)
     if steps:
-        return {prefix: Path(folder) / f"{prefix}checkpoint_step{steps[-1]:09d}.pth" for prefix in prefixes}
+        return {prefix: checkpoint_file(folder, prefix, steps[-1]) for prefix in prefixes}
     found = {prefix or "generator": [step for step, _ in checkpoint_steps(folder, prefix)] for prefix in prefixes}
     if any(found.values()):
         listed = "; ".join(f"{name}: steps {steps or 'none'}" for name, steps in found.items())
@@ -73,14 +89,116 @@ def changed_hparams(saved):
                      for name in sorted(saved) if name in now and saved[name] != now[name])
 
 
+def check_same_run(runs):
+    """Refuse checkpoints ({path: its run id}) to be resumed together when their ids differ
+    (a generator and a discriminator of two runs); files without an id (None: the released
+    ones, or older trainers') are taken as they are."""
+    runs = {path: run for path, run in runs.items() if run}
+    if len(set(runs.values())) > 1:
+        first, second = list(runs)[:2]
+        raise UserError(f"{first} and {second} were saved by different training runs; resume a generator and a "
+                        "discriminator saved together (--checkpoint_path and --disc_checkpoint_path)")
 
-def prune(folder, prefixes, keep_last):
-    """Keep the newest ``keep_last`` complete steps (0: all). Only steps older than a complete
-    one go, so a kill at any point leaves a step with every network's checkpoint to resume from."""
-    complete = complete_steps(folder, prefixes)
-    if 0 < keep_last < len(complete):
+
+def new_run_id():
+    return secrets.token_hex(8)
+
+
+def runs_of(folder):
+    """{checkpoint file name: id of the run that wrote it} as the folder's record says; {} without one."""
+    path = Path(folder) / RUNS_RECORD
+    try:
+        runs = json.loads(path.read_text())["runs"]
+        if not all(isinstance(value, str) for value in runs.values()):
+            raise ValueError("a run id that is not text")
+    except FileNotFoundError:
+        return {}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UserError(f"{path} is damaged ({error}); delete it, and --keep_last prunes no checkpoint now "
+                        "there") from None
+    return runs
+
+
+def record_run(folder, names, run_id):
+    """Record the checkpoint files ``names`` as ``run_id``'s. Done before they are written, so
+    that a kill at any point leaves no file of the run unrecorded; an entry whose file never
+    came is harmless."""
+    runs = {**runs_of(folder), **dict.fromkeys(names, run_id)}
+    _write_runs(folder, runs)
+
+
+def _write_runs(folder, runs):
+    record = {"about": "the training run that wrote each checkpoint here: --keep_last prunes its own run's alone",
+              "runs": dict(sorted(runs.items()))}
+    with atomic_output(Path(folder) / RUNS_RECORD) as temporary:
+        Path(temporary).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def other_runs_checkpoints(folder, prefixes, run_id=None, after=0, until=None):
+    """(step, path) of the checkpoints in ``folder`` not recorded as ``run_id``'s (None: any
+    run's), at the steps after ``after`` and up to ``until`` (None: no end), oldest first."""
+    runs = runs_of(folder)
+    found = [(step, path) for prefix in prefixes for step, path in checkpoint_steps(folder, prefix)
+             if after < step and (until is None or step <= until)]
+    return sorted((step, path) for step, path in found if run_id is None or runs.get(path.name) != run_id)
+
+
+def refuse_beside_other_runs(folder, prefixes):
+    """A fresh run: refuse a folder that holds checkpoints already (whoever wrote them)."""
+    found = other_runs_checkpoints(folder, prefixes)
+    if found:
+        raise UserError(f"--checkpoint_dir {folder} already holds another run's checkpoints ({_count(found)}); "
+                        "pass --resume to continue that run, --start_over to train beside them, "
+                        "or choose another folder")
+
+
+def refuse_replacing_other_runs(folder, prefixes, run_id, step, max_steps):
+    """A resumed run at ``step``: refuse a folder where it would replace other runs' checkpoints
+    of the steps it is to train (up to ``max_steps``, or forever)."""
+    found = other_runs_checkpoints(folder, prefixes, run_id, after=step, until=max_steps)
+    if found:
+        raise UserError(f"--checkpoint_dir {folder} holds another run's checkpoints after step {step} "
+                        f"({_count(found)}) that this run would replace; pass --start_over to allow that, "
+                        "or choose another folder")
+
+
+def _count(found):
+    """"3 files, steps 2 to 9" of (step, path)s."""
+    steps = sorted({step for step, _ in found})
+    files = f"{len(found)} file{'s' if len(found) > 1 else ''}"
+    return f"{files}, step {steps[0]}" if len(steps) == 1 else f"{files}, steps {steps[0]} to {steps[-1]}"
+
+
+def save_step(folder, objective, step, epoch, keep_last):
+    """Checkpoint every network of ``objective`` at ``step``, each carrying the run's id, then
+    keep only the run's newest ``keep_last`` steps.
+
+    The files are recorded as the run's before they are written, and older steps removed only
+    once every network of this step is saved, so a kill at any point leaves a step whose
+    checkpoints are all complete to resume from.
+    """
+    paths = {prefix: checkpoint_file(folder, prefix, step) for prefix in objective.prefixes}
+    record_run(folder, [path.name for path in paths.values()], objective.run_id)
+    for prefix, model, optimizer in objective.networks():
+        save_checkpoint(paths[prefix], model, optimizer if hparams.save_optimizer_state else None, step, epoch,
+                        hparams=hparams.values(), run_id=objective.run_id, **objective.checkpoint_extras())
+    prune(folder, objective.prefixes, keep_last, objective.run_id, step)
+
+
+def prune(folder, prefixes, keep_last, run_id, step):
+    """Keep the newest ``keep_last`` steps (0: all) that run ``run_id`` saved complete up to
+    ``step``, the one it has just saved. Only its own checkpoints of older steps go: other
+    runs' files and its own of later steps (a run resumed from an earlier step) stay. A kill
+    at any point leaves the newest complete step; at worst an old file is left."""
+    if keep_last == 0:
+        return
+    runs = runs_of(folder)
+    own = {prefix: [(old_step, path) for old_step, path in checkpoint_steps(folder, prefix)
+                    if runs.get(path.name) == run_id and old_step <= step] for prefix in prefixes}
+    complete = sorted(set.intersection(*({old_step for old_step, _ in own[prefix]} for prefix in prefixes)))
+    if keep_last < len(complete):
         oldest_kept = complete[-keep_last]
-        for prefix in prefixes:
-            for old_step, old in checkpoint_steps(folder, prefix):
-                if old_step < oldest_kept:
-                    old.unlink(missing_ok=True)
+        removed = [path for prefix in prefixes for old_step, path in own[prefix] if old_step < oldest_kept]
+        for path in removed:
+            path.unlink(missing_ok=True)
+        _write_runs(folder, {name: run for name, run in runs.items() if name not in {p.name for p in removed}})

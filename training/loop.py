@@ -26,8 +26,12 @@ from training.batches import (
     evaluation_batches,
     reraise_worker_errors,
 )
+from training.checkpoints import refuse_beside_other_runs, refuse_replacing_other_runs
 from training.dataset import find_filelists
 from training.session import Session, seed_everything
+
+# The least value of each trainer flag that takes a number (None: not given, no limit).
+FLAG_MINIMUMS = {"max_steps": 1, "eval_batches": 1, "keep_last": 0, "log_interval": 1}
 
 
 def add_training_flags(parser, disc=False, syncnet=False):
@@ -41,6 +45,10 @@ def add_training_flags(parser, disc=False, syncnet=False):
         parser.add_argument("--disc_checkpoint_path", help="resume the visual-quality discriminator from this checkpoint")
     parser.add_argument("--resume", action="store_true",
                         help="resume from the newest checkpoint(s) in --checkpoint_dir, if there are any")
+    parser.add_argument("--start_over", action="store_true",
+                        help="train a new run in a --checkpoint_dir that holds another run's checkpoints: this "
+                             "run's checkpoints replace theirs of the same step numbers; the others are kept, "
+                             "and --keep_last never prunes them")
     parser.add_argument("--filelists", help="folder of train.txt and val.txt (default: filelists/, as the reference; "
                                             "or <data_root>/filelists/ when only that one has them)")
     parser.add_argument("--max_steps", type=int, help="stop after this global step (default: train until interrupted)")
@@ -176,20 +184,36 @@ def main_for(objective_class, build_parser):
 
     def main(argv):
         args = build_parser().parse_args(argv)
+        check_flags(args)
         apply_hparams_argument(args)
         cli.existing_folder(args.data_root, "--data_root")
         session = Session(args)
         try:
+            session.claim()
+            resumed = args.resume or args.checkpoint_path is not None
+            if not (resumed or args.start_over):
+                session.check_on_main(lambda: refuse_beside_other_runs(session.checkpoint_dir, objective_class.prefixes))
             if args.filelists is None:  # not given: filelists/, or the data's own
                 args.filelists = find_filelists("filelists", args.data_root)
                 if args.filelists != Path("filelists") and session.is_main:
                     print(f"no filelists/train.txt: using the filelists in {args.filelists}")
-            session.record_hparams()
             seed_everything(args.seed, session.rank)
             objective = objective_class(session, args)
+            if resumed and not args.start_over:
+                session.check_on_main(lambda: refuse_replacing_other_runs(
+                    session.checkpoint_dir, objective.prefixes, objective.run_id, objective.global_step, args.max_steps))
+            session.start_logging()
             train(objective, args)
         finally:
             session.close()
         return 0
 
     return main
+
+
+def check_flags(args):
+    """A trainer flag below its least value is one line, before any work."""
+    for name, least in FLAG_MINIMUMS.items():
+        value = getattr(args, name)
+        if value is not None and value < least:
+            raise UserError(f"--{name} must be at least {least}, not {value}")

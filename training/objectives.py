@@ -13,7 +13,7 @@ from checkpoint import load_weights
 from hparams import hparams
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
 from models.inputs import stack_lower_halves
-from training.checkpoints import restore, resume_paths
+from training.checkpoints import check_same_run, new_run_id, restore, resume_paths
 from training.dataset import ExpertSamples, GeneratorSamples
 from training.losses import cosine_loss, generator_loss, realness_loss
 from training.samples import collage, write_collage
@@ -30,6 +30,7 @@ class Objective:
     def __init__(self, session, args):
         self.session = session
         self.global_step = self.global_epoch = 0
+        self.run_id = self.resumed_run = None
         # --resume: the newest step that every network has a checkpoint of.
         self.resume_from = resume_paths(args.checkpoint_dir, self.prefixes) if args.resume else {}
 
@@ -39,10 +40,19 @@ class Objective:
         checkpoint dict)."""
         model.to(self.session.device)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas)
-        state = restore(self.session, model, optimizer, path if path is not None else self.resume_from.get(prefix))
+        state = restore(self.session, model, optimizer, self.source(path, prefix))
         return self.session.wrap(model), optimizer, state
 
+    def source(self, path, prefix=""):
+        """The checkpoint network ``prefix`` resumes from: ``path`` if given, else --resume's."""
+        return path if path is not None else self.resume_from.get(prefix)
+
     def start_from(self, state):
+        """The step, epoch and run of the main network's checkpoint (``state``): a run resumed
+        goes on under its id; a fresh one, or one resumed from a checkpoint without an id (the
+        released ones), is a new run."""
+        self.resumed_run = state.get("run_id")
+        self.run_id = self.resumed_run or new_run_id()
         if state:
             self.global_step, self.global_epoch = int(state.get("global_step", 0)), int(state.get("global_epoch", 0))
 
@@ -214,6 +224,8 @@ class GANGeneratorObjective(GeneratorObjective):
         self.disc_wt = hparams.disc_wt
         self.disc, self.disc_optimizer, state = self.resumable(Wav2Lip_disc_qual(), hparams.disc_initial_learning_rate,
                                                                args.disc_checkpoint_path, prefix="disc_", betas=self.betas)
+        check_same_run({self.source(args.checkpoint_path): self.resumed_run,
+                        self.source(args.disc_checkpoint_path, "disc_"): state.get("run_id")})
         if state and state.get("global_step", 0) != self.global_step and session.is_main:
             print(f"note: the discriminator's checkpoint is at step {state.get('global_step', 0)}, "
                   f"the generator's at step {self.global_step}")

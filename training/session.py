@@ -12,9 +12,10 @@ import torch.distributed as dist
 
 import cli
 from atomic_write import check_writable
-from checkpoint import save_checkpoint
+from errors import UserError
 from hparams import hparams
-from training.checkpoints import prune
+from training import folder_lock
+from training.checkpoints import save_step
 
 
 class Session:
@@ -39,11 +40,9 @@ class Session:
         self.keep_last = args.keep_last
         self.amp_dtype = self._amp_dtype(args.amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.writer = None
+        self.writer = self.lock = None
         if self.is_main:
             check_writable(self.checkpoint_dir)  # a read-only or full folder: say so before any work
-            from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(self.checkpoint_dir / "tensorboard")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -55,6 +54,35 @@ class Session:
         if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             return torch.float16
         return torch.bfloat16
+
+    def claim(self):
+        """Hold --checkpoint_dir for this run's life (rank 0, which alone writes checkpoints): a
+        second run is refused, the lock a killed one left is taken over."""
+
+        def hold():
+            self.lock, left = folder_lock.hold(self.checkpoint_dir)
+            if left:
+                print(f"note: {self.checkpoint_dir / folder_lock.LOCK_NAME} was left by a training run that ended "
+                      f"without releasing it ({left}); taken over")
+
+        self.check_on_main(hold)
+
+    def check_on_main(self, check):
+        """Run ``check`` on rank 0 alone (the checkpoint folder may be on its node only); when it
+        refuses, every rank stops: rank 0 with the error's line, the others quietly."""
+        refused = None
+        if self.is_main:
+            try:
+                check()
+            except (UserError, OSError) as error:
+                refused = error
+        if self.distributed:
+            verdict = [refused is not None]
+            dist.broadcast_object_list(verdict, src=0)
+            if verdict[0] and not self.is_main:
+                raise SystemExit(1)
+        if refused is not None:
+            raise refused
 
     def autocast(self):
         """Forward passes under mixed precision when it is on; losses are computed outside."""
@@ -94,36 +122,31 @@ class Session:
             for name, value in values.items():
                 self.writer.add_scalar(f"{group}/{name}", value, step)
 
-    def record_hparams(self):
-        """The effective hyper-parameters: printed, and in TensorBoard as text (each checkpoint
-        holds them too, under "hparams")."""
+    def start_logging(self):
+        """TensorBoard in --checkpoint_dir (rank 0), once the run is sure to start; the effective
+        hyper-parameters printed and logged there as text (each checkpoint holds them too,
+        under "hparams")."""
         if not self.is_main:
             return
+        from torch.utils.tensorboard import SummaryWriter
+        self.writer = SummaryWriter(self.checkpoint_dir / "tensorboard")
         print(textwrap.fill(hparams.summary(), width=100, subsequent_indent="    ", break_long_words=False,
                             break_on_hyphens=False))
-        if self.writer:
-            changed = set(hparams.overridden())
-            rows = "".join(f"| {name} | {value!r}{' (--hparams)' if name in changed else ''} |\n"
-                           for name, value in sorted(hparams.values().items()))
-            self.writer.add_text("hparams", "| hyper-parameter | value |\n|---|---|\n" + rows, 0)
+        changed = set(hparams.overridden())
+        rows = "".join(f"| {name} | {value!r}{' (--hparams)' if name in changed else ''} |\n"
+                       for name, value in sorted(hparams.values().items()))
+        self.writer.add_text("hparams", "| hyper-parameter | value |\n|---|---|\n" + rows, 0)
 
     def save(self, objective, step, epoch):
-        """Checkpoint every network (rank 0 only), then keep only the newest --keep_last steps.
-
-        Older steps are removed only once every network of this step is saved, so a kill at
-        any point leaves a step whose checkpoints are all complete to resume from.
-        """
-        if not self.is_main:
-            return
-        for prefix, model, optimizer in objective.networks():
-            path = self.checkpoint_dir / f"{prefix}checkpoint_step{step:09d}.pth"
-            save_checkpoint(path, model, optimizer if hparams.save_optimizer_state else None, step, epoch,
-                            hparams=hparams.values(), **objective.checkpoint_extras())
-        prune(self.checkpoint_dir, objective.prefixes, self.keep_last)
+        """Checkpoint every network (rank 0 only), then keep the run's newest --keep_last steps."""
+        if self.is_main:
+            save_step(self.checkpoint_dir, objective, step, epoch, self.keep_last)
 
     def close(self):
         if self.writer:
             self.writer.close()
+        folder_lock.release(self.lock, self.checkpoint_dir)
+        self.lock = None
         if self.distributed:
             dist.destroy_process_group()
 

@@ -1,0 +1,187 @@
+"""Training runs that cannot collide: one run per checkpoint folder (a lock), runs told apart
+by the id each checkpoint carries, --keep_last pruning only the run's own checkpoints, and
+trainer flags checked before any work."""
+
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from confined import ENV, kill_when, script, temporaries
+from synthetic_weights import save_released, seeded
+from test_training import FAST, flags, hparams_kept
+
+import cli
+import color_syncnet_train
+import hq_wav2lip_train
+import wav2lip_train
+from checkpoint import read_checkpoint, save_checkpoint
+from errors import UserError
+from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
+from training.checkpoints import RUNS_RECORD, check_same_run, checkpoints, prune, record_run, runs_of
+from training.synthetic_data import make_corpus
+
+# Checkpoints without the optimiser's state (a third of the size) and batches of two (half the time):
+# these tests check files, not training.
+SMALL = FAST + ",save_optimizer_state=false,syncnet_batch_size=2"
+EVERY_STEP = SMALL + ",syncnet_checkpoint_interval=1,syncnet_eval_interval=1000"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    make_corpus(root, "preprocessed", speakers=6, clips=1, seconds=1.2, seed=3)
+    save_released(seeded(SyncNet_color(), 1), root / "expert.pth")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def restore_hparams():
+    with hparams_kept():
+        yield
+
+
+def wait_for(ready, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, process.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.005)
+
+
+def holds_lock(folder):
+    lock = folder / "training.lock"
+    return lock.is_file() and "pid" in lock.read_text()
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused_and_ctrl_c_releases_the_folder(corpus, tmp_path, capsys):
+    out, expert = tmp_path / "run", str(corpus / "expert.pth")
+    first = subprocess.Popen(script("color_syncnet_train.py", *flags(corpus, out, "--max_steps", "1000",
+                                                                      hparams_=SMALL + ",syncnet_checkpoint_interval=1000")),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        wait_for(lambda: holds_lock(out) or checkpoints(out), first)
+        for main, extra in [(color_syncnet_train.main, []), (wav2lip_train.main, ["--syncnet_checkpoint_path", expert]),
+                            (hq_wav2lip_train.main, ["--syncnet_checkpoint_path", expert, "--resume"])]:
+            assert cli.run(main, flags(corpus, out, *extra, "--max_steps", "1")) == 1
+            assert capsys.readouterr().err == (f"error: --checkpoint_dir {out} is in use by another training run "
+                                               f"(pid {first.pid} on {socket.gethostname()}); wait for it to end, "
+                                               "or choose another folder\n")
+        wait_for(lambda: checkpoints(out), first)  # step 1 saved: interrupted while training step 2
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=120) == 130
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert "Traceback" not in first.stderr.read()
+    first.stderr.close()
+    assert not (out / "training.lock").exists() and temporaries(out) == []
+
+
+def test_the_folder_of_a_killed_run_is_taken_over(corpus, tmp_path, capsys):
+    out, lock = tmp_path / "run", tmp_path / "run" / "training.lock"
+    kill_when(script("color_syncnet_train.py", *flags(corpus, out, "--max_steps", "5")),
+              lambda: holds_lock(out) or checkpoints(out))
+    held_by = lock.read_text().strip() if lock.exists() else "no lock at all"
+    html = tmp_path / "expert.pth"
+    html.write_text("<!DOCTYPE html><html>sign in</html>")
+    assert cli.run(wav2lip_train.main, flags(corpus, out, "--syncnet_checkpoint_path", str(html), "--max_steps", "1")) == 1
+    printed = capsys.readouterr()
+    assert printed.err.startswith("error: ") and "is an HTML page" in printed.err  # past the lock, to the expert
+    assert f"note: {lock} was left by a training run that ended without releasing it ({held_by}); taken over" \
+        in printed.out
+    assert not lock.exists()
+
+
+def test_a_fresh_run_beside_another_run_s_checkpoints_is_refused_unless_start_over(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    others = {step: f"another run's step {step}".encode() for step in (1, 9)}
+    for step, data in others.items():
+        (out / f"checkpoint_step{step:09d}.pth").write_bytes(data)
+    args = flags(corpus, out, "--max_steps", "1", "--keep_last", "1", hparams_=EVERY_STEP)
+    assert cli.run(color_syncnet_train.main, args) == 1
+    assert capsys.readouterr().err == (f"error: --checkpoint_dir {out} already holds another run's checkpoints "
+                                       "(2 files, steps 1 to 9); pass --resume to continue that run, --start_over "
+                                       "to train beside them, or choose another folder\n")
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint_step000000001.pth", "checkpoint_step000000009.pth"]
+
+    # Beside them: its step 1 replaces the other run's (the same name) and --keep_last 1 keeps
+    # it, the step it saved last, though the other run's step 9 is newer.
+    assert color_syncnet_train.main([*args, "--start_over"]) == 0
+    assert [p.name for p in checkpoints(out)] == ["checkpoint_step000000001.pth", "checkpoint_step000000009.pth"]
+    run = read_checkpoint(out / "checkpoint_step000000001.pth")["run_id"]
+
+    # Continued from its step 1 up to step 2, it replaces nothing of the other run: allowed. It
+    # goes on under the same id, and prunes its own step 1, never the other run's step 9.
+    resumed = flags(corpus, out, "--max_steps", "2", "--keep_last", "1", hparams_=EVERY_STEP)
+    assert color_syncnet_train.main([*resumed, "--checkpoint_path", str(out / "checkpoint_step000000001.pth")]) == 0
+    assert [p.name for p in checkpoints(out)] == ["checkpoint_step000000002.pth", "checkpoint_step000000009.pth"]
+    assert read_checkpoint(out / "checkpoint_step000000002.pth")["run_id"] == run
+    assert (out / "checkpoint_step000000009.pth").read_bytes() == others[9]
+
+    # Up to step 10 it would replace the other run's step 9: refused.
+    capsys.readouterr()
+    further = flags(corpus, out, "--max_steps", "10", hparams_=EVERY_STEP)
+    assert cli.run(color_syncnet_train.main, [*further, "--checkpoint_path", str(out / "checkpoint_step000000002.pth")]) == 1
+    assert capsys.readouterr().err == (f"error: --checkpoint_dir {out} holds another run's checkpoints after step 2 "
+                                       "(1 file, step 9) that this run would replace; pass --start_over to allow "
+                                       "that, or choose another folder\n")
+    assert not (out / "training.lock").exists()
+
+
+def test_keep_last_prunes_older_steps_of_the_run_s_own_alone(tmp_path):
+    names = {step: f"checkpoint_step{step:09d}.pth" for step in (1, 2, 3, 4, 5, 8)}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"")
+    record_run(tmp_path, [names[step] for step in (1, 2, 3, 8)], "mine")  # 8: before it was resumed from 2
+    record_run(tmp_path, [names[4]], "theirs")  # and 5 in no record: the reference's, say
+    prune(tmp_path, ("",), 1, "mine", 3)
+    assert [p.name for p in checkpoints(tmp_path)] == [names[step] for step in (3, 4, 5, 8)]
+    assert runs_of(tmp_path) == {names[3]: "mine", names[4]: "theirs", names[8]: "mine"}
+    (tmp_path / RUNS_RECORD).write_text('{"runs": ')  # damaged by hand
+    with pytest.raises(UserError, match=f"^{tmp_path / RUNS_RECORD} is damaged "):
+        prune(tmp_path, ("",), 1, "mine", 4)
+    assert len(checkpoints(tmp_path)) == 4
+
+
+def test_the_gan_trainer_never_resumes_a_generator_and_a_discriminator_of_different_runs(corpus, tmp_path, capsys):
+    out = tmp_path / "gan"
+    generator, disc = out / "checkpoint_step000000003.pth", out / "disc_checkpoint_step000000003.pth"
+    save_checkpoint(generator, seeded(Wav2Lip(), 1), global_step=3, run_id="a" * 16)
+    save_checkpoint(disc, seeded(Wav2Lip_disc_qual(), 2), global_step=3, run_id="b" * 16)
+    assert cli.run(hq_wav2lip_train.main, flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"),
+                                                "--resume", "--max_steps", "4")) == 1
+    assert capsys.readouterr().err == (f"error: {generator} and {disc} were saved by different training runs; resume "
+                                       "a generator and a discriminator saved together (--checkpoint_path and "
+                                       "--disc_checkpoint_path)\n")
+    assert sorted(p.name for p in out.iterdir()) == sorted([generator.name, disc.name])
+
+
+def test_a_pair_of_checkpoints_is_one_run_unless_their_ids_differ(tmp_path):
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    check_same_run({a: "1", b: "1"})
+    check_same_run({a: None, b: "1"})  # released checkpoints have no id: accepted, as ever
+    check_same_run({a: "1", b: None})
+    with pytest.raises(UserError, match=f"^{a} and {b} were saved by different training runs"):
+        check_same_run({a: "1", b: "2"})
+
+
+@pytest.mark.parametrize("flag, value, least", [("--max_steps", "0", 1), ("--eval_batches", "0", 1),
+                                                ("--keep_last", "-1", 0), ("--log_interval", "0", 1)])
+def test_trainer_flags_out_of_range_are_one_line_before_any_work(tmp_path, capsys, flag, value, least):
+    out = tmp_path / "run"
+    argv = ["--data_root", str(tmp_path), "--checkpoint_dir", str(out), "--device", "cpu", flag, value]
+    assert cli.run(color_syncnet_train.main, argv) == 1
+    assert capsys.readouterr().err == f"error: {flag} must be at least {least}, not {value}\n"
+    assert not out.exists()
+
+
+def test_hparams_out_of_range_are_one_line_before_any_work(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--data_root", str(tmp_path), "--checkpoint_dir", str(out), "--device", "cpu", "--hparams", "batch_size=0"]
+    assert cli.run(wav2lip_train.main, [*argv, "--syncnet_checkpoint_path", "unused.pth"]) == 1
+    assert capsys.readouterr().err == "error: --hparams: batch_size must be a whole number above 0, not 0\n"
+    assert not out.exists()
