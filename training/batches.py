@@ -6,6 +6,7 @@ import torch
 
 from errors import UserError
 from hparams import hparams
+from processes import stop_signals_blocked
 from training import dataset
 
 
@@ -67,9 +68,12 @@ def batches(loader, step=0):
 
 
 def reraise_worker_errors(loader):
-    """A UserError raised in a DataLoader worker arrives wrapped in its traceback: keep its line."""
+    """The loader's batches, from workers deaf to Ctrl-C and SIGTERM (the trainer stops them). A
+    UserError raised in a worker arrives wrapped in its traceback: keep its line."""
     try:
-        yield from loader
+        with stop_signals_blocked():  # the workers start here and leave Ctrl-C to the trainer (processes.py)
+            started = iter(loader)
+        yield from started
     except UserError as error:
         raise UserError(str(error).strip().splitlines()[-1].split(": ", 1)[-1]) from None
 
