@@ -5,23 +5,23 @@
 
 Reads ``<data_root>/<video>/<clip>.mp4`` and writes ``<preprocessed_root>/<video>/<clip>/``
 (``<frame>.jpg`` face crops, ``audio.wav``). Run it again after an interruption: finished
-clips are skipped. Exit status 1 when a video failed (see preprocess_failures.csv).
-Then write the filelists with ``make_filelists.py``.
+clips are skipped (and one marked done that has lost crops is redone). Runs on one root, such
+as shards on several machines or a job restarted while the old one still runs, never work on
+the same clip at once (see training/preprocessing.py). Exit status 1 when a video failed (see
+preprocess_failures.csv); 130 on Ctrl-C. Then write the filelists with ``make_filelists.py``.
 """
 
 import os
 import sys
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
 import cli
 from atomic_write import check_writable
 from errors import UserError
-from face_detection import S3FDDetector
 from sharding import Shard, add_shard_flag
-from training import preprocessing
+
+# Light imports only up here: the audio workers import this script again as they start, and until
+# cli.run is called a Ctrl-C is a traceback. The rest is imported in main (PyTorch only without --box).
 
 
 def build_parser():
@@ -43,6 +43,10 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    from tqdm import tqdm  # noqa: PLC0415 - see the imports
+
+    from training import preprocessing  # noqa: PLC0415
+
     data_root = cli.existing_folder(args.data_root, "--data_root")
     check_writable(args.preprocessed_root)
     if args.batch_size < 1 or args.ngpu < 1 or args.audio_workers < 1:
@@ -56,6 +60,9 @@ def main(argv):
     if args.box:
         detectors = [preprocessing.FixedBox(args.box)]
     else:
+        import torch  # noqa: PLC0415 - see the imports
+        from face_detection import S3FDDetector  # noqa: PLC0415
+
         device = cli.pick_device(args.device)
         if device.type == "cuda" and device.index is None:
             count = min(args.ngpu, torch.cuda.device_count())

@@ -166,3 +166,56 @@ def test_a_sample_depends_on_its_number_alone_not_on_the_workers(tmp_path):
     assert len(resumed) == 2 and all(torch.equal(a, b) for a, b in zip(in_process[1:], resumed))
     other_rank, other_seed = first_batches("0/train", 0, rank=1), first_batches("1/train", 0)
     assert not torch.equal(in_process[0], other_rank[0]) and not torch.equal(in_process[0], other_seed[0])
+
+
+def usable_clip(folder, crops=20):
+    """A clip folder preprocess.py would have marked done: ``crops`` face crops and audio.wav."""
+    folder.mkdir(parents=True)
+    for k in range(crops):  # not cv2.imwrite: OpenCV cannot take a name that is not UTF-8
+        (folder / f"{k}.jpg").write_bytes(cv2.imencode(".jpg", np.full((40, 40, 3), grey(k), np.uint8))[1].tobytes())
+    audio.save_wav(np.random.default_rng(crops).standard_normal(16000), folder / "audio.wav", 16000)
+    (folder / dataset.DONE_MARKER).write_text(f"{crops}\n")
+    return folder
+
+
+def test_clip_names_with_spaces_and_any_bytes_survive_the_filelists(tmp_path, capsys):
+    root = tmp_path / "pre"
+    names = ["v 1/c 1", "v 1/ lead", "v 2/NF", "v 2/tail ", "v\udce93/c\tx", "v4/c4"]
+    for name in names:
+        usable_clip(root / name)
+    dataset.write_filelists(root, tmp_path / "lists", val_fraction=0, test_fraction=0)
+    assert sorted(dataset.read_filelist(tmp_path / "lists", "train", root)) == sorted(root / name for name in names)
+    # The reference's lists carry a second field ("NF", "MV"): a line naming no folder whole is cut there.
+    (tmp_path / "lists" / "val.txt").write_text("v4/c4 NF\nv 1/c 1\n")
+    assert dataset.read_filelist(tmp_path / "lists", "val", root) == [root / "v4/c4", root / "v 1/c 1"]
+    assert capsys.readouterr().err == ""
+
+
+def test_filelist_entries_naming_no_folder_are_counted_not_dropped_silently(tmp_path, capsys):
+    root = tmp_path / "pre"
+    usable_clip(root / "v" / "here")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.txt").write_text("v/here\nv/gone\nw/gone NF\n")
+    assert dataset.read_filelist(lists, "train", root) == [root / "v" / "here"]
+    assert capsys.readouterr().err == (f"warning: {lists / 'train.txt'}: 2 of 3 entries name no folder under {root} "
+                                       f"(first: v/gone); training goes on without them\n")
+    (lists / "val.txt").write_text("x/gone\n")
+    with pytest.raises(DataError, match=r"val.txt: none of its 1 entries names a folder under .*\(first: x/gone\)"):
+        dataset.read_filelist(lists, "val", root)
+
+
+def test_a_clip_whose_audio_holds_nan_is_skipped_and_counted_with_a_warning(clip, tmp_path, capsys):
+    from scipy.io import wavfile
+
+    folder, _ = clip
+    damaged = usable_clip(tmp_path / "video" / "nan")
+    samples = np.sin(np.arange(16000) / 10).astype(np.float32)
+    samples[::1000] = np.nan  # in every mel window
+    wavfile.write(damaged / "audio.wav", 16000, samples)  # a float WAV can hold NaN
+    samples = GeneratorSamples([damaged, folder], seed=0)
+    draws = [samples[n] for n in range(10)]
+    assert all(np.isfinite(draw[1].numpy()).all() for draw in draws)
+    assert sum(draw[-1] for draw in draws) >= 1 and samples.dropped == {damaged}
+    assert capsys.readouterr().err == (f"warning: skipping clip {damaged}: {damaged / 'audio.wav'}: the audio holds "
+                                       f"16 NaN sample(s) of 16,000; repair or re-export it\n")

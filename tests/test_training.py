@@ -334,6 +334,8 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
 
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "train.txt").write_text("".join(f"v/c{k}\n" for k in range(8)))
+    for k in range(8):  # entries that name no folder are left out
+        (tmp_path / "v" / f"c{k}").mkdir(parents=True)
     args = argparse.Namespace(filelists=tmp_path / "lists", data_root=tmp_path, seed=0)
     session = argparse.Namespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
     hparams.set_hparam("num_workers", 2)

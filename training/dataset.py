@@ -2,20 +2,22 @@
 
 Layout (``preprocess.py`` writes it): ``<root>/<video>/<clip>/{0,1,2,...}.jpg`` face crops
 numbered by source frame, and ``<root>/<video>/<clip>/audio.wav``. Filelists name one
-``<video>/<clip>`` per line (first field) in ``<filelists>/{train,val,test}.txt``.
+``<video>/<clip>`` per line in ``<filelists>/{train,val,test}.txt`` (UTF-8, any folder name kept
+whole; a line that names no folder whole is read by its first field, as the reference's are).
 
 Sampling, as the reference trainers sample: pick a clip at random, a frame and a different
 "wrong" frame; a window is T = 5 consecutive frames; the audio window of frame k is
 ``mel[int(80 k / 25):][:16]`` (mel time-major). Draws whose window has a gap are redrawn,
 as in the reference; draws that hit an unreadable frame or audio file are redrawn too, and
-counted, and a clip whose audio cannot be read is dropped, so that a dataset with nothing
-usable stops with a clear error instead of looping forever.
+counted, and a clip whose audio cannot be read or holds NaN or infinite samples is dropped
+with a warning naming it, so that a dataset with nothing usable stops with a clear error
+instead of looping forever.
 """
 
 import bisect
 import functools
-import os
 import random
+import sys
 from pathlib import Path
 
 import cv2
@@ -24,7 +26,7 @@ import torch
 
 import audio
 from atomic_write import atomic_output
-from errors import UserError
+from errors import UserError, describe_os_error
 from hparams import hparams
 from models.inputs import (
     FACE_SIZE,
@@ -34,10 +36,11 @@ from models.inputs import (
     mask_lower_half,
     stack_lower_halves,
 )
+from training.preprocessing import DONE_MARKER, frame_ids, is_done  # noqa: F401 - the layout, read from here too
 
 MIN_FRAMES = 3 * WINDOW  # a clip needs more than this many face crops
 SPLITS = ("train", "val", "test")
-DONE_MARKER = ".done"  # written last by preprocess.py: the clip is complete
+FILELIST_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # any folder name's bytes, kept as they are
 MAX_FAILED_DRAWS = 1000  # unreadable draws in a row before the data is declared unusable
 
 
@@ -55,40 +58,57 @@ def find_filelists(filelists, data_root):
 
 
 def read_filelist(filelists, split, data_root):
-    """The clip folders ``<filelists>/<split>.txt`` names, under ``data_root``."""
+    """The clip folders ``<filelists>/<split>.txt`` names, under ``data_root``.
+
+    A line names a clip whole when that folder exists (clip names may hold spaces), else by
+    its first field (the reference's LRS2 lists add a second, such as "NF"). Entries that name
+    no folder are left out with a warning that counts them.
+    """
     path = Path(filelists) / f"{split}.txt"
     if not path.is_file():
         raise DataError(
             f"no filelist {path}: write train/val/test lists for your preprocessed data with "
             f"make_filelists.py, or pass --filelists DIR"
         )
-    entries = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
-    if not entries:
+    lines = [line.removesuffix("\r") for line in path.read_text(**FILELIST_ENCODING).split("\n") if line.strip()]
+    if not lines:
         raise DataError(f"filelist {path} is empty")
-    return [Path(data_root) / entry for entry in entries]
+    clips, missing = [], []
+    for line in lines:
+        clip = _named_clip(line, Path(data_root))
+        if clip is None:
+            missing.append(line.split()[0])
+        else:
+            clips.append(clip)
+    if missing and not clips:
+        raise DataError(f"{path}: none of its {len(lines)} entries names a folder under {data_root} "
+                        f"(first: {missing[0]}); check --data_root and the filelist")
+    if missing:
+        print(f"warning: {path}: {len(missing)} of {len(lines)} entries name no folder under {data_root} "
+              f"(first: {missing[0]}); training goes on without them", file=sys.stderr)
+    return clips
 
 
-def frame_ids(clip):
-    """The frame numbers of a clip folder's face crops, sorted."""
-    try:
-        names = os.listdir(clip)
-    except OSError:
-        return []
-    return sorted(int(name[:-4]) for name in names if name.endswith(".jpg") and name[:-4].isdigit())
+def _named_clip(line, data_root):
+    """The folder a filelist line names: the whole line, else its first field; None if neither is one."""
+    for entry in (line, line.split()[0]):
+        if (data_root / entry).is_dir():
+            return data_root / entry
+    return None
 
 
 def clip_folders(preprocessed_root):
     """``<video>/<clip>`` names of the clips in a preprocessed folder that training can use.
 
-    A clip is usable when it has audio.wav and more than 15 face crops; clips an interrupted
-    preprocess.py left without their done-marker are left out.
+    A clip is usable when it has audio.wav and more than 15 face crops; clips preprocess.py
+    has not finished (no done-marker, or fewer crops than it counts) are left out.
     """
     root = Path(preprocessed_root)
     marked = any(root.glob(f"*/*/{DONE_MARKER}"))  # folders from the reference's script have no markers
     found = []
     for wav in sorted(root.glob("*/*/audio.wav")):
         folder = wav.parent
-        if marked and not (folder / DONE_MARKER).exists():
+        if marked and not is_done(folder):
             continue
         if len(frame_ids(folder)) > MIN_FRAMES:
             found.append(folder.relative_to(root).as_posix())
@@ -105,7 +125,7 @@ def write_filelists(preprocessed_root, filelists, val_fraction=0.05, test_fracti
     existing = [filelists / f"{split}.txt" for split in SPLITS if (filelists / f"{split}.txt").exists()]
     if existing and not overwrite:
         raise DataError(f"{existing[0]} exists; pass --overwrite to replace the filelists in {filelists}")
-    clips = clip_folders(preprocessed_root)
+    clips = _listable(clip_folders(preprocessed_root), preprocessed_root)
     if not clips:
         raise DataError(f"{preprocessed_root} holds no usable clip (<video>/<clip>/ with audio.wav and > {MIN_FRAMES} face crops)")
     videos = sorted({clip.split("/")[0] for clip in clips})
@@ -121,8 +141,17 @@ def write_filelists(preprocessed_root, filelists, val_fraction=0.05, test_fracti
     lists = {split: [clip for clip in clips if split_of.get(clip.split("/")[0], "train") == split] for split in SPLITS}
     for split, entries in lists.items():
         with atomic_output(filelists / f"{split}.txt") as temporary:
-            Path(temporary).write_text("".join(f"{entry}\n" for entry in entries))
+            Path(temporary).write_text("".join(f"{entry}\n" for entry in entries), **FILELIST_ENCODING)
     return {split: len(entries) for split, entries in lists.items()}
+
+
+def _listable(clips, preprocessed_root):
+    """The clips a line of a filelist can name: not those whose names hold a line break (warned about)."""
+    broken = [clip for clip in clips if "\n" in clip or "\r" in clip]
+    if broken:
+        print(f"warning: {preprocessed_root}: {len(broken)} clip folder(s) cannot be listed, as their names hold "
+              f"a line break (first: {broken[0]!r}); rename them and run make_filelists.py again", file=sys.stderr)
+    return [clip for clip in clips if clip not in broken]
 
 
 def audio_window_start(frame_id, fps=None):
@@ -236,11 +265,14 @@ class LRS2Clips(torch.utils.data.Dataset):
         return np.asarray(window, dtype=np.float32) / 255.0
 
     def mel(self, clip):
-        """The clip's mel spectrogram, time-major; a clip whose audio cannot be read is dropped."""
+        """The clip's mel spectrogram, time-major; a clip whose audio cannot be read (or holds NaN
+        or infinite samples) is dropped, with a warning naming it."""
         try:
             return _clip_mel(str(clip / "audio.wav"))
         except (UserError, OSError, ValueError) as error:
             self.dropped.add(clip)
+            reason = describe_os_error(error) if isinstance(error, OSError) else str(error).strip()
+            print(f"warning: skipping clip {clip}: {reason}", file=sys.stderr)
             raise Unreadable(clip / "audio.wav") from error
 
     def draw(self, clip):
@@ -309,6 +341,6 @@ class GeneratorSamples(LRS2Clips):
 @functools.lru_cache(maxsize=64)
 def _clip_mel(wav_path):
     """Mel spectrograms of recently used clips (a sample reads its clip's whole audio)."""
-    wav = audio.load_wav(wav_path, hparams.sample_rate)
+    wav = audio.check_finite(audio.load_wav(wav_path, hparams.sample_rate), wav_path)  # NaN: the clip is dropped
     return audio.melspectrogram(wav).T.astype(np.float32)
 
