@@ -2,6 +2,7 @@
 by the id each checkpoint carries, --keep_last pruning only the run's own checkpoints, and
 trainer flags checked before any work."""
 
+import errno
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import wav2lip_train
 from checkpoint import read_checkpoint, save_checkpoint
 from errors import UserError
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
+from training import folder_lock
 from training.checkpoints import RUNS_RECORD, check_same_run, checkpoints, prune, record_run, runs_of
 from training.synthetic_data import make_corpus
 
@@ -93,6 +95,16 @@ def test_the_folder_of_a_killed_run_is_taken_over(corpus, tmp_path, capsys):
     assert f"note: {lock} was left by a training run that ended without releasing it ({held_by}); taken over" \
         in printed.out
     assert not lock.exists()
+
+
+def test_a_file_system_without_locks_is_said_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(folder_lock.fcntl, "flock", no_locks)
+    assert folder_lock.hold(tmp_path) == (None, None)
+    assert capsys.readouterr().err == (f"warning: {tmp_path / 'training.lock'}: cannot be locked (No locks available): "
+                                       "a second run on this folder would not be refused\n")
 
 
 def test_a_fresh_run_beside_another_run_s_checkpoints_is_refused_unless_start_over(corpus, tmp_path, capsys):

@@ -11,6 +11,7 @@ opens the new one.
 import contextlib
 import os
 import socket
+import sys
 from pathlib import Path
 
 from errors import UserError, naming
@@ -40,6 +41,11 @@ def hold(folder):
             os.close(handle)
             raise UserError(f"--checkpoint_dir {path.parent} is in use by another training run"
                             f"{f' ({holder})' if holder else ''}; wait for it to end, or choose another folder") from None
+        except OSError as error:  # a file system without locks (some network ones): train, but say so
+            os.close(handle)
+            print(f"warning: {path}: cannot be locked ({error.strerror}): a second run on this folder would not be "
+                  "refused", file=sys.stderr)
+            return None, None
         if _is_named(path, handle):
             break
         os.close(handle)  # its holder removed it as it ended: lock the file now at that name
