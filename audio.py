@@ -3,16 +3,20 @@
 The names and the numbers are the reference implementation's (hparams.py holds the values);
 decoding goes through PyAV, so any file FFmpeg reads works, with no shell and no temporary files.
 
+Decoding, resampling and the mel spectrogram go a block at a time (``mono_blocks``,
+``mel_pieces``), so what inference holds does not grow with the audio's length; ``load_wav``
+and ``melspectrogram`` join the blocks into the whole, with the same numbers.
+
 The pre-emphasis filter, the STFT and the mel filters are written out with NumPy: they equal
 scipy's lfilter, librosa's stft and librosa's mel filters bit for bit (tests/test_audio.py
 checks), and importing those costs about 2 s of start-up (scipy.signal, numba), longer than
 the mel of a minute of speech.
 """
 
+import dataclasses
 import functools
 
 import av
-import librosa
 import numpy as np
 
 from atomic_write import atomic_output
@@ -20,17 +24,61 @@ from errors import UserError
 from hparams import hparams as hp
 from media import open_media
 
+# Mel columns computed at once (12.5 s of 16 kHz audio): the whole signal is never held, and
+# every signal is cut at the same columns, so a mel computed in a stream equals one computed
+# whole bit for bit (BLAS may sum a narrow matrix product in another order).
+MEL_PIECE = 1000
+_FLOAT_FORMATS = {"flt", "fltp", "dbl", "dblp"}  # integer samples are always finite and within full scale
+
 
 def load_wav(path, sr):
     """The first audio stream of any FFmpeg-readable file as mono float32 at ``sr`` Hz.
 
     Channels are averaged and the result resampled as ``librosa.load(path, sr=sr)`` does.
     """
-    native_rate, channels = _decode_audio(path)
-    wav = channels.mean(axis=0) if channels.shape[0] > 1 else channels[0]
-    if native_rate != sr:
-        wav = librosa.resample(wav, orig_sr=native_rate, target_sr=sr)
-    return np.ascontiguousarray(wav, dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(list(mono_blocks(path, sr))), dtype=np.float32)
+
+
+def mono_blocks(path, sr, clip=False):
+    """``load_wav``'s samples a block at a time (a decoded frame or so), never the whole file;
+    with ``clip``, each channel's samples clipped to [-1, 1] first."""
+    channels = channel_blocks(path)
+    rate, first = next(channels)
+    mixed = (_mono(np.clip(block, -1, 1) if clip else block) for block in _chained(first, channels))
+    return _resampled(mixed, rate, sr)
+
+
+def _chained(first, blocks):
+    yield first
+    for _, block in blocks:
+        yield block
+
+
+def _mono(channels):
+    return channels.mean(axis=0) if channels.shape[0] > 1 else channels[0]
+
+
+def _resampled(blocks, rate, sr):
+    """float32 ``blocks`` at ``rate`` Hz resampled to ``sr`` as librosa.resample does the whole
+    signal (soxr's HQ filter, whose stream gives the same samples, then cut or padded with
+    zeros to ceil(length x ratio))."""
+    if rate == sr:
+        yield from blocks
+        return
+    import soxr  # noqa: PLC0415 - only where audio needs resampling
+
+    stream, ratio = soxr.ResampleStream(rate, sr, 1, dtype="float32", quality="HQ"), float(sr) / rate
+    taken, given, over = 0, 0, np.zeros(0, np.float32)
+    for block in blocks:
+        taken += len(block)
+        out = np.concatenate([over, stream.resample_chunk(block)])
+        known = int(np.ceil(taken * ratio)) - given  # the length is at least this much so far
+        over = out[known:]
+        given += len(out[:known])
+        yield out[:known]
+    out = np.concatenate([over, stream.resample_chunk(np.zeros(0, np.float32), last=True)])
+    length = int(np.ceil(taken * ratio)) - given
+    yield np.pad(out[:length], (0, length - len(out[:length])))
 
 
 def check_finite(samples, path):
@@ -42,10 +90,44 @@ def check_finite(samples, path):
     samples = np.asarray(samples)
     if np.isfinite(samples).all():
         return samples
-    nan = int(np.isnan(samples).sum())
-    inf = int(np.isinf(samples).sum())
+    _refuse_non_finite(int(np.isnan(samples).sum()), int(np.isinf(samples).sum()), samples.size, path)
+
+
+def _refuse_non_finite(nan, inf, size, path):
     what = " and ".join(part for part in (f"{nan:,} NaN" * bool(nan), f"{inf:,} infinite" * bool(inf)) if part)
-    raise UserError(f"{path}: the audio holds {what} sample(s) of {samples.size:,}; repair or re-export it")
+    raise UserError(f"{path}: the audio holds {what} sample(s) of {size:,}; repair or re-export it")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scan:
+    """What one decoding pass found in an audio stream."""
+
+    rate: int  # Hz
+    length: int  # samples per channel
+    samples: int  # in all channels
+    beyond_full_scale: int  # finite samples outside [-1, 1] (float formats only)
+
+    def length_at(self, sr):
+        """Samples per channel once resampled to ``sr`` (``load_wav``'s length)."""
+        return self.length if sr == self.rate else int(np.ceil(self.length * (float(sr) / self.rate)))
+
+
+def scan(path):
+    """One pass over the first audio stream, a decoded frame at a time: its rate, its length
+    and how many samples lie beyond full scale. NaN or infinite samples are refused in one line
+    naming the file (as ``check_finite`` words it), before any work is done with the audio."""
+    rate = length = samples = nan = inf = beyond = 0
+    for frame in _decoded(path):
+        rate, length, samples = frame.sample_rate, length + frame.samples, samples + frame.samples * frame.layout.nb_channels
+        if frame.format.name in _FLOAT_FORMATS:
+            values = frame.to_ndarray()
+            nan, inf = nan + int(np.isnan(values).sum()), inf + int(np.isinf(values).sum())
+            beyond += int((np.abs(values) > 1).sum())  # NaN compares false, infinities count here
+    if nan or inf:
+        _refuse_non_finite(nan, inf, samples, path)
+    if not length:
+        raise UserError(f"{path} has an audio stream with no samples")
+    return Scan(rate, length, samples, beyond)
 
 
 def native_sample_rate(path):
@@ -60,22 +142,34 @@ def _audio_stream(container, path):
     return container.streams.audio[0]
 
 
-def _decode_audio(path):
+def _decoded(path):
+    """The first audio stream's decoded frames (PyAV AudioFrames), one at a time."""
     try:
         with open_media(path, "audio") as container:
-            stream = _audio_stream(container, path)
-            # Planar float keeps every channel apart, whatever the codec's own sample format.
-            resampler = av.AudioResampler(format="fltp")
-            chunks, rate = [], stream.rate
-            for frame in container.decode(stream):
-                rate = frame.sample_rate
-                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+            yield from container.decode(_audio_stream(container, path))
     except av.error.FFmpegError as error:
         raise UserError(f"cannot read audio from {path}: {error}") from None
-    if sum(chunk.shape[1] for chunk in chunks) == 0:
+
+
+def channel_blocks(path):
+    """(rate, float32 (channels, n) samples) of the first audio stream, a decoded frame at a time."""
+    # Planar float keeps every channel apart, whatever the codec's own sample format.
+    resampler, rate, length = av.AudioResampler(format="fltp"), None, 0
+    for frame in _decoded(path):
+        rate = frame.sample_rate
+        for out in resampler.resample(frame):
+            length += out.samples
+            yield rate, out.to_ndarray()
+    for out in resampler.resample(None):
+        length += out.samples
+        yield rate, out.to_ndarray()
+    if not length:
         raise UserError(f"{path} has an audio stream with no samples")
-    return rate, np.concatenate(chunks, axis=1)
+
+
+def _decode_audio(path):
+    blocks = list(channel_blocks(path))
+    return blocks[-1][0], np.concatenate([block for _, block in blocks], axis=1)
 
 
 def save_wav(wav, path, sr):
@@ -98,13 +192,16 @@ def extract_wav(source, path):
         wavfile.write(temporary, rate, pcm[:, 0] if pcm.shape[1] == 1 else pcm)
 
 
-def preemphasis(wav, k, preemphasize=True):
-    """y[n] = x[n] - k x[n-1], in float64 (scipy.signal.lfilter([1, -k], [1], wav))."""
+def preemphasis(wav, k, preemphasize=True, previous=None):
+    """y[n] = x[n] - k x[n-1], in float64 (scipy.signal.lfilter([1, -k], [1], wav)); ``previous``
+    is the sample before ``wav``'s first, where it continues a signal."""
     if not preemphasize:
         return wav
     wav = np.asarray(wav, dtype=np.float64)
     out = wav.copy()
     out[1:] -= k * wav[:-1]
+    if previous is not None:
+        out[0] -= k * np.float64(previous)
     return out
 
 
@@ -116,23 +213,74 @@ def get_hop_size():
 
 def melspectrogram(wav):
     """(num_mels, 1 + len(wav) // hop_size) normalised log-mel spectrogram, in [-4, 4]."""
-    D = _stft(preemphasis(wav, hp.preemphasis, hp.preemphasize))
-    S = _amp_to_db(_linear_to_mel(np.abs(D))) - hp.ref_level_db
+    return np.concatenate(list(mel_pieces([wav])), axis=1)
+
+
+def mel_columns(length):
+    """The mel spectrogram's width for ``length`` samples: one column per hop of the padded signal."""
+    return (length + 2 * (hp.n_fft // 2) - hp.n_fft) // get_hop_size() + 1
+
+
+def mel_pieces(blocks):
+    """``melspectrogram`` of the signal that ``blocks`` (arrays of samples, in order) make up, as
+    consecutive pieces of its columns: MEL_PIECE columns each, the last one up to twice that.
+    About two pieces' worth of the signal is held at a time."""
+    hop, half = get_hop_size(), hp.n_fft // 2
+    held, held_from, length, done, previous = [], 0, 0, 0, None  # emphasised samples from held_from on
+    for block in blocks:
+        if not len(block):
+            continue
+        held.append(preemphasis(block, hp.preemphasis, hp.preemphasize, previous))
+        previous, length = block[-1], length + len(block)
+        if mel_columns(length) < done + 2 * MEL_PIECE:
+            continue
+        signal = np.concatenate(held)
+        while mel_columns(length) >= done + 2 * MEL_PIECE:  # a piece that cannot be the last one
+            yield _mel(_frames_of(signal, held_from, done, done + MEL_PIECE))
+            done += MEL_PIECE
+        held = [signal[hop * done - half - held_from:]]
+        held_from = hop * done - half
+    signal = np.concatenate(held) if held else np.zeros(0, np.float64)
+    if done == 0:  # the whole signal, padded as librosa pads it
+        yield _mel(_frames(np.pad(signal, half, mode="reflect")))
+    else:
+        yield _mel(_frames_of(signal, held_from, done, mel_columns(length), length))
+
+
+def _frames_of(signal, start, first, stop, length=None):
+    """The STFT frames of columns ``first`` to ``stop`` - 1 of a signal held from sample
+    ``start`` on, as np.pad(mode="reflect") pads it: reflected at its first sample and, given
+    its ``length``, at its last one."""
+    hop, half = get_hop_size(), hp.n_fft // 2
+    at = np.abs(np.arange(hop * first - half, hop * (stop - 1) - half + hp.n_fft))
+    if length is not None:
+        at = np.where(at >= length, 2 * (length - 1) - at, at)
+    return _frames(signal[at - start])
+
+
+def _frames(padded):
+    """Frames of n_fft samples every hop of a padded signal (views, not copies)."""
+    return np.lib.stride_tricks.sliding_window_view(padded, hp.n_fft)[::get_hop_size()]
+
+
+def _mel(frames):
+    S = _amp_to_db(_linear_to_mel(np.abs(_spectrum(frames)))) - hp.ref_level_db
     return _normalize(S) if hp.signal_normalization else S
 
 
 def _stft(y):
+    """librosa.stft(y, n_fft, hop_length, win_length, pad_mode="reflect"): centred frames of the
+    reflect-padded signal, a periodic Hann window, a real FFT per frame."""
+    return _spectrum(_frames(np.pad(y, hp.n_fft // 2, mode="reflect")))
+
+
+def _spectrum(frames):
     if hp.use_lws:
         raise ValueError("use_lws=True is not supported: the released models use librosa's STFT")
     # Reflect padding is what librosa did when the models were trained; since librosa 0.10 the
     # default is zero padding, which changes the first and last two frames.
-    # librosa.stft(y, n_fft, hop_length, win_length, pad_mode="reflect"): centred frames of the
-    # reflect-padded signal, a periodic Hann window, a real FFT per frame.
-    n_fft, hop = hp.n_fft, get_hop_size()
-    padded = np.pad(y, n_fft // 2, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
-    spectrum = np.fft.rfft(frames * _hann_window(hp.win_size, n_fft), axis=1).T
-    return spectrum.astype(np.complex64, copy=False) if y.dtype == np.float32 else spectrum
+    spectrum = np.fft.rfft(frames * _hann_window(hp.win_size, hp.n_fft), axis=1).T
+    return spectrum.astype(np.complex64, copy=False) if frames.dtype == np.float32 else spectrum
 
 
 @functools.lru_cache(maxsize=2)

@@ -176,3 +176,34 @@ def test_save_wav_peak_normalises_without_touching_its_input(tmp_path):
     np.testing.assert_array_equal(written, (before * (32767 / 0.5)).astype(np.int16))
     np.testing.assert_array_equal(wav, before)
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+def whole_signal_mel(wav):
+    """The mel spectrogram computed on the whole signal at once, as it was before pieces."""
+    S = audio._amp_to_db(audio._linear_to_mel(np.abs(audio._stft(audio.preemphasis(wav, 0.97))))) - 20
+    return audio._normalize(S)
+
+
+@pytest.mark.parametrize("seconds", [25.0, 25.0 + 1 / 16000, 37.3, 50.0 - 1 / 16000])
+def test_mel_in_pieces_equals_the_whole_signal_computation(seconds):
+    """The mel is computed MEL_PIECE columns at a time (the last piece up to twice that), from
+    blocks of any sizes: a stream gives what the whole signal gives, bit for bit."""
+    wav = speech_like(seconds, seed=4)
+    mel = audio.melspectrogram(wav)
+    assert mel.shape == (80, 1 + len(wav) // 200) and mel.shape[1] >= 2 * audio.MEL_PIECE
+    np.testing.assert_allclose(mel, whole_signal_mel(wav), rtol=0, atol=1e-12)  # 0 here: BLAS sums each column alike
+    cuts = np.sort(np.random.default_rng(len(wav)).integers(0, len(wav), 60))
+    pieces = list(audio.mel_pieces(np.split(wav, cuts)))
+    assert [piece.shape[1] for piece in pieces[:-1]] == [audio.MEL_PIECE] * (len(pieces) - 1)
+    assert audio.MEL_PIECE <= pieces[-1].shape[1] < 2 * audio.MEL_PIECE
+    assert np.array_equal(np.concatenate(pieces, axis=1), mel)
+
+
+def test_load_wav_resamples_a_long_file_in_a_stream_as_librosa_does_it_whole(tmp_path):
+    import librosa
+
+    stereo = np.stack([speech_like(70, 44100, seed=1), speech_like(70, 44100, seed=2)]) * 0.5
+    path = write_media(tmp_path / "long.flac", stereo, 44100, audio_codec="flac")
+    native = audio._decode_audio(path)[1].mean(axis=0)
+    wav = audio.load_wav(path, 16000)
+    assert np.array_equal(wav, librosa.resample(native, orig_sr=44100, target_sr=16000))
