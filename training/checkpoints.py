@@ -114,8 +114,8 @@ def runs_of(folder):
     except FileNotFoundError:
         return {}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise UserError(f"{path} is damaged ({error}); delete it, and --keep_last prunes no checkpoint now "
-                        "there") from None
+        raise UserError(f"{path} is damaged ({error}); delete it (--keep_last then prunes none of the "
+                        "checkpoints now there)") from None
     return runs
 
 
