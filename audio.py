@@ -118,7 +118,8 @@ def scan(path):
     naming the file (as ``check_finite`` words it), before any work is done with the audio."""
     rate = length = samples = nan = inf = beyond = 0
     for frame in _decoded(path):
-        rate, length, samples = frame.sample_rate, length + frame.samples, samples + frame.samples * frame.layout.nb_channels
+        rate, length = frame.sample_rate, length + frame.samples
+        samples += frame.samples * frame.layout.nb_channels
         if frame.format.name in _FLOAT_FORMATS:
             values = frame.to_ndarray()
             nan, inf = nan + int(np.isnan(values).sum()), inf + int(np.isinf(values).sum())
