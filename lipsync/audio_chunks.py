@@ -1,18 +1,53 @@
 """The speech as the generator hears it: its mel spectrogram and the chunk each output frame gets."""
 
+import contextlib
+import sys
+
 import numpy as np
 
 import audio
 from errors import UserError
-from models.inputs import MEL_FPS, MEL_STEP
+from models.inputs import MEL_BINS, MEL_FPS, MEL_STEP
+
+SPEECH_RATE = 16000
 
 
-def speech_mel(path):
-    """The (80, frames) mel spectrogram of any file with an audio track, at 16 kHz."""
-    mel = audio.melspectrogram(audio.load_wav(path, 16000)).astype(np.float32)
-    if np.isnan(mel).any():
-        raise UserError("the audio's mel spectrogram contains NaN (a TTS voice?): add a little noise and retry")
-    return mel
+class Speech:
+    """The speech track of ``path``, checked in one pass before any work, then read again as
+    the output frames reach it: memory does not grow with its length.
+
+        speech = Speech(path)      NaN or infinite samples refused, samples beyond full scale counted
+        speech.mel_frames          the width of its (80, frames) mel spectrogram, at 16 kHz
+        speech.chunks(starts)      the (80, 16) mel chunk at each start, in order
+
+    Samples beyond full scale are clipped to [-1, 1], as a player plays them (and as the AAC
+    encoder must get them), with one warning line saying how many.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        found = audio.scan(path)
+        self.clipped = found.beyond_full_scale > 0
+        if self.clipped:
+            print(f"warning: {path}: {found.beyond_full_scale:,} of {found.samples:,} audio samples lie beyond "
+                  "full scale; clipped to [-1, 1]", file=sys.stderr)
+        self.mel_frames = audio.mel_columns(found.length_at(SPEECH_RATE))
+
+    def chunk_starts(self, fps):
+        return mel_chunk_starts(self.mel_frames, fps)
+
+    def chunks(self, starts):
+        """The mel chunk at each of ``starts`` (never decreasing), its mel computed a piece at a
+        time as the starts reach it; only the pieces a chunk spans are held."""
+        pieces = audio.mel_pieces(audio.mono_blocks(self.path, SPEECH_RATE, clip=self.clipped))
+        with contextlib.closing(pieces):
+            columns, first = np.zeros((MEL_BINS, 0), np.float32), 0  # mel columns from column ``first`` on
+            for start in starts:
+                while start + MEL_STEP > first + columns.shape[1]:
+                    dropped = min(start - first, columns.shape[1])
+                    columns = np.concatenate([columns[:, dropped:], next(pieces).astype(np.float32)], axis=1)
+                    first += dropped
+                yield columns[:, start - first:start - first + MEL_STEP]
 
 
 def mel_chunk_starts(mel_frames, fps):

@@ -95,7 +95,7 @@ class FrameSource:
     def frames(self, pictures=False):
         """One pass over the prepared input frames (just the first one when static)."""
         if self.image is not None:
-            yield self.image.copy()
+            yield self.image
             return
         o = self.options
         for frame in read_pictures(o.face) if pictures else read_frames(o.face):
@@ -105,16 +105,17 @@ class FrameSource:
 
     def looped(self, pictures=False):
         """Input frame i mod N for output frames i = 0, 1, 2, ... (re-decoding for each loop),
-        or each input frame as often as ``repeats`` says."""
+        or each input frame as often as ``repeats`` says. A frame shown again is the same
+        object (a still: one frame however long the audio): paste into a copy."""
         if self.repeats is not None:
             for frame, times in zip(self.frames(pictures), self.repeats):
                 for _ in range(times):
-                    yield frame.copy()  # pasting changes the frame
+                    yield frame
             return
         if self.static:
             first = next(self.frames(pictures))
             while True:
-                yield first.copy()  # pasting changes the frame
+                yield first
         while True:
             count = 0
             for count, frame in enumerate(self.frames(pictures), 1):

@@ -9,10 +9,13 @@ video's length:
     compose    paste the generated faces into the frames (compose) -> encode  (a thread)
 
 The video is decoded once: each batch carries its frames from the faces stage to the
-compose stage, and the queues are sized so that at most about FRAME_BUFFER_BYTES of frames
-are in flight. The frames travel in their YUV planes (yuv.Picture) when the output is a
-video: only the face box is converted to BGR, for the crop and again for the paste, so every
-other pixel is written with the input's own numbers.
+compose stage, and the batches and queues are sized so that at most about FRAME_BUFFER_BYTES
+of frames are in flight (batch_plan), however big the frames; a still image is one frame
+however often it is shown (the compose stage pastes into a copy of each frame). The speech's
+mel spectrogram is computed a piece at a time as the frames reach it (audio_chunks.Speech).
+The frames travel in their YUV planes (yuv.Picture) when the output is a video: only the
+face box is converted to BGR, for the crop and again for the paste, so every other pixel is
+written with the input's own numbers.
 
 With faces found in every frame the frames written are the reference's: output frame i
 shows input frame i mod N with mel chunk i, the video looping when the audio is longer and
@@ -34,7 +37,7 @@ from tqdm import tqdm
 
 from atomic_write import atomic_output, check_writable, reading
 from errors import UserError
-from lipsync.audio_chunks import mel_chunk_starts, speech_mel
+from lipsync.audio_chunks import Speech
 from lipsync.compose import paste
 from lipsync.face_sources import face_source
 from lipsync.frames import FrameSource
@@ -48,7 +51,7 @@ from models.inputs import FACE_SIZE, MEL_BINS, MEL_STEP
 from provenance import ContentCredentials, lip_sync_metadata
 from yuv import bgr_of
 
-# frames in flight between the stages, at most (roughly): 720p YUV frames are 1.4 MB each
+# frames in flight between the stages, at most: 720p YUV frames are 1.4 MB each, 4K ones 12 MB
 FRAME_BUFFER_BYTES = 384 << 20
 
 
@@ -126,8 +129,8 @@ class _Job:
         self.credentials = ContentCredentials(o.c2pa_cert, o.c2pa_key) if o.c2pa_cert else None
         self.frames = FrameSource(o)
         with clock.measure("mel"):
-            self.mel = speech_mel(o.audio)
-        self.chunk_starts = mel_chunk_starts(self.mel.shape[1], float(self.frames.fps))
+            self.speech = Speech(o.audio)  # NaN or infinite samples refused here, before any work
+        self.chunk_starts = self.speech.chunk_starts(float(self.frames.fps))
         self.total = len(self.chunk_starts)
         self.frames.stretch_to(self.total)
         self.generator = generator_for(o, clock)
@@ -137,13 +140,14 @@ class _Job:
             if o.syncnet_checkpoint_path:
                 from lipsync.sync_similarity import SyncSimilarity  # noqa: PLC0415 - torch, only when asked
 
-                self.sync = SyncSimilarity(o.syncnet_checkpoint_path, self.mel, self.chunk_starts,
+                self.sync = SyncSimilarity(o.syncnet_checkpoint_path,
                                            "cpu" if o.backend == "onnxruntime" else self.device)
             self.boxes = face_source(o, self.frames, self.total, self.device)
 
     def run(self, sink):
         self.pictures = isinstance(sink, VideoWriter) and self.frames.keeps_yuv
-        pipeline, depth = Pipeline(), self._queue_depth()
+        self.batch_frames, depth = self._batch_plan()
+        pipeline = Pipeline()
         to_generator, to_compose = pipeline.channel(depth), pipeline.channel(depth)
         summary = Summary(Path(self.options.outfile), self.total, 0.0)
         self.clock.pipeline_started()
@@ -177,26 +181,31 @@ class _Job:
         generated = generating.result()
         if self.sync is not None:
             with self.clock.measure("generator"):
-                self.sync.add(batch.face_indices, batch.faces, generated)
+                self.sync.add(batch.face_indices, batch.faces, generated, batch.mels)
         to_compose.put((batch.frames, batch.boxes, generated))
 
-    def _queue_depth(self):
-        """Batches each queue holds: 4, fewer where that many frames would pass FRAME_BUFFER_BYTES
-        (a few more batches are being built, generated and composed)."""
+    def _batch_plan(self):
+        """(frames per batch, batches per queue): batch_plan's, but a still (or --static) is one
+        frame in flight however many batches show it, so its batches need not shrink."""
+        if self.frames.static:
+            return self.batch_size, 4
         width, height = self.frames.frame_size
-        frame_bytes = width * height * (1.5 if self.pictures else 3)
-        return int(max(1, min(4, FRAME_BUFFER_BYTES // (2 * self.batch_size * frame_bytes) - 1)))
+        return batch_plan(int(width * height * (1.5 if self.pictures else 3)), self.batch_size)
 
     def _faces_stage(self, out, summary):
         """Frames -> boxes -> generator batches (which carry the frames on), for every output frame."""
-        clock = self.clock
-        batch = _BatchBuilder(self.mel, self.chunk_starts, self.batch_size, out, clock)
-        boxes, written = [], 0
+        with contextlib.closing(self.speech.chunks(self.chunk_starts)) as mel_chunks:
+            self._build_batches(_BatchBuilder(mel_chunks, self.batch_frames, out, self.clock), summary)
+        out.close()
+
+    def _build_batches(self, batch, summary):
+        """The first pass's frames with their boxes, then (the audio being longer) the video looped."""
+        clock, boxes, written = self.clock, [], 0
         frames = clock.timed(self.frames.frames(self.pictures), "decode")
         for index, frame, box in clock.timed(self.boxes.boxed_frames(frames, self.total, summary), "boxes"):
             boxes.append(box)
-            for shown in range(self.frames.times_shown(index)):
-                batch.add(written, frame if shown == 0 else frame.copy(), box)  # pasting changes a frame
+            for _ in range(self.frames.times_shown(index)):
+                batch.add(written, frame, box)  # the same frame when shown again: compose pastes into copies
                 written += 1
         clock.add("detection", clock.seconds.pop("boxes", 0.0) - clock.seconds.get("decode", 0.0))
         count = len(boxes)
@@ -208,7 +217,6 @@ class _Job:
             for index, frame in zip(range(written, self.total), clock.timed(looped, "decode")):
                 batch.add(index, frame, boxes[index % count])
         batch.flush()
-        out.close()
 
     def _compose_stage(self, inbox, sink):
         """Frames + generated faces -> the sink (the video writer)."""
@@ -219,6 +227,8 @@ class _Job:
                 faces = iter(generated)
                 for frame, box in zip(frames, boxes):
                     with clock.measure("paste"):
+                        if box is not None or label is not None:
+                            frame = frame.copy()  # batches share a frame shown again (a still)
                         if box is not None:
                             paste(frame, box, next(faces), o.blend)
                         if label is not None:
@@ -265,13 +275,31 @@ def _collector_paused():
             gc.enable()
 
 
+def batches_in_flight(depth):
+    """Batches holding frames at once with ``depth`` batches per queue: both queues full, one
+    being built, up to two being generated side by side, one being composed."""
+    return 2 * depth + 4
+
+
+def batch_plan(frame_bytes, generator_batch):
+    """(frames per batch, batches per queue) keeping the frames in flight within
+    FRAME_BUFFER_BYTES: 4 batches of the generator's size per queue where they fit, else fewer
+    batches, then smaller ones (4K frames on a GPU: 128 -> 5 frames); a frame too big for six
+    in the budget goes one per batch."""
+    fitting = FRAME_BUFFER_BYTES // max(1, frame_bytes)
+    for depth in (4, 3, 2, 1):
+        if batches_in_flight(depth) * generator_batch <= fitting:
+            return generator_batch, depth
+    return max(1, fitting // batches_in_flight(1)), 1
+
+
 class _BatchBuilder:
     """Collects output frames into generator batches: frames, boxes, 96x96 face crops, mel chunks.
 
     The first batches are small (1, 2, 4, ...) so that the first frames come out at once."""
 
-    def __init__(self, mel, chunk_starts, batch_size, out, clock):
-        self.mel, self.chunk_starts, self.batch_size, self.out, self.clock = mel, chunk_starts, batch_size, out, clock
+    def __init__(self, mel_chunks, batch_size, out, clock):
+        self.mel_chunks, self.batch_size, self.out, self.clock = mel_chunks, batch_size, out, clock
         self.size = 1
         self._reset()
 
@@ -279,13 +307,14 @@ class _BatchBuilder:
         self.frames, self.boxes, self.faces, self.mels, self.face_indices = [], [], [], [], []
 
     def add(self, index, frame, box):
+        """Output frame ``index`` (they come in order: each takes the next mel chunk)."""
         self.frames.append(frame)
         self.boxes.append(box)
+        mel = next(self.mel_chunks)
         if box is not None:
             with self.clock.measure("crops"):
                 self.faces.append(cv2.resize(bgr_of(frame, box), (FACE_SIZE, FACE_SIZE)))
-            start = self.chunk_starts[index]
-            self.mels.append(self.mel[:, start:start + MEL_STEP])
+            self.mels.append(mel)
             self.face_indices.append(index)
         if len(self.boxes) >= self.size:
             self.flush()

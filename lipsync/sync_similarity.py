@@ -13,29 +13,29 @@ import torch
 
 from checkpoint import load_weights
 from models import SyncNet_color
-from models.inputs import MEL_STEP, WINDOW, stack_lower_halves
+from models.inputs import WINDOW, stack_lower_halves
 
 
 class SyncSimilarity:
     """Collects faces as inference produces them and scores complete 5-frame windows.
 
-        scorer = SyncSimilarity(checkpoint, mel, chunk_starts, device)
-        scorer.add(indices, input_faces, generated_faces)   # per generator batch, in order
+        scorer = SyncSimilarity(checkpoint, device)
+        scorer.add(indices, input_faces, generated_faces, mels)   # per generator batch, in order
         result = scorer.finish()   # {"chunks": [...], "input": [...], "result": [...]}
     """
 
-    def __init__(self, checkpoint_path, mel, chunk_starts, device="cpu", batch_size=64):
+    def __init__(self, checkpoint_path, device="cpu", batch_size=64):
         self.model = SyncNet_color().eval()
         load_weights(self.model, checkpoint_path, device)
         self.device, self.batch_size = torch.device(device), batch_size
-        self.mel, self.chunk_starts = mel, chunk_starts
-        self._recent = collections.deque(maxlen=WINDOW)  # (index, input face, generated face)
+        self._recent = collections.deque(maxlen=WINDOW)  # (index, input face, generated face, mel chunk)
         self._windows = []
         self.scores = {"chunks": [], "input": [], "result": []}
 
-    def add(self, indices, input_faces, generated_faces):
-        for index, face, generated in zip(indices, input_faces, generated_faces):
-            self._recent.append((index, face, generated))
+    def add(self, indices, input_faces, generated_faces, mels):
+        """Each output frame's index, input and generated faces, and mel chunk."""
+        for index, face, generated, mel in zip(indices, input_faces, generated_faces, mels):
+            self._recent.append((index, face, generated, mel))
             if len(self._recent) == WINDOW and self._recent[-1][0] - self._recent[0][0] == WINDOW - 1:
                 self._windows.append(tuple(self._recent))
             if len(self._windows) >= self.batch_size:
@@ -50,7 +50,7 @@ class SyncSimilarity:
         if not self._windows:
             return
         starts = [window[0][0] for window in self._windows]
-        mel = np.stack([self.mel[:, self.chunk_starts[i]:self.chunk_starts[i] + MEL_STEP] for i in starts])
+        mel = np.stack([window[0][3] for window in self._windows])  # the chunk of the window's first frame
         audio = torch.from_numpy(mel).float().unsqueeze(1).to(self.device)
         for key, column in (("input", 1), ("result", 2)):
             windows = np.stack([[item[column] for item in window] for window in self._windows])  # (n, T, H, W, 3)

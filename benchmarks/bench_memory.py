@@ -1,0 +1,148 @@
+"""Peak memory of inference against the length of the audio and the size of the frames.
+
+    python benchmarks/bench_memory.py                       # every case
+    python benchmarks/bench_memory.py --cases mel-1min mel-7h
+
+Each case runs in a fresh process; its peak resident memory (ru_maxrss, from os.wait4) is
+reported with its wall time:
+
+    mel-1min, mel-7h     the speech as inference reads it (checked, then its mel computed in
+                         pieces and cut into one chunk per output frame at 25 fps), for a FLAC
+                         of 1 minute and of 7 hours of silence (the 7-hour file is 4.8 MB)
+    still-small, still-24mp, video-4k
+                         inference.py --box on a 640x480 still, a 6000x4000 (24-megapixel) still
+                         and a 2-second 3840x2160 video, with 2 s of speech, to an mp4
+
+Weights are seeded random ones (memory does not depend on them). Prints a Markdown table.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+SPEECH_SECONDS = 2
+
+
+def make_inputs(work, cases):
+    """The files the cases need, made once in ``work``."""
+    import cv2
+    import numpy as np
+    import torch
+    from synthetic_media import silent_flac, speech_like, write_media
+
+    from models import Wav2Lip
+
+    made = {"checkpoint": work / "wav2lip.pth", "speech": work / "speech.wav"}
+    torch.manual_seed(0)
+    torch.save({"state_dict": Wav2Lip().state_dict(), "global_step": 0}, made["checkpoint"])
+    write_media(made["speech"], speech_like(SPEECH_SECONDS)[None], 16000, audio_codec="pcm_s16le")
+    rng = np.random.default_rng(0)
+    for name, (width, height) in (("still-small", (640, 480)), ("still-24mp", (6000, 4000))):
+        if name in cases:
+            made[name] = work / f"{name}.jpg"
+            cv2.imwrite(str(made[name]), cv2.resize(rng.integers(0, 256, (height // 16, width // 16, 3), np.uint8),
+                                                    (width, height)))
+    if "video-4k" in cases:
+        made["video-4k"] = work / "video-4k.mp4"
+        _video(made["video-4k"], (3840, 2160), 25 * SPEECH_SECONDS, rng)
+    for name, seconds in (("mel-1min", 60), ("mel-7h", 7 * 3600)):
+        if name in cases:
+            made[name] = silent_flac(work / f"{name}.flac", seconds)
+    return made
+
+
+def _video(path, size, frames, rng):
+    import av
+    import cv2
+    import numpy as np
+
+    width, height = size
+    background = cv2.resize(rng.integers(0, 256, (height // 16, width // 16, 3), np.uint8), size)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.roll(background, 8 * i, axis=1), format="bgr24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def box_of(width, height):
+    """A face box in the middle of the frame: top, bottom, left, right."""
+    return height // 3, height // 3 + height // 4, width // 3, width // 3 + height // 4
+
+
+def child(spec):
+    """Run one case in this process."""
+    if spec["case"].startswith("mel"):
+        from lipsync.audio_chunks import Speech
+
+        speech = Speech(spec["audio"])
+        for _ in speech.chunks(speech.chunk_starts(25.0)):
+            pass
+        return
+    from lipsync import Options, lip_sync
+
+    lip_sync(Options(**spec["options"], progress=False))
+
+
+def measure(spec):
+    """Wall seconds and peak resident MB of one case, run in a child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    error = process.stderr.read().strip().splitlines()[-1:]
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, process.returncode, error
+
+
+def spec_of(case, made, work):
+    if case.startswith("mel"):
+        return {"case": case, "audio": str(made[case])}
+    if case == "video-4k":
+        size = (3840, 2160)
+    else:
+        size = (640, 480) if case == "still-small" else (6000, 4000)
+    options = {"checkpoint_path": str(made["checkpoint"]), "face": str(made[case]), "audio": str(made["speech"]),
+               "outfile": str(work / f"{case}.out.mp4"), "box": box_of(*size)}
+    return {"case": case, "options": options}
+
+
+CASES = ("mel-1min", "mel-7h", "still-small", "still-24mp", "video-4k")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(json.loads(args.child))
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    print(f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print("| case | wall s | peak memory |\n|---|---|---|")
+    with tempfile.TemporaryDirectory() as temporary:
+        work = Path(temporary)
+        made = make_inputs(work, args.cases)
+        for case in args.cases:
+            wall, peak, status, error = measure(spec_of(case, made, work))
+            figures = f"{peak:,.0f} MB" if status == 0 else f"failed ({status}): {error}"
+            print(f"| {case} | {wall:.1f} | {figures} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
