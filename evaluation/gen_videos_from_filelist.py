@@ -19,12 +19,16 @@ from cli import argument_parser, existing_folder, run
 from lipsync.batch import (
     Pair,
     add_generation_flags,
+    check_flags,
     finish,
     generate,
     generation_options,
     read_filelist,
+    run_record,
 )
 from sharding import Shard
+
+TOOL = "gen_videos_from_filelist.py"
 
 
 def build_parser():
@@ -37,14 +41,15 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    check_flags(args)
     root = existing_folder(args.data_root, "--data_root")
     pairs = [Pair(index, root / f"{video}.mp4", root / f"{audio}.mp4")
              for index, (audio, video) in enumerate(read_filelist(args.filelist))]
 
     def options_for(pair, outfile):
-        return generation_options(args, pair, outfile, tool="gen_videos_from_filelist.py", short_video="error")
+        return generation_options(args, pair, outfile, tool=TOOL, short_video="error")
 
-    return finish(args, generate(pairs, args.results_dir, options_for, progress=not args.quiet,
+    return finish(args, generate(pairs, args.results_dir, options_for, run_record(args, TOOL), progress=not args.quiet,
                                  shard=Shard.parse(args.shard)))
 
 

@@ -6,7 +6,9 @@
 --mode dubbed syncs every file in --data_root to its own audio; tts and random read
 --filelist, whose lines are "VIDEO AUDIO" relative to --data_root (with extensions). Frames
 are scaled so the face is about --face_res pixels, as the reference does. A video shorter
-than its audio is an error, except in tts mode, where its frames are repeated evenly.
+than its audio is an error, except in tts mode, where its frames are repeated evenly. A video
+that fails, for any reason, is a row of RESULTS/failures.csv and the others go on; the exit
+status is then 1.
 """
 
 import sys
@@ -20,14 +22,18 @@ from errors import UserError
 from lipsync.batch import (
     Pair,
     add_generation_flags,
+    check_flags,
     face_scaled_sizes,
     finish,
     generate,
     generation_options,
     read_filelist,
+    run_record,
 )
 from media import visible
 from sharding import Shard
+
+TOOL = "real_videos_inference.py"
 
 
 def build_parser():
@@ -45,6 +51,7 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    check_flags(args, [("face_res", 1), ("min_frame_res", 0), ("max_frame_res", 1)])
     root = existing_folder(args.data_root, "--data_root")
     if args.mode == "dubbed":
         names = [p.name for p in visible(sorted(root.iterdir()), root) if p.is_file()]
@@ -59,11 +66,12 @@ def main(argv):
     def options_for(pair, outfile):
         sizes = face_scaled_sizes(pair.video, device, args.detector_path, args.face_res, args.min_frame_res,
                                   args.max_frame_res)
-        return generation_options(args, pair, outfile, tool="real_videos_inference.py", resize_to=sizes,
+        return generation_options(args, pair, outfile, tool=TOOL, resize_to=sizes,
                                   short_video="stretch" if args.mode == "tts" else "error")
 
-    return finish(args, generate(pairs, args.results_dir, options_for, progress=not args.quiet,
-                                 shard=Shard.parse(args.shard)))
+    summary = generate(pairs, args.results_dir, options_for, run_record(args, TOOL), progress=not args.quiet,
+                       shard=Shard.parse(args.shard))
+    return finish(args, summary, every_pair=True)  # a handful of chosen videos: each one counts
 
 
 if __name__ == "__main__":

@@ -1,26 +1,36 @@
 """Generating test-set videos with inference.py's pipeline: pairs of (face video, audio) in,
-``RESULTS/<index>.mp4`` out. Resumable (an existing output is kept), with a progress bar and a
-summary of the pairs that failed and why (also in ``RESULTS/failures.csv``). With --shard K/N
-(or under torchrun) a run makes every N-th video: the same files a whole run makes, its
-failures in ``failures.shard-K-of-N.csv`` (merge_shards.py joins them)."""
+``RESULTS/<index>.mp4`` out. Resumable, with a progress bar and a summary of the pairs that
+failed and why (also in ``RESULTS/failures.csv``; any error of one pair is its row, never the
+end of the batch). An existing output is kept only when its metadata records the same
+checkpoint (by content), detector, settings and pair; otherwise it is made again, so one
+checkpoint is never scored on another's videos. With --shard K/N (or under torchrun) a run
+makes every N-th video: the same files a whole run makes, its failures in
+``failures.shard-K-of-N.csv`` (merge_shards.py joins them)."""
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
+import av
 import cv2
 from tqdm import tqdm
 
 from atomic_write import check_writable
+from checkpoint import file_digest, read_checkpoint
 from cli import add_detector_flag, add_run_flags
 from errors import UserError
-from face_detection.boxes import longer_side
-from face_detection.loading import load_detector
+from face_detection.boxes import clip_to_frame, longer_side
+from face_detection.loading import fingerprint, load_detector
 from lipsync import Options, lip_sync
 from lipsync.marking import add_marking_flags
+from lipsync.options import check_number
 from media import read_frames
 from provenance import unmarked_warning
 from sharding import Shard, add_shard_flag, write_table
+
+# Flags that say where things are or how the run reports, not what a video becomes.
+NOT_SETTINGS = {"results_dir", "checkpoint_path", "detector_path", "filelist", "data_root", "shard", "quiet", "verbose"}
 
 
 @dataclasses.dataclass
@@ -55,11 +65,34 @@ def generation_options(args, pair, outfile, **settings):
                              progress=False, **settings)
 
 
-def finish(args, summary):
-    """Print the summary (and the --unmarked warning); the exit status: 1 when no video exists."""
+def check_flags(args, counts=()):
+    """Refuse bad flag values before any video: inference's checks, then the script's own
+    ``counts`` ((flag name, lowest), whole numbers)."""
+    Options.from_args(args, face="", audio="").check_values()
+    for name, low in counts:
+        check_number(f"--{name}", getattr(args, name), low, whole=True)
+
+
+def run_record(args, tool):
+    """What makes this run's videos what they are, but the pair: the script, the checkpoint's
+    and the detector's content and every setting. Each video carries it with its pair (its
+    "generation" metadata); a video that does not is made again. The checkpoint is read first:
+    a missing or damaged one is one line before any video is touched."""
+    read_checkpoint(args.checkpoint_path)
+    load_detector("cpu", args.detector_path)  # a missing detector: the same, before any video
+    settings = {name: value for name, value in sorted(vars(args).items()) if name not in NOT_SETTINGS}
+    return {"tool": tool, "checkpoint_sha256": file_digest(args.checkpoint_path),
+            "detector_sha256": fingerprint(args.detector_path), "settings": settings}
+
+
+def finish(args, summary, every_pair=False):
+    """Print the summary (and the --unmarked warning); the exit status: 1 when no video exists
+    (with ``every_pair``, when any pair failed)."""
     print(summary.line() + (f"; {summary.shard.describe()}" if not summary.shard.whole else ""))
     if args.unmarked:
         print(unmarked_warning(f"{args.results_dir}/*.mp4"), file=sys.stderr)
+    if every_pair:
+        return 1 if summary.failures else 0
     return 0 if summary.generated + summary.existing else 1
 
 
@@ -78,34 +111,64 @@ def read_filelist(path):
 @dataclasses.dataclass
 class GenerationSummary:
     generated: int = 0
+    remade: int = 0  # of those generated, the ones that replaced a video made otherwise
     existing: int = 0
     failures: list = dataclasses.field(default_factory=list)
     shard: Shard = Shard()
 
     def line(self):
-        return (f"{self.generated} generated, {self.existing} already there, {len(self.failures)} failed"
+        remade = f" ({self.remade} of them remade: made with another checkpoint or other settings)" * bool(self.remade)
+        return (f"{self.generated} generated{remade}, {self.existing} already there, {len(self.failures)} failed"
                 + (f" (see {self.shard.path('failures.csv')})" if self.failures else ""))
 
 
-def generate(pairs, results_dir, options_for, progress=True, shard=Shard()):
-    """lip_sync(options_for(pair, outfile)) for each of this shard's pairs whose output does not exist yet."""
+def generate(pairs, results_dir, options_for, record, progress=True, shard=Shard()):
+    """lip_sync(options_for(pair, outfile)) for each of this shard's pairs whose output is not
+    there yet as this run (``record``: ``run_record``) would make it."""
     results_dir = check_writable(results_dir)  # before the first video: a read-only or full folder
     summary = GenerationSummary(shard=shard)
     for pair in tqdm(shard.select(pairs), desc="videos", unit="video", disable=not progress):
         outfile = results_dir / f"{pair.index}.mp4"
-        if outfile.exists():
+        wanted = json.dumps({**record, "video": str(pair.video), "audio": str(pair.audio)}, sort_keys=True)
+        earlier = outfile.is_file()
+        if earlier and _recorded(outfile) == wanted:
             summary.existing += 1
             continue
-        try:
-            lip_sync(options_for(pair, outfile))
-        except UserError as error:
-            tqdm.write(f"{pair.index}: {pair.video.name} + {pair.audio.name}: {error}", file=sys.stderr)
-            summary.failures.append({"index": pair.index, "video": str(pair.video), "audio": str(pair.audio),
-                                     "error": str(error)})
+        try:  # replaced atomically: the earlier video stays until the new one is whole
+            lip_sync(dataclasses.replace(options_for(pair, outfile), generation_record=wanted))
+        except Exception as error:  # noqa: BLE001 - whatever one pair raises is its row, not the batch's end
+            summary.failures.append(_failure(pair, error, outfile if earlier else None))
             continue
         summary.generated += 1
+        summary.remade += earlier
     write_table(shard, results_dir / "failures.csv", summary.failures)
     return summary
+
+
+def _recorded(video):
+    """The "generation" metadata of an mp4 this module made, or None (another file, damaged, --unmarked)."""
+    try:
+        with av.open(str(video)) as container:
+            return container.metadata.get("generation")
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        return None
+
+
+def _failure(pair, error, superseded=None):
+    """The failures.csv row of a pair (said on stderr too). ``superseded``: a video made
+    otherwise that the failed remake would have replaced; it is removed, or it would be
+    scored as this run's."""
+    message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {_first_line(error)}"
+    if superseded is not None:
+        superseded.unlink(missing_ok=True)
+        message += f"; the {superseded.name} made with another checkpoint or other settings was removed"
+    tqdm.write(f"{pair.index}: {pair.video.name} + {pair.audio.name}: {message}", file=sys.stderr)
+    return {"index": pair.index, "video": str(pair.video), "audio": str(pair.audio), "error": message}
+
+
+def _first_line(error):
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else ""
 
 
 def face_scaled_sizes(video, device, detector_path, face_res, min_frame_res, max_frame_res):
@@ -126,7 +189,8 @@ def face_scaled_sizes(video, device, detector_path, face_res, min_frame_res, max
         sizes.append((width, height))
         first = cv2.resize(first, (width, height))
     box = load_detector(device, detector_path).detect(first[None])[0]
-    if box is None:
+    # A box with nothing in the frame, or not finite (a detector gone wrong), is no face.
+    if box is None or not len(clip_to_frame(box[:4], width, height)):
         raise UserError(f"no face in the first frame of {video}")
     factor = _downscale_factor(longer_side(box), height, width, face_res, min_frame_res)
     if factor > 1:

@@ -1,10 +1,12 @@
 """What a lip-sync run is asked to do (inference.py's flags), and the checks on it."""
 
 import dataclasses
+import math
 from pathlib import Path
 
 from atomic_write import check_output
 from errors import UserError
+from face_detection.boxes import PAD_LIMIT
 from lipsync.marking import check_label
 
 CHOICES = {
@@ -13,6 +15,18 @@ CHOICES = {
     "short_video": ("loop", "stretch", "error"),
     "precision": ("auto", "fp32", "fp16", "bf16"),
     "backend": ("torch", "onnxruntime"),
+}
+
+# What each numeric flag may be: (lowest, highest or None, whole number?). NaN and infinities never.
+RANGES = {
+    "fps": (1, 1000, False),  # of a still: one mel chunk per frame, so 1000 fps is 1000 generated frames a second
+    "max_gap": (0, 60, False),  # seconds; a longer run without a face is a cut-away, and the planner waits this long
+    "crf": (0, 51, True),  # x264's scale
+    "face_det_batch_size": (1, None, True),
+    "wav2lip_batch_size": (1, None, True),
+    "resize_factor": (1, None, True),
+    "det_stride": (1, None, True),
+    "det_max_side": (32, None, True),  # pixels
 }
 
 
@@ -60,6 +74,7 @@ class Options:
     synthetic_speech: tuple = ()  # (IPTC digital source type, synthesiser) when dub.py made the audio
     subtitles: tuple = ()  # (start s, end s, text) cues written as a soft subtitle track
     backend: str = "torch"  # torch | onnxruntime (the .onnx files export.py writes)
+    generation_record: str = None  # test-set generation: what made the video (JSON), its "generation" metadata
 
     def __post_init__(self):
         for name in ("pads", "crop", "box", "resize_to"):  # lists from a parser: tuples, as the defaults
@@ -80,22 +95,7 @@ class Options:
 
     def check(self):
         """Refuse settings that cannot work, before anything is read."""
-        if len(self.pads) != 4 or len(self.crop) != 4 or len(self.box) != 4:
-            raise UserError("--pads, --crop and --box take four numbers: top bottom left right")
-        for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise UserError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-        for name in ("face_det_batch_size", "wav2lip_batch_size", "resize_factor", "det_stride"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name} must be at least 1")
-        if self.label is not None:
-            check_label(self.label, self.label_corner, self.label_size)
-        if (self.c2pa_cert is None) != (self.c2pa_key is None):
-            raise UserError("--c2pa_cert and --c2pa_key go together: the certificate chain and its private key")
-        if self.c2pa_cert is not None and self.unmarked:
-            raise UserError("--unmarked and --c2pa_cert contradict each other: content credentials mark the video")
-        if self.det_max_side is not None and self.det_max_side < 32:
-            raise UserError("--det_max_side must be at least 32 pixels")
+        self.check_values()
         if self.backend == "onnxruntime":
             if self.precision not in ("auto", "fp32"):
                 raise UserError(f"--backend onnxruntime runs the exported fp32 networks: --precision {self.precision} "
@@ -105,11 +105,25 @@ class Options:
                 if path and Path(path).suffix != ".onnx":
                     raise UserError(f"--backend onnxruntime takes ONNX files: {flag} {path} is not one; "
                                     f"python export.py {path} writes {Path(path).with_suffix('.onnx')}")
-        if self.fps <= 0 or self.max_gap < 0:
-            raise UserError("--fps must be positive and --max_gap not negative")
         check_output(self.outfile, "--outfile", self.inputs())
         if self.syncnet_checkpoint_path:
             check_output(sync_json_path(self.outfile), "--outfile's .sync.json", self.inputs())
+
+    def check_values(self):
+        """Refuse flag values that cannot work, each in one line naming the flag and the value
+        (what they name is not looked at)."""
+        if len(self.pads) != 4 or len(self.crop) != 4 or len(self.box) != 4:
+            raise UserError("--pads, --crop and --box take four numbers: top bottom left right")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        _check_numbers(self)
+        if self.label is not None:
+            check_label(self.label, self.label_corner, self.label_size)
+        if (self.c2pa_cert is None) != (self.c2pa_key is None):
+            raise UserError("--c2pa_cert and --c2pa_key go together: the certificate chain and its private key")
+        if self.c2pa_cert is not None and self.unmarked:
+            raise UserError("--unmarked and --c2pa_cert contradict each other: content credentials mark the video")
 
     def inputs(self):
         """{flag: path} of every file the run reads: no output may replace one (atomic_write.reading)."""
@@ -160,6 +174,35 @@ class Options:
 def sync_json_path(outfile):
     """Where --syncnet_checkpoint_path's per-chunk similarities go, beside the output."""
     return Path(outfile).with_suffix(".sync.json")
+
+
+def _check_numbers(options):
+    """Every numeric flag of ``options`` in its range (RANGES; the pads within PAD_LIMIT; a
+    --box of four positions)."""
+    for name, (low, high, whole) in RANGES.items():
+        if getattr(options, name) is not None:  # det_max_side: None is off
+            check_number(f"--{name}", getattr(options, name), low, high, whole)
+    if not all(_within(value, -PAD_LIMIT, PAD_LIMIT) for value in options.pads):
+        raise UserError(f"--pads must be whole numbers from {-PAD_LIMIT} to {PAD_LIMIT}, "
+                        f"not {' '.join(map(str, options.pads))}")
+    if options.box != (-1, -1, -1, -1) and min(options.box) < 0:
+        raise UserError(f"--box {' '.join(map(str, options.box))}: give four pixel positions, 0 or more "
+                        "(top bottom left right), or leave --box out to detect the face")
+
+
+def check_number(flag, value, low, high=None, whole=False):
+    """Refuse ``value`` for ``flag`` unless it is a finite number from ``low`` to ``high``
+    (no upper bound when None), in one line naming the flag and the value."""
+    if not _within(value, low, high) or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a finite number"
+        bounds = f" from {low} to {high}" if high is not None else f", {low} or more"
+        shown = f"{value:g}" if isinstance(value, float) else value
+        raise UserError(f"{flag} must be {kind}{bounds}, not {shown}")
+
+
+def _within(value, low, high=None):
+    finite = isinstance(value, int) or math.isfinite(value)  # an int of any size is finite; math.isfinite may overflow
+    return finite and low <= value and (high is None or value <= high)
 
 
 def _check_region(flag, given, region, width, height, steps=()):

@@ -94,6 +94,8 @@ def _lip_sync(options, sink, clock):
     else:
         metadata = None if options.unmarked else \
             lip_sync_metadata(options.checkpoint_path, options.tool, options.synthetic_speech)
+        if metadata is not None and options.generation_record:  # test-set generation: what made the video
+            metadata["generation"] = options.generation_record
         sign = job.credentials and (lambda path: job.credentials.sign(path, metadata))
         with VideoWriter(options.outfile, job.frames.fps, audio_path=options.audio, crf=options.crf,
                          preset=options.preset, colour=job.frames.colour, metadata=metadata, sign=sign,
