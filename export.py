@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 from cli import argument_parser, run
+from lipsync.options import check_number
+
+OPSETS = (9, 20)  # the opsets written and checked for these networks (PyTorch's TorchScript exporter stops at 20)
 
 
 def build_parser():
@@ -25,6 +28,7 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    check_number("--opset", args.opset, *OPSETS, whole=True)
     from onnx_models import export_network
 
     for checkpoint in map(Path, args.checkpoints):

@@ -26,6 +26,7 @@ if __name__ == "__main__":
 from atomic_write import atomic_output, check_writable
 from cli import add_run_flags, argument_parser, pick_device, run
 from errors import UserError
+from lipsync.options import check_number
 from evaluation.metrics.fid_statistics import (
     WEIGHTS_NAME,
     frame_statistics,
@@ -53,8 +54,7 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1:
-        raise UserError("--batch_size must be at least 1")
+    check_number("--batch_size", args.batch_size, 1, whole=True)
     first, second = args.paths
     if args.save_stats:
         if not second.endswith(".npz"):

@@ -11,11 +11,14 @@ Coordinates are pixels of the frame the detector saw; the far edges are exclusiv
 
 import numpy as np
 
+PAD_LIMIT = 1 << 16  # the largest --pads, in pixels: more than any frame's side
+
 
 def to_int_box(box):
     """x1y1x2y2 floats -> ints: negative coordinates clipped to 0 (the far edges are not),
-    then truncated, as the reference does."""
-    x1, y1, x2, y2 = (int(v) for v in np.clip(box[:4], 0, None))
+    then truncated, as the reference does. A detector gone wrong cannot make this fail: NaN
+    becomes 0 and infinity the largest float (then ``pad_and_clip`` clips them to the frame)."""
+    x1, y1, x2, y2 = (int(v) for v in np.nan_to_num(np.clip(np.asarray(box[:4], np.float64), 0, None)))
     return x1, y1, x2, y2
 
 
@@ -33,16 +36,16 @@ def from_top_bottom_left_right(box):
 
 def pad_and_clip(boxes, frame_size, pads):
     """(N, 4) x1y1x2y2 boxes -> (N, 4) y1y2x1x2, grown by ``pads`` (top, bottom, left, right)
-    and clipped to the ``frame_size`` (width, height) frame."""
+    and clipped to the ``frame_size`` (width, height) frame.
+
+    As the reference for every box that keeps an area; one without keeps none. The sums are
+    made in floats and clipped before they become integers, so no box or pad can overflow.
+    """
     width, height = frame_size
     top, bottom, left, right = pads
-    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
-    return np.stack([
-        np.maximum(0, boxes[:, 1] - top),
-        np.minimum(height, boxes[:, 3] + bottom),
-        np.maximum(0, boxes[:, 0] - left),
-        np.minimum(width, boxes[:, 2] + right),
-    ], axis=1)
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    padded = boxes[:, [1, 3, 0, 2]] + np.array([-top, bottom, -left, right], np.float64)
+    return np.clip(np.nan_to_num(padded), 0, [height, height, width, width]).astype(np.int64)
 
 
 def has_area(box):

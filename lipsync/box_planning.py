@@ -14,7 +14,7 @@ of a bounded number of later frames are known, so only that many frames wait in 
 import numpy as np
 
 from errors import UserError
-from face_detection.boxes import pad_and_clip
+from face_detection.boxes import has_area, pad_and_clip
 
 FACE, NO_FACE, NOT_RUN = 1, 0, -1  # what the detector said about a frame
 SMOOTHING_WINDOW = 5
@@ -128,16 +128,27 @@ class BoxPlanner:
     def add(self, boxes, status):
         room = len(status) if self.limit is None else max(0, self.limit - len(self._status))
         for box, found in zip(list(boxes)[:room], list(status)[:room]):
+            index = len(self._status)
             if found == NO_FACE and self.on_no_face == "error":
-                index = len(self._status)
                 raise NoFaceError(f"face not detected in frame {index} (at {index / self.fps:.2f} s); "
                                   "use --on_no_face interpolate or skip to carry on without it")
+            if found == FACE:
+                self._check_pads(box, index)
             self._raw.append(np.zeros(4) if box is None else np.asarray(box[:4], np.float64))
             self._status.append(found)
         if self.limit is not None and len(self._status) >= self.limit:
             self.finish()
         else:
             self._plan(final=False)
+
+    def _check_pads(self, box, index):
+        """Refuse --pads that leave nothing of a face the detector found (not "no face": it was found)."""
+        found = pad_and_clip([box[:4]], self.frame_size, (0, 0, 0, 0))[0]
+        padded = pad_and_clip([box[:4]], self.frame_size, self.pads)[0]
+        if has_area(found) and not has_area(padded):
+            raise UserError(f"--pads {' '.join(map(str, self.pads))} leave an empty box for the face found in frame "
+                            f"{index} (at {index / self.fps:.2f} s): its box {' '.join(map(str, found))} (top bottom "
+                            f"left right) becomes {' '.join(map(str, padded))}; give pads that keep some of it")
 
     def finish(self):
         if not self.finished:

@@ -13,6 +13,8 @@ import numpy as np
 
 from face_detection.boxes import has_area, pad_and_clip, to_int_box
 from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
+
+NO_PADS = (0, 0, 0, 0)
 from lipsync.heap import trim_heap
 from yuv import bgr_of
 
@@ -134,8 +136,9 @@ class DetectedBoxes:
             detections = self.detector.detect(np.stack(frames)) if frames else []
         for k, detection in zip(chosen, detections):
             box = None if detection is None else to_int_box(np.asarray(detection[:4]) / scale)
-            # A box that pads and clips to nothing (e.g. outside the frame) is no face.
-            if box is not None and has_area(pad_and_clip([box], self.frame_size, o.pads)[0]):
+            # A box with nothing in the frame (outside it, or absurd) is no face; one that the
+            # pads empty is the planner's to refuse.
+            if box is not None and has_area(pad_and_clip([box], self.frame_size, NO_PADS)[0]):
                 boxes[k], status[k] = box, FACE
             else:
                 status[k] = NO_FACE

@@ -1,0 +1,14 @@
+"""The LSE scoring scripts, and the checks of the flags they share."""
+
+from lipsync.options import check_number
+
+MAX_VSHIFT = 1000  # frames (40 s at 25 fps): each offset tried is a distance per window
+
+
+def check_scoring_flags(args, counts=()):
+    """Refuse bad values of --batch_size and --vshift, then of the script's own ``counts``
+    (names of whole numbers, 0 or more), in one line each, before anything is read."""
+    check_number("--batch_size", args.batch_size, 1, whole=True)
+    check_number("--vshift", args.vshift, 0, MAX_VSHIFT, whole=True)
+    for name in counts:
+        check_number(f"--{name}", getattr(args, name), 0, whole=True)

@@ -18,6 +18,7 @@ from atomic_write import check_writable
 from cli import add_run_flags, argument_parser, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.metrics.lse import LSEScorer
+from evaluation.scores_LSE import check_scoring_flags
 from media import visible
 from reports import default_scores_path, lse_averages, write_rows
 from sharding import Shard, add_shard_flag
@@ -42,6 +43,7 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    check_scoring_flags(args)
     root = existing_folder(args.data_root, "--data_root")
     videos = visible(sorted(root.glob("*.mp4")), root)  # not the hidden temporaries of unfinished videos
     if not videos:
@@ -50,8 +52,6 @@ def main(argv):
     check_writable(Path(args.scores).parent)
     shard = Shard.parse(args.shard)
     videos, scores = shard.select(videos), shard.path(args.scores)
-    if args.batch_size < 1 or args.vshift < 0:
-        raise UserError("--batch_size must be at least 1 and --vshift not negative")
     scorer = LSEScorer(args.initial_model, pick_device(args.device), args.batch_size, args.vshift)
 
     rows = []

@@ -22,6 +22,7 @@ from cli import add_detector_flag, add_run_flags, argument_parser, existing_fold
 from errors import UserError
 from evaluation.metrics.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
 from evaluation.metrics.lse import VIDEO_FPS, LSEScorer
+from evaluation.scores_LSE import check_scoring_flags
 from face_detection.loading import load_detector
 from media import VIDEO_EXTENSIONS, visible
 from reports import default_scores_path, lse_averages, write_rows
@@ -47,6 +48,7 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    check_scoring_flags(args, ["min_track", "min_face_size"])
     root = existing_folder(args.data_root, "--data_root")
     videos = visible(sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS), root)
     if not videos:
