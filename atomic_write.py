@@ -143,14 +143,16 @@ def _temporary_beside(path, suffix):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path.parent)
-    handle, temporary = _create(path, suffix if suffix is not None else path.suffix)
+    made = []  # filled by _create the moment the file exists, so a signal at any point cleans it up
     try:
+        handle, temporary = _create(path, suffix if suffix is not None else path.suffix, made)
         with naming(path, temporary):  # errors name the file the user asked for
             yield temporary
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        os.close(handle)  # releases the lock, after any rename: nobody removes a finished file
+        for handle, temporary in made:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temporary)
+            os.close(handle)  # releases the lock, after any rename: nobody removes a finished file
 
 
 def is_temporary(path):
@@ -192,14 +194,17 @@ def _remove_if_unlocked(path):
         os.close(handle)
 
 
-def _create(path, suffix):
-    """A new, locked temporary file beside ``path``: (descriptor, its path)."""
+def _create(path, suffix, made=None):
+    """A new, locked temporary file beside ``path``: (descriptor, its path), also appended to
+    ``made`` as soon as it exists (the caller removes what is there, whatever stops it)."""
+    made = [] if made is None else made
     while True:
         temporary = path.parent / f".{path.name}.{''.join(secrets.choice(_ALPHABET) for _ in range(8))}{suffix}"
         try:
-            handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+            made.append((os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), str(temporary)))  # umask applies
         except FileExistsError:
             continue
+        handle = made[-1][0]
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
             # A cleaner may have taken the file for an orphan between its creation and our lock.
@@ -208,6 +213,7 @@ def _create(path, suffix):
             except FileNotFoundError:
                 same = False
             if not same:
+                made.pop()
                 os.close(handle)
                 continue
         return handle, str(temporary)

@@ -185,8 +185,9 @@ def save_checkpoint(path, model, optimizer=None, global_step=0, global_epoch=0, 
         try:
             torch.save(checkpoint, _WholeWrites(handle))
         except RuntimeError as error:  # torch's zip writer fails again while closing: keep the cause
-            if isinstance(error.__context__, OSError):
-                raise error.__context__ from None
+            cause = error.__context__  # a full disk, or Ctrl-C / SIGTERM (not an Exception) mid-write
+            if isinstance(cause, OSError) or (cause is not None and not isinstance(cause, Exception)):
+                raise cause from None
             raise
     return Path(path)
 

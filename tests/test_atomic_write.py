@@ -104,3 +104,16 @@ def test_check_writable_names_the_folder(tmp_path, monkeypatch):
     with pytest.raises(OSError) as caught:
         check_writable(tmp_path / "ro")
     assert caught.value.errno == errno.EROFS and caught.value.filename == str(tmp_path / "ro")
+
+
+def test_an_interrupt_while_the_temporary_is_made_leaves_nothing(tmp_path, monkeypatch):
+    import atomic_write
+
+    def interrupted(handle, operation):
+        raise KeyboardInterrupt  # Ctrl-C between the temporary's creation and its lock
+
+    monkeypatch.setattr(atomic_write.fcntl, "flock", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(tmp_path / "out.csv"):
+            pass
+    assert list(tmp_path.iterdir()) == []

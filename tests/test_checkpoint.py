@@ -201,3 +201,20 @@ def test_a_flipped_bit_in_a_zip_checkpoint_is_one_line_naming_the_file(tmp_path)
                                         f"file '{entry}'")
     assert "\n" not in str(caught.value)
     load_weights(SyncNet_color(), path)  # the undamaged file loads as before
+
+
+def test_an_interrupt_while_saving_is_the_interrupt_and_leaves_no_file(tmp_path, monkeypatch):
+    import checkpoint
+
+    written, write = [], checkpoint._WholeWrites.write
+
+    def interrupted(self, data):  # Ctrl-C (or SIGTERM, cli.Terminated) arrives in the fifth write
+        written.append(len(data))
+        if len(written) == 5:
+            raise KeyboardInterrupt
+        return write(self, data)
+
+    monkeypatch.setattr(checkpoint._WholeWrites, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # not torch's "unexpected pos" RuntimeError, which cli.run would print
+        save_checkpoint(tmp_path / "checkpoint_step000000001.pth", seeded(SyncNet_color(), 0))
+    assert list(tmp_path.iterdir()) == []

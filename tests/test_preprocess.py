@@ -132,29 +132,36 @@ def test_several_detectors_share_the_clips_one_thread_each(raw, tmp_path):
 
 
 def test_s3fd_boxes_are_cropped_as_the_detector_gives_them(tmp_path):
-    net = seeded(S3FD(), seed=7)
-    with torch.no_grad():  # a bias towards "face", so that the seeded net finds some
-        for name in ("conv4_3_norm_mbox_conf", "conv5_3_norm_mbox_conf", "fc7_mbox_conf"):
-            getattr(net, name).bias.copy_(torch.tensor([0.0, 1.5]))
-    weights = save_released(net, tmp_path / "s3fd.pth", module_prefix=False, wrapped=False)
     raw = tmp_path / "raw"
     (raw / "spk").mkdir(parents=True)
     rng = np.random.default_rng(0)
-    frames = [cv2.GaussianBlur(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), (9, 9), 3) for _ in range(6)]
+    frames = [cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (9, 9), 3) for _ in range(6)]
     write_video(raw / "spk" / "clip.mp4", frames, audio=speech_like(0.3))
-    assert run(raw, tmp_path / "pre", "--detector_weights", str(weights), "--device", "cpu", "--batch_size", "4") == 0
     decoded = list(read_frames(raw / "spk" / "clip.mp4"))
-    boxes = S3FDDetector("cpu", weights, batch_size=4).detect(decoded)  # candidates depend on the batch, as in the reference
-    # The first box, cut without padding; the far edges are not clipped, so a box beyond the
-    # frame gives a smaller crop, or none (such frames are skipped like those without a face).
-    expected = {}
-    for k, box in enumerate(boxes):
-        if box is not None:
-            x1, y1, x2, y2 = to_int_box(box)
-            if decoded[k][y1:y2, x1:x2].size:
-                expected[k] = decoded[k][y1:y2, x1:x2]
+    # A seeded net biased towards "face" finds boxes anywhere, often outside the frame. How far
+    # out depends on the exact pixels (OpenCV's blur, the codec), which change between library
+    # versions: take the smallest bias whose boxes give at least one crop.
+    for bias in (1.5, 2.0, 3.0, 4.0):
+        net = seeded(S3FD(), seed=7)
+        with torch.no_grad():
+            for name in ("conv4_3_norm_mbox_conf", "conv5_3_norm_mbox_conf", "fc7_mbox_conf"):
+                getattr(net, name).bias.copy_(torch.tensor([0.0, bias]))
+        weights = save_released(net, tmp_path / "s3fd.pth", module_prefix=False, wrapped=False)
+        boxes = S3FDDetector("cpu", weights, batch_size=4).detect(decoded)  # candidates depend on the batch, as in the reference
+        # The first box, cut without padding; the far edges are not clipped, so a box beyond the
+        # frame gives a smaller crop, or none (such frames are skipped like those without a face).
+        expected = {}
+        for k, box in enumerate(boxes):
+            if box is not None:
+                x1, y1, x2, y2 = to_int_box(box)
+                if decoded[k][y1:y2, x1:x2].size:
+                    expected[k] = decoded[k][y1:y2, x1:x2]
+        if expected:
+            break
+    assert expected, "no bias made the seeded detector's boxes fall on the frames"
+    assert run(raw, tmp_path / "pre", "--detector_weights", str(weights), "--device", "cpu", "--batch_size", "4") == 0
     crops = {int(p.stem): cv2.imread(str(p)) for p in (tmp_path / "pre" / "spk" / "clip").glob("*.jpg")}
-    assert expected and set(crops) == set(expected)
+    assert set(crops) == set(expected)
     for k, face in expected.items():
         assert crops[k].shape == face.shape and np.abs(crops[k].astype(float) - face).mean() < 8
 
