@@ -1,4 +1,5 @@
-"""One training run per checkpoint folder: an ``flock`` on ``<folder>/training.lock`` for the run's life.
+"""Locks on files, as runs take them: one training run per checkpoint folder (an ``flock`` on
+``<folder>/training.lock`` for the run's life), one preprocessing run per clip (preprocessing.py).
 
 The kernel releases an flock when its holder dies, so the lock of a run killed with kill -9
 (or on a lost node) is free for the next run, which takes it over; nothing has to guess
@@ -24,31 +25,61 @@ except ImportError:  # Windows: no flock, so no lock (as atomic_write leaves orp
 LOCK_NAME = "training.lock"  # not named like an atomic write's temporary, which cleaners remove
 
 
-def hold(folder):
-    """Lock ``folder`` (made if need be) for this process: (handle, the holder a killed run
-    left in the file or None). Raises a UserError naming the folder when a live run holds it."""
-    path = Path(folder) / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+class Unlockable(OSError):
+    """The file system refuses locks (ENOLCK: some network file systems)."""
+
+
+def try_lock(path):
+    """An exclusive flock on ``path`` (created if need be), without waiting: its descriptor,
+    or None when a live process holds it; -1 where there is no flock (Windows). Raises
+    Unlockable where the file system cannot lock. One made by a process that then removed it
+    (as ``unlock`` does) is never the one locked: the file at ``path`` now is."""
     if fcntl is None:
-        return None, None
+        return -1
     while True:
         with naming(path):
             handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(handle)
             os.close(handle)
-            raise UserError(f"--checkpoint_dir {path.parent} is in use by another training run"
-                            f"{f' ({holder})' if holder else ''}; wait for it to end, or choose another folder") from None
-        except OSError as error:  # a file system without locks (some network ones): train, but say so
+            return None
+        except OSError as error:
             os.close(handle)
-            print(f"warning: {path}: cannot be locked ({error.strerror}): a second run on this folder would not be "
-                  "refused", file=sys.stderr)
-            return None, None
+            raise Unlockable(error.errno, error.strerror, str(path)) from None
         if _is_named(path, handle):
-            break
-        os.close(handle)  # its holder removed it as it ended: lock the file now at that name
+            return handle
+        os.close(handle)  # its holder removed it as it let go: lock the file now at that name
+
+
+def unlock(path, handle):
+    """Remove the lock file of ``try_lock`` (still holding it, so nobody locks a file about to
+    go) and let the lock go."""
+    if handle is None or handle < 0:
+        return
+    if _is_named(path, handle):  # not a file someone else made there after deleting this one
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    os.close(handle)
+
+
+def hold(folder):
+    """Lock ``folder`` (made if need be) for this process: (handle, the holder a killed run
+    left in the file or None). Raises a UserError naming the folder when a live run holds it."""
+    path = Path(folder) / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = try_lock(path)
+    except Unlockable as error:  # a file system without locks (some network ones): train, but say so
+        print(f"warning: {path}: cannot be locked ({error.strerror}): a second run on this folder would not be "
+              "refused", file=sys.stderr)
+        return None, None
+    if handle is None:
+        holder = _holder_at(path)
+        raise UserError(f"--checkpoint_dir {path.parent} is in use by another training run"
+                        f"{f' ({holder})' if holder else ''}; wait for it to end, or choose another folder")
+    if handle < 0:
+        return None, None
     left = _holder(handle)
     with naming(path):
         os.ftruncate(handle, 0)
@@ -58,13 +89,18 @@ def hold(folder):
 
 def release(handle, folder):
     """Remove the lock file of ``hold`` and let the lock go."""
-    if handle is None:
-        return
-    path = Path(folder) / LOCK_NAME
-    if _is_named(path, handle):  # not a file someone else made there after deleting this one
-        with contextlib.suppress(OSError):
-            os.remove(path)
-    os.close(handle)
+    unlock(Path(folder) / LOCK_NAME, handle)
+
+
+def _holder_at(path):
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return _holder(handle)
+    finally:
+        os.close(handle)
 
 
 def _holder(handle):

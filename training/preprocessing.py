@@ -19,7 +19,6 @@ the clip was finished with: a clip marked done counts as done only while that ma
 its audio.wav are there, so a later run redoes one that lost crops.
 """
 
-import contextlib
 import errno
 import os
 import queue
@@ -39,11 +38,7 @@ from hparams import hparams
 from media import read_frames, visible, write_jpeg
 from processes import spawned_pool
 from sharding import Shard, write_table
-
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; concurrent runs on one root are then up to the user
-    fcntl = None
+from training.folder_lock import try_lock, unlock
 
 FAILURES_NAME = "preprocess_failures.csv"
 DONE_MARKER = ".done"  # written last: the clip is complete; it holds the number of face crops
@@ -95,32 +90,13 @@ def is_done(folder):
 
 def lock_clip(folder):
     """Take ``folder``'s lock if no live run holds it: its descriptor, or None."""
-    if fcntl is None:
-        return -1
-    path = Path(folder) / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(handle)
-            return None
-        try:  # the holder may have removed the file between our open and our lock: lock the one there now
-            if os.stat(path).st_ino == os.fstat(handle).st_ino:
-                return handle
-        except FileNotFoundError:
-            pass
-        os.close(handle)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return try_lock(Path(folder) / LOCK_NAME)
 
 
 def unlock_clip(folder, handle):
-    """Let go of ``folder``'s lock; the lock file goes first, while still held (see lock_clip)."""
-    if handle < 0:
-        return
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(Path(folder) / LOCK_NAME)
-    os.close(handle)
+    """Let go of ``folder``'s lock; the lock file goes first, while still held (see folder_lock)."""
+    unlock(Path(folder) / LOCK_NAME, handle)
 
 
 def remove_stale_lock(folder):
