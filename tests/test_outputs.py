@@ -199,3 +199,34 @@ def test_dub_refuses_an_outfile_that_is_its_subtitles_or_text_before_any_speech(
                   "--box", *BOX, "--quiet", source, str(words)])
     assert str(caught.value).startswith(f"--outfile {words} is the {source} file that this run reads")
     assert words.read_bytes() == before and sorted(tmp_path.iterdir()) == [words]
+
+
+def test_a_trainer_refuses_an_expert_named_as_its_own_checkpoints_before_any_work(files, tmp_path, capsys):
+    import wav2lip_train
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    expert = folder / "checkpoint_step000000001.pth"  # the step-1 save would replace it
+    expert.write_bytes((files / "sync.pth").read_bytes())
+    (tmp_path / "data").mkdir()
+    argv = ["--data_root", tmp_path / "data", "--checkpoint_dir", folder, "--syncnet_checkpoint_path", expert,
+            "--start_over", "--device", "cpu", "--quiet"]
+    assert run(wav2lip_train.main, list(map(str, argv))) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --syncnet_checkpoint_path {expert} lies in --checkpoint_dir {folder} under a name this run's "
+        "checkpoints take: it would be overwritten; move the expert out of that folder"]
+    assert expert.read_bytes() == (files / "sync.pth").read_bytes() and sorted(folder.iterdir()) == [expert]
+
+
+def test_a_save_that_would_replace_a_file_the_trainer_reads_is_refused(tmp_path):
+    from training.checkpoints import checkpoint_file
+
+    from checkpoint import save_checkpoint
+
+    expert = write(tmp_path / "expert.pth", b"expert")
+    target = checkpoint_file(tmp_path / "run", "", 3000)
+    target.parent.mkdir()
+    target.symlink_to(expert)
+    with reading({"--syncnet_checkpoint_path": expert}), pytest.raises(UserError, match="is the --syncnet_checkpoint_path"):
+        save_checkpoint(target, seeded(SyncNet_color(), 0))
+    assert expert.read_bytes() == b"expert"

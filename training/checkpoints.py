@@ -143,6 +143,18 @@ def other_runs_checkpoints(folder, prefixes, run_id=None, after=0, until=None):
     return sorted((step, path) for step, path in found if run_id is None or runs.get(path.name) != run_id)
 
 
+def refuse_inputs_named_as_checkpoints(folder, prefixes, inputs):
+    """A file the run reads ({flag: path}) that sits in ``folder`` under a name the run's own
+    checkpoints take (say the expert copied in as checkpoint_step000000001.pth) would be
+    overwritten by a save: one line, before any work. The checkpoint a run resumes from is
+    never saved again (steps only grow), so only the frozen expert is at risk."""
+    path = inputs.get("--syncnet_checkpoint_path")
+    match = path and CHECKPOINT_NAME.match(Path(path).name)
+    if match and match["prefix"] in prefixes and Path(path).resolve().parent == Path(folder).resolve():
+        raise UserError(f"--syncnet_checkpoint_path {path} lies in --checkpoint_dir {folder} under a name this run's "
+                        "checkpoints take: it would be overwritten; move the expert out of that folder")
+
+
 def refuse_beside_other_runs(folder, prefixes):
     """A fresh run: refuse a folder that holds checkpoints already (whoever wrote them)."""
     found = other_runs_checkpoints(folder, prefixes)

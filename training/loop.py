@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 import cli
+from atomic_write import reading
 from errors import UserError
 from hparams import add_hparams_argument, apply_hparams_argument
 from training.batches import (
@@ -26,7 +27,11 @@ from training.batches import (
     evaluation_batches,
     reraise_worker_errors,
 )
-from training.checkpoints import refuse_beside_other_runs, refuse_replacing_other_runs
+from training.checkpoints import (
+    refuse_beside_other_runs,
+    refuse_inputs_named_as_checkpoints,
+    refuse_replacing_other_runs,
+)
 from training.dataset import find_filelists
 from training.session import Session, seed_everything
 
@@ -187,6 +192,9 @@ def main_for(objective_class, build_parser):
         check_flags(args)
         apply_hparams_argument(args)
         cli.existing_folder(args.data_root, "--data_root")
+        inputs = {flag: getattr(args, flag[2:], None)
+                  for flag in ("--checkpoint_path", "--disc_checkpoint_path", "--syncnet_checkpoint_path")}
+        refuse_inputs_named_as_checkpoints(args.checkpoint_dir, objective_class.prefixes, inputs)
         session = Session(args)
         try:
             session.claim()
@@ -203,7 +211,8 @@ def main_for(objective_class, build_parser):
                 session.check_on_main(lambda: refuse_replacing_other_runs(
                     session.checkpoint_dir, objective.prefixes, objective.run_id, objective.global_step, args.max_steps))
             session.start_logging()
-            train(objective, args)
+            with reading(inputs):  # no checkpoint, sample or log may replace a file the run reads
+                train(objective, args)
         finally:
             session.close()
         return 0
