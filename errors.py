@@ -7,6 +7,7 @@ that escapes is a bug and keeps its traceback.
 
 import contextlib
 import errno
+import math
 import os
 
 
@@ -42,3 +43,19 @@ def describe_os_error(error):
         errno.ENOENT: f"{path}: no such file or folder",
     }
     return causes.get(error.errno, f"{path}: {reason}")
+
+
+def check_number(flag, value, low, high=None, whole=False):
+    """Refuse ``value`` for ``flag`` unless it is a finite number from ``low`` to ``high``
+    (no upper bound when None), in one line naming the flag and the value."""
+    if not within(value, low, high) or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a finite number"
+        bounds = f" from {low} to {high}" if high is not None else f", {low} or more"
+        shown = f"{value:g}" if isinstance(value, float) else value
+        raise UserError(f"{flag} must be {kind}{bounds}, not {shown}")
+
+
+def within(value, low, high=None):
+    """Whether ``value`` is finite and from ``low`` to ``high`` (None: no upper bound)."""
+    finite = isinstance(value, int) or math.isfinite(value)  # an int of any size is finite; math.isfinite may overflow
+    return finite and low <= value and (high is None or value <= high)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from cli import argument_parser, run
-from lipsync.options import check_number
+from errors import check_number
 
 OPSETS = (9, 20)  # the opsets written and checked for these networks (PyTorch's TorchScript exporter stops at 20)
 

@@ -25,8 +25,7 @@ if __name__ == "__main__":
 
 from atomic_write import atomic_output, check_writable
 from cli import add_run_flags, argument_parser, pick_device, run
-from errors import UserError
-from lipsync.options import check_number
+from errors import UserError, check_number
 from evaluation.metrics.fid_statistics import (
     WEIGHTS_NAME,
     frame_statistics,

@@ -19,12 +19,11 @@ from tqdm import tqdm
 from atomic_write import check_writable
 from checkpoint import file_digest, read_checkpoint
 from cli import add_detector_flag, add_run_flags
-from errors import UserError
+from errors import UserError, check_number
 from face_detection.boxes import clip_to_frame, longer_side
 from face_detection.loading import fingerprint, load_detector
 from lipsync import Options, lip_sync
 from lipsync.marking import add_marking_flags
-from lipsync.options import check_number
 from media import read_frames
 from provenance import unmarked_warning
 from sharding import Shard, add_shard_flag, write_table

@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 
 from atomic_write import check_output
-from errors import UserError
+from errors import UserError, check_number, within
 from face_detection.boxes import PAD_LIMIT
 from lipsync.marking import check_label
 
@@ -182,27 +182,12 @@ def _check_numbers(options):
     for name, (low, high, whole) in RANGES.items():
         if getattr(options, name) is not None:  # det_max_side: None is off
             check_number(f"--{name}", getattr(options, name), low, high, whole)
-    if not all(_within(value, -PAD_LIMIT, PAD_LIMIT) for value in options.pads):
+    if not all(within(value, -PAD_LIMIT, PAD_LIMIT) for value in options.pads):
         raise UserError(f"--pads must be whole numbers from {-PAD_LIMIT} to {PAD_LIMIT}, "
                         f"not {' '.join(map(str, options.pads))}")
     if options.box != (-1, -1, -1, -1) and min(options.box) < 0:
         raise UserError(f"--box {' '.join(map(str, options.box))}: give four pixel positions, 0 or more "
                         "(top bottom left right), or leave --box out to detect the face")
-
-
-def check_number(flag, value, low, high=None, whole=False):
-    """Refuse ``value`` for ``flag`` unless it is a finite number from ``low`` to ``high``
-    (no upper bound when None), in one line naming the flag and the value."""
-    if not _within(value, low, high) or (whole and value != int(value)):
-        kind = "a whole number" if whole else "a finite number"
-        bounds = f" from {low} to {high}" if high is not None else f", {low} or more"
-        shown = f"{value:g}" if isinstance(value, float) else value
-        raise UserError(f"{flag} must be {kind}{bounds}, not {shown}")
-
-
-def _within(value, low, high=None):
-    finite = isinstance(value, int) or math.isfinite(value)  # an int of any size is finite; math.isfinite may overflow
-    return finite and low <= value and (high is None or value <= high)
 
 
 def _check_region(flag, given, region, width, height, steps=()):
