@@ -11,6 +11,7 @@ from its weights. Each is written beside its checkpoint (or into --outdir) with 
 import sys
 from pathlib import Path
 
+from atomic_write import check_output
 from cli import argument_parser, run
 from errors import check_number
 
@@ -31,8 +32,12 @@ def main(argv):
     check_number("--opset", args.opset, *OPSETS, whole=True)
     from onnx_models import export_network
 
-    for checkpoint in map(Path, args.checkpoints):
-        target = (Path(args.outdir) if args.outdir else checkpoint.parent) / (checkpoint.stem + ".onnx")
+    targets = {checkpoint: (Path(args.outdir) if args.outdir else checkpoint.parent) / (checkpoint.stem + ".onnx")
+               for checkpoint in map(Path, args.checkpoints)}
+    given = {f"checkpoint{f' {number}' * (len(targets) > 1)}": path for number, path in enumerate(targets, 1)}
+    for target in targets.values():  # before any export: none may replace a checkpoint given (or a folder, ...)
+        check_output(target, "--outdir" if args.outdir else None, given)
+    for checkpoint, target in targets.items():
         network, difference = export_network(checkpoint, target, opset=args.opset)
         print(f"Wrote {target}: {network}, largest difference from PyTorch {difference:.1e}")
     return 0

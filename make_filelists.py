@@ -4,9 +4,10 @@
 """
 
 import sys
+from pathlib import Path
 
 import cli
-from atomic_write import check_writable
+from atomic_write import check_output, check_writable
 from training import dataset
 
 
@@ -26,6 +27,8 @@ def main(argv):
     args = build_parser().parse_args(argv)
     root = cli.existing_folder(args.preprocessed_root, "--preprocessed_root")
     check_writable(args.filelists)  # before scanning what may be thousands of clips
+    for split in dataset.SPLITS:
+        check_output(Path(args.filelists) / f"{split}.txt", "--filelists")
     counts = dataset.write_filelists(root, args.filelists, args.val, args.test, args.seed, args.overwrite)
     print(", ".join(f"{split}.txt: {count} clips" for split, count in counts.items()) + f" in {args.filelists}")
     return 0

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import cli
-from atomic_write import check_writable
+from atomic_write import check_output, check_writable
 from errors import UserError
 from sharding import Shard, add_shard_flag
 
@@ -52,6 +52,7 @@ def main(argv):
     if args.batch_size < 1 or args.ngpu < 1 or args.audio_workers < 1:
         raise UserError("--batch_size, --ngpu and --audio_workers must be at least 1")
     shard = Shard.parse(args.shard)
+    check_output(shard.path(Path(args.preprocessed_root) / preprocessing.FAILURES_NAME))
     videos = preprocessing.find_videos(data_root)
     if not videos:
         raise UserError(f"no <video>/<clip>.mp4 files under {data_root}")

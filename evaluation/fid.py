@@ -23,7 +23,7 @@ import numpy as np
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
-from atomic_write import atomic_output, check_writable
+from atomic_write import atomic_output, check_output, check_writable
 from cli import add_run_flags, argument_parser, pick_device, run
 from errors import UserError, check_number
 from evaluation.metrics.fid_statistics import (
@@ -59,11 +59,13 @@ def main(argv):
         if not second.endswith(".npz"):
             raise UserError("with --save_stats the second path is the .npz to write")
         check_writable(Path(second).parent)
+        check_output(second, "the second PATH", {"first PATH": first, "--weights": args.weights})
     shard = Shard.parse(args.shard)
     if not shard.whole:
         if args.save_stats or any(path.endswith(".npz") for path in args.paths):
             raise UserError("--shard splits the frames of videos and images: not --save_stats or a .npz PATH")
         check_writable(Path(args.shard_stats).parent)
+        check_output(shard.path(args.shard_stats), "--shard_stats", {"--weights": args.weights})
     device = pick_device(args.device)
     model = load_inception(args.weights, device)
     if not shard.whole:

@@ -16,7 +16,7 @@ import av
 import cv2
 from tqdm import tqdm
 
-from atomic_write import check_writable
+from atomic_write import check_output, check_writable
 from checkpoint import file_digest, read_checkpoint
 from cli import add_detector_flag, add_run_flags
 from errors import UserError, check_number
@@ -125,6 +125,7 @@ def generate(pairs, results_dir, options_for, record, progress=True, shard=Shard
     """lip_sync(options_for(pair, outfile)) for each of this shard's pairs whose output is not
     there yet as this run (``record``: ``run_record``) would make it."""
     results_dir = check_writable(results_dir)  # before the first video: a read-only or full folder
+    check_output(shard.path(Path(results_dir) / "failures.csv"))
     summary = GenerationSummary(shard=shard)
     for pair in tqdm(shard.select(pairs), desc="videos", unit="video", disable=not progress):
         outfile = results_dir / f"{pair.index}.mp4"

@@ -230,3 +230,44 @@ def test_a_save_that_would_replace_a_file_the_trainer_reads_is_refused(tmp_path)
     with reading({"--syncnet_checkpoint_path": expert}), pytest.raises(UserError, match="is the --syncnet_checkpoint_path"):
         save_checkpoint(target, seeded(SyncNet_color(), 0))
     assert expert.read_bytes() == b"expert"
+
+
+def one_error(main, argv, capsys):
+    assert run(main, list(map(str, argv))) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def test_every_script_refuses_its_outputs_before_the_work(tmp_path, capsys, fifo):
+    """Each writer's output named as an input, a folder or a FIFO: one line, nothing written."""
+    import export
+    import make_filelists
+    import preprocess
+    from evaluation import fid
+    from evaluation.scores_LSE import calculate_scores_LRS
+
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "val.txt").mkdir()
+    assert one_error(make_filelists.main, ["--preprocessed_root", tmp_path, "--filelists", tmp_path / "lists"],
+                     capsys) == f"error: --filelists {tmp_path / 'lists' / 'val.txt'} is a folder: an output replaces " \
+                                "only a regular file; name a file"
+    model = write(tmp_path / "model.onnx", b"PK\x03\x04")
+    assert "is the checkpoint file that this run reads" in one_error(export.main, [model], capsys)
+    stats = write(tmp_path / "real.npz")
+    assert one_error(fid.main, [stats, stats, "--save_stats"], capsys).startswith(
+        f"error: the second PATH {stats} is the first PATH file that this run reads")
+    videos = tmp_path / "generated"
+    videos.mkdir()
+    video = write(videos / "0.mp4")
+    assert one_error(calculate_scores_LRS.main, ["--data_root", videos, "--scores", video], capsys).startswith(
+        f"error: --scores {video} is the video 0.mp4 file that this run reads")
+    (tmp_path / "raw" / "spk").mkdir(parents=True)
+    write(tmp_path / "raw" / "spk" / "clip.mp4")
+    (tmp_path / "pre").mkdir()
+    os.mkfifo(tmp_path / "pre" / "preprocess_failures.csv")
+    assert "is a FIFO (a named pipe)" in one_error(
+        preprocess.main, ["--data_root", tmp_path / "raw", "--preprocessed_root", tmp_path / "pre", "--box", 0, 8, 0, 8],
+        capsys)
+    assert sorted(p.name for p in (tmp_path / "pre").iterdir()) == ["preprocess_failures.csv"]
+    assert model.read_bytes() == b"PK\x03\x04" and video.read_bytes() == stats.read_bytes() == b"data"

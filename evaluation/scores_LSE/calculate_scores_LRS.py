@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 from tqdm import tqdm
 
-from atomic_write import check_writable
+from atomic_write import check_output, check_writable
 from cli import add_run_flags, argument_parser, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.metrics.lse import LSEScorer
@@ -52,6 +52,8 @@ def main(argv):
     check_writable(Path(args.scores).parent)
     shard = Shard.parse(args.shard)
     videos, scores = shard.select(videos), shard.path(args.scores)
+    check_output(scores, "--scores", {"--initial_model": args.initial_model,
+                                       **{f"video {video.name}": video for video in videos}})
     scorer = LSEScorer(args.initial_model, pick_device(args.device), args.batch_size, args.vshift)
 
     rows = []

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 from tqdm import tqdm
 
-from atomic_write import check_writable
+from atomic_write import check_output, check_writable
 from cli import add_detector_flag, add_run_flags, argument_parser, existing_folder, pick_device, run
 from errors import UserError
 from evaluation.metrics.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
@@ -57,6 +57,8 @@ def main(argv):
     check_writable(Path(args.scores).parent)
     shard = Shard.parse(args.shard)
     videos, scores = shard.select(videos), shard.path(args.scores)
+    check_output(scores, "--scores", {"--initial_model": args.initial_model,
+                                       **{f"video {video.name}": video for video in videos}})
     device = pick_device(args.device)
     scorer = LSEScorer(args.initial_model, device, args.batch_size, args.vshift)
     detector = load_detector(device, args.detector_path, 16)
