@@ -10,8 +10,8 @@ import time
 
 import pytest
 from confined import ENV, kill_when, script, temporaries
-from synthetic_weights import save_released, seeded
-from test_training import FAST, flags, hparams_kept
+from synthetic_weights import seeded
+from test_training import FAST, corpus, flags, hparams_kept  # noqa: F401 - corpus: a fixture
 
 import cli
 import color_syncnet_train
@@ -19,23 +19,14 @@ import hq_wav2lip_train
 import wav2lip_train
 from checkpoint import read_checkpoint, save_checkpoint
 from errors import UserError
-from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
+from models import Wav2Lip, Wav2Lip_disc_qual
 from training import folder_lock
 from training.checkpoints import RUNS_RECORD, check_same_run, checkpoints, prune, record_run, runs_of
-from training.synthetic_data import make_corpus
 
 # Checkpoints without the optimiser's state (a third of the size) and batches of two (half the time):
 # these tests check files, not training.
 SMALL = FAST + ",save_optimizer_state=false,syncnet_batch_size=2"
 EVERY_STEP = SMALL + ",syncnet_checkpoint_interval=1,syncnet_eval_interval=1000"
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    make_corpus(root, "preprocessed", speakers=6, clips=1, seconds=1.2, seed=3)
-    save_released(seeded(SyncNet_color(), 1), root / "expert.pth")
-    return root
 
 
 @pytest.fixture(autouse=True)
