@@ -3,7 +3,8 @@
     python benchmarks/bench_memory.py                       # every case
     python benchmarks/bench_memory.py --cases mel-1min mel-7h
 
-Each case runs in a fresh process; its peak resident memory (ru_maxrss, from os.wait4) is
+Each case runs in a fresh process; its peak resident memory (VmHWM, which the process reads
+from /proc at its end: ru_maxrss would count this parent's peak too, as exec records it) is
 reported with its wall time:
 
     mel-1min, mel-7h     the speech as inference reads it (checked, then its mel computed in
@@ -84,28 +85,30 @@ def box_of(width, height):
 
 
 def child(spec):
-    """Run one case in this process."""
+    """Run one case in this process; print its peak resident MB."""
     if spec["case"].startswith("mel"):
         from lipsync.audio_chunks import Speech
 
         speech = Speech(spec["audio"])
         for _ in speech.chunks(speech.chunk_starts(25.0)):
             pass
-        return
-    from lipsync import Options, lip_sync
+    else:
+        from lipsync import Options, lip_sync
 
-    lip_sync(Options(**spec["options"], progress=False))
+        lip_sync(Options(**spec["options"], progress=False))
+    with open("/proc/self/status") as status:
+        print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024)
 
 
 def measure(spec):
     """Wall seconds and peak resident MB of one case, run in a child process."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    error = process.stderr.read().strip().splitlines()[-1:]
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, process.returncode, error
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
+                          check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        return wall, None, done.stderr.strip().splitlines()[-1:]
+    return wall, float(done.stdout.split()[-1]), None
 
 
 def spec_of(case, made, work):
@@ -138,8 +141,8 @@ def main():
         work = Path(temporary)
         made = make_inputs(work, args.cases)
         for case in args.cases:
-            wall, peak, status, error = measure(spec_of(case, made, work))
-            figures = f"{peak:,.0f} MB" if status == 0 else f"failed ({status}): {error}"
+            wall, peak, error = measure(spec_of(case, made, work))
+            figures = f"{peak:,.0f} MB" if error is None else f"failed: {error}"
             print(f"| {case} | {wall:.1f} | {figures} |", flush=True)
     return 0
 
