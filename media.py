@@ -313,6 +313,7 @@ class _AudioTranscoder:
                         self._output.mux(packet)
                     self._seconds = math.inf
                     return
+                frame = _within_full_scale(frame)
                 frame.pts = None  # let the encoder number samples from 0
                 self._seconds += frame.samples / frame.sample_rate
                 for packet in self._stream.encode(frame):
@@ -322,6 +323,22 @@ class _AudioTranscoder:
 
     def close(self):
         self._input.close()
+
+
+_FLOAT_SAMPLES = {"flt", "fltp", "dbl", "dblp"}
+
+
+def _within_full_scale(frame):
+    """A float audio frame with its samples clipped to [-1, 1], as players play them: the AAC
+    encoder refuses samples from about 1e15 on (inference has warned of any: audio.scan)."""
+    if frame.format.name not in _FLOAT_SAMPLES:
+        return frame
+    samples = frame.to_ndarray()
+    if not (np.abs(samples) > 1).any():
+        return frame
+    clipped = av.AudioFrame.from_ndarray(np.clip(samples, -1, 1), format=frame.format.name, layout=frame.layout.name)
+    clipped.sample_rate = frame.sample_rate
+    return clipped
 
 
 def open_media(path, what):

@@ -70,6 +70,15 @@ def check_flags(args, counts=()):
     Options.from_args(args, face="", audio="").check_values()
     for name, low in counts:
         check_number(f"--{name}", getattr(args, name), low, whole=True)
+    check_results_dir(args.results_dir, Shard.parse(args.shard))  # before the checkpoint is read
+
+
+def check_results_dir(results_dir, shard):
+    """A read-only or full results folder, or a failures table that is no regular file: one
+    line before the first video. Returns the folder."""
+    results_dir = check_writable(results_dir)
+    check_output(shard.path(Path(results_dir) / "failures.csv"))
+    return results_dir
 
 
 def run_record(args, tool):
@@ -124,8 +133,7 @@ class GenerationSummary:
 def generate(pairs, results_dir, options_for, record, progress=True, shard=Shard()):
     """lip_sync(options_for(pair, outfile)) for each of this shard's pairs whose output is not
     there yet as this run (``record``: ``run_record``) would make it."""
-    results_dir = check_writable(results_dir)  # before the first video: a read-only or full folder
-    check_output(shard.path(Path(results_dir) / "failures.csv"))
+    results_dir = check_results_dir(results_dir, shard)
     summary = GenerationSummary(shard=shard)
     for pair in tqdm(shard.select(pairs), desc="videos", unit="video", disable=not progress):
         outfile = results_dir / f"{pair.index}.mp4"
