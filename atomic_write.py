@@ -74,10 +74,15 @@ def check_output(path, flag=None, inputs=None):
     try:
         status = os.stat(path)
     except FileNotFoundError:
+        target = Path(os.path.realpath(path))
+        if link and not target.parent.is_dir():  # a shell's > fails too: never make a missing mount point's folders
+            raise UserError(f"{named} is a symlink to {target}, whose folder does not exist") from None
         return path  # a new file (or a dangling link, written through like a shell's >)
     except NotADirectoryError:
         raise UserError(f"{named}: a part of the path before its name is a file, not a folder") from None
-    except OSError:
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UserError(f"{named} is a symlink that leads back to itself (a loop); name a file") from None
         return path  # unreadable: the write itself says why
     kind = _KINDS.get(stat.S_IFMT(status.st_mode))
     if kind is not None:

@@ -47,6 +47,11 @@ def stop_signals_blocked():
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signals to the job's other processes
         yield
         return
+    # The first spawn starts multiprocessing's resource tracker, which unblocks both signals
+    # again once it has started it: start it before the block, so the block holds.
+    from multiprocessing import resource_tracker  # noqa: PLC0415
+
+    resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield

@@ -271,3 +271,30 @@ def test_every_script_refuses_its_outputs_before_the_work(tmp_path, capsys, fifo
         capsys)
     assert sorted(p.name for p in (tmp_path / "pre").iterdir()) == ["preprocess_failures.csv"]
     assert model.read_bytes() == b"PK\x03\x04" and video.read_bytes() == stats.read_bytes() == b"data"
+
+
+def test_a_symlink_loop_and_a_link_into_a_missing_folder_are_refused(tmp_path):
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    with pytest.raises(UserError, match="is a symlink that leads back to itself"):
+        check_output(tmp_path / "loop.mp4", "--outfile")
+    (tmp_path / "nas.mp4").symlink_to(tmp_path / "mnt" / "nas" / "x.mp4")  # an unmounted drive's mount point
+    with pytest.raises(UserError, match="whose folder does not exist"):
+        with atomic_output(tmp_path / "nas.mp4"):
+            pass
+    assert not (tmp_path / "mnt").exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_lock_file_that_is_no_regular_file_is_never_written_through(tmp_path, kind):
+    from training import folder_lock
+
+    victim = write(tmp_path / "victim.txt", b"precious results")
+    lock = tmp_path / "run" / folder_lock.LOCK_NAME
+    lock.parent.mkdir()
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    else:
+        os.mkfifo(lock)
+    with pytest.raises(UserError, match="a lock file must be"):
+        folder_lock.hold(lock.parent)
+    assert victim.read_bytes() == b"precious results"

@@ -48,3 +48,26 @@ def test_ctrl_c_while_blocked_is_not_lost():
     except KeyboardInterrupt:
         caught = True
     assert caught
+
+
+def test_the_first_worker_of_a_fresh_process_starts_blocked_too(tmp_path):
+    """The first spawn of a process (here a DataLoader's) starts multiprocessing's resource
+    tracker, which unblocks the stop signals once it runs; the worker must still start blocked."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
+            "import torch.utils.data as data; from training.batches import reraise_worker_errors\n"
+            "class Status(data.Dataset):\n"
+            "    def __len__(self): return 1\n"
+            "    def __getitem__(self, i): return Path('/proc/self/status').read_text()\n"
+            "def first(batch): return batch[0]\n"
+            "if __name__ == '__main__':\n"
+            "    loader = data.DataLoader(Status(), num_workers=1, multiprocessing_context='spawn', collate_fn=first)\n"
+            "    print(next(iter(reraise_worker_errors(loader))))\n")
+    (tmp_path / "first_worker.py").write_text(code)  # spawn imports the main module again: a file, not -c
+    status = subprocess.run([sys.executable, str(tmp_path / "first_worker.py"), str(ROOT)], capture_output=True, text=True, timeout=120,
+                            check=True).stdout
+    assert blocked_in(status) == STOPS

@@ -10,8 +10,10 @@ opens the new one.
 """
 
 import contextlib
+import errno
 import os
 import socket
+import stat
 import sys
 from pathlib import Path
 
@@ -37,8 +39,15 @@ def try_lock(path):
     if fcntl is None:
         return -1
     while True:
-        with naming(path):
-            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:  # never through a symlink, never a FIFO or device: a lock file is written to
+            handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise UserError(f"{path} is a symlink: a lock file must be a regular file; remove it") from None
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            os.close(handle)
+            raise UserError(f"{path} is not a regular file: a lock file must be one; remove it")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
