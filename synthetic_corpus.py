@@ -10,11 +10,12 @@ filelists split by speaker. What the speakers say and how: training/synthetic_da
 """
 
 import sys
+from pathlib import Path
 
 import cli
-from atomic_write import check_writable
-from errors import UserError
-from training.dataset import MIN_FRAMES
+from atomic_write import check_output, check_writable
+from errors import UserError, check_number
+from training.dataset import MIN_FRAMES, SPLITS
 from training.synthetic_data import FPS, make_corpus
 
 
@@ -35,11 +36,18 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    check_number("--seconds", args.seconds, 0, 3600)
+    check_number("--speakers", args.speakers, 1, whole=True)
+    check_number("--clips", args.clips, 1, whole=True)
+    check_number("--seed", args.seed, 0, 2**32 - 1, whole=True)
     if args.seconds * FPS <= MIN_FRAMES + 1:
         raise UserError(f"--seconds {args.seconds} gives too few frames for training (need > {MIN_FRAMES + 1})")
     for folder in (args.out, args.filelists):
         if folder:
             check_writable(folder)
+    if args.layout == "preprocessed":  # the lists are written last: refuse a bad one before the work
+        for split in SPLITS:
+            check_output(Path(args.filelists or Path(args.out) / "filelists") / f"{split}.txt", "--filelists")
     count = make_corpus(args.out, args.layout, args.speakers, args.clips, args.seconds, args.seed, args.filelists,
                         args.overwrite, progress=True)
     print(f"wrote {count} clips ({args.layout}) to {args.out}")

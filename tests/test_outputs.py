@@ -298,3 +298,28 @@ def test_a_lock_file_that_is_no_regular_file_is_never_written_through(tmp_path, 
     with pytest.raises(UserError, match="a lock file must be"):
         folder_lock.hold(lock.parent)
     assert victim.read_bytes() == b"precious results"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seconds", "nan"], "--seconds must be a finite number from 0 to 3600, not nan"),
+    (["--seconds", "1e300"], "--seconds must be a finite number from 0 to 3600, not 1e+300"),
+    (["--seed", "-1"], "--seed must be a whole number from 0 to 4294967295, not -1"),
+    (["--filelists", "LISTS"], "is a folder: an output replaces only a regular file"),
+])
+def test_synthetic_corpus_refuses_bad_values_and_outputs_before_the_work(tmp_path, capsys, flags, message):
+    import synthetic_corpus
+
+    (tmp_path / "lists" / "val.txt").mkdir(parents=True)
+    flags = [str(tmp_path / "lists") if flag == "LISTS" else flag for flag in flags]
+    assert message in one_error(synthetic_corpus.main, ["--out", tmp_path / "corpus", "--speakers", 2, *flags], capsys)
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_a_trainer_refuses_a_seed_numpy_cannot_take(tmp_path, capsys):
+    import color_syncnet_train
+
+    (tmp_path / "data").mkdir()
+    assert one_error(color_syncnet_train.main, ["--data_root", tmp_path / "data", "--checkpoint_dir", tmp_path / "run",
+                                                "--seed", 99999999999999999999], capsys) == \
+        "error: --seed must be a whole number from 0 to 4294967295, not 99999999999999999999"
+    assert not (tmp_path / "run").exists()

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 import cli
 from atomic_write import reading
-from errors import UserError
+from errors import UserError, check_number
 from hparams import add_hparams_argument, apply_hparams_argument
 from training.batches import (
     batches,
@@ -222,6 +222,7 @@ def main_for(objective_class, build_parser):
 
 def check_flags(args):
     """A trainer flag below its least value is one line, before any work."""
+    check_number("--seed", args.seed, 0, 2**32 - 1, whole=True)  # what NumPy's generators take
     for name, least in FLAG_MINIMUMS.items():
         value = getattr(args, name)
         if value is not None and value < least:
