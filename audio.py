@@ -184,10 +184,13 @@ def save_wav(wav, path, sr):
 
 def extract_wav(source, path):
     """The first audio stream of ``source`` as 16-bit PCM WAV at its own rate and channels,
-    as ``ffmpeg -i source path.wav`` writes it; written atomically."""
+    as ``ffmpeg -i source path.wav`` writes it; written atomically. A track holding NaN or
+    infinite samples is refused (check_finite): 16-bit PCM would turn them into silence and
+    full-scale clicks."""
     from scipy.io import wavfile  # noqa: PLC0415
 
     rate, channels = _decode_audio(source)
+    check_finite(channels, source)
     pcm = np.clip(np.round(channels.T * 32768.0), -32768, 32767).astype(np.int16)
     with atomic_output(path) as temporary:
         wavfile.write(temporary, rate, pcm[:, 0] if pcm.shape[1] == 1 else pcm)

@@ -162,13 +162,6 @@ def crop_faces(video, folder, detector, batch_size, stop=None):
     return frames, crops
 
 
-def extract_audio(video, path):
-    """The clip's audio.wav (audio.extract_wav), refused in one line when the track holds NaN
-    or infinite samples: 16-bit PCM would turn them into silence and full-scale clicks."""
-    audio.check_finite(audio.load_wav(video, audio.native_sample_rate(video)), video)
-    audio.extract_wav(video, path)
-
-
 def is_fatal(error):
     """Whether ``error`` is the output's file system refusing writes (full, read-only, ...)."""
     return isinstance(error, OSError) and error.errno in _FATAL_ERRNOS
@@ -212,7 +205,7 @@ def preprocess(videos, preprocessed_root, detectors, batch_size=32, audio_worker
     with _Run(clips, summary, progress) as run:
         with ThreadPoolExecutor(len(detectors)) as face_pool, spawned_pool(audio_workers) as audio_pool:
             run.start_faces = _face_starter(face_pool, detectors, batch_size, stop)
-            run.start_audio = lambda clip: audio_pool.submit(extract_audio, clip.video, clip.folder / "audio.wav")
+            run.start_audio = lambda clip: audio_pool.submit(audio.extract_wav, clip.video, clip.folder / "audio.wav")
             try:
                 run.work(window=2 * (len(detectors) + audio_workers))
             except BaseException:
