@@ -11,6 +11,31 @@ from pathlib import Path
 from errors import UserError, describe_os_error
 
 
+def _stop_while_starting(signum, frame):
+    """Ctrl-C or SIGTERM while a script still imports its modules (torch takes a second): the
+    line and status ``run`` gives, not a traceback from inside an import. Nothing is made yet
+    that needs cleaning up; SystemExit still runs whatever ``finally`` there is."""
+    word, status = ("interrupted", 130) if signum == signal.SIGINT else ("terminated", 143)
+    signal.signal(signum, signal.SIG_IGN)
+    print(word, file=sys.stderr)
+    raise SystemExit(status)
+
+
+def _started_as_a_script():
+    """Whether the program is one of the project's scripts (at the root or under evaluation/),
+    run as ``python script.py``: not pytest, a benchmark or another program importing us."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if path is None or threading.current_thread() is not threading.main_thread():
+        return False
+    root, folder = Path(__file__).resolve().parent, Path(path).resolve().parent
+    return folder == root or root / "evaluation" in (folder, *folder.parents)
+
+
+if _started_as_a_script() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _stop_while_starting)
+    signal.signal(signal.SIGTERM, _stop_while_starting)
+
+
 class Terminated(BaseException):
     """SIGTERM (``kill``, a job scheduler's stop), raised in the main thread as Ctrl-C raises
     KeyboardInterrupt, so that the same clean-up runs: temporaries removed, workers stopped."""
@@ -25,6 +50,8 @@ def run(main, argv=None):
     return value, so ``sys.exit(run(main))`` passes it on.
     """
     as_script, argv = argv is None, sys.argv[1:] if argv is None else argv
+    if as_script and signal.getsignal(signal.SIGINT) is _stop_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C cleans up as it stops
     try:
         with _terminated_on_sigterm():
             return main(argv)

@@ -13,7 +13,7 @@ import argparse
 import copy
 import math
 
-from errors import UserError
+from errors import UserError, within
 
 
 class HParams:
@@ -137,7 +137,7 @@ def _whole(value):
 
 
 def _finite(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and within(value, -math.inf)
 
 
 # What each value must be: (in words, test). Every --hparams of every script is checked against it.

@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import soxr
 
 from atomic_write import atomic_output
 from errors import UserError, naming
@@ -296,18 +297,24 @@ class _AudioTranscoder:
             raise UserError(f"{path} has no audio stream")
         source = self._input.streams.audio[0]
         layout = "mono" if source.channels == 1 else "stereo"
-        # The AAC encoder takes only the MPEG-4 rates (at most 96 kHz): others are resampled.
+        # The AAC encoder takes only the MPEG-4 rates (at most 96 kHz): others are resampled,
+        # by soxr, as PyAV's own resampler refuses some rates (50 Hz, 100 Hz) midway.
         rate = source.rate if source.rate in AAC_RATES else 48000
         self._stream = output.add_stream("aac", rate=rate, layout=layout)
         self._output, self._path = output, path
         self._frames = self._input.decode(source)
+        if rate != source.rate:
+            self._frames = _resampled(self._frames, source.rate, rate, layout)
         self._seconds = 0.0
 
     def mux_until(self, seconds):
         """Encode input audio until its end or until it reaches ``seconds``."""
-        try:
-            while self._seconds < seconds:
+        while self._seconds < seconds:
+            try:
                 frame = next(self._frames, None)
+            except av.error.FFmpegError as error:
+                raise UserError(f"cannot read audio from {self._path}: {error.strerror}") from None
+            try:
                 if frame is None:
                     for packet in self._stream.encode(None):
                         self._output.mux(packet)
@@ -318,14 +325,33 @@ class _AudioTranscoder:
                 self._seconds += frame.samples / frame.sample_rate
                 for packet in self._stream.encode(frame):
                     self._output.mux(packet)
-        except av.error.FFmpegError as error:
-            raise UserError(f"cannot read audio from {self._path}: {error}") from None
+            except av.error.FFmpegError as error:  # its message names the hidden temporary: leave that out
+                raise UserError(f"cannot encode the audio of {self._path} to AAC: {error.strerror}") from None
 
     def close(self):
         self._input.close()
 
 
 _FLOAT_SAMPLES = {"flt", "fltp", "dbl", "dblp"}
+
+
+def _resampled(frames, rate, to_rate, layout):
+    """Audio ``frames`` at ``rate`` as float frames of ``layout`` at ``to_rate``, resampled in a stream."""
+    channels = 1 if layout == "mono" else 2
+    to_float = av.AudioResampler(format="flt", layout=layout, rate=rate)
+    stream = soxr.ResampleStream(rate, to_rate, channels, dtype="float32")
+
+    def converted(samples, last=False):
+        out = stream.resample_chunk(samples, last=last)
+        if len(out):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(out.reshape(1, -1)), format="flt", layout=layout)
+            frame.sample_rate = to_rate
+            yield frame
+
+    for frame in frames:
+        for packed in to_float.resample(frame):
+            yield from converted(packed.to_ndarray().reshape(-1, channels))
+    yield from converted(np.zeros((0, channels), np.float32), last=True)
 
 
 def _within_full_scale(frame):

@@ -107,6 +107,7 @@ def test_the_summary_marks_what_hparams_changed():
     ("preemphasis=inf", "preemphasis must be a number from 0 to 1, not inf"),
     ("syncnet_wt=1.5", "syncnet_wt must be a number from 0 to 1, not 1.5"),
     ("disc_wt=nan", "disc_wt must be a number from 0 to 1, not nan"),
+    ("min_level_db=" + "9" * 400, "min_level_db must be a finite number below 0, not " + "9" * 400),  # not OverflowError
     ("preemphasize=none", "preemphasize must be true or false, not None"),
     ("use_lws=true", "use_lws must be false (only librosa's STFT is supported), not True"),
     ("win_size=1024", "win_size must be at most n_fft (800), not 1024"),

@@ -129,3 +129,26 @@ def test_a_fifo_is_not_read_to_see_whether_it_is_an_image(tmp_path):
 def test_a_missing_file_is_still_not_found(tmp_path):
     with pytest.raises(UserError, match=f"^video file not found: {re.escape(str(tmp_path / 'nope.mp4'))}$"):
         media.probe_video(tmp_path / "nope.mp4")
+
+
+@pytest.mark.parametrize("rate, channels", [(100, 1), (50, 2), (200000, 2)])
+def test_audio_at_a_rate_aac_cannot_take_is_resampled_to_48_khz_whole(tmp_path, rate, channels):
+    # PyAV's own resampler refused 50 and 100 Hz midway, in an error naming the hidden temporary.
+    samples = np.sin(np.arange(rate * 2) * 2 * np.pi * 3 / rate) * 8000
+    wav = tmp_path / "odd.wav"
+    with av.open(str(wav), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="mono" if channels == 1 else "stereo")
+        frame = av.AudioFrame.from_ndarray(np.tile(samples.astype(np.int16), channels)[None],
+                                           format="s16", layout=stream.layout.name)
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    out = tmp_path / "out.mp4"
+    with media.VideoWriter(out, 25, audio_path=wav) as writer:
+        for _ in range(50):
+            writer.write(np.zeros((16, 16, 3), np.uint8))
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0]
+        assert (audio.rate, audio.channels) == (48000, channels)
+        assert float(audio.duration * audio.time_base) == pytest.approx(2.0, abs=0.05)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.wav", "out.mp4"]

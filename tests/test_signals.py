@@ -69,3 +69,33 @@ def test_sigterm_in_process_runs_the_clean_up_and_restores_the_handler():
     assert run(main, []) == 143 and cleaned == [True]
     assert signal.getsignal(signal.SIGTERM) == before
     assert issubclass(Terminated, BaseException) and not issubclass(Terminated, Exception)  # no except Exception eats it
+
+
+def handled_signals(pid):
+    """The signals process ``pid`` has a handler for (Linux's /proc), as a set of numbers."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigCgt:"):
+            mask = int(line.split()[1], 16)
+            return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+    return set()
+
+
+def torch_loaded(pid):
+    return "libtorch" in open(f"/proc/{pid}/maps").read()
+
+
+@pytest.mark.parametrize("signum, line, status", [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated", 143)])
+def test_a_stop_while_a_script_still_imports_torch_is_one_line(signum, line, status):
+    # The handlers are in place once cli is imported, before torch (a second of imports); the
+    # reference, and this project until now, printed the traceback of whatever import it hit.
+    process = subprocess.Popen([PYTHON, str(ROOT / "color_syncnet_train.py"), "--help"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env=ENV, text=True)
+    try:
+        while signal.SIGTERM not in handled_signals(process.pid):
+            assert process.poll() is None, process.stderr.read()
+        assert not torch_loaded(process.pid)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert (process.returncode, err) == (status, f"{line}\n")

@@ -3,15 +3,19 @@ by the id each checkpoint carries, --keep_last pruning only the run's own checkp
 trainer flags checked before any work."""
 
 import errno
+import math
 import signal
 import socket
 import subprocess
 import time
+from types import SimpleNamespace
 
 import pytest
+import torch
+import torch.nn.functional as F
 from confined import ENV, kill_when, script, temporaries
 from synthetic_weights import seeded
-from test_training import FAST, corpus, flags, hparams_kept  # noqa: F401 - corpus: a fixture
+from test_training import FAST, corpus, flags, hparams_kept, steps_of  # noqa: F401 - corpus: a fixture
 
 import cli
 import color_syncnet_train
@@ -22,6 +26,8 @@ from errors import UserError
 from models import Wav2Lip, Wav2Lip_disc_qual
 from training import folder_lock
 from training.checkpoints import RUNS_RECORD, check_same_run, checkpoints, prune, record_run, runs_of
+from training.loop import unless_diverged
+from training.losses import cosine_loss, realness_loss
 
 # Checkpoints without the optimiser's state (a third of the size) and batches of two (half the time):
 # these tests check files, not training.
@@ -133,6 +139,106 @@ def test_a_fresh_run_beside_another_run_s_checkpoints_is_refused_unless_start_ov
                                        "(1 file, step 9) that this run would replace; pass --start_over to allow "
                                        "that, or choose another folder\n")
     assert not (out / "training.lock").exists()
+
+
+def run_ids(folder):
+    return {read_checkpoint(path)["global_step"]: read_checkpoint(path)["run_id"] for path in checkpoints(folder)}
+
+
+def test_resuming_an_earlier_step_never_replaces_the_run_s_later_ones_unasked(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "3", hparams_=EVERY_STEP)) == 0
+    saved = {path.name: path.read_bytes() for path in checkpoints(out)}
+    earlier = flags(corpus, out, "--max_steps", "3", "--checkpoint_path", str(out / "checkpoint_step000000001.pth"),
+                    hparams_=EVERY_STEP)
+    capsys.readouterr()
+    assert cli.run(color_syncnet_train.main, earlier) == 1
+    assert capsys.readouterr().err == (f"error: --checkpoint_dir {out} holds this run's own checkpoints after step 1 "
+                                       "(2 files, steps 2 to 3), which resuming from an earlier step would replace; "
+                                       "resume from the newest (--resume), pass --start_over to allow that, or "
+                                       "choose another folder\n")
+    assert {path.name: path.read_bytes() for path in checkpoints(out)} == saved
+    assert color_syncnet_train.main([*earlier, "--start_over"]) == 0
+    assert {path.name for path in checkpoints(out)} == set(saved)
+    assert len(set(run_ids(out).values())) == 1
+
+
+def test_resume_continues_the_run_that_saved_last_not_an_older_run_s_later_steps(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "3", hparams_=EVERY_STEP)) == 0
+    first = run_ids(out)[3]
+    assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "1", "--start_over", hparams_=EVERY_STEP)) == 0
+    second = run_ids(out)[1]
+    assert run_ids(out) == {1: second, 2: first, 3: first}
+    capsys.readouterr()
+    resumed = flags(corpus, out, "--max_steps", "4", "--resume", hparams_=EVERY_STEP)
+    assert cli.run(color_syncnet_train.main, resumed) == 1  # its step 2 would replace the first run's
+    assert capsys.readouterr().err.startswith(f"error: --checkpoint_dir {out} holds another run's checkpoints after "
+                                              "step 1 (2 files, steps 2 to 3)")
+    assert color_syncnet_train.main([*resumed, "--start_over"]) == 0
+    assert run_ids(out) == {1: second, 2: second, 3: second, 4: second}
+
+
+def test_a_run_s_step_left_incomplete_is_redone_on_resume(corpus, tmp_path):
+    out = tmp_path / "gan"
+
+    def gan(*extra):
+        return flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"), "--max_steps", "2", *extra,
+                     hparams_=SMALL + ",checkpoint_interval=1,eval_interval=1000")
+
+    assert hq_wav2lip_train.main(gan()) == 0
+    (out / "disc_checkpoint_step000000002.pth").unlink()  # killed between the two files of step 2
+    assert hq_wav2lip_train.main(gan("--resume")) == 0  # from step 1; its own generator of step 2 is redone
+    assert [read_checkpoint(path)["global_step"] for path in checkpoints(out, "disc_")] == [1, 2]
+
+
+def test_a_diverging_run_is_one_line_and_never_saves_what_diverged(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = flags(corpus, out, "--max_steps", "4", hparams_=EVERY_STEP + ",syncnet_lr=1e30")
+    assert cli.run(color_syncnet_train.main, args) == 1  # the reference: a traceback from the BCE at step 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: training diverged at step 2: a loss of expert SyncNet is no longer finite (NaN or Inf); its newest "
+        f"checkpoint in {out} is of step 1; lower the learning rate (syncnet_lr=1e+30) with --hparams")
+    assert steps_of(out) == [1]
+
+
+def test_a_loss_that_is_not_finite_stops_a_run_unless_float16_scaling_skips_the_step():
+    model = torch.nn.Linear(2, 1)
+    objective = SimpleNamespace(session=SimpleNamespace(scaler=torch.amp.GradScaler("cpu", enabled=False)),
+                                trained=lambda: [model], prefixes=("",), name="net", learning_rates=("syncnet_lr",))
+    objective.session.checkpoint_dir = "nowhere"
+    assert unless_diverged(objective, "step 3", lambda: {"loss": 0.5}) == {"loss": 0.5}
+    with pytest.raises(UserError, match=r"^training diverged at step 3: a loss of net is no longer finite .* no "
+                                        r"checkpoint was saved; lower the learning rate \(syncnet_lr="):
+        unless_diverged(objective, "step 3", lambda: {"loss": math.inf})
+    objective.session.scaler = torch.amp.GradScaler("cpu", enabled=True)
+    assert math.isnan(unless_diverged(objective, "step 3", lambda: {"loss": math.nan})["loss"])  # a skipped step
+    with torch.no_grad():
+        model.weight[0, 0] = math.nan
+    with pytest.raises(UserError, match="^training diverged at step 3"):
+        unless_diverged(objective, "step 3", lambda: {"loss": math.nan})
+
+
+def test_the_binary_cross_entropies_are_nan_where_torch_would_raise():
+    probability, target = torch.tensor([[0.25], [0.75]]), torch.tensor([[1.0], [0.0]])
+    assert torch.equal(realness_loss(probability, True), F.binary_cross_entropy(probability, torch.ones(2, 1)))
+    assert torch.equal(cosine_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]), torch.tensor([[1]])),
+                       F.binary_cross_entropy(torch.tensor([[2 ** -0.5]]), torch.ones(1, 1)))
+    assert math.isnan(realness_loss(torch.tensor([[math.nan]]), True))
+    assert math.isnan(cosine_loss(torch.tensor([[math.inf, 1.0]]), torch.tensor([[1.0, 1.0]]), torch.tensor([[1]])))
+
+
+@pytest.mark.parametrize("main, hparam", [(color_syncnet_train.main, "syncnet_batch_size"),
+                                           (wav2lip_train.main, "batch_size")])
+def test_a_batch_size_beyond_the_machine_s_memory_is_one_line_before_any_work(corpus, tmp_path, capsys, main, hparam):
+    expert = [] if hparam == "syncnet_batch_size" else ["--syncnet_checkpoint_path", str(corpus / "expert.pth")]
+    args = flags(corpus, tmp_path / "run", *expert, hparams_=f"{hparam}=1000000000000,num_workers=1")
+    assert cli.run(main, args) == 1
+    samples = 4 * (15 * 48 * 96 + 80 * 16 + 1) if hparam == "syncnet_batch_size" else 4 * (45 * 96 * 96 + 6 * 80 * 16)
+    held = 2 * 3 * 10 ** 12 * samples / 1e9  # two loaders, each with two batches per worker and one in use
+    assert capsys.readouterr().err.startswith(f"error: batches of 1000000000000 samples with num_workers=1 hold "
+                                              f"{held:.1f} GB of input at once, more than half of this machine's ")
+    assert not list((tmp_path / "run").glob("*.pth"))
 
 
 def test_keep_last_prunes_older_steps_of_the_run_s_own_alone(tmp_path):

@@ -44,12 +44,33 @@ def data_loader(dataset_class, split, args, batch_size, session, steps_per_epoch
     clips = dataset.read_filelist(args.filelists, split, args.data_root)
     samples = dataset_class(clips, seed=f"{args.seed}/{split}")
     steps = steps_per_epoch or max(1, len(clips) // (batch_size * session.world_size))
-    workers = min(hparams.num_workers, os.cpu_count() or 1)
+    workers = loader_workers()
     return torch.utils.data.DataLoader(
         samples, batch_sampler=StepSampler(batch_size, session.rank, session.world_size, steps), num_workers=workers,
         multiprocessing_context="spawn" if workers > 0 else None, pin_memory=session.device.type == "cuda",
         persistent_workers=workers > 0,
     )
+
+
+def loader_workers():
+    return min(hparams.num_workers, os.cpu_count() or 1)
+
+
+def check_batch_memory(dataset_class, batch_size):
+    """The input batches a run holds at once (both loaders' prefetched ones, two per worker,
+    and the one in use) must fit in half the machine's memory: a batch size far too big is
+    one line before any work, not hours of swapping until the kernel kills the run. Only the
+    inputs are counted; the networks' activations come on top."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not said on this system: nothing to compare with
+        return
+    workers = loader_workers()
+    held = 2 * (2 * workers + 1) * batch_size * dataset_class.sample_bytes()
+    if held > memory / 2:
+        raise UserError(f"batches of {batch_size} samples with num_workers={workers} hold {held / 1e9:.1f} GB of "
+                        f"input at once, more than half of this machine's {memory / 1e9:.1f} GB of memory; "
+                        "lower the batch size with --hparams")
 
 
 def batches(loader, step=0):

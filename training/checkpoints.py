@@ -49,10 +49,15 @@ def complete_steps(folder, prefixes):
 
 def resume_paths(folder, prefixes):
     """{prefix: checkpoint} of the newest step whose checkpoints are complete for every
-    network; {} when ``folder`` has none at all. Checkpoints are written atomically, so a
-    file that exists is whole; a step that misses a network (killed while saving) is passed
-    over for the one before."""
+    network, of the run that saved last in ``folder`` when it saved one (so that --resume after
+    --start_over continues the new run, not the older one's later steps); {} when ``folder``
+    has none at all. Checkpoints are written atomically, so a file that exists is whole; a
+    step that misses a network (killed while saving) is passed over for the one before."""
     steps = complete_steps(folder, prefixes)
+    last, runs = last_run(folder), runs_of(folder)
+    own = [step for step in steps
+           if all(runs.get(checkpoint_file(folder, prefix, step).name) == last for prefix in prefixes)]
+    steps = own if last and own else steps
     if steps:
         return {prefix: checkpoint_file(folder, prefix, steps[-1]) for prefix in prefixes}
     found = {prefix or "generator": [step for step, _ in checkpoint_steps(folder, prefix)] for prefix in prefixes}
@@ -106,30 +111,39 @@ def new_run_id():
 
 def runs_of(folder):
     """{checkpoint file name: id of the run that wrote it} as the folder's record says; {} without one."""
+    return _record(folder)["runs"]
+
+
+def last_run(folder):
+    """The id of the run that saved a checkpoint in ``folder`` last (None: no record says)."""
+    return _record(folder).get("last_run")
+
+
+def _record(folder):
     path = Path(folder) / RUNS_RECORD
     try:
-        runs = json.loads(path.read_text())["runs"]
-        if not all(isinstance(value, str) for value in runs.values()):
+        record = json.loads(path.read_text())
+        runs, last = record["runs"], record.get("last_run")
+        if not all(isinstance(value, str) for value in runs.values()) or not isinstance(last, (str, type(None))):
             raise ValueError("a run id that is not text")
     except FileNotFoundError:
-        return {}
+        return {"runs": {}}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise UserError(f"{path} is damaged ({error}); delete it (--keep_last then prunes none of the "
                         "checkpoints now there)") from None
-    return runs
+    return {"runs": runs, "last_run": last}
 
 
 def record_run(folder, names, run_id):
-    """Record the checkpoint files ``names`` as ``run_id``'s. Done before they are written, so
-    that a kill at any point leaves no file of the run unrecorded; an entry whose file never
-    came is harmless."""
-    runs = {**runs_of(folder), **dict.fromkeys(names, run_id)}
-    _write_runs(folder, runs)
+    """Record the checkpoint files ``names`` as ``run_id``'s, and it as the run that saved
+    last. Done before they are written, so that a kill at any point leaves no file of the run
+    unrecorded; an entry whose file never came is harmless."""
+    _write_runs(folder, {**runs_of(folder), **dict.fromkeys(names, run_id)}, run_id)
 
 
-def _write_runs(folder, runs):
+def _write_runs(folder, runs, last):
     record = {"about": "the training run that wrote each checkpoint here: --keep_last prunes its own run's alone",
-              "runs": dict(sorted(runs.items()))}
+              "last_run": last, "runs": dict(sorted(runs.items()))}
     with atomic_output(Path(folder) / RUNS_RECORD) as temporary:
         Path(temporary).write_text(json.dumps(record, indent=1) + "\n")
 
@@ -164,14 +178,24 @@ def refuse_beside_other_runs(folder, prefixes):
                         "or choose another folder")
 
 
-def refuse_replacing_other_runs(folder, prefixes, run_id, step, max_steps):
-    """A resumed run at ``step``: refuse a folder where it would replace other runs' checkpoints
-    of the steps it is to train (up to ``max_steps``, or forever)."""
+def refuse_replacing_later_steps(folder, prefixes, run_id, step, max_steps):
+    """A resumed run at ``step``: refuse a folder where it would replace checkpoints of the
+    steps it is to train (up to ``max_steps``, or forever): another run's, or its own of a
+    complete later step (resumed from an earlier one). Its own later files of a step left
+    incomplete (killed while saving) are what it is to redo, and go."""
     found = other_runs_checkpoints(folder, prefixes, run_id, after=step, until=max_steps)
     if found:
         raise UserError(f"--checkpoint_dir {folder} holds another run's checkpoints after step {step} "
                         f"({_count(found)}) that this run would replace; pass --start_over to allow that, "
                         "or choose another folder")
+    runs = runs_of(folder)
+    own = [(later, checkpoint_file(folder, prefix, later)) for later in complete_steps(folder, prefixes)
+           if step < later and (max_steps is None or later <= max_steps) for prefix in prefixes]
+    own = [(later, path) for later, path in own if runs.get(path.name) == run_id]
+    if own:
+        raise UserError(f"--checkpoint_dir {folder} holds this run's own checkpoints after step {step} "
+                        f"({_count(own)}), which resuming from an earlier step would replace; resume from the "
+                        "newest (--resume), pass --start_over to allow that, or choose another folder")
 
 
 def _count(found):
@@ -213,4 +237,5 @@ def prune(folder, prefixes, keep_last, run_id, step):
         removed = [path for prefix in prefixes for old_step, path in own[prefix] if old_step < oldest_kept]
         for path in removed:
             path.unlink(missing_ok=True)
-        _write_runs(folder, {name: run for name, run in runs.items() if name not in {p.name for p in removed}})
+        gone = {path.name for path in removed}
+        _write_runs(folder, {name: run for name, run in runs.items() if name not in gone}, last_run(folder))

@@ -286,6 +286,10 @@ class ExpertSamples(LRS2Clips):
     (label 0); the audio is always the frame's.
     """
 
+    @staticmethod
+    def sample_bytes():
+        return 4 * (3 * WINDOW * (FACE_SIZE // 2) * FACE_SIZE + MEL_STEP * hparams.num_mels + 1)
+
     def draw(self, clip):
         frames = self.pick_frames(clip)
         if frames is None:
@@ -311,6 +315,10 @@ class GeneratorSamples(LRS2Clips):
     The input stacks the window with its lower half zeroed and a wrong window; per-frame audio
     starts one frame earlier than each frame (see ``segmented_mels``).
     """
+
+    @staticmethod
+    def sample_bytes():
+        return 4 * ((6 + 3) * WINDOW * FACE_SIZE * FACE_SIZE + (WINDOW + 1) * MEL_STEP * hparams.num_mels)
 
     def draw(self, clip):
         frames = self.pick_frames(clip)

@@ -10,6 +10,7 @@ multi-GPU / multi-node training with ``torchrun`` (DDP; each rank draws its own 
 rank 0 logs and writes checkpoints).
 """
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,17 +21,19 @@ from tqdm import tqdm
 import cli
 from atomic_write import reading
 from errors import UserError, check_number
-from hparams import add_hparams_argument, apply_hparams_argument
+from hparams import add_hparams_argument, apply_hparams_argument, hparams
 from training.batches import (
     batches,
+    check_batch_memory,
     data_loader,
     evaluation_batches,
     reraise_worker_errors,
 )
 from training.checkpoints import (
+    complete_steps,
     refuse_beside_other_runs,
     refuse_inputs_named_as_checkpoints,
-    refuse_replacing_other_runs,
+    refuse_replacing_later_steps,
 )
 from training.dataset import find_filelists
 from training.session import Session, seed_everything
@@ -49,11 +52,12 @@ def add_training_flags(parser, disc=False, syncnet=False):
     if disc:
         parser.add_argument("--disc_checkpoint_path", help="resume the visual-quality discriminator from this checkpoint")
     parser.add_argument("--resume", action="store_true",
-                        help="resume from the newest checkpoint(s) in --checkpoint_dir, if there are any")
+                        help="resume from the newest checkpoint(s) in --checkpoint_dir of the run that saved there "
+                             "last, if there are any")
     parser.add_argument("--start_over", action="store_true",
-                        help="train a new run in a --checkpoint_dir that holds another run's checkpoints: this "
-                             "run's checkpoints replace theirs of the same step numbers; the others are kept, "
-                             "and --keep_last never prunes them")
+                        help="train a new run in a --checkpoint_dir that holds checkpoints already (another "
+                             "run's, or later steps of the one resumed): this run's checkpoints replace theirs of "
+                             "the same step numbers; the others are kept, and --keep_last never prunes them")
     parser.add_argument("--filelists", help="folder of train.txt and val.txt (default: filelists/, as the reference; "
                                             "or <data_root>/filelists/ when only that one has them)")
     parser.add_argument("--max_steps", type=int, help="stop after this global step (default: train until interrupted)")
@@ -90,7 +94,8 @@ def to_device(batch, device):
 
 def evaluate_and_log(objective, loader, session, step, eval_batches):
     """An evaluation, what it changes in the objective, its TensorBoard scalars and its line."""
-    losses = evaluate(objective, loader, session)
+    losses = unless_diverged(objective, f"the evaluation at step {step}",
+                             lambda: evaluate(objective, loader, session))
     objective.after_evaluation(losses)
     session.log_scalars("eval", losses, step)
     if session.is_main:
@@ -129,7 +134,8 @@ def train(objective, args):
                 continue
             *tensors, skip_counts = batch
             skipped += int(skip_counts.sum())
-            losses = objective.train_step(to_device(tensors, session.device))
+            losses = unless_diverged(objective, f"step {step + 1}",
+                                     lambda: objective.train_step(to_device(tensors, session.device)))
             if step % objective.checkpoint_interval == 0 and session.is_main:
                 objective.write_samples(session, step)
             step += 1
@@ -138,7 +144,7 @@ def train(objective, args):
             bar.set_description(format_losses(_means(running)))
 
             if step == 1 or step % objective.checkpoint_interval == 0:
-                session.save(objective, step, epoch)
+                save_unless_diverged(objective, step, epoch)
             if (step == 1 and objective.evaluate_first_step) or step % objective.eval_interval == 0:
                 last_eval = evaluate_and_log(objective, eval_loader, session, step, eval_batches)
             if step % args.log_interval == 0 or step == args.max_steps:
@@ -151,7 +157,7 @@ def train(objective, args):
     finally:
         bar.close()
     if step % objective.checkpoint_interval != 0 and step != 1:
-        session.save(objective, step, epoch)  # the final state, unless that step was just saved
+        save_unless_diverged(objective, step, epoch)  # the final state, unless that step was just saved
     if session.is_main:
         seconds = time.time() - started
         steps = step - first_step
@@ -159,6 +165,40 @@ def train(objective, args):
               f"{steps / max(seconds, 1e-9):.2f} steps/s); last evaluation: {format_losses(last_eval) or 'none'}"
               f"{objective.status()}; {skipped} unreadable samples skipped; checkpoints in {session.checkpoint_dir}")
     return step
+
+
+def unless_diverged(objective, when, losses_of):
+    """``losses_of()``, the losses of a training or evaluation step; a loss that is not finite
+    (a learning rate far too high) is one line, where the reference printed a traceback or
+    trained on NaN. Under float16 loss scaling such a step is skipped instead, as it should
+    be, unless the weights themselves are no longer finite."""
+    losses = losses_of()
+    if all(math.isfinite(value) for value in losses.values()):
+        return losses
+    if objective.session.scaler.is_enabled() and weights_finite(objective):
+        return losses
+    raise diverged(objective, when)
+
+
+def save_unless_diverged(objective, step, epoch):
+    """Checkpoint the step; weights that are no longer finite are never saved."""
+    if not weights_finite(objective):
+        raise diverged(objective, f"step {step}")
+    objective.session.save(objective, step, epoch)
+
+
+def weights_finite(objective):
+    weights = [p for model in objective.trained() for p in model.parameters()]
+    return bool(torch.stack([torch.isfinite(p).all() for p in weights]).all())
+
+
+def diverged(objective, when):
+    folder = objective.session.checkpoint_dir
+    saved = complete_steps(folder, objective.prefixes)
+    kept = f"its newest checkpoint in {folder} is of step {saved[-1]}" if saved else "no checkpoint was saved"
+    rates = ", ".join(f"{name}={getattr(hparams, name)!r}" for name in objective.learning_rates)
+    return UserError(f"training diverged at {when}: a loss of {objective.name} is no longer finite (NaN or "
+                     f"Inf); {kept}; lower the learning rate ({rates}) with --hparams")
 
 
 def _accumulate(sums, values):
@@ -207,9 +247,11 @@ def main_for(objective_class, build_parser):
                     print(f"no filelists/train.txt: using the filelists in {args.filelists}")
             seed_everything(args.seed, session.rank)
             objective = objective_class(session, args)
+            check_batch_memory(objective.dataset_class, objective.batch_size)
             if resumed and not args.start_over:
-                session.check_on_main(lambda: refuse_replacing_other_runs(
-                    session.checkpoint_dir, objective.prefixes, objective.run_id, objective.global_step, args.max_steps))
+                session.check_on_main(lambda: refuse_replacing_later_steps(
+                    session.checkpoint_dir, objective.prefixes, objective.run_id, objective.global_step,
+                    args.max_steps))
             session.start_logging()
             with reading(inputs):  # no checkpoint, sample or log may replace a file the run reads
                 train(objective, args)

@@ -1,21 +1,31 @@
 """The losses the trainers optimise, each defined once, as the reference defines them."""
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+
+def _bce(probability, target):
+    """Binary cross-entropy; NaN where ``probability`` is not finite (training diverging), which
+    the loop then reports, where torch raises on the CPU and asserts on a GPU."""
+    if not bool(torch.isfinite(probability).all()):
+        return probability.mean() * math.nan
+    return F.binary_cross_entropy(probability, target)
 
 
 def cosine_loss(audio_embedding, face_embedding, label):
     """The expert's loss: BCE of the cosine similarity of the (L2-normalised, non-negative)
     embeddings against ``label`` (1: in sync)."""
     similarity = F.cosine_similarity(audio_embedding.float(), face_embedding.float())
-    return F.binary_cross_entropy(similarity.unsqueeze(1), label.float())
+    return _bce(similarity.unsqueeze(1), label.float())
 
 
 def realness_loss(prediction, real):
     """The visual-quality discriminator's loss for its P(real) ``prediction``: BCE against
     all real (``real=True``) or all fake; also the generator's adversarial loss (real=True)."""
     prediction = prediction.float()
-    return F.binary_cross_entropy(prediction, torch.full_like(prediction, float(real)))
+    return _bce(prediction, torch.full_like(prediction, float(real)))
 
 
 def generator_loss(losses, syncnet_wt, disc_wt=0.0):

@@ -83,6 +83,7 @@ class ExpertObjective(Objective):
     """The expert lip-sync discriminator (color_syncnet_train.py)."""
 
     name = "expert SyncNet"
+    learning_rates = ("syncnet_lr",)  # the hyper-parameters to lower when training diverges
     dataset_class = ExpertSamples
     eval_batches = 1400
 
@@ -119,6 +120,7 @@ class GeneratorObjective(Objective):
     """Wav2Lip with the frozen expert (wav2lip_train.py): L1 plus, once the expert agrees, sync."""
 
     name = "Wav2Lip"
+    learning_rates = ("initial_learning_rate",)
     dataset_class = GeneratorSamples
     eval_batches = 700
     evaluate_first_step = True
@@ -212,6 +214,7 @@ class GANGeneratorObjective(GeneratorObjective):
     """Wav2Lip with the visual-quality discriminator (hq_wav2lip_train.py)."""
 
     name = "Wav2Lip + visual-quality GAN"
+    learning_rates = ("initial_learning_rate", "disc_initial_learning_rate")
     eval_batches = 300
     evaluate_first_step = False
     raised_syncnet_wt = 0.03
