@@ -206,10 +206,15 @@ def _create(path, suffix, made=None):
     while True:
         temporary = path.parent / f".{path.name}.{''.join(secrets.choice(_ALPHABET) for _ in range(8))}{suffix}"
         try:
-            made.append((os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), str(temporary)))  # umask applies
+            handle = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+            made.append((handle, str(temporary)))
         except FileExistsError:
             continue
-        handle = made[-1][0]
+        except BaseException:  # Ctrl-C, raised by Python at whatever instruction follows the open
+            if not made or made[-1][1] != str(temporary):  # made (O_EXCL: by us) but not yet recorded
+                with contextlib.suppress(OSError):
+                    os.remove(temporary)
+            raise
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
             # A cleaner may have taken the file for an orphan between its creation and our lock.

@@ -2,9 +2,12 @@
 
 import errno
 import os
+import signal
 import subprocess
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 from confined import PYTHON, kill_when, temporaries
 from conftest import ROOT
@@ -117,3 +120,37 @@ def test_an_interrupt_while_the_temporary_is_made_leaves_nothing(tmp_path, monke
         with atomic_output(tmp_path / "out.csv"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+class Alarm(BaseException):
+    """Raised by a signal handler, as KeyboardInterrupt is: at whatever instruction comes next."""
+
+
+def test_a_signal_at_any_instant_of_a_write_leaves_no_temporary(tmp_path):
+    # A timer interrupts writes at random instants, the open of the temporary included (where a
+    # Ctrl-C used to be raised after the file was made but before it was recorded for clean-up).
+    armed = False
+
+    def alarm(signum, frame):
+        nonlocal armed
+        if armed:
+            armed = False
+            raise Alarm
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    random = np.random.default_rng(0)
+    try:
+        for _ in range(3000):
+            try:
+                try:
+                    armed = True
+                    signal.setitimer(signal.ITIMER_REAL, random.uniform(0, 3e-4))
+                    with atomic_output(tmp_path / ".done") as temporary:
+                        Path(temporary).write_text("5")
+                finally:
+                    armed = False
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except Alarm:
+                assert temporaries(tmp_path) == []
+    finally:
+        signal.signal(signal.SIGALRM, previous)

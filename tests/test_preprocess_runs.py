@@ -184,18 +184,19 @@ def test_ctrl_c_and_sigterm_print_one_line_exit_130_or_143_and_leave_nothing_a_r
         """How many files matching ``pattern`` are new or rewritten since the snapshot ``since``."""
         return sum(since.get(path) != stamp for path, stamp in snapshot(pattern).items())
 
-    # While the workers start, once they work (mid-clip), and between clips; then SIGTERM, as a
-    # job scheduler sends it to the whole job. Each run picks up what the last left.
-    rounds = [("*/*/*.jpg", signal.SIGINT, 130, "interrupted"), ("*/*/audio.wav", signal.SIGINT, 130, "interrupted"),
-              (f"*/*/{DONE_MARKER}", signal.SIGINT, 130, "interrupted"), ("*/*/*.jpg", signal.SIGTERM, 143, "terminated")]
+    # While the workers start, once they work (mid-clip; SIGTERM too, as a job scheduler sends it
+    # to the whole job), and between clips. Each run picks up what the last left; the rounds go
+    # from the earliest point to the latest, so that each run has work left to be stopped in.
+    rounds = [("*/*/*.jpg", signal.SIGINT, 130, "interrupted"), ("*/*/*.jpg", signal.SIGTERM, 143, "terminated"),
+              ("*/*/audio.wav", signal.SIGINT, 130, "interrupted"), (f"*/*/{DONE_MARKER}", signal.SIGINT, 130, "interrupted")]
     for pattern, stop, code, line in rounds:
         before = snapshot()
         status, stderr, children = interrupt_when(script("preprocess.py", *flags),
                                                   lambda pattern=pattern, before=before: written(pattern, before), stop)
         lines = [text for text in stderr.splitlines() if text.strip()]
-        assert (status, lines) == (code, [line]), stderr[-3000:]
+        assert (status, lines) == (code, [line]), (pattern, stop, stderr[-3000:])
         assert wait_until_gone(children) == []
-        assert temporaries(out) == []
+        assert temporaries(out) == [], pattern
     assert run(raw, out) == 0
     assert tree(out) == reference
 

@@ -220,7 +220,7 @@ def test_a_loss_that_is_not_finite_stops_a_run_unless_float16_scaling_skips_the_
 
 
 def test_the_binary_cross_entropies_are_nan_where_torch_would_raise():
-    probability, target = torch.tensor([[0.25], [0.75]]), torch.tensor([[1.0], [0.0]])
+    probability = torch.tensor([[0.25], [0.75]])
     assert torch.equal(realness_loss(probability, True), F.binary_cross_entropy(probability, torch.ones(2, 1)))
     assert torch.equal(cosine_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]), torch.tensor([[1]])),
                        F.binary_cross_entropy(torch.tensor([[2 ** -0.5]]), torch.ones(1, 1)))
