@@ -19,10 +19,10 @@ import functools
 import av
 import numpy as np
 
-from atomic_write import atomic_output
-from errors import UserError
 from hparams import hparams as hp
-from media import open_media
+from media.containers import open_media
+from system.atomic_write import atomic_output
+from system.errors import UserError
 
 # Mel columns computed at once (12.5 s of 16 kHz audio): the whole signal is never held, and
 # every signal is cut at the same columns, so a mel computed in a stream equals one computed

@@ -9,10 +9,10 @@ marked as synthetic in picture and sound. The work is done by ``dubbing.dub.dub`
 
 import sys
 
-from cli import argument_parser, run
 from dubbing.dub import Speaking, dub
 from lipsync import Options
 from lipsync.command_line import add_lipsync_flags, report
+from system.cli import argument_parser, run
 
 
 def build_parser():

@@ -11,9 +11,9 @@ from its weights. Each is written beside its checkpoint (or into --outdir) with 
 import sys
 from pathlib import Path
 
-from atomic_write import check_output
-from cli import argument_parser, run
-from errors import check_number
+from system.atomic_write import check_output
+from system.cli import argument_parser, run
+from system.errors import check_number
 
 OPSETS = (9, 20)  # the opsets written and checked for these networks (PyTorch's TorchScript exporter stops at 20)
 
@@ -30,7 +30,7 @@ def build_parser():
 def main(argv):
     args = build_parser().parse_args(argv)
     check_number("--opset", args.opset, *OPSETS, whole=True)
-    from onnx_models import export_network
+    from deployment.onnx_export import export_network
 
     targets = {checkpoint: (Path(args.outdir) if args.outdir else checkpoint.parent) / (checkpoint.stem + ".onnx")
                for checkpoint in map(Path, args.checkpoints)}

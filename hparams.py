@@ -13,7 +13,7 @@ import argparse
 import copy
 import math
 
-from errors import UserError, within
+from system.errors import UserError, within
 
 
 class HParams:

@@ -12,8 +12,8 @@ raises it to 0.03), run by training/loop.py.
 
 import sys
 
-import cli
-from training.loop import main_for, trainer_parser
+from system import cli
+from training.command_line import main_for, trainer_parser
 from training.objectives import GANGeneratorObjective
 
 

@@ -8,9 +8,9 @@ face, speed and blending; the work is done by ``lipsync.lip_sync``.
 
 import sys
 
-from cli import argument_parser, run
 from lipsync import Options, lip_sync
 from lipsync.command_line import add_lipsync_flags, report
+from system.cli import argument_parser, run
 
 
 def build_parser():

@@ -6,8 +6,8 @@
 import sys
 from pathlib import Path
 
-import cli
-from atomic_write import check_output, check_writable
+from system import cli
+from system.atomic_write import check_output, check_writable
 from training import dataset
 
 

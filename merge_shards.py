@@ -13,10 +13,10 @@ evaluation/fid.py's statistics (.npz) the FID is printed.
 import sys
 from pathlib import Path
 
-from atomic_write import check_output
-from cli import argument_parser, run
-from reports import lse_averages
-from sharding import merge_table, shard_files
+from system.atomic_write import check_output
+from system.cli import argument_parser, run
+from system.reports import lse_averages
+from system.sharding import merge_table, shard_files
 
 
 def merge_fid(parts):

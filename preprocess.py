@@ -15,10 +15,11 @@ import os
 import sys
 from pathlib import Path
 
-import cli
-from atomic_write import check_output, check_writable
-from errors import UserError
-from sharding import Shard, add_shard_flag
+from system import cli
+from system.atomic_write import check_output, check_writable
+from system.devices import pick_device
+from system.errors import UserError
+from system.sharding import Shard, add_shard_flag
 
 # Light imports only up here: the audio workers import this script again as they start, and until
 # cli.run is called a Ctrl-C is a traceback. The rest is imported in main (PyTorch only without --box).
@@ -62,9 +63,10 @@ def main(argv):
         detectors = [preprocessing.FixedBox(args.box)]
     else:
         import torch  # noqa: PLC0415 - see the imports
+
         from face_detection import S3FDDetector  # noqa: PLC0415
 
-        device = cli.pick_device(args.device)
+        device = pick_device(args.device)
         if device.type == "cuda" and device.index is None:
             count = min(args.ngpu, torch.cuda.device_count())
             devices = [f"cuda:{i}" for i in range(count)]

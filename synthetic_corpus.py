@@ -12,9 +12,9 @@ filelists split by speaker. What the speakers say and how: training/synthetic_da
 import sys
 from pathlib import Path
 
-import cli
-from atomic_write import check_output, check_writable
-from errors import UserError, check_number
+from system import cli
+from system.atomic_write import check_output, check_writable
+from system.errors import UserError, check_number
 from training.dataset import MIN_FRAMES, SPLITS
 from training.synthetic_data import FPS, make_corpus
 

@@ -11,8 +11,8 @@ training/objectives.py, run by training/loop.py.
 
 import sys
 
-import cli
-from training.loop import main_for, trainer_parser
+from system import cli
+from training.command_line import main_for, trainer_parser
 from training.objectives import GeneratorObjective
 
 

@@ -8,7 +8,7 @@ what lands inside the box does not matter here) at --crf 0, and the Y, U and V s
 outside the box's chroma blocks are compared with the input's. Side by side, three ways of
 round-tripping the same frames that skip the model:
 
-    this project via BGR   media.read_frames to BGR and VideoWriter back, the exact pair the
+    this project via BGR   containers.read_frames to BGR and VideoWriter back, the exact pair the
                      pipeline uses where it cannot keep YUV (--resize_factor, an odd --crop)
     swscale+opencv   libswscale's BGR decode (to_ndarray("bgr24")) and OpenCV's BT.601 encode:
                      what this project did before
@@ -33,10 +33,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import media  # noqa: E402
-from lipsync import Options, lip_sync  # noqa: E402
-from models import Wav2Lip  # noqa: E402
 from synthetic_media import read_planes  # noqa: E402
+
+from lipsync import Options, lip_sync  # noqa: E402
+from media import containers  # noqa: E402
+from models import Wav2Lip  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real"
 
@@ -108,7 +109,7 @@ def main():
         torch.manual_seed(0)
         torch.save({"state_dict": Wav2Lip().state_dict()}, work / "wav2lip.pth")
         for video in args.videos:
-            info = media.probe_video(video)
+            info = containers.probe_video(video)
             box = middle_box(info.width, info.height)
             lip_sync(Options(str(work / "wav2lip.pth"), video, args.audio, str(work / "out.mp4"), box=box, crf=0,
                              progress=False))
@@ -117,14 +118,14 @@ def main():
             stored, _ = read_planes(video)
             # Inference's output frame i shows the input frame due at i / fps (variable-rate
             # input repeats some): its stored planes, as read_pictures gives them unconverted.
-            shown = [(p.y, p.u, p.v) for p in media.read_pictures(video)]
+            shown = [(p.y, p.u, p.v) for p in containers.read_pictures(video)]
             label = f"{Path(video).name} ({info.width}x{info.height}, matrix {info.colour.matrix}, " \
                     f"range {info.colour.range})"
-            with media.VideoWriter(work / "bgr.mp4", info.fps, crf=0, colour=info.colour) as writer:
-                for frame in media.read_frames(video):
+            with containers.VideoWriter(work / "bgr.mp4", info.fps, crf=0, colour=info.colour) as writer:
+                for frame in containers.read_frames(video):
                     writer.write(frame)
-            for name, out, before, decode in (("this project", work / "out.mp4", shown, media.read_frames),
-                                              ("this project via BGR", work / "bgr.mp4", shown, media.read_frames),
+            for name, out, before, decode in (("this project", work / "out.mp4", shown, containers.read_frames),
+                                              ("this project via BGR", work / "bgr.mp4", shown, containers.read_frames),
                                               ("swscale+opencv", work / "swscale_opencv.mp4", stored, swscale_frames),
                                               ("swscale", work / "swscale.mp4", stored, swscale_frames)):
                 after, _ = read_planes(out)

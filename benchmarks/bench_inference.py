@@ -71,7 +71,7 @@ def make_weights(directory):
             face = 4.0 if level == "conv7_2" else -8.0
             conf.bias.copy_(torch.tensor([-face] * (conf.out_channels - 1) + [face]))
     torch.save(net.state_dict(), directory / "s3fd.pth")
-    from onnx_models import export_network
+    from deployment.onnx_export import export_network
 
     export_network(directory / "wav2lip.pth", directory / "wav2lip.onnx")
 
@@ -121,9 +121,8 @@ SETTINGS = {
 
 def child(spec):
     """Run one setting in this process; print its figures as JSON."""
-    from lipsync.stage_clock import StageClock
-
     from lipsync import Options, lip_sync
+    from lipsync.stage_clock import StageClock
 
     clock = StageClock(STARTED)
     clock.add("imports", time.perf_counter() - STARTED)

@@ -95,8 +95,8 @@ def sync_scale(expert_checkpoint, generator_checkpoint, corpus, batches=25, batc
     another sample's audio, or made from another sample's audio and scored against the true
     one: both are as high as for a wrong window only if the generated mouths follow their
     own audio (rather than pleasing the expert whatever the audio)."""
-    from checkpoint import load_weights
     from models import SyncNet_color, Wav2Lip
+    from models.checkpoint import load_weights
     from models.inputs import stack_lower_halves
     from training import dataset
     from training.losses import cosine_loss

@@ -9,15 +9,16 @@ import librosa
 import numpy as np
 
 import audio
-import media
-from atomic_write import check_output, check_writable, scratch_file
+from dubbing.engines import speech_engine
 from dubbing.mixing import Mix
-from dubbing.speech import check_finite, check_settings, speech_engine
+from dubbing.speech import check_finite, check_settings
 from dubbing.subtitles import read_cues
 from dubbing.timeline import far_past_the_video, place_speech
 from dubbing.wav_writer import float_wav
-from errors import UserError
 from lipsync import lip_sync
+from media import containers
+from system.atomic_write import check_output, check_writable, scratch_file
+from system.errors import UserError
 
 
 @dataclasses.dataclass
@@ -53,7 +54,7 @@ class Speaking:
         if not 0 <= self.duck_db < math.inf:
             raise UserError(f"--duck_db {self.duck_db}: give how many dB to lower the original by (0 or more, "
                             "a finite number)")
-        if self.original_audio == "duck" and (media.is_image(face) or not _has_audio(face)):
+        if self.original_audio == "duck" and (containers.is_image(face) or not _has_audio(face)):
             raise UserError(f"--original_audio duck: {face} has no soundtrack to keep; use --original_audio mute")
 
 
@@ -118,9 +119,9 @@ def _soundtrack(face, sample_rate):
 
 def _video_seconds(face):
     """How long the face video lasts (0 for a still)."""
-    if media.is_image(face):
+    if containers.is_image(face):
         return 0.0
-    info = media.probe_video(face)
+    info = containers.probe_video(face)
     return info.frame_count / info.fps
 
 
@@ -141,5 +142,5 @@ def _text(speaking):
 
 
 def _has_audio(path):
-    with media.open_media(path, "video") as container:
+    with containers.open_media(path, "video") as container:
         return bool(container.streams.audio)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from dubbing.speech import Speech, check_settings
-from errors import UserError
-from provenance import ALGORITHMIC
+from media.provenance import ALGORITHMIC
+from system.errors import UserError
 
 _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS: espeak_Synth returns when the audio is made
 _RATE, _PITCH = 1, 3  # espeak_PARAMETER

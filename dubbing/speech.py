@@ -1,23 +1,22 @@
 """Speech synthesis behind one small interface, so that engines can be added without
 touching the rest: each turns text into mono float32 samples.
 
-    engine = speech_engine("espeak")
+    engine = dubbing.engines.speech_engine("espeak")
     speech = engine.synthesize("Hello", voice="en", rate=1.0, pitch=50)
     speech.samples, speech.sample_rate
 
 An engine is a class with ``name``, ``synthesiser`` (its name in the output's metadata),
 ``digital_source_type`` (the IPTC term for what it makes: trainedAlgorithmicMedia for a
 neural voice), ``sample_rate`` (of all it makes), ``voices()`` and
-``synthesize(text, voice, rate, pitch)``, listed in
-``speech_engine``. ``rate`` multiplies the voice's normal speaking rate; ``pitch`` is
-0..100 with 50 the voice's own.
+``synthesize(text, voice, rate, pitch)``, listed in ``dubbing.engines.ENGINES``. ``rate``
+multiplies the voice's normal speaking rate; ``pitch`` is 0..100 with 50 the voice's own.
 """
 
 import dataclasses
 
 import numpy as np
 
-from errors import UserError
+from system.errors import UserError
 
 
 @dataclasses.dataclass
@@ -45,13 +44,3 @@ def check_finite(speech, engine, where):
         raise UserError(f"{engine.synthesiser} made NaN or infinite samples for {where}; "
                         "the speech engine failed on these words")
     return speech
-
-
-def speech_engine(name):
-    """The engine called ``name``, ready to synthesise."""
-    from dubbing.espeak import EspeakEngine
-
-    engines = {engine.name: engine for engine in (EspeakEngine,)}
-    if name not in engines:
-        raise UserError(f"--engine {name!r}: choose one of {', '.join(sorted(engines))}")
-    return engines[name]()

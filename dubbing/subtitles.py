@@ -12,7 +12,7 @@ import itertools
 import re
 from pathlib import Path
 
-from errors import UserError
+from system.errors import UserError
 
 _TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)[,.](\d{3})"
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s+.*)?$")

@@ -23,9 +23,6 @@ import numpy as np
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
-from atomic_write import atomic_output, check_output, check_writable
-from cli import add_run_flags, argument_parser, pick_device, run
-from errors import UserError, check_number
 from evaluation.metrics.fid_statistics import (
     WEIGHTS_NAME,
     frame_statistics,
@@ -34,7 +31,11 @@ from evaluation.metrics.fid_statistics import (
     media_files,
     running_statistics,
 )
-from sharding import Shard, add_shard_flag
+from system.atomic_write import atomic_output, check_output, check_writable
+from system.cli import add_run_flags, argument_parser, run
+from system.devices import pick_device
+from system.errors import UserError, check_number
+from system.sharding import Shard, add_shard_flag
 
 
 def build_parser():

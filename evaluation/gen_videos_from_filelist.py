@@ -15,7 +15,6 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
-from cli import argument_parser, existing_folder, run
 from lipsync.batch import (
     Pair,
     add_generation_flags,
@@ -26,7 +25,8 @@ from lipsync.batch import (
     read_filelist,
     run_record,
 )
-from sharding import Shard
+from system.cli import argument_parser, existing_folder, run
+from system.sharding import Shard
 
 TOOL = "gen_videos_from_filelist.py"
 

@@ -17,8 +17,6 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
-from cli import argument_parser, existing_folder, pick_device, run
-from errors import UserError
 from lipsync.batch import (
     Pair,
     add_generation_flags,
@@ -30,8 +28,11 @@ from lipsync.batch import (
     read_filelist,
     run_record,
 )
-from media import visible
-from sharding import Shard
+from media.containers import visible
+from system.cli import argument_parser, existing_folder, run
+from system.devices import pick_device
+from system.errors import UserError
+from system.sharding import Shard
 
 TOOL = "real_videos_inference.py"
 

@@ -2,8 +2,8 @@
 
 from enum import Enum
 
-from cli import pick_device
-from errors import UserError
+from system.devices import pick_device
+from system.errors import UserError
 
 from .boxes import to_int_box
 from .detect import S3FDDetector

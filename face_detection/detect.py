@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from checkpoint import load_weights
-from errors import UserError
+from models.checkpoint import load_weights
+from system.errors import UserError
 
 from .s3fd import HEAD_STRIDES, S3FD
 
@@ -117,7 +117,7 @@ class S3FDDetector:
             )
         self.device = torch.device(device)
         if path.suffix == ".onnx":
-            from onnx_models import inference_session  # noqa: PLC0415
+            from system.onnx_runtime import inference_session  # noqa: PLC0415
 
             self.net = _OnnxHeads(inference_session(path, str(device)))
             self.device = torch.device("cpu")  # the tensors around it; onnxruntime runs it where it was asked to

@@ -4,7 +4,7 @@ import functools
 
 import torch
 
-from checkpoint import file_digest, file_version
+from models.checkpoint import file_digest, file_version
 
 from .detect import S3FDDetector, weights_file
 

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 
 import audio
-from errors import UserError
 from models.inputs import MEL_BINS, MEL_FPS, MEL_STEP
+from system.errors import UserError
 
 SPEECH_RATE = 16000
 

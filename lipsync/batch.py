@@ -16,17 +16,17 @@ import av
 import cv2
 from tqdm import tqdm
 
-from atomic_write import check_output, check_writable
-from checkpoint import file_digest, read_checkpoint
-from cli import add_detector_flag, add_run_flags
-from errors import UserError, check_number
 from face_detection.boxes import clip_to_frame, longer_side
 from face_detection.loading import fingerprint, load_detector
 from lipsync import Options, lip_sync
 from lipsync.marking import add_marking_flags
-from media import read_frames
-from provenance import unmarked_warning
-from sharding import Shard, add_shard_flag, write_table
+from media.containers import read_frames
+from media.provenance import unmarked_warning
+from models.checkpoint import file_digest, read_checkpoint
+from system.atomic_write import check_output, check_writable
+from system.cli import add_detector_flag, add_run_flags
+from system.errors import UserError, check_number
+from system.sharding import Shard, add_shard_flag, write_table
 
 # Flags that say where things are or how the run reports, not what a video becomes.
 NOT_SETTINGS = {"results_dir", "checkpoint_path", "detector_path", "filelist", "data_root", "shard", "quiet", "verbose"}

@@ -13,8 +13,8 @@ of a bounded number of later frames are known, so only that many frames wait in 
 
 import numpy as np
 
-from errors import UserError
 from face_detection.boxes import has_area, pad_and_clip
+from system.errors import UserError
 
 FACE, NO_FACE, NOT_RUN = 1, 0, -1  # what the detector said about a frame
 SMOOTHING_WINDOW = 5

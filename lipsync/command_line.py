@@ -5,10 +5,10 @@ import sys
 
 import numpy as np
 
-from cli import add_detector_flag, add_run_flags
 from lipsync.marking import add_marking_flags
 from lipsync.pipeline import sync_json_path
-from provenance import unmarked_warning
+from media.provenance import unmarked_warning
+from system.cli import add_detector_flag, add_run_flags
 
 
 def _flag_or_bool(text):

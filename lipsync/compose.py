@@ -5,8 +5,8 @@ import functools
 import cv2
 import numpy as np
 
+from media.yuv import Picture
 from models.inputs import FACE_SIZE
-from yuv import Picture
 
 
 def paste(frame, box, face, blend="paste"):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from atomic_write import atomic_output
-from checkpoint import file_digest
 from lipsync.box_planning import FACE, NO_FACE, NOT_RUN
+from models.checkpoint import file_digest
+from system.atomic_write import atomic_output
 
 
 class DetectionCache:

@@ -16,7 +16,7 @@ from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
 
 NO_PADS = (0, 0, 0, 0)
 from lipsync.heap import trim_heap
-from yuv import bgr_of
+from media.yuv import bgr_of
 
 
 def face_source(options, frames, total, device):

@@ -6,9 +6,15 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from errors import UserError
-from media import is_image, probe_video, read_frames, read_image, read_pictures
-from yuv import BT601
+from media.containers import (
+    is_image,
+    probe_video,
+    read_frames,
+    read_image,
+    read_pictures,
+)
+from media.yuv import BT601
+from system.errors import UserError
 
 
 def transform_frame(frame, resize_factor=1, rotate=False, crop=(0, -1, 0, -1), resize_to=()):

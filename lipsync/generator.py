@@ -6,12 +6,12 @@ import sys
 
 import torch
 
-from checkpoint import file_version, load_weights
-from cli import pick_device
 from lipsync.threads import worker_pool
 from models import Wav2Lip
+from models.checkpoint import file_version, load_weights
 from models.fusion import fuse_for_inference
 from models.inputs import mask_lower_half
+from system.devices import pick_device
 
 # The CPU's generator batch, by precision. On the 2-core development host (whose speed drifts
 # by 20 % from minute to minute) fp32 ran within 10 % from batch 1 to 128, slightly ahead at

@@ -6,8 +6,8 @@ import functools
 import cv2
 import numpy as np
 
-from errors import UserError
-from yuv import Picture
+from media.yuv import Picture
+from system.errors import UserError
 
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -6,7 +6,7 @@ import numpy as np
 
 from lipsync.threads import usable_cores, worker_pool
 from models.inputs import mask_lower_half
-from onnx_models import inference_session
+from system.onnx_runtime import inference_session
 
 CPU_BATCH = 8  # onnxruntime's fp32 rate varies under 10 % from batch 1 to 16 on the CPU
 

@@ -1,13 +1,12 @@
 """What a lip-sync run is asked to do (inference.py's flags), and the checks on it."""
 
 import dataclasses
-import math
 from pathlib import Path
 
-from atomic_write import check_output
-from errors import UserError, check_number, within
 from face_detection.boxes import PAD_LIMIT
 from lipsync.marking import check_label
+from system.atomic_write import check_output
+from system.errors import UserError, check_number, within
 
 CHOICES = {
     "on_no_face": ("error", "interpolate", "skip"),

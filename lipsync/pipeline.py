@@ -35,8 +35,6 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from atomic_write import atomic_output, check_writable, reading
-from errors import UserError
 from lipsync.audio_chunks import Speech
 from lipsync.compose import paste
 from lipsync.face_sources import face_source
@@ -46,10 +44,12 @@ from lipsync.marking import Label
 from lipsync.options import sync_json_path
 from lipsync.stage_clock import StageClock
 from lipsync.threads import Pipeline, Stopped, usable_cores
-from media import VideoWriter
+from media.containers import VideoWriter
+from media.provenance import ContentCredentials, lip_sync_metadata
+from media.yuv import bgr_of
 from models.inputs import FACE_SIZE, MEL_BINS, MEL_STEP
-from provenance import ContentCredentials, lip_sync_metadata
-from yuv import bgr_of
+from system.atomic_write import atomic_output, check_writable, reading
+from system.errors import UserError
 
 # frames in flight between the stages, at most: 720p YUV frames are 1.4 MB each, 4K ones 12 MB
 FRAME_BUFFER_BYTES = 384 << 20

@@ -11,8 +11,8 @@ import collections
 import numpy as np
 import torch
 
-from checkpoint import load_weights
 from models import SyncNet_color
+from models.checkpoint import load_weights
 from models.inputs import WINDOW, stack_lower_halves
 
 

@@ -125,7 +125,7 @@ def wait_until_gone(pids, seconds=15):
 
 def temporaries(folder):
     """Hidden temporaries of atomic writes anywhere under ``folder``."""
-    from atomic_write import is_temporary
+    from system.atomic_write import is_temporary
     return sorted(p for p in Path(folder).rglob(".*") if is_temporary(p))
 
 

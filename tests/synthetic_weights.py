@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 
+
 def seeded(model, seed=0, gain=1.0):
     """``model`` with every parameter and BatchNorm statistic drawn from a seeded generator.
 

@@ -12,13 +12,18 @@ import pytest
 from confined import PYTHON, kill_when, temporaries
 from conftest import ROOT
 
-from atomic_write import atomic_output, check_writable, is_temporary, remove_orphans
+from system.atomic_write import (
+    atomic_output,
+    check_writable,
+    is_temporary,
+    remove_orphans,
+)
 
 # Writes a big file slowly through atomic_output, or holds one open: a writer to kill or to spare.
 WRITER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from atomic_write import atomic_output
+from system.atomic_write import atomic_output
 with atomic_output(sys.argv[1]) as temporary:
     with open(temporary, "wb") as handle:
         while True:
@@ -110,7 +115,7 @@ def test_check_writable_names_the_folder(tmp_path, monkeypatch):
 
 
 def test_an_interrupt_while_the_temporary_is_made_leaves_nothing(tmp_path, monkeypatch):
-    import atomic_write
+    from system import atomic_write
 
     def interrupted(handle, operation):
         raise KeyboardInterrupt  # Ctrl-C between the temporary's creation and its lock

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 from scipy.io import wavfile
-
-import audio
-from errors import UserError
 from synthetic_media import speech_like, tone, write_media
 
+import audio
+from system.errors import UserError
 
 # --- an independent float64 mel spectrogram, from the reference's audio settings ----------------
 

@@ -4,20 +4,26 @@ included), pads that empty the face box, absurd detections, a damaged face-cache
 import cv2
 import numpy as np
 import pytest
-from synthetic_media import BrightBoxDetector, face_frames, speech_like, write_media, write_video
+from synthetic_media import (
+    BrightBoxDetector,
+    face_frames,
+    speech_like,
+    write_media,
+    write_video,
+)
 from synthetic_weights import save_released, seeded
 
 import dub
 import export
 import face_detection.loading
 import inference
-from cli import run
-from errors import UserError
 from evaluation import fid, gen_videos_from_filelist, real_videos_inference
 from evaluation.scores_LSE import calculate_scores_LRS, calculate_scores_real_videos
 from lipsync import Options, lip_sync
 from lipsync.box_planning import NoFaceError
 from models import Wav2Lip
+from system.cli import run
+from system.errors import UserError
 
 
 @pytest.fixture(scope="module")

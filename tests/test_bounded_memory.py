@@ -20,11 +20,11 @@ from synthetic_media import face_frames, silent_flac, speech_like, write_video
 from synthetic_weights import save_released, seeded
 
 import audio
-import media
-from errors import UserError
 from lipsync import Options, lip_sync, pipeline
 from lipsync.audio_chunks import Speech, mel_chunk_starts
+from media import containers
 from models import Wav2Lip
+from system.errors import UserError
 
 MB = 1 << 20
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="peak memory read from /proc")
@@ -245,7 +245,7 @@ def test_samples_the_aac_encoder_would_refuse_reach_it_clipped(tmp_path, checkpo
                                        "clipped to [-1, 1]\n")
     heard = audio.load_wav(outfile, 16000)
     assert np.isfinite(heard).all() and np.abs(heard).max() < 1.5  # AAC rings a little around a clipped edge
-    assert sum(1 for _ in media.read_frames(outfile)) == frames
+    assert sum(1 for _ in containers.read_frames(outfile)) == frames
 
 
 @pytest.mark.parametrize("fps", [25.0, 0.15])

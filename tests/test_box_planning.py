@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from face_detection.boxes import pad_and_clip
 from lipsync.box_planning import (
     FACE,
     NO_FACE,
@@ -11,7 +12,6 @@ from lipsync.box_planning import (
     plan_boxes,
     smooth_boxes,
 )
-from face_detection.boxes import pad_and_clip
 
 
 def column(values):

@@ -4,12 +4,18 @@ import sys
 
 import pytest
 import torch
-
-from checkpoint import CheckpointError, identify_network, load_weights, read_checkpoint, save_checkpoint
 from conftest import ROOT
+from synthetic_weights import save_released, seeded
+
 from face_detection import S3FD
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
-from synthetic_weights import save_released, seeded
+from models.checkpoint import (
+    CheckpointError,
+    identify_network,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +147,7 @@ def test_scripts_show_one_line_and_exit_non_zero(tmp_path):
     page = tmp_path / "wav2lip.pth"
     page.write_text("<html><body>quota exceeded</body></html>")
     program = (
-        "import sys, cli; from checkpoint import read_checkpoint\n"
+        "import sys; from system import cli; from models.checkpoint import read_checkpoint\n"
         "sys.exit(cli.run(lambda argv: read_checkpoint(argv[0])))"
     )
     result = subprocess.run([sys.executable, "-c", program, str(page)], cwd=ROOT, capture_output=True, text=True)
@@ -204,7 +210,7 @@ def test_a_flipped_bit_in_a_zip_checkpoint_is_one_line_naming_the_file(tmp_path)
 
 
 def test_an_interrupt_while_saving_is_the_interrupt_and_leaves_no_file(tmp_path, monkeypatch):
-    import checkpoint
+    from models import checkpoint
 
     written, write = [], checkpoint._WholeWrites.write
 

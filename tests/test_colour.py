@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from synthetic_media import from_planes, natural_frames, read_planes, write_tagged_video
 
-import media
-from yuv import Colour, Picture
+from media import containers
+from media.yuv import Colour, Picture
 
 # name: (pix_fmt, matrix, full range, tags as written: colorspace, range, primaries, transfer)
 INPUTS = {
@@ -38,7 +38,7 @@ def test_frames_are_decoded_by_the_colour_description(tmp_path, name):
     path = tagged_input(tmp_path, name)
     _, matrix, full_range, _ = INPUTS[name]
     planes, _ = read_planes(path)
-    for frame, (y, u, v) in zip(media.read_frames(path), planes, strict=True):
+    for frame, (y, u, v) in zip(containers.read_frames(path), planes, strict=True):
         expected = np.clip(np.rint(from_planes(y, u, v, matrix, full_range)), 0, 255)
         assert np.abs(frame.astype(int) - expected).max() <= 1
 
@@ -46,9 +46,9 @@ def test_frames_are_decoded_by_the_colour_description(tmp_path, name):
 @pytest.mark.parametrize("name", INPUTS)
 def test_decoding_and_encoding_give_the_planes_back_with_their_tags(tmp_path, name):
     path = tagged_input(tmp_path, name)
-    info = media.probe_video(path)
-    with media.VideoWriter(tmp_path / "out.mp4", info.fps, crf=0, colour=info.colour) as writer:
-        for frame in media.read_frames(path):
+    info = containers.probe_video(path)
+    with containers.VideoWriter(tmp_path / "out.mp4", info.fps, crf=0, colour=info.colour) as writer:
+        for frame in containers.read_frames(path):
             writer.write(frame)
     expected, tags = read_planes(path)
     got, out_tags = read_planes(tmp_path / "out.mp4")
@@ -60,9 +60,9 @@ def test_decoding_and_encoding_give_the_planes_back_with_their_tags(tmp_path, na
 def test_libswscales_conversion_fails_that_bar(tmp_path):
     """The yardstick can fail: decoding through libswscale's BGR as before misses it."""
     path = tagged_input(tmp_path, "bt601")
-    info = media.probe_video(path)
+    info = containers.probe_video(path)
     with av.open(str(path)) as container, \
-            media.VideoWriter(tmp_path / "out.mp4", info.fps, crf=0, colour=info.colour) as writer:
+            containers.VideoWriter(tmp_path / "out.mp4", info.fps, crf=0, colour=info.colour) as writer:
         for frame in container.decode(video=0):
             writer.write(frame.to_ndarray(format="bgr24"))
     luma_mean, luma_within_one = plane_errors(read_planes(tmp_path / "out.mp4")[0], read_planes(path)[0])[0]
@@ -120,7 +120,7 @@ def test_deeper_and_other_subsampled_inputs_are_decoded_exactly(tmp_path):
             dtype = np.uint16 if shift else np.uint8
             stored = [[np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width] / 2 ** shift for p in f.planes]
                       for f in container.decode(video=0)]
-        for frame, (y, u, v) in zip(media.read_frames(path), stored, strict=True):
+        for frame, (y, u, v) in zip(containers.read_frames(path), stored, strict=True):
             if u.shape == y.shape:  # 4:4:4: each pixel its own chroma; the textbook decoder takes 2x2 blocks
                 expected = from_planes(y, u[::2, ::2], v[::2, ::2], "bt601", False)
                 assert np.abs(frame[::2, ::2] - np.clip(expected[::2, ::2], 0, 255)).max() <= 1

@@ -6,9 +6,9 @@ import pytest
 import torch
 from conftest import ROOT
 
-import cli
 import face_detection
-from errors import UserError
+from system.devices import pick_device
+from system.errors import UserError
 
 
 @pytest.fixture
@@ -22,20 +22,20 @@ def available(monkeypatch):
 
 def test_auto_prefers_cuda_then_mps_then_the_cpu(available):
     available("cuda", "mps")
-    assert cli.pick_device("auto") == torch.device("cuda")
+    assert pick_device("auto") == torch.device("cuda")
     available("mps")
-    assert cli.pick_device("auto") == torch.device("mps")
+    assert pick_device("auto") == torch.device("mps")
     available()
-    assert cli.pick_device("auto") == torch.device("cpu")
+    assert pick_device("auto") == torch.device("cpu")
     available("cuda")
-    assert cli.pick_device("cuda:1") == torch.device("cuda", 1) and cli.pick_device("cpu") == torch.device("cpu")
+    assert pick_device("cuda:1") == torch.device("cuda", 1) and pick_device("cpu") == torch.device("cpu")
 
 
 def test_under_torchrun_cuda_is_the_processs_own_gpu(available, monkeypatch):
     available("cuda")
     monkeypatch.setenv("LOCAL_RANK", "3")
-    assert cli.pick_device("auto") == cli.pick_device("cuda") == torch.device("cuda", 3)
-    assert cli.pick_device("cuda:1") == torch.device("cuda", 1) and cli.pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == pick_device("cuda") == torch.device("cuda", 3)
+    assert pick_device("cuda:1") == torch.device("cuda", 1) and pick_device("cpu") == torch.device("cpu")
 
 
 def test_a_device_that_is_not_there_is_one_line(available):
@@ -43,7 +43,7 @@ def test_a_device_that_is_not_there_is_one_line(available):
     for name, expected in (("cuda", "no CUDA GPU"), ("mps", "Metal (MPS) is not available"),
                            ("gpu9", "is not a device")):
         with pytest.raises(UserError, match=re.escape(expected)):
-            cli.pick_device(name)
+            pick_device(name)
 
 
 def test_the_face_alignment_entry_point_follows_auto(available, monkeypatch):
@@ -58,15 +58,15 @@ def test_the_face_alignment_entry_point_follows_auto(available, monkeypatch):
 
 def test_every_script_that_takes_device_resolves_it_through_pick_device():
     """The trainers, inference, preprocessing and the evaluation scripts: --device goes to
-    cli.pick_device (or onnxruntime's own choice), and nothing else asks for CUDA by itself."""
+    pick_device (or onnxruntime's own choice), and nothing else asks for CUDA by itself."""
     sources = {path.relative_to(ROOT).as_posix(): path.read_text()
                for path in ROOT.rglob("*.py") if not {"tests", ".venv", "benchmarks"} & set(path.relative_to(ROOT).parts)}
     takes_device = [name for name, text in sources.items() if "add_run_flags(" in text or '"--device"' in text]
-    assert {"inference.py", "preprocess.py", "evaluation/fid.py", "training/loop.py"} <= set(takes_device) \
-        or "lipsync/command_line.py" in takes_device
+    # inference.py and dub.py take theirs through lipsync/command_line.py, the trainers through training/command_line.py
+    assert {"lipsync/command_line.py", "preprocess.py", "evaluation/fid.py", "training/command_line.py"} <= set(takes_device)
     asks_for_cuda = sorted(name for name, text in sources.items() if "cuda.is_available()" in text)
-    # cli.pick_device itself; the trainers under torchrun pick the local rank's GPU (DDP has no MPS backend)
-    assert asks_for_cuda == ["cli.py", "training/session.py"]
+    # pick_device itself; the trainers under torchrun pick the local rank's GPU (DDP has no MPS backend)
+    assert asks_for_cuda == ["system/devices.py", "training/session.py"]
     resolves = [name for name, text in sources.items() if "pick_device(" in text]
     assert {"lipsync/generator.py", "preprocess.py", "training/session.py", "evaluation/fid.py",
             "evaluation/real_videos_inference.py", "evaluation/scores_LSE/calculate_scores_LRS.py",

@@ -11,8 +11,8 @@ from synthetic_weights import save_released, seeded
 
 import audio
 import dub
-from errors import UserError
 from models import Wav2Lip
+from system.errors import UserError
 
 TONE_HZ, TONE_LEVEL, RATE = 6000, 0.3, 22050  # the original soundtrack: a steady tone eSpeak barely reaches
 SRT = """1
@@ -84,7 +84,7 @@ def test_cues_are_spoken_on_time_over_the_ducked_soundtrack_with_a_subtitle_trac
 def test_text_is_spoken_whole_over_silence(inputs, tmp_path):
     out = tmp_path / "said.mp4"
     assert run_dub(inputs, out, "--text", "Good morning, and thank you for listening.", "--voice", "en") == 0
-    from dubbing.speech import speech_engine
+    from dubbing.engines import speech_engine
 
     expected = speech_engine("espeak").synthesize("Good morning, and thank you for listening.", "en").seconds
     sound = audio.load_wav(out, RATE)

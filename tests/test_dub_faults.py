@@ -12,7 +12,7 @@ import audio
 import dub
 import dubbing.dub
 from dubbing.speech import Speech
-from errors import UserError
+from system.errors import UserError
 
 RATE = 22050  # eSpeak NG's
 SHORT = "1\n00:00:00,200 --> 00:00:00,900\nHello.\n"

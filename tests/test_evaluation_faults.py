@@ -10,12 +10,12 @@ from synthetic_media import BrightBoxDetector, face_frames, speech_like, write_v
 from synthetic_weights import save_released, seeded
 
 import face_detection.loading
-import media
-from checkpoint import file_digest
-from errors import UserError
 from evaluation import gen_videos_from_filelist, real_videos_inference
+from media import containers
 from models import Wav2Lip
-from reports import read_rows
+from models.checkpoint import file_digest
+from system.errors import UserError
+from system.reports import read_rows
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def generate(data, results, checkpoint, *flags):
 
 
 def frames(path):
-    return list(media.read_frames(path))
+    return list(containers.read_frames(path))
 
 
 def recorded(path):

@@ -3,13 +3,20 @@ import math
 import numpy as np
 import pytest
 import torch
+from synthetic_weights import save_released, seeded
 
 import face_detection
-from errors import UserError
-from face_detection import S3FD, S3FDDetector, best_box, candidate_boxes, kept_boxes, nms
+from face_detection import (
+    S3FD,
+    S3FDDetector,
+    best_box,
+    candidate_boxes,
+    kept_boxes,
+    nms,
+)
 from face_detection.boxes import to_int_box
 from face_detection.detect import prepare_frames
-from synthetic_weights import save_released, seeded
+from system.errors import UserError
 
 STRIDES = (4, 8, 16, 32, 64, 128)
 

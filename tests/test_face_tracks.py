@@ -6,10 +6,16 @@ from synthetic_media import BrightBoxDetector, face_frames, speech_like, write_v
 from synthetic_weights import save_released, seeded
 
 import face_detection.loading
-from evaluation.metrics.face_tracks import SceneCuts, Track, TrackCropper, build_tracks, detect_faces
-from reports import read_rows
-from evaluation.scores_LSE import calculate_scores_real_videos
+from evaluation.metrics.face_tracks import (
+    SceneCuts,
+    Track,
+    TrackCropper,
+    build_tracks,
+    detect_faces,
+)
 from evaluation.metrics.syncnet import S
+from evaluation.scores_LSE import calculate_scores_real_videos
+from system.reports import read_rows
 
 
 def box_at(x, y, size=120):

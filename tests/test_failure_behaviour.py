@@ -12,9 +12,9 @@ from synthetic_media import face_frames, speech_like, write_video
 from synthetic_weights import seeded
 
 import preprocess
-from checkpoint import save_checkpoint
 from models import SyncNet_color
-from reports import write_rows
+from models.checkpoint import save_checkpoint
+from system.reports import write_rows
 from training.synthetic_data import FACE_BOX, make_corpus
 
 
@@ -104,7 +104,7 @@ def test_outputs_are_readable_by_others_as_open_would_make_them(tmp_path):
 def test_a_reader_that_goes_away_ends_the_output_quietly():
     """`python inference.py ... | head -1`: the pipe closes under the script, which stops
     without an error line or a traceback about the broken pipe."""
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli\n"
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from system import cli\n"
             "def main(argv):\n    for _ in range(1000):\n        print('x' * 10000)\n    return 0\n"
             "sys.exit(cli.run(main, []))")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -116,7 +116,7 @@ def test_a_reader_that_goes_away_ends_the_output_quietly():
 def test_an_os_error_without_a_path_is_its_cause_alone():
     import errno
 
-    from errors import describe_os_error
+    from system.errors import describe_os_error
 
     assert describe_os_error(OSError(errno.EIO, "Input/output error")) == "Input/output error"
     assert describe_os_error(OSError(errno.EIO, "Input/output error", "/x")) == "/x: Input/output error"

@@ -13,8 +13,6 @@ from synthetic_media import face_frames, write_video
 from synthetic_weights import save_released, seeded
 
 import merge_shards
-from checkpoint import CheckpointError
-from errors import UserError
 from evaluation import fid
 from evaluation.metrics.fid_statistics import (
     RunningStats,
@@ -23,8 +21,10 @@ from evaluation.metrics.fid_statistics import (
     load_inception,
 )
 from evaluation.metrics.inception import FIDInceptionV3
-from media import read_frames
+from media.containers import read_frames
 from models import Wav2Lip_disc_qual
+from models.checkpoint import CheckpointError
+from system.errors import UserError
 
 SCRIPT = ROOT / "evaluation" / "fid.py"
 

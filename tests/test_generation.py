@@ -5,20 +5,26 @@ import os
 import av
 import numpy as np
 import pytest
-from synthetic_media import BrightBoxDetector, face_frames, speech_like, write_media, write_video
+from synthetic_media import (
+    BrightBoxDetector,
+    face_frames,
+    speech_like,
+    write_media,
+    write_video,
+)
 from synthetic_weights import save_released, seeded
 
 import audio
 import face_detection.loading
 import merge_shards
-from errors import UserError
-import media
 from evaluation import gen_videos_from_filelist, real_videos_inference
-from reports import read_rows
-from lipsync.batch import _downscale_factor
 from lipsync.audio_chunks import mel_chunk_starts
+from lipsync.batch import _downscale_factor
 from lipsync.frames import stretched_indices
+from media import containers
 from models import Wav2Lip
+from system.errors import UserError
+from system.reports import read_rows
 
 
 @pytest.fixture
@@ -34,7 +40,7 @@ def data(tmp_path, monkeypatch):
 
 
 def frame_count(path):
-    return sum(1 for _ in media.read_frames(path))
+    return sum(1 for _ in containers.read_frames(path))
 
 
 def chunks(path):
@@ -86,7 +92,7 @@ def test_two_shards_generate_what_one_run_generates(data, capsys):
     assert sorted(p.name for p in (data / "two").iterdir()) == sorted(p.name for p in (data / "one").iterdir()) \
         == ["0.mp4", "failures.csv"]
     assert (data / "two" / "failures.csv").read_bytes() == (data / "one" / "failures.csv").read_bytes()
-    for a, b in zip(media.read_frames(data / "one" / "0.mp4"), media.read_frames(data / "two" / "0.mp4"), strict=True):
+    for a, b in zip(containers.read_frames(data / "one" / "0.mp4"), containers.read_frames(data / "two" / "0.mp4"), strict=True):
         assert np.array_equal(a, b)
 
 
@@ -143,7 +149,7 @@ def test_real_videos_are_scaled_to_the_face_and_tts_stretches_short_videos(data,
               "--max_frame_res", "120", "--quiet"]
     assert real_videos_inference.main(["--mode", "dubbed", *common]) == 0
     # 200x160 -> short side 120: 150x120, face ~52 px; factor 3 brings it nearest 30 px -> 50x40
-    info = media.probe_video(data / "out" / "0.mp4")
+    info = containers.probe_video(data / "out" / "0.mp4")
     assert (info.width, info.height) == (50, 40)
     assert frame_count(data / "out" / "0.mp4") == chunks(root / "talk.mp4") < 30
 
@@ -167,7 +173,7 @@ sys.path[:0] = [{root!r}, {tests!r}]
 import face_detection.loading
 from synthetic_media import BrightBoxDetector
 face_detection.loading.S3FDDetector = BrightBoxDetector
-import cli
+from system import cli
 from evaluation import gen_videos_from_filelist
 sys.exit(cli.run(gen_videos_from_filelist.main, sys.argv[1:]))
 """

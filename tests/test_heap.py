@@ -4,8 +4,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from lipsync import heap
 
 # The generator on two worker threads, as inference runs it on the CPU: the minor page faults

@@ -2,8 +2,8 @@ import argparse
 
 import pytest
 
-from errors import UserError
 from hparams import HParams, add_hparams_argument, apply_hparams_argument, hparams
+from system.errors import UserError
 
 RELEASED = dict(
     num_mels=80, use_lws=False, n_fft=800, hop_size=200, win_size=800,

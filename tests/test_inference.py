@@ -31,13 +31,13 @@ from synthetic_weights import save_released, seeded
 import audio
 import face_detection.loading
 import inference
-import media
-from cli import run
-from errors import UserError
 from lipsync import Options, generator, lip_sync, pipeline
 from lipsync.audio_chunks import mel_chunk_starts
 from lipsync.box_planning import NoFaceError
+from media import containers
 from models import SyncNet_color, Wav2Lip
+from system.cli import run
+from system.errors import UserError
 
 CONSTANT_BGR = (50, 100, 200)
 BOX = (20, 90, 30, 100)  # top bottom left right
@@ -89,7 +89,7 @@ def synced(assets, checkpoint="constant.pth", face="face12.mp4", seconds=0.6, **
 
 
 def decoded(path):
-    return list(media.read_frames(path))
+    return list(containers.read_frames(path))
 
 
 def chunk_count(seconds, fps=25.0):
@@ -163,7 +163,7 @@ def test_pixels_outside_the_box_keep_their_yuv_numbers_and_tags(assets, tmp_path
     y1, y2, x1, x2 = box
     touched = np.zeros(before[0][0].shape, bool)
     touched[y1 - y1 % 2:y2 + y2 % 2, x1 - x1 % 2:x2 + x2 % 2] = True
-    for (y, u, v), (y0, u0, v0), frame in zip(after, before, media.read_frames(tmp_path / "out.mp4")):
+    for (y, u, v), (y0, u0, v0), frame in zip(after, before, containers.read_frames(tmp_path / "out.mp4")):
         assert np.array_equal(y[~touched], y0[~touched])
         assert np.array_equal(u[~touched[::2, ::2]], u0[~touched[::2, ::2]])
         assert np.array_equal(v[~touched[::2, ::2]], v0[~touched[::2, ::2]])
@@ -184,7 +184,7 @@ def test_a_still_image_is_one_static_frame(assets, tmp_path, name):
     image = face_frames(1)[0]
     _, encoded = cv2.imencode(".png", image)
     (tmp_path / name).write_bytes(encoded.tobytes())
-    image = media.read_image(tmp_path / name)  # as decoded (JPEG is lossy)
+    image = containers.read_image(tmp_path / name)  # as decoded (JPEG is lossy)
     got, _ = synced(assets, face=tmp_path / name, box=BOX)
     assert len(got) == 12
     assert all(np.array_equal(outside(frame), outside(image)) for frame in got)

@@ -1,6 +1,7 @@
 """The layout shows the architecture: scripts at the top and in evaluation/, the two pipelines
 in their packages, and no script reaching into the other pipeline for what it needs."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -12,17 +13,55 @@ SCRIPTS = ["inference.py", "dub.py", "preprocess.py", "color_syncnet_train.py", 
            "make_filelists.py", "synthetic_corpus.py", "export.py", "merge_shards.py", "evaluation/gen_videos_from_filelist.py",
            "evaluation/real_videos_inference.py", "evaluation/fid.py",
            "evaluation/scores_LSE/calculate_scores_LRS.py", "evaluation/scores_LSE/calculate_scores_real_videos.py"]
-FOUNDATIONS = ["hparams.py", "audio.py", "media.py", "checkpoint.py", "cli.py", "errors.py", "atomic_write.py",
-               "processes.py", "reports.py", "yuv.py", "provenance.py", "onnx_models.py", "sharding.py"]
+FOUNDATIONS = ["hparams.py", "audio.py"]
+# Each package and the layer it sits in: a module imports only from lower layers and its own package.
+LAYERS = {"system": 0, "hparams": 1, "media": 1, "models": 1, "audio": 2, "face_detection": 2, "lipsync": 3,
+          "training": 3, "dubbing": 4, "evaluation": 4, "deployment": 5}
 
 
 def test_the_top_level_holds_scripts_and_shared_foundations_only():
     top_level = sorted(path.name for path in ROOT.glob("*.py"))
     assert top_level == sorted(name for name in SCRIPTS + FOUNDATIONS if "/" not in name)
-    for package in ("lipsync", "dubbing", "training", "evaluation/metrics", "models", "face_detection"):
+    for package in [*(name for name in LAYERS if not (ROOT / f"{name}.py").exists()), "evaluation/metrics"]:
         assert (ROOT / package / "__init__.py").is_file(), package
     evaluation = sorted(f"evaluation/{path.name}" for path in (ROOT / "evaluation").glob("*.py"))
     assert evaluation == sorted(["evaluation/__init__.py"] + [s for s in SCRIPTS if s.count("/") == 1])
+
+
+def imports():
+    """{module: the project's modules it imports, anywhere in it} of the library and the scripts."""
+    modules = {}
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if not {"tests", "benchmarks"} & set(parts) and not any(part.startswith(".") for part in parts):
+            modules[".".join(parts).removesuffix(".__init__")] = path
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+        graph[name] = {target for target in found if target in modules and target != name}
+    return graph
+
+
+def test_no_import_runs_up_the_layers_and_no_modules_import_each_other():
+    graph = imports()
+    scripts = {script.removesuffix(".py").replace("/", ".") for script in SCRIPTS}
+    upward = [(name, target) for name, targets in graph.items() if name not in scripts for target in targets
+              if target in scripts or LAYERS[target.split(".")[0]] > LAYERS[name.split(".")[0]]
+              or (LAYERS[target.split(".")[0]] == LAYERS[name.split(".")[0]]
+                  and target.split(".")[0] != name.split(".")[0])]
+    assert upward == []
+    for start in graph:  # no cycle, through any number of modules
+        seen, todo = set(), [start]
+        while todo:
+            for target in graph[todo.pop()] - seen:
+                seen.add(target)
+                todo.append(target)
+        assert start not in seen, start
 
 
 # Runs each script as __main__ with --help, one after another in one interpreter (torch loads once).

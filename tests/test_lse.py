@@ -15,7 +15,6 @@ from synthetic_media import face_frames, speech_like, textbook_bgr, write_video
 from synthetic_weights import save_released, seeded
 
 import audio
-from checkpoint import CheckpointError
 from evaluation.metrics.lse import (
     JpegRoundTrip,
     LSEScorer,
@@ -26,7 +25,8 @@ from evaluation.metrics.lse import (
 )
 from evaluation.metrics.syncnet import S, load_syncnet
 from models import SyncNet_color
-from reports import read_rows
+from models.checkpoint import CheckpointError
+from system.reports import read_rows
 
 SCRIPT = ROOT / "evaluation" / "scores_LSE" / "calculate_scores_LRS.py"
 

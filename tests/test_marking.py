@@ -11,10 +11,10 @@ from synthetic_media import face_frames, speech_like, write_media, write_video
 from synthetic_weights import save_released, seeded
 
 import inference
-import media
-from errors import UserError
 from lipsync import Options
+from media import containers
 from models import Wav2Lip
+from system.errors import UserError
 from training.synthetic_data import make_corpus
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -64,7 +64,7 @@ def test_unmarked_leaves_the_metadata_out_says_so_and_no_frame_differs(inputs, m
     warning = capsys.readouterr().err.strip().splitlines()
     assert warning == [(f"warning: --unmarked: {tmp_path / 'again.mp4'} carries no synthetic-media metadata; "
                         "if you publish it, say that it is synthetic")]
-    frames = [list(media.read_frames(path)) for path in (marked, unmarked)]
+    frames = [list(containers.read_frames(path)) for path in (marked, unmarked)]
     assert len(frames[0]) == len(frames[1]) == 5  # 0.32 s of speech: five mel chunks
     assert all(np.array_equal(a, b) for a, b in zip(*frames))
 
@@ -73,7 +73,7 @@ def test_unmarked_leaves_the_metadata_out_says_so_and_no_frame_differs(inputs, m
 def test_a_label_is_drawn_in_its_corner_at_its_size_and_nowhere_else(inputs, marked_and_unmarked, tmp_path, corner):
     assert lip_sync(inputs, tmp_path / "label.mp4", "--label", "AI-generated", "--label_corner", corner,
                     "--label_size", "0.1") == 0
-    for labelled, plain in zip(media.read_frames(tmp_path / "label.mp4"), media.read_frames(marked_and_unmarked[0]),
+    for labelled, plain in zip(containers.read_frames(tmp_path / "label.mp4"), containers.read_frames(marked_and_unmarked[0]),
                                strict=True):
         changed = np.abs(labelled.astype(int) - plain).max(axis=2) > 8
         rows, cols = np.nonzero(changed)
@@ -115,7 +115,7 @@ def test_c2pa_content_credentials_are_embedded_and_validate(inputs, marked_and_u
                if assertion["label"].startswith("c2pa.actions") for a in assertion["data"]["actions"]]
     assert actions[0]["digitalSourceType"] == IPTC + "compositeWithTrainedAlgorithmicMedia"
     assert metadata(signed)["digital_source_type"] == metadata(marked_and_unmarked[0])["digital_source_type"]
-    assert all(np.array_equal(a, b) for a, b in zip(media.read_frames(signed), media.read_frames(marked_and_unmarked[0]),
+    assert all(np.array_equal(a, b) for a, b in zip(containers.read_frames(signed), containers.read_frames(marked_and_unmarked[0]),
                                                        strict=True))
     # A changed frame breaks the seal: the reader says so.
     data = bytearray(signed.read_bytes())

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-import media
-from errors import UserError
-from yuv import BT601, Picture
+from media import containers
+from media.yuv import BT601, Picture
+from system.errors import UserError
 
 
 def ts_segment(levels, size=(64, 32)):
@@ -51,14 +51,14 @@ FIRST, SECOND = list(range(20, 120, 10)), list(range(130, 230, 10))
 
 def test_timestamps_that_restart_keep_every_frame_in_order(tmp_path):
     path = joined(tmp_path / "joined.ts", ts_segment(FIRST), ts_segment(SECOND))
-    frames = list(media.read_frames(path))
+    frames = list(containers.read_frames(path))
     assert np.allclose(levels_of(frames), FIRST + SECOND, atol=2)
-    pictures = list(media.read_pictures(path))
+    pictures = list(containers.read_pictures(path))
     assert np.allclose(levels_of(p.bgr() for p in pictures), FIRST + SECOND, atol=2)
 
 
 def test_timestamps_going_back_continue_after_the_frame_before():
-    at_25 = lambda timed: list(media._at_constant_rate(timed, Fraction(25)))  # noqa: E731
+    at_25 = lambda timed: list(containers._at_constant_rate(timed, Fraction(25)))  # noqa: E731
     tick = Fraction(1, 25)
     # Two segments from 0: the second follows the first, frame for frame.
     assert at_25([(i % 3 * tick, i) for i in range(6)]) == list(range(6))
@@ -75,11 +75,11 @@ def test_timestamps_going_back_continue_after_the_frame_before():
 def test_a_frame_size_change_is_scaled_to_the_first_frames_size_with_one_warning(tmp_path, capsys, second_size):
     path = joined(tmp_path / "resized.ts", ts_segment(FIRST), ts_segment(SECOND, second_size))
     for _ in range(2):  # decoded anew for each pass (a looped --face): warned once all the same
-        frames = list(media.read_frames(path))
+        frames = list(containers.read_frames(path))
         assert [f.shape for f in frames] == [(32, 64, 3)] * 20
         assert np.allclose(levels_of(frames), FIRST + SECOND, atol=3)
         assert all(f[:6, :6].min() > 240 and f[10:, 10:].max() < 240 for f in frames)  # scaled, not cropped
-    pictures = list(media.read_pictures(path))
+    pictures = list(containers.read_pictures(path))
     assert [(p.y.shape, p.u.shape, p.v.shape) for p in pictures] == [((32, 64), (16, 32), (16, 32))] * 20
     assert np.allclose(levels_of(p.bgr() for p in pictures), FIRST + SECOND, atol=3)
     warnings = capsys.readouterr().err.splitlines()
@@ -103,15 +103,15 @@ def test_an_odd_first_size_keeps_its_chroma_geometry_when_later_frames_are_scale
 def test_a_path_that_is_not_a_regular_file_is_named_for_what_it_is(tmp_path, kind, made, described):
     path = tmp_path / kind
     made(path)  # a FIFO without a writer: opening it to read would wait forever
-    for role, call in (("video", media.probe_video), ("video", lambda p: list(media.read_frames(p))),
-                       ("audio", lambda p: media.open_media(p, "audio")), ("image", media.read_image)):
+    for role, call in (("video", containers.probe_video), ("video", lambda p: list(containers.read_frames(p))),
+                       ("audio", lambda p: containers.open_media(p, "audio")), ("image", containers.read_image)):
         with pytest.raises(UserError, match=f"^{role} file {re.escape(str(path))} {described}$"):
             call(path)
 
 
 def test_a_device_is_named_for_what_it_is():
     with pytest.raises(UserError, match="^audio file /dev/zero is a character device: a regular file is needed$"):
-        media.open_media("/dev/zero", "audio")
+        containers.open_media("/dev/zero", "audio")
 
 
 def test_a_fifo_is_not_read_to_see_whether_it_is_an_image(tmp_path):
@@ -120,7 +120,7 @@ def test_a_fifo_is_not_read_to_see_whether_it_is_an_image(tmp_path):
     writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # a writer, so opening to read would not wait
     try:
         os.write(writer, b"\x89PNG\r\n\x1a\n" + bytes(8))
-        assert not media.is_image(fifo)
+        assert not containers.is_image(fifo)
         assert os.read(writer, 16).startswith(b"\x89PNG")  # nothing of the stream was taken
     finally:
         os.close(writer)
@@ -128,7 +128,7 @@ def test_a_fifo_is_not_read_to_see_whether_it_is_an_image(tmp_path):
 
 def test_a_missing_file_is_still_not_found(tmp_path):
     with pytest.raises(UserError, match=f"^video file not found: {re.escape(str(tmp_path / 'nope.mp4'))}$"):
-        media.probe_video(tmp_path / "nope.mp4")
+        containers.probe_video(tmp_path / "nope.mp4")
 
 
 @pytest.mark.parametrize("rate, channels", [(100, 1), (50, 2), (200000, 2)])
@@ -144,7 +144,7 @@ def test_audio_at_a_rate_aac_cannot_take_is_resampled_to_48_khz_whole(tmp_path, 
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)
     out = tmp_path / "out.mp4"
-    with media.VideoWriter(out, 25, audio_path=wav) as writer:
+    with containers.VideoWriter(out, 25, audio_path=wav) as writer:
         for _ in range(50):
             writer.write(np.zeros((16, 16, 3), np.uint8))
     with av.open(str(out)) as container:

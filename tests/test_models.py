@@ -4,13 +4,13 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from synthetic_weights import save_released, seeded
 
-from checkpoint import load_weights
 from evaluation.metrics.syncnet import S
 from face_detection import S3FD
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
+from models.checkpoint import load_weights
 from training.losses import realness_loss
-from synthetic_weights import save_released, seeded
 
 NETWORKS = [(Wav2Lip, "wav2lip"), (SyncNet_color, "syncnet_color"), (Wav2Lip_disc_qual, "disc_qual"), (S3FD, "s3fd"),
             (S, "syncnet_lse")]

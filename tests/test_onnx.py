@@ -13,15 +13,15 @@ from synthetic_weights import save_released, seeded
 
 import export
 import face_detection
-import media
-from checkpoint import load_weights
-from cli import run
-from errors import UserError
 from evaluation.metrics.syncnet import S
 from face_detection import S3FD, S3FDDetector
 from lipsync import Options, lip_sync
+from media import containers
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
-from onnx_models import inference_session
+from models.checkpoint import load_weights
+from system.cli import run
+from system.errors import UserError
+from system.onnx_runtime import inference_session
 
 BOX = (20, 90, 30, 100)
 
@@ -93,7 +93,7 @@ def frames_of(assets, checkpoint, **options):
     out = assets / f"out_{checkpoint}_{options.get('backend', 'torch')}.mp4"
     lip_sync(Options(str(assets / checkpoint), str(assets / "face.mp4"), str(assets / "speech.wav"), outfile=str(out),
                      crf=0, progress=False, unmarked=True, **options))
-    return list(media.read_frames(out))
+    return list(containers.read_frames(out))
 
 
 def test_onnxruntime_backend_gives_pytorchs_frames(exported):
@@ -141,7 +141,7 @@ def test_onnxruntime_with_box_never_imports_torch(exported):
             "runpy.run_path('inference.py', run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert len(list(media.read_frames(out))) == 12
+    assert len(list(containers.read_frames(out))) == 12
 
 
 def test_onnxruntime_backend_errors_are_one_line_before_work(exported, capsys, tmp_path):

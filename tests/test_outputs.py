@@ -11,10 +11,10 @@ from synthetic_media import face_frames, speech_like, write_media, write_video
 from synthetic_weights import save_released, seeded
 
 import inference
-from atomic_write import atomic_output, check_output, reading
-from cli import run
-from errors import UserError
 from models import SyncNet_color, Wav2Lip
+from system.atomic_write import atomic_output, check_output, reading
+from system.cli import run
+from system.errors import UserError
 
 BOX = ("20", "90", "30", "100")
 
@@ -171,8 +171,8 @@ def test_the_sync_json_beside_the_outfile_may_not_be_an_input_either(files, tmp_
 
 def test_merge_shards_refuses_a_table_that_is_one_of_its_shards_before_merging(tmp_path, capsys):
     import merge_shards
-    from reports import write_rows
-    from sharding import Shard
+    from system.reports import write_rows
+    from system.sharding import Shard
 
     rows = [{"video": f"{i}.mp4", "error": ""} for i in range(4)]
     for k in range(2):
@@ -219,9 +219,8 @@ def test_a_trainer_refuses_an_expert_named_as_its_own_checkpoints_before_any_wor
 
 
 def test_a_save_that_would_replace_a_file_the_trainer_reads_is_refused(tmp_path):
+    from models.checkpoint import save_checkpoint
     from training.checkpoints import checkpoint_file
-
-    from checkpoint import save_checkpoint
 
     expert = write(tmp_path / "expert.pth", b"expert")
     target = checkpoint_file(tmp_path / "run", "", 3000)

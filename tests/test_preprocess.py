@@ -24,14 +24,14 @@ from synthetic_media import speech_like, write_media, write_video
 from synthetic_weights import save_released, seeded
 
 import audio
-import cli
 import make_filelists
 import preprocess
-from training import preprocessing
 from face_detection import S3FD, S3FDDetector
 from face_detection.boxes import to_int_box
+from media.containers import read_frames
+from system import cli
+from training import preprocessing
 from training.dataset import DONE_MARKER
-from media import read_frames
 from training.synthetic_data import FACE_BOX, make_corpus
 
 BOX = [str(v) for v in FACE_BOX]

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from confined import ENV, descendants, script, temporaries, tree, wait_until_gone
 
-import cli
 import preprocess
+from system import cli
 from training import preprocessing
 from training.dataset import DONE_MARKER
 from training.synthetic_data import FACE_BOX, make_corpus

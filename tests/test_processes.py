@@ -4,7 +4,7 @@ every process of the job, and only the parent, which stops the workers, may act 
 import signal
 from pathlib import Path
 
-from processes import stop_signals_blocked, spawned_pool
+from system.processes import spawned_pool, stop_signals_blocked
 from training.batches import reraise_worker_errors
 
 STOPS = {signal.SIGINT, signal.SIGTERM}

@@ -9,11 +9,11 @@ from synthetic_media import face_frames, speech_like, write_video
 from synthetic_weights import save_released, seeded
 
 import merge_shards
-from cli import run
-from errors import UserError
 from evaluation.metrics.syncnet import S
-from reports import read_rows, write_rows
-from sharding import Shard, merge_table
+from system.cli import run
+from system.errors import UserError
+from system.reports import read_rows, write_rows
+from system.sharding import Shard, merge_table
 from training.synthetic_data import FACE_BOX, make_corpus
 
 

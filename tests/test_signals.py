@@ -11,8 +11,8 @@ from conftest import ROOT
 from synthetic_media import face_frames, speech_like, write_media, write_video
 from synthetic_weights import save_released, seeded
 
-from cli import Terminated, run
 from models import Wav2Lip
+from system.cli import Terminated, run
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import librosa
 import numpy as np
 import pytest
 
-from dubbing.speech import speech_engine
-from errors import UserError
+from dubbing.engines import speech_engine
+from system.errors import UserError
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank today."  # 14 words
 

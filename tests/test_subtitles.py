@@ -5,7 +5,7 @@ import re
 import pytest
 
 from dubbing.subtitles import Cue, read_cues
-from errors import UserError
+from system.errors import UserError
 
 SRT = """1
 00:00:01,000 --> 00:00:02,500

@@ -11,24 +11,33 @@ import sys
 import cv2
 import pytest
 import torch
-from confined import ENV, FULL_DISK, READ_ONLY, in_namespace, kill_when, one_line_error, script, temporaries
+from confined import (
+    ENV,
+    FULL_DISK,
+    READ_ONLY,
+    in_namespace,
+    kill_when,
+    one_line_error,
+    script,
+    temporaries,
+)
 from conftest import ROOT
 from synthetic_weights import save_released, seeded
 
-import cli
 import color_syncnet_train
 import hq_wav2lip_train
 import wav2lip_train
-from checkpoint import load_weights, read_checkpoint
 from hparams import hparams
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
-from training.synthetic_data import make_corpus
+from models.checkpoint import load_weights, read_checkpoint
 from models.inputs import stack_lower_halves
+from system import cli
+from training import objectives
 from training.checkpoints import checkpoints, complete_steps, resume_paths
 from training.losses import cosine_loss, generator_loss
-from training import objectives
 from training.objectives import GANGeneratorObjective, GeneratorObjective
 from training.session import Session
+from training.synthetic_data import make_corpus
 
 FAST = "num_workers=0,syncnet_batch_size=4,batch_size=2,syncnet_checkpoint_interval=2,checkpoint_interval=2,"\
        "syncnet_eval_interval=2,eval_interval=2"
@@ -330,6 +339,7 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
     import threading
 
     import held_lock
+
     from training.batches import data_loader
 
     (tmp_path / "lists").mkdir()

@@ -17,15 +17,22 @@ from confined import ENV, kill_when, script, temporaries
 from synthetic_weights import seeded
 from test_training import FAST, corpus, flags, hparams_kept, steps_of  # noqa: F401 - corpus: a fixture
 
-import cli
 import color_syncnet_train
 import hq_wav2lip_train
 import wav2lip_train
-from checkpoint import read_checkpoint, save_checkpoint
-from errors import UserError
 from models import Wav2Lip, Wav2Lip_disc_qual
+from models.checkpoint import read_checkpoint, save_checkpoint
+from system import cli
+from system.errors import UserError
 from training import folder_lock
-from training.checkpoints import RUNS_RECORD, check_same_run, checkpoints, prune, record_run, runs_of
+from training.checkpoints import (
+    RUNS_RECORD,
+    check_same_run,
+    checkpoints,
+    prune,
+    record_run,
+    runs_of,
+)
 from training.loop import unless_diverged
 from training.losses import cosine_loss, realness_loss
 

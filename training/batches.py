@@ -4,9 +4,9 @@ import os
 
 import torch
 
-from errors import UserError
 from hparams import hparams
-from processes import stop_signals_blocked
+from system.errors import UserError
+from system.processes import stop_signals_blocked
 from training import dataset
 
 

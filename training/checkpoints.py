@@ -12,10 +12,10 @@ import re
 import secrets
 from pathlib import Path
 
-from atomic_write import atomic_output
-from checkpoint import load_weights, save_checkpoint
-from errors import UserError
 from hparams import hparams
+from models.checkpoint import load_weights, save_checkpoint
+from system.atomic_write import atomic_output
+from system.errors import UserError
 
 CHECKPOINT_NAME = re.compile(r"^(?P<prefix>.*)checkpoint_step(?P<step>\d+)\.pth$")
 RUNS_RECORD = "checkpoint_runs.json"

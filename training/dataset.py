@@ -25,8 +25,6 @@ import numpy as np
 import torch
 
 import audio
-from atomic_write import atomic_output
-from errors import UserError, describe_os_error
 from hparams import hparams
 from models.inputs import (
     FACE_SIZE,
@@ -36,6 +34,8 @@ from models.inputs import (
     mask_lower_half,
     stack_lower_halves,
 )
+from system.atomic_write import atomic_output
+from system.errors import UserError, describe_os_error
 from training.preprocessing import DONE_MARKER, frame_ids, is_done  # noqa: F401 - the layout, read from here too
 
 MIN_FRAMES = 3 * WINDOW  # a clip needs more than this many face crops

@@ -17,7 +17,7 @@ import stat
 import sys
 from pathlib import Path
 
-from errors import UserError, naming
+from system.errors import UserError, naming
 
 try:
     import fcntl

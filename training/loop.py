@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-import cli
-from atomic_write import reading
-from errors import UserError, check_number
-from hparams import add_hparams_argument, apply_hparams_argument, hparams
+from hparams import hparams
+from system.atomic_write import reading
+from system.errors import UserError
 from training.batches import (
     batches,
     check_batch_memory,
@@ -37,40 +36,6 @@ from training.checkpoints import (
 )
 from training.dataset import find_filelists
 from training.session import Session, seed_everything
-
-# The least value of each trainer flag that takes a number (None: not given, no limit).
-FLAG_MINIMUMS = {"max_steps": 1, "eval_batches": 1, "keep_last": 0, "log_interval": 1}
-
-
-def add_training_flags(parser, disc=False, syncnet=False):
-    """The reference's flags and the ones every trainer adds to them."""
-    parser.add_argument("--data_root", required=True, help="root folder of the preprocessed dataset")
-    parser.add_argument("--checkpoint_dir", required=True, help="where checkpoints, samples and TensorBoard logs go")
-    parser.add_argument("--checkpoint_path", help="resume from this checkpoint (step, epoch and optimiser included)")
-    if syncnet:
-        parser.add_argument("--syncnet_checkpoint_path", required=True, help="the trained expert lip-sync discriminator")
-    if disc:
-        parser.add_argument("--disc_checkpoint_path", help="resume the visual-quality discriminator from this checkpoint")
-    parser.add_argument("--resume", action="store_true",
-                        help="resume from the newest checkpoint(s) in --checkpoint_dir of the run that saved there "
-                             "last, if there are any")
-    parser.add_argument("--start_over", action="store_true",
-                        help="train a new run in a --checkpoint_dir that holds checkpoints already (another "
-                             "run's, or later steps of the one resumed): this run's checkpoints replace theirs of "
-                             "the same step numbers; the others are kept, and --keep_last never prunes them")
-    parser.add_argument("--filelists", help="folder of train.txt and val.txt (default: filelists/, as the reference; "
-                                            "or <data_root>/filelists/ when only that one has them)")
-    parser.add_argument("--max_steps", type=int, help="stop after this global step (default: train until interrupted)")
-    parser.add_argument("--eval_batches", type=int, help="batches per evaluation (default: the reference's number)")
-    parser.add_argument("--keep_last", type=int, default=0, metavar="N",
-                        help="keep only the newest N checkpoints of each network; 0 keeps all")
-    parser.add_argument("--log_interval", type=int, default=50, help="steps between TensorBoard scalars")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the weights' initialisation and the sampling")
-    parser.add_argument("--amp", choices=["auto", "on", "off", "fp16", "bf16"], default="auto",
-                        help="mixed precision: on = bfloat16, or float16 with loss scaling where bfloat16 is slow; "
-                             "auto = on a CUDA GPU; fp16 or bf16 to choose")
-    add_hparams_argument(parser)
-    cli.add_run_flags(parser)
 
 
 def evaluate(objective, loader, session):
@@ -216,56 +181,31 @@ def format_losses(values):
     return ", ".join(f"{name} {value:.4f}" for name, value in values.items())
 
 
-
-def trainer_parser(doc, disc=False, syncnet=False):
-    """A trainer's command line: ``doc``'s first paragraph and the flags of ``add_training_flags``."""
-    parser = cli.argument_parser(doc)
-    add_training_flags(parser, disc=disc, syncnet=syncnet)
-    return parser
-
-
-def main_for(objective_class, build_parser):
-    """The command-line entry point of a trainer: ``sys.exit(cli.run(main_for(...)))``."""
-
-    def main(argv):
-        args = build_parser().parse_args(argv)
-        check_flags(args)
-        apply_hparams_argument(args)
-        cli.existing_folder(args.data_root, "--data_root")
-        inputs = {flag: getattr(args, flag[2:], None)
-                  for flag in ("--checkpoint_path", "--disc_checkpoint_path", "--syncnet_checkpoint_path")}
-        refuse_inputs_named_as_checkpoints(args.checkpoint_dir, objective_class.prefixes, inputs)
-        session = Session(args)
-        try:
-            session.claim()
-            resumed = args.resume or args.checkpoint_path is not None
-            if not (resumed or args.start_over):
-                session.check_on_main(lambda: refuse_beside_other_runs(session.checkpoint_dir, objective_class.prefixes))
-            if args.filelists is None:  # not given: filelists/, or the data's own
-                args.filelists = find_filelists("filelists", args.data_root)
-                if args.filelists != Path("filelists") and session.is_main:
-                    print(f"no filelists/train.txt: using the filelists in {args.filelists}")
-            seed_everything(args.seed, session.rank)
-            objective = objective_class(session, args)
-            check_batch_memory(objective.dataset_class, objective.batch_size)
-            if resumed and not args.start_over:
-                session.check_on_main(lambda: refuse_replacing_later_steps(
-                    session.checkpoint_dir, objective.prefixes, objective.run_id, objective.global_step,
-                    args.max_steps))
-            session.start_logging()
-            with reading(inputs):  # no checkpoint, sample or log may replace a file the run reads
-                train(objective, args)
-        finally:
-            session.close()
-        return 0
-
-    return main
-
-
-def check_flags(args):
-    """A trainer flag below its least value is one line, before any work."""
-    check_number("--seed", args.seed, 0, 2**32 - 1, whole=True)  # what NumPy's generators take
-    for name, least in FLAG_MINIMUMS.items():
-        value = getattr(args, name)
-        if value is not None and value < least:
-            raise UserError(f"--{name} must be at least {least}, not {value}")
+def run_training(objective_class, args):
+    """Train ``objective_class`` as the parsed trainer flags ``args`` say (hparams already
+    applied): the folder claimed, the refusals made, the run resumed or started, trained."""
+    inputs = {flag: getattr(args, flag[2:], None)
+              for flag in ("--checkpoint_path", "--disc_checkpoint_path", "--syncnet_checkpoint_path")}
+    refuse_inputs_named_as_checkpoints(args.checkpoint_dir, objective_class.prefixes, inputs)
+    session = Session(args)
+    try:
+        session.claim()
+        resumed = args.resume or args.checkpoint_path is not None
+        if not (resumed or args.start_over):
+            session.check_on_main(lambda: refuse_beside_other_runs(session.checkpoint_dir, objective_class.prefixes))
+        if args.filelists is None:  # not given: filelists/, or the data's own
+            args.filelists = find_filelists("filelists", args.data_root)
+            if args.filelists != Path("filelists") and session.is_main:
+                print(f"no filelists/train.txt: using the filelists in {args.filelists}")
+        seed_everything(args.seed, session.rank)
+        objective = objective_class(session, args)
+        check_batch_memory(objective.dataset_class, objective.batch_size)
+        if resumed and not args.start_over:
+            session.check_on_main(lambda: refuse_replacing_later_steps(
+                session.checkpoint_dir, objective.prefixes, objective.run_id, objective.global_step,
+                args.max_steps))
+        session.start_logging()
+        with reading(inputs):  # no checkpoint, sample or log may replace a file the run reads
+            train(objective, args)
+    finally:
+        session.close()

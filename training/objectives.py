@@ -9,9 +9,9 @@ Forward passes run under the session's mixed precision, losses in float32.
 import torch
 import torch.nn.functional as F
 
-from checkpoint import load_weights
 from hparams import hparams
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
+from models.checkpoint import load_weights
 from models.inputs import stack_lower_halves
 from training.checkpoints import check_same_run, new_run_id, restore, resume_paths
 from training.dataset import ExpertSamples, GeneratorSamples

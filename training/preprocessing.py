@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import audio
-from atomic_write import atomic_output
-from errors import UserError
 from face_detection.boxes import from_top_bottom_left_right, to_int_box
 from hparams import hparams
-from media import read_frames, visible, write_jpeg
-from processes import spawned_pool
-from sharding import Shard, write_table
+from media.containers import read_frames, visible, write_jpeg
+from system.atomic_write import atomic_output
+from system.errors import UserError
+from system.processes import spawned_pool
+from system.sharding import Shard, write_table
 from training.folder_lock import try_lock, unlock
 
 FAILURES_NAME = "preprocess_failures.csv"

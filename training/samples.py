@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from media import write_jpeg
+from media.containers import write_jpeg
 
 
 def collage(inputs, generated, targets):

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-import cli
-from atomic_write import check_writable
-from errors import UserError
 from hparams import hparams
+from system.atomic_write import check_writable
+from system.devices import pick_device
+from system.errors import UserError
 from training import folder_lock
 from training.checkpoints import save_step
 
@@ -33,7 +33,7 @@ class Session:
                 torch.cuda.set_device(self.device)
             dist.init_process_group("nccl" if use_cuda else "gloo")
         else:
-            self.device = cli.pick_device(args.device)
+            self.device = pick_device(args.device)
         self.is_main = self.rank == 0
         self.quiet = args.quiet or not self.is_main
         self.checkpoint_dir = Path(args.checkpoint_dir)

@@ -24,8 +24,8 @@ from scipy import signal
 from tqdm import tqdm
 
 import audio
-from media import VideoWriter, write_jpeg
-from provenance import drawn_metadata
+from media.containers import VideoWriter, write_jpeg
+from media.provenance import drawn_metadata
 from training import dataset
 
 FPS = 25

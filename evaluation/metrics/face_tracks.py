@@ -20,7 +20,7 @@ import audio
 from evaluation.metrics.lse import AUDIO_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from face_detection import kept_boxes
 from face_detection.boxes import clip_to_frame
-from media import read_frames
+from media.containers import read_frames
 
 DETECTION_SCALE = 0.25
 MIN_SCORE = 0.9

@@ -15,10 +15,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from checkpoint import load_weights
-from errors import UserError
 from evaluation.metrics.inception import FEATURES, FIDInceptionV3
-from media import (
+from media.containers import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     is_image,
@@ -26,6 +24,8 @@ from media import (
     read_image,
     visible,
 )
+from models.checkpoint import load_weights
+from system.errors import UserError
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 

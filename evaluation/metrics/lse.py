@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from scipy.fft import dct
 
 import audio
-from errors import UserError
 from evaluation.metrics.syncnet import load_syncnet
-from media import probe_video, read_frames
+from media.containers import probe_video, read_frames
+from system.errors import UserError
 
 VIDEO_FPS = 25
 AUDIO_RATE = 16000

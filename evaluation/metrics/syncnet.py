@@ -7,7 +7,7 @@ it sees 13 MFCCs x 20 steps (0.2 s) and 5 whole BGR frames of 224 x 224.
 
 from torch import nn
 
-from checkpoint import load_weights
+from models.checkpoint import load_weights
 
 EMBEDDING = 1024
 

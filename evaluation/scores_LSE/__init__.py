@@ -1,6 +1,6 @@
 """The LSE scoring scripts, and the checks of the flags they share."""
 
-from errors import check_number
+from system.errors import check_number
 
 MAX_VSHIFT = 1000  # frames (40 s at 25 fps): each offset tried is a distance per window
 

@@ -14,14 +14,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 from tqdm import tqdm
 
-from atomic_write import check_output, check_writable
-from cli import add_run_flags, argument_parser, existing_folder, pick_device, run
-from errors import UserError
 from evaluation.metrics.lse import LSEScorer
 from evaluation.scores_LSE import check_scoring_flags
-from media import visible
-from reports import default_scores_path, lse_averages, write_rows
-from sharding import Shard, add_shard_flag
+from media.containers import visible
+from system.atomic_write import check_output, check_writable
+from system.cli import add_run_flags, argument_parser, existing_folder, run
+from system.devices import pick_device
+from system.errors import UserError
+from system.reports import default_scores_path, lse_averages, write_rows
+from system.sharding import Shard, add_shard_flag
 
 COLUMNS = ("video", "lse_d", "lse_c", "offset", "windows", "notes", "error")
 

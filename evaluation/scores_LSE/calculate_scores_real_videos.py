@@ -17,16 +17,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 from tqdm import tqdm
 
-from atomic_write import check_output, check_writable
-from cli import add_detector_flag, add_run_flags, argument_parser, existing_folder, pick_device, run
-from errors import UserError
-from evaluation.metrics.face_tracks import MIN_FACE_SIZE, MIN_TRACK, find_tracks, score_tracks
+from evaluation.metrics.face_tracks import (
+    MIN_FACE_SIZE,
+    MIN_TRACK,
+    find_tracks,
+    score_tracks,
+)
 from evaluation.metrics.lse import VIDEO_FPS, LSEScorer
 from evaluation.scores_LSE import check_scoring_flags
 from face_detection.loading import load_detector
-from media import VIDEO_EXTENSIONS, visible
-from reports import default_scores_path, lse_averages, write_rows
-from sharding import Shard, add_shard_flag
+from media.containers import VIDEO_EXTENSIONS, visible
+from system.atomic_write import check_output, check_writable
+from system.cli import (
+    add_detector_flag,
+    add_run_flags,
+    argument_parser,
+    existing_folder,
+    run,
+)
+from system.devices import pick_device
+from system.errors import UserError
+from system.reports import default_scores_path, lse_averages, write_rows
+from system.sharding import Shard, add_shard_flag
 
 COLUMNS = ("video", "track", "start_s", "end_s", "lse_d", "lse_c", "offset", "error")
 

@@ -8,32 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-from errors import UserError, describe_os_error
-
-
-def _stop_while_starting(signum, frame):
-    """Ctrl-C or SIGTERM while a script still imports its modules (torch takes a second): the
-    line and status ``run`` gives, not a traceback from inside an import. Nothing is made yet
-    that needs cleaning up; SystemExit still runs whatever ``finally`` there is."""
-    word, status = ("interrupted", 130) if signum == signal.SIGINT else ("terminated", 143)
-    signal.signal(signum, signal.SIG_IGN)
-    print(word, file=sys.stderr)
-    raise SystemExit(status)
-
-
-def _started_as_a_script():
-    """Whether the program is one of the project's scripts (at the root or under evaluation/),
-    run as ``python script.py``: not pytest, a benchmark or another program importing us."""
-    path = getattr(sys.modules.get("__main__"), "__file__", None)
-    if path is None or threading.current_thread() is not threading.main_thread():
-        return False
-    root, folder = Path(__file__).resolve().parent, Path(path).resolve().parent
-    return folder == root or root / "evaluation" in (folder, *folder.parents)
-
-
-if _started_as_a_script() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-    signal.signal(signal.SIGINT, _stop_while_starting)
-    signal.signal(signal.SIGTERM, _stop_while_starting)
+from system.errors import UserError, describe_os_error
+from system.startup import stop_while_starting
 
 
 class Terminated(BaseException):
@@ -50,7 +26,7 @@ def run(main, argv=None):
     return value, so ``sys.exit(run(main))`` passes it on.
     """
     as_script, argv = argv is None, sys.argv[1:] if argv is None else argv
-    if as_script and signal.getsignal(signal.SIGINT) is _stop_while_starting:
+    if as_script and signal.getsignal(signal.SIGINT) is stop_while_starting:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C cleans up as it stops
     try:
         with _terminated_on_sigterm():
@@ -98,35 +74,6 @@ def _stopped(word, status, signum, as_script):
             signal.signal(signum, signal.SIG_IGN)
     print(word, file=sys.stderr)
     return status
-
-
-def pick_device(name):
-    """The torch.device a --device flag names; "auto" is CUDA, else Apple's MPS, else the CPU.
-
-    Under torchrun, "cuda" (or "auto" choosing it) is the process's own GPU, cuda:LOCAL_RANK.
-    """
-    import torch  # here, so that scripts that never touch a network start without it
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return _local_gpu(torch.device("cuda"))
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device (cpu, cuda, cuda:1, mps, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available to PyTorch here")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: Apple's Metal (MPS) is not available to PyTorch here")
-    return _local_gpu(device)
-
-
-def _local_gpu(device):
-    local_rank = os.environ.get("LOCAL_RANK")
-    if device.type == "cuda" and device.index is None and local_rank is not None:
-        return type(device)("cuda", int(local_rank))
-    return device
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

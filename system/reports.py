@@ -5,7 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
-from atomic_write import atomic_output
+from system.atomic_write import atomic_output
 
 
 def write_rows(path, rows):

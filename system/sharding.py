@@ -14,8 +14,8 @@ import os
 import re
 from pathlib import Path
 
-from errors import UserError
-from reports import read_rows, write_or_remove, write_rows
+from system.errors import UserError
+from system.reports import read_rows, write_or_remove, write_rows
 
 _SHARD_NAME = re.compile(r"^(?P<stem>.+)\.shard-(?P<index>\d+)-of-(?P<count>\d+)(?P<suffix>\.[^.]+)$")
 

@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import soxr
 
-from atomic_write import atomic_output
-from errors import UserError, naming
-from yuv import BT601, FULL, LIMITED, Colour, Picture, scaled
+from media.yuv import BT601, FULL, LIMITED, Colour, Picture, scaled
+from system.atomic_write import atomic_output
+from system.errors import UserError, naming
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}

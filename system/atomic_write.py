@@ -25,7 +25,7 @@ import string
 import threading
 from pathlib import Path
 
-from errors import UserError, naming
+from system.errors import UserError, naming
 
 try:
     import fcntl

@@ -18,8 +18,8 @@ certificate and key, a C2PA manifest saying the same is embedded too (ContentCre
 import datetime
 from pathlib import Path
 
-from atomic_write import atomic_output
-from errors import UserError
+from system.atomic_write import atomic_output
+from system.errors import UserError
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 COMPOSITE = IPTC + "compositeWithTrainedAlgorithmicMedia"  # real footage with generated parts

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from atomic_write import atomic_output
-from errors import UserError
+from system.atomic_write import atomic_output
+from system.errors import UserError
 
 # A key only that network has (after "module." is stripped), and how users know the file.
 _NETWORK_MARKERS = [

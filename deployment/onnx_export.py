@@ -1,9 +1,7 @@
-"""The released networks as ONNX, and onnxruntime sessions to run them.
+"""The released networks as ONNX (run by ``system.onnx_runtime.inference_session``).
 
     export_network(checkpoint, onnx_path)   the network a checkpoint holds, written as ONNX with a
                                             dynamic batch, checked against PyTorch -> max difference
-    inference_session(onnx_path, device)    an onnxruntime session: the CUDA provider on "cuda"
-                                            (and on "auto" where onnxruntime has it), else the CPU
 
 Which network a checkpoint holds is read from its keys (checkpoint.identify_network). The
 generator is exported with its BatchNorm folded, as inference runs it.
@@ -14,12 +12,12 @@ import dataclasses
 import io
 import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-from atomic_write import atomic_output
-from errors import UserError
+from system.atomic_write import atomic_output
+from system.errors import UserError
+from system.onnx_runtime import inference_session
 
 # The largest difference from PyTorch an export may show, in units of the output's largest
 # magnitude where that is above 1 (S3FD's logits and offsets; the generator's are in [0, 1]).
@@ -78,7 +76,7 @@ def export_network(checkpoint_path, onnx_path, seed=0, opset=17):
     is, the largest difference between onnxruntime's and PyTorch's outputs on seeded inputs)."""
     import torch
 
-    from checkpoint import identify_network, load_weights, read_checkpoint
+    from models.checkpoint import identify_network, load_weights, read_checkpoint
 
     try:
         import onnx  # noqa: F401 - the exporter writes through it
@@ -143,32 +141,3 @@ def _largest_difference(net, path, spec, generator):
     got = inference_session(path, "cpu").run(None, {name: x.numpy() for (name, _), x in zip(spec.inputs, inputs)})
     return max(float(np.abs(g - e.numpy()).max() / max(1.0, float(e.abs().max())))
                for g, e in zip(got, expected, strict=True))
-
-
-def inference_session(onnx_path, device="auto", cpu_threads=None):
-    """An onnxruntime InferenceSession for ``onnx_path`` on ``device`` (auto, cpu, cuda, cuda:N),
-    its CPU work on ``cpu_threads`` threads (onnxruntime's default: one per core)."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise UserError("--backend onnxruntime needs the onnxruntime package: pip install onnxruntime "
-                        "(onnxruntime-gpu for CUDA)") from None
-    path = Path(onnx_path)
-    if not path.is_file():
-        raise UserError(f"ONNX model not found: {path} (export.py writes it from the .pth checkpoint)")
-    available = onnxruntime.get_available_providers()
-    kind, _, index = device.partition(":")
-    if kind not in ("auto", "cpu", "cuda"):
-        raise UserError(f"--device {device!r}: onnxruntime runs on cpu or cuda[:N]")
-    if kind == "cuda" and "CUDAExecutionProvider" not in available:
-        raise UserError("--device cuda: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
-    providers = ["CPUExecutionProvider"]
-    if kind == "cuda" or (kind == "auto" and "CUDAExecutionProvider" in available):
-        providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index or 0)}))
-    settings = onnxruntime.SessionOptions()
-    if cpu_threads:
-        settings.intra_op_num_threads = cpu_threads
-    try:
-        return onnxruntime.InferenceSession(str(path), settings, providers=providers)
-    except Exception as error:  # onnxruntime raises its own exception types for bad files
-        raise UserError(f"{path} is not an ONNX model onnxruntime can run: {str(error).splitlines()[0]}") from None

@@ -1,0 +1,1 @@
+"""The networks packaged for other runtimes: ONNX export, checked against PyTorch."""
