@@ -24,9 +24,9 @@ from media.containers import open_media
 from system.atomic_write import atomic_output
 from system.errors import UserError
 
-# Mel columns computed at once (12.5 s of 16 kHz audio): the whole signal is never held, and
-# every signal is cut at the same columns, so a mel computed in a stream equals one computed
-# whole bit for bit (BLAS may sum a narrow matrix product in another order).
+# Mel columns computed at once (12.5 s of audio at mel_fps()'s 80 a second): the whole signal
+# is never held, and every signal is cut at the same columns, so a mel computed in a stream
+# equals one computed whole bit for bit (BLAS may sum a narrow matrix product in another order).
 MEL_PIECE = 1000
 _FLOAT_FORMATS = {"flt", "fltp", "dbl", "dblp"}  # integer samples are always finite and within full scale
 
@@ -213,6 +213,12 @@ def get_hop_size():
     if hp.hop_size is not None:
         return hp.hop_size
     return int(hp.frame_shift_ms / 1000 * hp.sample_rate)
+
+
+def mel_fps():
+    """Mel columns per second of audio (80.0 with hparams.py's values): one every hop at
+    hparams.sample_rate. A function, as --hparams may change either after import."""
+    return hp.sample_rate / get_hop_size()
 
 
 def melspectrogram(wav):

@@ -6,10 +6,9 @@ import sys
 import numpy as np
 
 import audio
-from models.inputs import MEL_BINS, MEL_FPS, MEL_STEP
+from hparams import hparams
+from models.inputs import MEL_STEP
 from system.errors import UserError
-
-SPEECH_RATE = 16000
 
 
 class Speech:
@@ -17,8 +16,8 @@ class Speech:
     the output frames reach it: memory does not grow with its length.
 
         speech = Speech(path)      NaN or infinite samples refused, samples beyond full scale counted
-        speech.mel_frames          the width of its (80, frames) mel spectrogram, at 16 kHz
-        speech.chunks(starts)      the (80, 16) mel chunk at each start, in order
+        speech.mel_frames          the width of its (num_mels, frames) mel spectrogram, at hparams.sample_rate
+        speech.chunks(starts)      the (num_mels, MEL_STEP) mel chunk at each start, in order
 
     Samples beyond full scale are clipped to [-1, 1], as a player plays them (and as the AAC
     encoder must get them), with one warning line saying how many.
@@ -31,7 +30,7 @@ class Speech:
         if self.clipped:
             print(f"warning: {path}: {found.beyond_full_scale:,} of {found.samples:,} audio samples lie beyond "
                   "full scale; clipped to [-1, 1]", file=sys.stderr)
-        self.mel_frames = audio.mel_columns(found.length_at(SPEECH_RATE))
+        self.mel_frames = audio.mel_columns(found.length_at(hparams.sample_rate))
 
     def chunk_starts(self, fps):
         return mel_chunk_starts(self.mel_frames, fps)
@@ -39,9 +38,9 @@ class Speech:
     def chunks(self, starts):
         """The mel chunk at each of ``starts`` (never decreasing), its mel computed a piece at a
         time as the starts reach it; only the pieces a chunk spans are held."""
-        pieces = audio.mel_pieces(audio.mono_blocks(self.path, SPEECH_RATE, clip=self.clipped))
+        pieces = audio.mel_pieces(audio.mono_blocks(self.path, hparams.sample_rate, clip=self.clipped))
         with contextlib.closing(pieces):
-            columns, first = np.zeros((MEL_BINS, 0), np.float32), 0  # mel columns from column ``first`` on
+            columns, first = np.zeros((hparams.num_mels, 0), np.float32), 0  # mel columns from column ``first`` on
             for start in starts:
                 while start + MEL_STEP > first + columns.shape[1]:
                     dropped = min(start - first, columns.shape[1])
@@ -53,8 +52,9 @@ class Speech:
 def mel_chunk_starts(mel_frames, fps):
     """Start column of each mel chunk, as the reference cuts them: one per output frame."""
     if mel_frames < MEL_STEP:
-        raise UserError(f"the audio is too short: {mel_frames} mel frames, at least {MEL_STEP} (0.2 s) needed")
-    multiplier, starts = MEL_FPS / fps, []
+        raise UserError(f"the audio is too short: {mel_frames} mel frames, at least {MEL_STEP} "
+                        f"({MEL_STEP / audio.mel_fps():g} s) needed")
+    multiplier, starts = audio.mel_fps() / fps, []
     while True:
         start = int(len(starts) * multiplier)
         if start + MEL_STEP > mel_frames:

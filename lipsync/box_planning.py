@@ -14,6 +14,7 @@ of a bounded number of later frames are known, so only that many frames wait in 
 import numpy as np
 
 from face_detection.boxes import has_area, pad_and_clip
+from hparams import hparams
 from system.errors import UserError
 
 FACE, NO_FACE, NOT_RUN = 1, 0, -1  # what the detector said about a frame
@@ -103,13 +104,15 @@ class BoxPlanner:
     Each frame's box equals what ``plan_boxes`` gives on the whole video: it is computed once
     the detections of ``lookahead`` later frames are known, over a window reaching as far back.
     ``limit`` frames at most are planned (the reference detects only the frames it outputs);
-    ``stride`` is the spacing of detections when the detector skips frames.
+    ``stride`` is the spacing of detections when the detector skips frames; ``fps`` (by default
+    hparams.fps) only times the frames that messages name.
     """
 
-    def __init__(self, frame_size, pads, smooth=True, on_no_face="interpolate", max_gap=0, limit=None, fps=25,
+    def __init__(self, frame_size, pads, smooth=True, on_no_face="interpolate", max_gap=0, limit=None, fps=None,
                  stride=1):
         self.frame_size, self.pads, self.smooth = frame_size, pads, smooth
-        self.on_no_face, self.max_gap, self.limit, self.fps = on_no_face, max_gap, limit, fps
+        self.on_no_face, self.max_gap, self.limit = on_no_face, max_gap, limit
+        self.fps = hparams.fps if fps is None else fps
         # How far a detection can change earlier boxes: across a gap it may fill, then smoothing.
         self.lookahead = max(max_gap, stride) + 2 * SMOOTHING_WINDOW
         self._raw, self._status = [], []

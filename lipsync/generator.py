@@ -121,7 +121,8 @@ def _load_generator(path, version, device):
 
 
 def prepare_generator_input(faces, mels, device):
-    """(k, 96, 96, 3) uint8 BGR faces and (k, 80, 16) mel chunks -> the generator's tensors on ``device``.
+    """(k, 96, 96, 3) uint8 BGR faces and (k, MEL_BINS, MEL_STEP) mel chunks (models.inputs) -> the
+    generator's tensors on ``device``.
 
     As the reference: [face with its lower half zeroed, face] on channels, scaled to [0, 1].
     """

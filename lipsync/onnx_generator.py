@@ -33,7 +33,7 @@ class OnnxGenerator:
             yield pool, count
 
     def generate(self, faces, mels):
-        """(k, 96, 96, 3) uint8 BGR crops and (k, 80, 16) mel chunks -> (k, 96, 96, 3) uint8 BGR."""
+        """(k, 96, 96, 3) uint8 BGR crops and (k, MEL_BINS, MEL_STEP) mel chunks -> (k, 96, 96, 3) uint8 BGR."""
         if not len(faces):
             return faces
         # As the reference: [face with its lower half zeroed, face] on channels, scaled to [0, 1].

@@ -4,6 +4,7 @@ import dataclasses
 from pathlib import Path
 
 from face_detection.boxes import PAD_LIMIT
+from hparams import hparams
 from lipsync.marking import check_label
 from system.atomic_write import check_output
 from system.errors import UserError, check_number, within
@@ -39,7 +40,7 @@ class Options:
     audio: str
     outfile: str = "results/result_voice.mp4"
     static: bool = False
-    fps: float = 25.0  # of a still image
+    fps: float = float(hparams.fps)  # of a still image: the frame rate the networks were trained at
     pads: tuple = (0, 10, 0, 0)  # top, bottom, left, right
     face_det_batch_size: int = 16
     wav2lip_batch_size: int = 128

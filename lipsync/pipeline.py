@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from hparams import hparams
 from lipsync.audio_chunks import Speech
 from lipsync.compose import paste
 from lipsync.face_sources import face_source
@@ -47,7 +48,7 @@ from lipsync.threads import Pipeline, Stopped, usable_cores
 from media.containers import VideoWriter
 from media.provenance import ContentCredentials, lip_sync_metadata
 from media.yuv import bgr_of
-from models.inputs import FACE_SIZE, MEL_BINS, MEL_STEP
+from models.inputs import FACE_SIZE, MEL_STEP
 from system.atomic_write import atomic_output, check_writable, reading
 from system.errors import UserError
 
@@ -325,7 +326,7 @@ class _BatchBuilder:
     def flush(self):
         if self.boxes:
             faces = np.stack(self.faces) if self.faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
-            mels = np.stack(self.mels) if self.mels else np.zeros((0, MEL_BINS, MEL_STEP), np.float32)
+            mels = np.stack(self.mels) if self.mels else np.zeros((0, hparams.num_mels, MEL_STEP), np.float32)
             self.out.put(_Batch(self.frames, self.boxes, faces, mels, self.face_indices))
             self._reset()
 
@@ -335,5 +336,5 @@ class _Batch:
     frames: list  # the output frames (BGR arrays or yuv.Pictures), pasted into by the compose stage
     boxes: list  # per output frame: (y1, y2, x1, x2), or None to pass the frame through
     faces: np.ndarray  # (k, 96, 96, 3) uint8 BGR crops of the frames with a box
-    mels: np.ndarray  # (k, 80, 16) float32
+    mels: np.ndarray  # (k, num_mels, MEL_STEP) float32
     face_indices: list  # output frame index of each crop

@@ -206,3 +206,15 @@ def test_load_wav_resamples_a_long_file_in_a_stream_as_librosa_does_it_whole(tmp
     native = audio._decode_audio(path)[1].mean(axis=0)
     wav = audio.load_wav(path, 16000)
     assert np.array_equal(wav, librosa.resample(native, orig_sr=44100, target_sr=16000))
+
+
+def test_mel_fps_is_the_sample_rate_over_the_hop(monkeypatch):
+    from hparams import hparams
+
+    assert audio.mel_fps() == 80.0  # hparams.py's: 16 kHz, a hop of 200 samples
+    monkeypatch.setitem(hparams._values, "hop_size", 160)
+    assert audio.mel_fps() == 100.0
+    monkeypatch.setitem(hparams._values, "hop_size", None)
+    monkeypatch.setitem(hparams._values, "frame_shift_ms", 12.5)
+    monkeypatch.setitem(hparams._values, "sample_rate", 22050)
+    assert audio.mel_fps() == 22050 / 275

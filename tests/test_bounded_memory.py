@@ -259,3 +259,23 @@ def test_speech_chunks_equal_the_whole_mel_cut_at_each_start(tmp_path, fps):
     assert speech.mel_frames == whole.shape[1] and starts == mel_chunk_starts(whole.shape[1], fps)
     chunks = np.stack(list(speech.chunks(starts)))
     assert np.array_equal(chunks, np.stack([whole[:, start:start + 16] for start in starts]))
+
+
+def test_speech_takes_its_rate_and_mel_from_hparams(tmp_path, monkeypatch):
+    """The speech is heard at hparams.sample_rate with hparams.num_mels bins, and its chunks
+    follow the mel's own rate (sample_rate / hop_size), whatever --hparams made them."""
+    from hparams import hparams
+
+    wavfile.write(tmp_path / "speech.wav", 44100, speech_like(3.0, 44100))
+    for name, value in {"sample_rate": 8000, "hop_size": 50, "fmax": 3800, "num_mels": 40}.items():
+        monkeypatch.setitem(hparams._values, name, value)  # 160 mel columns a second
+    speech = Speech(tmp_path / "speech.wav")
+    whole = audio.melspectrogram(audio.load_wav(tmp_path / "speech.wav", 8000)).astype(np.float32)
+    starts = speech.chunk_starts(25.0)
+    assert speech.mel_frames == whole.shape[1] == 1 + 24000 // 50
+    assert starts[:6] == [0, 6, 12, 19, 25, 32]  # 6.4 columns a frame
+    chunks = np.stack(list(speech.chunks(starts)))
+    assert chunks.shape == (len(starts), 40, 16)
+    assert np.array_equal(chunks, np.stack([whole[:, start:start + 16] for start in starts]))
+    with pytest.raises(UserError, match=r"^the audio is too short: 15 mel frames, at least 16 \(0.1 s\) needed$"):
+        mel_chunk_starts(15, 25.0)
