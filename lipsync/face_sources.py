@@ -1,11 +1,12 @@
 """Where each frame's face box comes from: a fixed --box, the face cache, or S3FD.
 
 Each source turns the first pass over the frames into (index, frame, box) for the first
-``total`` output frames, box = (y1, y2, x1, x2) or None (pass the frame through), and fills
-in the summary's detection counts.
+``total`` output frames, box = (y1, y2, x1, x2) or None (pass the frame through); once they
+are all out, its ``counts()`` say what it found (FaceCounts), for the caller to report.
 """
 
 import contextlib
+import dataclasses
 from collections import deque
 
 import cv2
@@ -13,16 +14,26 @@ import numpy as np
 
 from face_detection.boxes import has_area, pad_and_clip, to_int_box
 from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
-
-NO_PADS = (0, 0, 0, 0)
 from lipsync.heap import trim_heap
 from media.yuv import bgr_of
+
+NO_PADS = (0, 0, 0, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceCounts:
+    """What a box source found in the frames it boxed."""
+
+    detected: int = 0  # frames with a detected face
+    filled: int = 0  # frames given a box from their neighbours
+    passed_through: int = 0  # frames without a box
+    cache: str = "off"  # the face cache: off, hit, or miss (saved)
 
 
 def face_source(options, frames, total, device):
     """The box source ``options`` ask for, for ``frames`` (a FrameSource) and ``total`` output frames."""
     if options.fixed_box is not None:
-        return FixedBox(options.fixed_box)
+        return GivenBox(options.fixed_box)
     # Detection needs PyTorch (S3FD's post-processing, and the network unless it runs in onnxruntime).
     from face_detection.loading import load_detector  # noqa: PLC0415
     from lipsync.detection_cache import DetectionCache  # noqa: PLC0415
@@ -40,17 +51,20 @@ def face_source(options, frames, total, device):
     return DetectedBoxes(detector, planner, options, frames.frame_size, device, cache)
 
 
-class FixedBox:
-    """--box: the same box in every frame; no detection, no pads, no smoothing."""
+class GivenBox:
+    """--box: the box given, the same in every frame; no detection, no pads, no smoothing."""
 
     detects = False  # runs S3FD beside the generator
 
     def __init__(self, box):
         self.box = box
 
-    def boxed_frames(self, frames, total, summary):
+    def boxed_frames(self, frames, total):
         for index, frame in zip(range(total), frames):
             yield index, frame, self.box
+
+    def counts(self):
+        return FaceCounts()
 
 
 class CachedBoxes:
@@ -61,13 +75,14 @@ class CachedBoxes:
     def __init__(self, planner, detections):
         self.planner, self.detections = planner, detections
 
-    def boxed_frames(self, frames, total, summary):
-        summary.cache = "hit"
+    def boxed_frames(self, frames, total):
         self.planner.add(*self.detections)
         self.planner.finish()
         for index, frame in zip(range(self.planner.ready), frames):
             yield index, frame, self.planner.box(index)
-        summary.faces_detected, summary.faces_filled, summary.passed_through = self.planner.counts()
+
+    def counts(self):
+        return FaceCounts(*self.planner.counts(), cache="hit")
 
 
 class DetectedBoxes:
@@ -81,7 +96,7 @@ class DetectedBoxes:
         self.detector, self.planner, self.options = detector, planner, options
         self.frame_size, self.device, self.cache = frame_size, device, cache
 
-    def boxed_frames(self, frames, total, summary):
+    def boxed_frames(self, frames, total):
         planner, keep_detecting = self.planner, self.cache is not None  # a cache entry covers the whole video
         all_boxes, all_status, pending, block = [], [], deque(), []
 
@@ -111,9 +126,10 @@ class DetectedBoxes:
             index, frame = pending.popleft()
             yield index, frame, planner.box(index)
         if self.cache is not None:
-            summary.cache = "miss (saved)"
             self.cache.save(all_boxes, all_status)
-        summary.faces_detected, summary.faces_filled, summary.passed_through = planner.counts()
+
+    def counts(self):
+        return FaceCounts(*self.planner.counts(), cache="off" if self.cache is None else "miss (saved)")
 
     def detect(self, block):
         """Detector boxes [x1, y1, x2, y2] and FACE / NO_FACE / NOT_RUN for a block of (index, frame)."""

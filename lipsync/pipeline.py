@@ -68,6 +68,13 @@ class Summary:
     sync: dict = None
     timings: dict = None  # StageClock.figures(): seconds per stage, busy share per thread
 
+    def add_faces(self, counts):
+        """A box source's FaceCounts, added to the run's."""
+        self.faces_detected += counts.detected
+        self.faces_filled += counts.filled
+        self.passed_through += counts.passed_through
+        self.cache = counts.cache
+
 
 def lip_sync(options, sink=None, clock=None):
     """Run inference as ``options`` say; returns a Summary.
@@ -205,12 +212,13 @@ class _Job:
         """The first pass's frames with their boxes, then (the audio being longer) the video looped."""
         clock, boxes, written = self.clock, [], 0
         frames = clock.timed(self.frames.frames(self.pictures), "decode")
-        for index, frame, box in clock.timed(self.boxes.boxed_frames(frames, self.total, summary), "boxes"):
+        for index, frame, box in clock.timed(self.boxes.boxed_frames(frames, self.total), "boxes"):
             boxes.append(box)
             for _ in range(self.frames.times_shown(index)):
                 batch.add(written, frame, box)  # the same frame when shown again: compose pastes into copies
                 written += 1
         clock.add("detection", clock.seconds.pop("boxes", 0.0) - clock.seconds.get("decode", 0.0))
+        summary.add_faces(self.boxes.counts())
         count = len(boxes)
         if self.options.short_video == "error" and 0 < count < self.total:
             raise UserError(f"the video has {count} frames but the audio needs {self.total}: it is too short")

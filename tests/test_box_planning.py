@@ -12,6 +12,7 @@ from lipsync.box_planning import (
     plan_boxes,
     smooth_boxes,
 )
+from lipsync.face_sources import CachedBoxes, FaceCounts, GivenBox
 
 
 def column(values):
@@ -95,3 +96,17 @@ def test_a_video_without_any_face_is_an_error():
     planner.add([None] * 3, [NO_FACE] * 3)
     with pytest.raises(NoFaceError, match="no face detected in any frame"):
         planner.finish()
+
+
+def test_box_sources_return_what_they_counted():
+    """A source yields each frame with its box, then its counts() say what it found: the
+    caller adds them to its summary."""
+    given = GivenBox((1, 2, 3, 4))
+    assert list(given.boxed_frames(iter("abc"), 2)) == [(0, "a", (1, 2, 3, 4)), (1, "b", (1, 2, 3, 4))]
+    assert given.counts() == FaceCounts(0, 0, 0, "off")
+    boxes = [[10, 10, 50, 50], None, [10, 10, 50, 50], None, None, None, [10, 10, 50, 50]]
+    status = [FACE, NO_FACE, FACE, NO_FACE, NO_FACE, NO_FACE, FACE]
+    cached = CachedBoxes(BoxPlanner((100, 100), (0, 0, 0, 0), max_gap=1), (boxes, status))
+    boxed = list(cached.boxed_frames(iter(range(7)), 7))
+    assert [box is not None for _, _, box in boxed] == [True, True, True, False, False, False, True]
+    assert cached.counts() == FaceCounts(detected=3, filled=1, passed_through=3, cache="hit")
