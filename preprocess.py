@@ -60,7 +60,7 @@ def main(argv):
     videos = shard.select(videos)
 
     if args.box:
-        detectors = [preprocessing.FixedBox(args.box)]
+        detectors = [preprocessing.FixedBoxDetector(args.box)]
     else:
         import torch  # noqa: PLC0415 - see the imports
 

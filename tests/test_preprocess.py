@@ -107,7 +107,7 @@ def test_failed_videos_are_listed_with_the_reason(raw, tmp_path, capsys):
 def test_several_detectors_share_the_clips_one_thread_each(raw, tmp_path):
     """--ngpu N: one detector per GPU, each used by one thread at a time (here on the CPU)."""
 
-    class Recording(preprocessing.FixedBox):
+    class Recording(preprocessing.FixedBoxDetector):
         def __init__(self):
             super().__init__(FACE_BOX)
             self.calls, self.threads, self.busy, self.overlapped = 0, set(), False, False
@@ -253,7 +253,7 @@ def test_an_injected_write_failure_is_fatal_not_a_failed_video(raw, tmp_path, mo
     monkeypatch.setattr(preprocessing, "write_jpeg", failing_write)
     out = tmp_path / "pre"
     with pytest.raises(OSError) as caught:
-        preprocessing.preprocess(preprocessing.find_videos(raw), out, [preprocessing.FixedBox(FACE_BOX)], 8, 1)
+        preprocessing.preprocess(preprocessing.find_videos(raw), out, [preprocessing.FixedBoxDetector(FACE_BOX)], 8, 1)
     assert caught.value.errno == errno.ENOSPC
     for folder in out.glob("*/*"):
         assert not (folder / DONE_MARKER).exists() or complete(folder)

@@ -72,7 +72,7 @@ class PausedAfterListing:
         pass
 
 
-class StopsAt(preprocessing.FixedBox):
+class StopsAt(preprocessing.FixedBoxDetector):
     """The fixed box, as a detector that stops its run at its ``call``-th batch (mid-clip), as a kill would."""
 
     def __init__(self, call):
@@ -112,7 +112,7 @@ def test_a_run_never_redoes_a_clip_another_run_has_marked_done_since_it_looked(c
     # 25 frames in batches of 8: the 2nd batch is the middle of A's first clip.
     a, a_result = in_thread(preprocessing.preprocess, videos, out, [StopsAt(2)], 8, 1, progress=paused)
     assert paused.listed.wait(60)
-    assert preprocessing.preprocess(videos, out, [preprocessing.FixedBox(FACE_BOX)], 8, 1).done == 4  # run B
+    assert preprocessing.preprocess(videos, out, [preprocessing.FixedBoxDetector(FACE_BOX)], 8, 1).done == 4  # run B
     go.set()
     a.join(60)
     assert tree(out) == reference, f"run A, stopped, left: {[c for c in CLIPS if not complete(out / c)]}"
@@ -128,7 +128,7 @@ def test_a_clip_another_run_holds_is_left_alone_and_done_once_that_run_has_let_i
     lock = preprocessing.lock_clip(held)  # the other run, alive
     assert lock is not None and preprocessing.lock_clip(held) is None
     thread, result = in_thread(preprocessing.preprocess, preprocessing.find_videos(raw), out,
-                               [preprocessing.FixedBox(FACE_BOX)], 8, 1)
+                               [preprocessing.FixedBoxDetector(FACE_BOX)], 8, 1)
     deadline = time.monotonic() + 120
     while not all((out / clip / DONE_MARKER).exists() for clip in CLIPS[1:]):
         assert thread.is_alive() and time.monotonic() < deadline, result

@@ -109,7 +109,7 @@ def remove_stale_lock(folder):
 
 # --- one clip's work -----------------------------------------------------------------------------
 
-class FixedBox:
+class FixedBoxDetector:
     """A stand-in for the detector: the same (top, bottom, left, right) box in every frame."""
 
     def __init__(self, box):
