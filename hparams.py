@@ -5,8 +5,11 @@
     hparams.set_hparam("batch_size", 8)
     hparams.parse("batch_size=8,num_workers=2")   # what --hparams does
 
-Every script accepts ``--hparams "name=value,..."`` (see ``add_hparams_argument``),
-so any value can be changed from the command line without editing this file.
+The trainers (color_syncnet_train.py, wav2lip_train.py and hq_wav2lip_train.py) take
+``--hparams "name=value,..."`` (``add_hparams_argument``, in training.command_line), so any
+value can be changed for a training run without editing this file. The other scripts
+(inference.py, dub.py, preprocess.py, the evaluation scripts) use the values here as they are:
+the released models were trained on them.
 """
 
 import argparse
