@@ -1,3 +1,4 @@
 """Evaluation of lip-sync results. The runnable scripts live here and in scores_LSE/ (run them
-by path, as the reference's); what they compute lives in metrics/, and test-set generation
-drives the inference pipeline through lipsync.batch."""
+by path, as the reference's); what they compute lives in metrics/. Test-set generation, which
+drives the inference pipeline, is generation.py, and the generation scripts' flags (built from
+inference.py's) are command_line.py."""

@@ -15,16 +15,14 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
-from lipsync.batch import (
-    Pair,
+from evaluation.command_line import (
     add_generation_flags,
     check_flags,
     finish,
-    generate,
+    flags_record,
     generation_options,
-    read_filelist,
-    run_record,
 )
+from evaluation.generation import Pair, generate, read_filelist
 from system.cli import argument_parser, existing_folder, run
 from system.sharding import Shard
 
@@ -49,7 +47,7 @@ def main(argv):
     def options_for(pair, outfile):
         return generation_options(args, pair, outfile, tool=TOOL, short_video="error")
 
-    return finish(args, generate(pairs, args.results_dir, options_for, run_record(args, TOOL), progress=not args.quiet,
+    return finish(args, generate(pairs, args.results_dir, options_for, flags_record(args, TOOL), progress=not args.quiet,
                                  shard=Shard.parse(args.shard)))
 
 

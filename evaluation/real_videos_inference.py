@@ -17,17 +17,14 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
-from lipsync.batch import (
-    Pair,
+from evaluation.command_line import (
     add_generation_flags,
     check_flags,
-    face_scaled_sizes,
     finish,
-    generate,
+    flags_record,
     generation_options,
-    read_filelist,
-    run_record,
 )
+from evaluation.generation import Pair, face_scaled_sizes, generate, read_filelist
 from media.containers import visible
 from system.cli import argument_parser, existing_folder, run
 from system.devices import pick_device
@@ -70,7 +67,7 @@ def main(argv):
         return generation_options(args, pair, outfile, tool=TOOL, resize_to=sizes,
                                   short_video="stretch" if args.mode == "tts" else "error")
 
-    summary = generate(pairs, args.results_dir, options_for, run_record(args, TOOL), progress=not args.quiet,
+    summary = generate(pairs, args.results_dir, options_for, flags_record(args, TOOL), progress=not args.quiet,
                        shard=Shard.parse(args.shard))
     return finish(args, summary, every_pair=True)  # a handful of chosen videos: each one counts
 

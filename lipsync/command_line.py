@@ -1,4 +1,7 @@
-"""inference.py's command line, shared with dub.py: its flags, and the lines that report a run."""
+"""inference.py's command line, shared with dub.py: its flags, and the lines that report a run.
+The flags the test-set generation scripts share with inference.py are declared here once
+(add_checkpoint_flag, add_pads_flag, add_batch_size_flags, add_no_face_flags): those scripts
+pass the reference's defaults for their runs."""
 
 import argparse
 import sys
@@ -6,9 +9,14 @@ import sys
 import numpy as np
 
 from lipsync.marking import add_marking_flags
+from lipsync.options import CHOICES
 from lipsync.pipeline import sync_json_path
 from media.provenance import unmarked_warning
 from system.cli import add_detector_flag, add_run_flags
+
+SIDES = ("TOP", "BOTTOM", "LEFT", "RIGHT")  # of a box: --pads, --crop, --box
+NO_FACE = ("stop (the reference), take the box from the neighbouring frames for gaps up to --max_gap (longer gaps pass "
+           "through untouched), or pass them through")
 
 
 def _flag_or_bool(text):
@@ -23,7 +31,7 @@ def _flag_or_bool(text):
 def add_lipsync_flags(p, audio=True, outfile="results/result_voice.mp4"):
     """inference.py's flags (dub.py takes them all but --audio): the reference's, then the
     extra ones, then marking the output as synthetic."""
-    p.add_argument("--checkpoint_path", required=True, help="Wav2Lip generator checkpoint (wav2lip.pth or wav2lip_gan.pth)")
+    add_checkpoint_flag(p)
     p.add_argument("--face", required=True, help="video or still image (.jpg .jpeg .png .webp .bmp, or recognised by content)")
     if audio:
         p.add_argument("--audio", required=True, help="any file with an audio track (wav, mp3, m4a, a video, ...)")
@@ -31,15 +39,13 @@ def add_lipsync_flags(p, audio=True, outfile="results/result_voice.mp4"):
     p.add_argument("--static", type=_flag_or_bool, nargs="?", const=True, default=False,
                    help="use only the first frame of --face")
     p.add_argument("--fps", type=float, default=25.0, help="frame rate of the output when --face is a still image")
-    p.add_argument("--pads", nargs=4, type=int, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                   help="padding added to each detected face box (include the chin: bottom >= 10)")
-    p.add_argument("--face_det_batch_size", type=int, default=16, help="frames per S3FD batch")
-    p.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
+    add_pads_flag(p)
+    add_batch_size_flags(p)
     p.add_argument("--resize_factor", type=int, default=1, help="divide the frame size by this first (720p often works best)")
-    p.add_argument("--crop", nargs=4, type=int, default=[0, -1, 0, -1], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+    p.add_argument("--crop", nargs=4, type=int, default=[0, -1, 0, -1], metavar=SIDES,
                    help="crop each frame to this region, in pixels of the frame after --resize_factor and --rotate; "
                         "-1: to the edge")
-    p.add_argument("--box", nargs=4, type=int, default=[-1, -1, -1, -1], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+    p.add_argument("--box", nargs=4, type=int, default=[-1, -1, -1, -1], metavar=SIDES,
                    help="a fixed face box for every frame (no detection, no pads, no smoothing), in pixels of the frame "
                         "after --resize_factor, --rotate and --crop")
     p.add_argument("--rotate", action="store_true", help="rotate frames 90 degrees clockwise (after --resize_factor)")
@@ -48,19 +54,38 @@ def add_lipsync_flags(p, audio=True, outfile="results/result_voice.mp4"):
     add_marking_flags(p)
 
 
+def add_checkpoint_flag(p):
+    p.add_argument("--checkpoint_path", required=True, help="Wav2Lip generator checkpoint (wav2lip.pth or wav2lip_gan.pth)")
+
+
+def add_pads_flag(p, default=(0, 10, 0, 0), note=" (include the chin: bottom >= 10)"):
+    """--pads; ``note`` ends its help (advice that goes with the default)."""
+    p.add_argument("--pads", nargs=4, type=int, default=list(default), metavar=SIDES,
+                   help="padding added to each detected face box" + note)
+
+
+def add_batch_size_flags(p, face_det_batch_size=16):
+    p.add_argument("--face_det_batch_size", type=int, default=face_det_batch_size, help="frames per S3FD batch")
+    p.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
+
+
+def add_no_face_flags(p, default="interpolate", choices_mean=NO_FACE):
+    """--on_no_face and --max_gap; ``choices_mean`` says what --on_no_face's choices do in the script."""
+    p.add_argument("--on_no_face", choices=CHOICES["on_no_face"], default=default,
+                   help=f"frames where no face is found: {choices_mean}")
+    p.add_argument("--max_gap", type=float, default=0.5, help="longest face-less gap, in seconds, that interpolate fills")
+
+
 def _add_extra_flags(extra):
-    extra.add_argument("--on_no_face", choices=["error", "interpolate", "skip"], default="interpolate",
-                       help="frames where no face is found: stop (the reference), take the box from the neighbouring "
-                            "frames for gaps up to --max_gap (longer gaps pass through untouched), or pass them through")
-    extra.add_argument("--max_gap", type=float, default=0.5, help="longest face-less gap, in seconds, that interpolate fills")
+    add_no_face_flags(extra)
     extra.add_argument("--syncnet_checkpoint_path",
                        help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
                             "after, and write the per-chunk cosine similarities to OUTFILE.sync.json")
-    extra.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+    extra.add_argument("--precision", choices=CHOICES["precision"], default="auto",
                        help="auto: fp16 on CUDA, fp32 on the CPU (exact); bf16 is about 2-3x faster on CPUs with native "
                             "bf16 (AMX, AVX-512 BF16) but changes pixels by about one grey level; fp16 runs on the CPU too, "
                             "slowly")
-    extra.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+    extra.add_argument("--backend", choices=CHOICES["backend"], default="torch",
                        help="run the networks in PyTorch, or in onnxruntime from the .onnx files export.py writes "
                             "(--checkpoint_path wav2lip.onnx; detection reads s3fd.onnx); onnxruntime starts without "
                             "importing PyTorch when --box is given")
@@ -73,9 +98,9 @@ def _add_extra_flags(extra):
     extra.add_argument("--face_cache", metavar="DIR",
                        help="keep face detections in DIR, keyed by the video's content and the detection settings, "
                             "so that dubbing the same video again skips detection")
-    extra.add_argument("--blend", choices=["paste", "feather"], default="paste",
+    extra.add_argument("--blend", choices=CHOICES["blend"], default="paste",
                        help="paste the generated box as the reference does, or feather it over the lower face to hide the seam")
-    extra.add_argument("--short_video", choices=["loop", "stretch", "error"], default="loop",
+    extra.add_argument("--short_video", choices=CHOICES["short_video"], default="loop",
                        help="a video shorter than the audio: loop it (the reference), stretch it by repeating frames "
                             "evenly, or stop")
     add_detector_flag(extra)

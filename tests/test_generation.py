@@ -18,8 +18,8 @@ import audio
 import face_detection.loading
 import merge_shards
 from evaluation import gen_videos_from_filelist, real_videos_inference
+from evaluation.generation import _downscale_factor
 from lipsync.audio_chunks import mel_chunk_starts
-from lipsync.batch import _downscale_factor
 from lipsync.frames import stretched_indices
 from media import containers
 from models import Wav2Lip

@@ -24,8 +24,10 @@ def test_the_top_level_holds_scripts_and_shared_foundations_only():
     assert top_level == sorted(name for name in SCRIPTS + FOUNDATIONS if "/" not in name)
     for package in [*(name for name in LAYERS if not (ROOT / f"{name}.py").exists()), "evaluation/metrics"]:
         assert (ROOT / package / "__init__.py").is_file(), package
+    # evaluation/ holds its scripts and, beside them, what only they run: test-set generation and its command line
     evaluation = sorted(f"evaluation/{path.name}" for path in (ROOT / "evaluation").glob("*.py"))
-    assert evaluation == sorted(["evaluation/__init__.py"] + [s for s in SCRIPTS if s.count("/") == 1])
+    assert evaluation == sorted(["evaluation/__init__.py", "evaluation/generation.py", "evaluation/command_line.py"]
+                                + [s for s in SCRIPTS if s.count("/") == 1])
 
 
 def imports():
@@ -62,6 +64,17 @@ def test_no_import_runs_up_the_layers_and_no_modules_import_each_other():
                 seen.add(target)
                 todo.append(target)
         assert start not in seen, start
+
+
+def test_library_code_never_imports_the_command_line_module():
+    """system.cli (one-line errors, exit statuses, the flags every script shares) is for the
+    scripts and for the modules named command_line that hold a package's flags: a library
+    module that imports it takes its work from the command line instead of from its caller."""
+    scripts = {script.removesuffix(".py").replace("/", ".") for script in SCRIPTS}
+    importers = sorted(name for name, targets in imports().items() if "system.cli" in targets)
+    assert {"inference", "lipsync.command_line", "training.command_line", "evaluation.command_line"} <= set(importers)
+    library = [name for name in importers if name not in scripts and name.split(".")[-1] != "command_line"]
+    assert library == []
 
 
 # Runs each script as __main__ with --help, one after another in one interpreter (torch loads once).

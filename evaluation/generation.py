@@ -5,7 +5,8 @@ end of the batch). An existing output is kept only when its metadata records the
 checkpoint (by content), detector, settings and pair; otherwise it is made again, so one
 checkpoint is never scored on another's videos. With --shard K/N (or under torchrun) a run
 makes every N-th video: the same files a whole run makes, its failures in
-``failures.shard-K-of-N.csv`` (merge_shards.py joins them)."""
+``failures.shard-K-of-N.csv`` (merge_shards.py joins them). The scripts' flags are in
+command_line.py."""
 
 import dataclasses
 import json
@@ -18,18 +19,12 @@ from tqdm import tqdm
 
 from face_detection.boxes import clip_to_frame, longer_side
 from face_detection.loading import fingerprint, load_detector
-from lipsync import Options, lip_sync
-from lipsync.marking import add_marking_flags
+from lipsync import lip_sync
 from media.containers import read_frames
-from media.provenance import unmarked_warning
 from models.checkpoint import file_digest, read_checkpoint
 from system.atomic_write import check_output, check_writable
-from system.cli import add_detector_flag, add_run_flags
-from system.errors import UserError, check_number
-from system.sharding import Shard, add_shard_flag, write_table
-
-# Flags that say where things are or how the run reports, not what a video becomes.
-NOT_SETTINGS = {"results_dir", "checkpoint_path", "detector_path", "filelist", "data_root", "shard", "quiet", "verbose"}
+from system.errors import UserError
+from system.sharding import Shard, write_table
 
 
 @dataclasses.dataclass
@@ -37,40 +32,6 @@ class Pair:
     index: int  # the output is <index>.mp4, the line's position in the filelist
     video: Path
     audio: Path
-
-
-def add_generation_flags(parser, pads, face_det_batch_size):
-    """The flags both generation scripts take, with the reference's defaults for each."""
-    parser.add_argument("--results_dir", required=True, help="where <index>.mp4 are written")
-    parser.add_argument("--checkpoint_path", required=True, help="Wav2Lip generator checkpoint")
-    parser.add_argument("--pads", nargs=4, type=int, default=pads, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
-                        help="padding added to each detected face box")
-    parser.add_argument("--face_det_batch_size", type=int, default=face_det_batch_size, help="frames per S3FD batch")
-    parser.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
-    add_detector_flag(parser)
-    parser.add_argument("--on_no_face", choices=["error", "interpolate", "skip"], default="error",
-                        help="frames where no face is found: error skips the pair (the reference); interpolate and "
-                             "skip carry on as inference.py does")
-    parser.add_argument("--max_gap", type=float, default=0.5, help="longest face-less gap, in seconds, that interpolate fills")
-    add_shard_flag(parser)
-    add_run_flags(parser)
-    add_marking_flags(parser, label=False)
-
-
-def generation_options(args, pair, outfile, **settings):
-    """lipsync Options for one pair from the flags of ``add_generation_flags`` (by default a
-    frame without a face fails the pair, as in the reference)."""
-    return Options.from_args(args, face=str(pair.video), audio=str(pair.audio), outfile=str(outfile),
-                             progress=False, **settings)
-
-
-def check_flags(args, counts=()):
-    """Refuse bad flag values before any video: inference's checks, then the script's own
-    ``counts`` ((flag name, lowest), whole numbers)."""
-    Options.from_args(args, face="", audio="").check_values()
-    for name, low in counts:
-        check_number(f"--{name}", getattr(args, name), low, whole=True)
-    check_results_dir(args.results_dir, Shard.parse(args.shard))  # before the checkpoint is read
 
 
 def check_results_dir(results_dir, shard):
@@ -81,27 +42,15 @@ def check_results_dir(results_dir, shard):
     return results_dir
 
 
-def run_record(args, tool):
+def run_record(tool, checkpoint_path, detector_path, settings):
     """What makes this run's videos what they are, but the pair: the script, the checkpoint's
     and the detector's content and every setting. Each video carries it with its pair (its
     "generation" metadata); a video that does not is made again. The checkpoint is read first:
     a missing or damaged one is one line before any video is touched."""
-    read_checkpoint(args.checkpoint_path)
-    load_detector("cpu", args.detector_path)  # a missing detector: the same, before any video
-    settings = {name: value for name, value in sorted(vars(args).items()) if name not in NOT_SETTINGS}
-    return {"tool": tool, "checkpoint_sha256": file_digest(args.checkpoint_path),
-            "detector_sha256": fingerprint(args.detector_path), "settings": settings}
-
-
-def finish(args, summary, every_pair=False):
-    """Print the summary (and the --unmarked warning); the exit status: 1 when no video exists
-    (with ``every_pair``, when any pair failed)."""
-    print(summary.line() + (f"; {summary.shard.describe()}" if not summary.shard.whole else ""))
-    if args.unmarked:
-        print(unmarked_warning(f"{args.results_dir}/*.mp4"), file=sys.stderr)
-    if every_pair:
-        return 1 if summary.failures else 0
-    return 0 if summary.generated + summary.existing else 1
+    read_checkpoint(checkpoint_path)
+    load_detector("cpu", detector_path)  # a missing detector: the same, before any video
+    return {"tool": tool, "checkpoint_sha256": file_digest(checkpoint_path),
+            "detector_sha256": fingerprint(detector_path), "settings": settings}
 
 
 def read_filelist(path):
