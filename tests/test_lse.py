@@ -210,3 +210,28 @@ def test_script_errors_are_one_line(syncnet_file, tmp_path, case):
     done = _run("--data_root", data, "--initial_model", model, "--quiet", "--scores", tmp_path / "s.csv")
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
+
+
+def test_a_shard_says_how_to_merge_and_a_run_with_no_scores_is_an_error(syncnet_file, tmp_path, capsys):
+    from evaluation.scores_LSE import calculate_scores_LRS
+    from system.cli import run
+
+    data = tmp_path / "d"
+    data.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (data / name).write_bytes(b"<html>not a video</html>")
+    scores = tmp_path / "s.csv"
+    argv = ["--data_root", str(data), "--initial_model", str(syncnet_file), "--scores", str(scores), "--quiet"]
+    # A shard whose videos all fail still ends well: the merged shards decide.
+    assert run(calculate_scores_LRS.main, [*argv, "--shard", "1/2"]) == 0
+    out, err = capsys.readouterr()
+    shard_file = tmp_path / "s.shard-1-of-2.csv"
+    assert out == (f"shard 1 of 2 (0-based): scored 0 of 1 videos into {shard_file}; "
+                   f"when every shard is done: python merge_shards.py {scores}\n")
+    assert err.startswith("b.mp4: skipped: cannot read") and len(err.splitlines()) == 1
+    assert [row["video"] for row in read_rows(shard_file)] == ["b.mp4"]
+
+    assert run(calculate_scores_LRS.main, argv) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines()[-1] == f"error: none of the 2 videos could be scored (see {scores})"
+    assert [row["video"] for row in read_rows(scores)] == ["a.mp4", "b.mp4"]

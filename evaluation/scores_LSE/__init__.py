@@ -1,8 +1,14 @@
-"""The LSE scoring scripts, and the checks of the flags they share."""
+"""The LSE scoring scripts, the flags they share and their checks; scoring.py is the run both make."""
 
 from system.errors import check_number
 
 MAX_VSHIFT = 1000  # frames (40 s at 25 fps): each offset tried is a distance per window
+
+
+def add_scoring_flags(parser):
+    """--batch_size and --vshift, of the SyncNet both scripts score with."""
+    parser.add_argument("--batch_size", type=int, default=20, help="5-frame windows per SyncNet batch")
+    parser.add_argument("--vshift", type=int, default=15, help="audio offsets -vshift..+vshift frames are tried")
 
 
 def check_scoring_flags(args, counts=()):

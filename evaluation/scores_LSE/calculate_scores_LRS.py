@@ -15,14 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 from tqdm import tqdm
 
 from evaluation.metrics.lse import LSEScorer
-from evaluation.scores_LSE import check_scoring_flags
+from evaluation.scores_LSE import add_scoring_flags, check_scoring_flags
+from evaluation.scores_LSE.scoring import ScoringRun, scored
 from media.containers import visible
-from system.atomic_write import check_output, check_writable
 from system.cli import add_run_flags, argument_parser, existing_folder, run
 from system.devices import pick_device
 from system.errors import UserError
-from system.reports import default_scores_path, lse_averages, write_rows
-from system.sharding import Shard, add_shard_flag
+from system.reports import default_scores_path
+from system.sharding import add_shard_flag
 
 COLUMNS = ("video", "lse_d", "lse_c", "offset", "windows", "notes", "error")
 
@@ -31,8 +31,7 @@ def build_parser():
     p = argument_parser(__doc__)
     p.add_argument("--data_root", required=True, help="folder whose *.mp4 files are scored (not recursive)")
     p.add_argument("--initial_model", default="checkpoints/syncnet_v2.model", help="syncnet_v2.model, as released")
-    p.add_argument("--batch_size", type=int, default=20, help="5-frame windows per SyncNet batch")
-    p.add_argument("--vshift", type=int, default=15, help="audio offsets -vshift..+vshift frames are tried")
+    add_scoring_flags(p)
     p.add_argument("--tmp_dir", default=None, help="accepted for the reference's command lines; nothing is written there")
     p.add_argument("--scores", help="per-video scores (.csv or .json; default results/<data_root's name>_lse_scores.csv)")
     p.add_argument("--no_jpeg_roundtrip", action="store_true",
@@ -49,39 +48,22 @@ def main(argv):
     videos = visible(sorted(root.glob("*.mp4")), root)  # not the hidden temporaries of unfinished videos
     if not videos:
         raise UserError(f"no .mp4 files in {root}")
-    args.scores = args.scores or default_scores_path(root, "lse_scores")
-    check_writable(Path(args.scores).parent)
-    shard = Shard.parse(args.shard)
-    videos, scores = shard.select(videos), shard.path(args.scores)
-    check_output(scores, "--scores", {"--initial_model": args.initial_model,
-                                       **{f"video {video.name}": video for video in videos}})
+    scores = args.scores or default_scores_path(root, "lse_scores")
+    scoring = ScoringRun.plan(videos, scores, args.shard, args.initial_model, COLUMNS)
     scorer = LSEScorer(args.initial_model, pick_device(args.device), args.batch_size, args.vshift)
 
-    rows = []
-    for video in tqdm(videos, desc="LSE", unit="video", disable=args.quiet):
-        try:
-            score, source = scorer.score_video(video, jpeg_roundtrip=not args.no_jpeg_roundtrip)
-        except UserError as error:
-            tqdm.write(f"{video.name}: skipped: {error}", file=sys.stderr)
-            rows.append({**dict.fromkeys(COLUMNS, ""), "video": video.name, "error": str(error)})
-            continue
+    def score_video(video):
+        score, source = scorer.score_video(video, jpeg_roundtrip=not args.no_jpeg_roundtrip)
         notes = source.notes()
         if notes:
             tqdm.write(f"{video.name}: " + "; ".join(notes))
-        rows.append({"video": video.name, "lse_d": score.min_distance, "lse_c": score.confidence,
-                     "offset": score.offset, "windows": score.windows, "notes": "; ".join(notes), "error": ""})
-    write_rows(scores, rows)
+        return [{"video": video.name, "lse_d": score.min_distance, "lse_c": score.confidence, "offset": score.offset,
+                 "windows": score.windows, "notes": "; ".join(notes), "error": ""}]
 
-    scored = [row for row in rows if not row["error"]]
-    if not shard.whole:
-        print(f"{shard.describe()}: scored {len(scored)} of {len(videos)} videos into {scores}; "
-              f"when every shard is done: python merge_shards.py {args.scores}")
-        return 0
-    if not scored:
-        raise UserError(f"none of the {len(videos)} videos could be scored (see {scores})")
-    print(f"Scored {len(scored)} of {len(videos)} videos; per-video scores in {scores}")
-    print("\n".join(lse_averages(rows)))
-    return 0
+    rows = scoring.score(score_video, progress=not args.quiet)
+    done = f"{len(scored(rows))} of {len(scoring.videos)} videos"
+    return scoring.finish(rows, f"scored {done}", f"Scored {done}; per-video scores in {scoring.scores}",
+                          f"none of the {len(scoring.videos)} videos could be scored")
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from evaluation.metrics.face_tracks import (
     score_tracks,
 )
 from evaluation.metrics.lse import VIDEO_FPS, LSEScorer
-from evaluation.scores_LSE import check_scoring_flags
+from evaluation.scores_LSE import add_scoring_flags, check_scoring_flags
+from evaluation.scores_LSE.scoring import ScoringRun, scored
 from face_detection.loading import load_detector
 from media.containers import VIDEO_EXTENSIONS, visible
-from system.atomic_write import check_output, check_writable
 from system.cli import (
     add_detector_flag,
     add_run_flags,
@@ -37,8 +37,8 @@ from system.cli import (
 )
 from system.devices import pick_device
 from system.errors import UserError
-from system.reports import default_scores_path, lse_averages, write_rows
-from system.sharding import Shard, add_shard_flag
+from system.reports import default_scores_path
+from system.sharding import add_shard_flag
 
 COLUMNS = ("video", "track", "start_s", "end_s", "lse_d", "lse_c", "offset", "error")
 
@@ -48,8 +48,7 @@ def build_parser():
     p.add_argument("--data_root", required=True, help="folder of videos to score (not recursive)")
     p.add_argument("--initial_model", default="checkpoints/syncnet_v2.model", help="syncnet_v2.model, as released")
     add_detector_flag(p)
-    p.add_argument("--batch_size", type=int, default=20, help="5-frame windows per SyncNet batch")
-    p.add_argument("--vshift", type=int, default=15, help="audio offsets -vshift..+vshift frames are tried")
+    add_scoring_flags(p)
     p.add_argument("--min_track", type=int, default=MIN_TRACK, help="shortest face track scored, in frames at 25 fps")
     p.add_argument("--min_face_size", type=int, default=MIN_FACE_SIZE, help="smallest mean face size scored, in pixels")
     p.add_argument("--scores", help="per-track scores (.csv or .json; default results/<data_root's name>_lse_real_scores.csv)")
@@ -65,47 +64,29 @@ def main(argv):
     videos = visible(sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS), root)
     if not videos:
         raise UserError(f"no videos in {root}")
-    args.scores = args.scores or default_scores_path(root, "lse_real_scores")
-    check_writable(Path(args.scores).parent)
-    shard = Shard.parse(args.shard)
-    videos, scores = shard.select(videos), shard.path(args.scores)
-    check_output(scores, "--scores", {"--initial_model": args.initial_model,
-                                       **{f"video {video.name}": video for video in videos}})
+    scores = args.scores or default_scores_path(root, "lse_real_scores")
+    scoring = ScoringRun.plan(videos, scores, args.shard, args.initial_model, COLUMNS)
     device = pick_device(args.device)
     scorer = LSEScorer(args.initial_model, device, args.batch_size, args.vshift)
     detector = load_detector(device, args.detector_path, 16)
 
-    rows = []
-    for video in tqdm(videos, desc="LSE", unit="video", disable=args.quiet):
-        try:
-            scored = score_tracks(video, find_tracks(video, detector, 16, args.min_track, args.min_face_size), scorer)
-        except UserError as error:
-            tqdm.write(f"{video.name}: skipped: {error}", file=sys.stderr)
-            rows.append({**dict.fromkeys(COLUMNS, ""), "video": video.name, "error": str(error)})
-            continue
-        if not scored:
-            tqdm.write(f"{video.name}: no face track of {args.min_track} frames or more", file=sys.stderr)
-            rows.append({**dict.fromkeys(COLUMNS, ""), "video": video.name, "error": "no face track long enough"})
-            continue
-        for number, (track, score) in enumerate(scored):
-            rows.append({"video": video.name, "track": number, "start_s": track.first / VIDEO_FPS,
-                         "end_s": (track.last + 1) / VIDEO_FPS, "lse_d": score.min_distance,
-                         "lse_c": score.confidence, "offset": score.offset, "error": ""})
-        tqdm.write(f"{video.name}: {len(scored)} tracks, LSE-D {statistics.mean(s.min_distance for _, s in scored):.3f}, "
-                   f"LSE-C {statistics.mean(s.confidence for _, s in scored):.3f}")
-    write_rows(scores, rows)
+    def score_video(video):
+        found = score_tracks(video, find_tracks(video, detector, 16, args.min_track, args.min_face_size), scorer)
+        if not found:
+            return [scoring.failure(video, f"no face track of {args.min_track} frames or more",
+                                    "no face track long enough")]
+        tqdm.write(f"{video.name}: {len(found)} tracks, LSE-D {statistics.mean(s.min_distance for _, s in found):.3f}, "
+                   f"LSE-C {statistics.mean(s.confidence for _, s in found):.3f}")
+        return [{"video": video.name, "track": number, "start_s": track.first / VIDEO_FPS,
+                 "end_s": (track.last + 1) / VIDEO_FPS, "lse_d": score.min_distance, "lse_c": score.confidence,
+                 "offset": score.offset, "error": ""} for number, (track, score) in enumerate(found)]
 
-    tracks = [row for row in rows if not row["error"]]
-    if not shard.whole:
-        print(f"{shard.describe()}: scored {len(tracks)} face tracks in {len(videos)} videos into {scores}; "
-              f"when every shard is done: python merge_shards.py {args.scores}")
-        return 0
-    if not tracks:
-        raise UserError(f"no face track could be scored in the {len(videos)} videos (see {scores})")
-    print(f"Scored {len(tracks)} face tracks in {len({row['video'] for row in tracks})} of {len(videos)} videos; "
-          f"per-track scores in {scores}")
-    print("\n".join(lse_averages(rows)))
-    return 0
+    rows = scoring.score(score_video, progress=not args.quiet)
+    tracks = scored(rows)
+    return scoring.finish(rows, f"scored {len(tracks)} face tracks in {len(scoring.videos)} videos",
+                          f"Scored {len(tracks)} face tracks in {len({row['video'] for row in tracks})} of "
+                          f"{len(scoring.videos)} videos; per-track scores in {scoring.scores}",
+                          f"no face track could be scored in the {len(scoring.videos)} videos")
 
 
 if __name__ == "__main__":
