@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from hparams import hparams
 from lipsync.marking import add_marking_flags
 from lipsync.options import CHOICES
 from lipsync.pipeline import sync_json_path
@@ -38,7 +39,7 @@ def add_lipsync_flags(p, audio=True, outfile="results/result_voice.mp4"):
     p.add_argument("--outfile", default=outfile, help="output mp4 (H.264 + AAC)")
     p.add_argument("--static", type=_flag_or_bool, nargs="?", const=True, default=False,
                    help="use only the first frame of --face")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the output when --face is a still image")
+    p.add_argument("--fps", type=float, default=float(hparams.fps), help="frame rate of the output when --face is a still image")
     add_pads_flag(p)
     add_batch_size_flags(p)
     p.add_argument("--resize_factor", type=int, default=1, help="divide the frame size by this first (720p often works best)")
