@@ -1,8 +1,8 @@
 """The three trainers on a tiny synthetic corpus: steps, checkpoints, resume, the syncnet_wt switch, torchrun."""
 
-import argparse
 import contextlib
 import io
+import json
 import math
 import os
 import subprocess
@@ -34,8 +34,9 @@ from models.inputs import stack_lower_halves
 from system import cli
 from training import objectives
 from training.checkpoints import checkpoints, complete_steps, resume_paths
+from training.command_line import parse_config
 from training.losses import cosine_loss, generator_loss
-from training.objectives import GANGeneratorObjective, GeneratorObjective
+from training.objectives import ExpertObjective, GANGeneratorObjective, GeneratorObjective
 from training.session import Session
 from training.synthetic_data import make_corpus
 
@@ -85,8 +86,9 @@ def test_expert_trains_checkpoints_and_resumes(corpus, tmp_path, capsys):
     assert "trained steps 0..3 (3 steps" in summary and "last evaluation: loss" in summary
     assert "syncnet_batch_size=4*" in summary and "syncnet_lr=0.0001," in summary  # the effective hyper-parameters
     state = read_checkpoint(out / "checkpoint_step000000003.pth")
-    # The released four keys, and the hyper-parameters it was trained with (readers of the released format ignore them).
-    assert sorted(state) == ["global_epoch", "global_step", "hparams", "optimizer", "run_id", "state_dict"]
+    # The released four keys, and the hyper-parameters and configuration it was trained with (readers of
+    # the released format ignore them).
+    assert sorted(state) == ["config", "global_epoch", "global_step", "hparams", "optimizer", "run_id", "state_dict"]
     assert state["hparams"] == hparams.values() and state["hparams"]["syncnet_batch_size"] == 4
     assert state["optimizer"]["state"] and state["global_epoch"] == 2  # 4 training clips, batch 4: an epoch a step
     load_weights(SyncNet_color(), out / "checkpoint_step000000003.pth")  # the released layout, strictly
@@ -95,12 +97,40 @@ def test_expert_trains_checkpoints_and_resumes(corpus, tmp_path, capsys):
     resumed_output = capsys.readouterr().out
     assert "resuming from" in resumed_output and "hyper-parameters differ from checkpoint_step000000003.pth's: " \
         "syncnet_lr: 0.0001 -> 0.0002" in resumed_output
+    # Resumed without --keep_last 2: said; not --resume or --max_steps, which a resume changes, nor syncnet_lr again.
+    assert "note: training settings differ from checkpoint_step000000003.pth's: keep_last: 2 -> 0\n" in resumed_output
     resumed = read_checkpoint(out / "checkpoint_step000000005.pth")
     assert resumed["global_step"] == 5 and resumed["global_epoch"] == 4  # an epoch a step, as without the break
     assert resumed["optimizer"]["state"][0]["step"].item() == 5  # Adam's step count went on from 3
 
     assert cli.run(color_syncnet_train.main, flags(corpus, out, "--max_steps", "5", "--resume")) == 1
     assert "already at --max_steps 5" in capsys.readouterr().err
+
+
+def test_the_run_s_configuration_is_in_every_checkpoint_and_in_run_json(corpus, tmp_path, capsys):
+    out = tmp_path / "expert"
+    assert color_syncnet_train.main(flags(corpus, out, "--seed", "4321", "--max_steps", "1",
+                                          hparams_=FAST + ",syncnet_lr=0.00017")) == 0
+    config = read_checkpoint(out / "checkpoint_step000000001.pth")["config"]
+    assert config["seed"] == 4321 and config["hparams"]["syncnet_lr"] == 0.00017
+    assert json.loads((out / "run.json").read_text()) == config
+    assert sorted(config) == sorted([
+        "objective", "data_root", "filelists", "filelists_from_data_root", "checkpoint_dir", "checkpoint_path",
+        "disc_checkpoint_path", "syncnet_checkpoint_path", "resume", "start_over", "max_steps", "eval_batches",
+        "keep_last", "log_interval", "seed", "amp", "device", "quiet", "world_size", "constants", "hparams"])
+    assert (config["objective"], config["filelists"], config["amp"], config["eval_batches"], config["max_steps"]) == \
+        ("expert SyncNet", str(corpus / "filelists"), "auto", 1, 1)
+    assert config["constants"] == {"eval_batches": 1400, "evaluate_first_step": False, "adam_betas": [0.9, 0.999]}
+    assert config["hparams"] == hparams.values()
+
+    # Resumed with other settings: each one named (not --resume or --max_steps, which a resume changes).
+    capsys.readouterr()
+    assert color_syncnet_train.main(flags(corpus, out, "--seed", "7", "--log_interval", "10", "--max_steps", "2",
+                                          "--resume", hparams_=FAST + ",syncnet_lr=0.00017")) == 0
+    assert "note: training settings differ from checkpoint_step000000001.pth's: log_interval: 50 -> 10, " \
+        "seed: 4321 -> 7\n" in capsys.readouterr().out
+    resumed = read_checkpoint(out / "checkpoint_step000000002.pth")["config"]
+    assert (resumed["seed"], resumed["resume"]) == (7, True) and json.loads((out / "run.json").read_text()) == resumed
 
 
 def test_expert_runs_under_cpu_mixed_precision(corpus, tmp_path):
@@ -126,10 +156,13 @@ def test_a_training_step_under_fp16_autocast_with_a_grad_scaler(tmp_path):
     """--amp fp16 (what --amp on is on a CUDA GPU without fast bf16), run on the CPU: the
     expert's train_step under float16 autocast, the loss scaled, overflowing steps skipped
     and the scale halved until the steps fit, as torch.amp.GradScaler does on a GPU."""
-    args = argparse.Namespace(device="cpu", amp="fp16", checkpoint_dir=str(tmp_path), keep_last=0, quiet=True)
-    session = Session(args)
+    config = parse_config(ExpertObjective, color_syncnet_train.build_parser,
+                          ["--data_root", str(tmp_path), "--checkpoint_dir", str(tmp_path), "--device", "cpu",
+                           "--amp", "fp16", "--quiet"])
+    session = Session(config)
     assert session.amp_dtype == torch.float16 and session.scaler.is_enabled()
     expert = objectives.ExpertObjective.__new__(objectives.ExpertObjective)
+    torch.manual_seed(7)  # weights whose first steps overflow at 2^16 (the test alone starts from a random seed)
     expert.session, expert.model = session, TinySync()
     expert.optimizer = torch.optim.Adam(expert.model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
@@ -335,8 +368,8 @@ def test_a_full_checkpoint_disk_and_a_read_only_one_are_one_line(corpus, tmp_pat
 def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
     """The Python 3.12 hang: a DataLoader worker forked while a thread of the trainer held a
     lock waits for that lock forever. Spawned workers start clean."""
-    import argparse
     import threading
+    import types
 
     import held_lock
 
@@ -346,10 +379,11 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
     (tmp_path / "lists" / "train.txt").write_text("".join(f"v/c{k}\n" for k in range(8)))
     for k in range(8):  # entries that name no folder are left out
         (tmp_path / "v" / f"c{k}").mkdir(parents=True)
-    args = argparse.Namespace(filelists=tmp_path / "lists", data_root=tmp_path, seed=0)
-    session = argparse.Namespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
-    hparams.set_hparam("num_workers", 2)
-    loader = data_loader(held_lock.NeedsTheLock, "train", args, 2, session)
+    config = parse_config(ExpertObjective, color_syncnet_train.build_parser,
+                          ["--data_root", str(tmp_path), "--filelists", str(tmp_path / "lists"), "--checkpoint_dir",
+                           str(tmp_path / "unused"), "--seed", "0", "--hparams", "num_workers=2"])
+    session = types.SimpleNamespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
+    loader = data_loader(held_lock.NeedsTheLock, "train", config, 2, session)
 
     release, batches = threading.Event(), []
     holder = threading.Thread(target=lambda: held_lock.LOCK.acquire() and release.wait(120))

@@ -212,7 +212,8 @@ def test_a_diverging_run_is_one_line_and_never_saves_what_diverged(corpus, tmp_p
 def test_a_loss_that_is_not_finite_stops_a_run_unless_float16_scaling_skips_the_step():
     model = torch.nn.Linear(2, 1)
     objective = SimpleNamespace(session=SimpleNamespace(scaler=torch.amp.GradScaler("cpu", enabled=False)),
-                                trained=lambda: [model], prefixes=("",), name="net", learning_rates=("syncnet_lr",))
+                                trained=lambda: [model], prefixes=("",), name="net", learning_rates=("syncnet_lr",),
+                                config=SimpleNamespace(hparams={"syncnet_lr": 1e-4}))
     objective.session.checkpoint_dir = "nowhere"
     assert unless_diverged(objective, "step 3", lambda: {"loss": 0.5}) == {"loss": 0.5}
     with pytest.raises(UserError, match=r"^training diverged at step 3: a loss of net is no longer finite .* no "

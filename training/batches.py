@@ -4,7 +4,6 @@ import os
 
 import torch
 
-from hparams import hparams
 from system.errors import UserError
 from system.processes import stop_signals_blocked
 from training import dataset
@@ -33,18 +32,19 @@ class StepSampler(torch.utils.data.Sampler):
             yield list(range(start, start + self.batch_size))
 
 
-def data_loader(dataset_class, split, args, batch_size, session, steps_per_epoch=None):
-    """A DataLoader of ``split`` batched by a StepSampler: an epoch is as many steps as the
+def data_loader(dataset_class, split, config, batch_size, session, steps_per_epoch=None):
+    """A DataLoader of ``split`` (the run's ``config`` says where its filelist and clips are, the
+    seed and the workers) batched by a StepSampler: an epoch is as many steps as the
     filelist has clips for (at least one; every batch is full, as BatchNorm needs more than
     one sample), or ``steps_per_epoch``.
 
     Workers are spawned, not forked, for the reason processes.py gives: a fork of this
     process, which runs threads (PyTorch's, OpenCV's, TensorBoard's), can hang forever.
     """
-    clips = dataset.read_filelist(args.filelists, split, args.data_root)
-    samples = dataset_class(clips, seed=f"{args.seed}/{split}")
+    clips = dataset.read_filelist(config.filelists, split, config.data_root)
+    samples = dataset_class(clips, seed=f"{config.seed}/{split}")
     steps = steps_per_epoch or max(1, len(clips) // (batch_size * session.world_size))
-    workers = loader_workers()
+    workers = loader_workers(config)
     return torch.utils.data.DataLoader(
         samples, batch_sampler=StepSampler(batch_size, session.rank, session.world_size, steps), num_workers=workers,
         multiprocessing_context="spawn" if workers > 0 else None, pin_memory=session.device.type == "cuda",
@@ -52,11 +52,11 @@ def data_loader(dataset_class, split, args, batch_size, session, steps_per_epoch
     )
 
 
-def loader_workers():
-    return min(hparams.num_workers, os.cpu_count() or 1)
+def loader_workers(config):
+    return min(config.hparams["num_workers"], os.cpu_count() or 1)
 
 
-def check_batch_memory(dataset_class, batch_size):
+def check_batch_memory(dataset_class, batch_size, config):
     """The input batches a run holds at once (both loaders' prefetched ones, two per worker,
     and the one in use) must fit in half the machine's memory: a batch size far too big is
     one line before any work, not hours of swapping until the kernel kills the run. Only the
@@ -65,7 +65,7 @@ def check_batch_memory(dataset_class, batch_size):
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):  # not said on this system: nothing to compare with
         return
-    workers = loader_workers()
+    workers = loader_workers(config)
     held = 2 * (2 * workers + 1) * batch_size * dataset_class.sample_bytes()
     if held > memory / 2:
         raise UserError(f"batches of {batch_size} samples with num_workers={workers} hold {held / 1e9:.1f} GB of "

@@ -1,5 +1,9 @@
-"""Training checkpoints on disk: their names, the steps complete for every network, resume,
-the run that wrote each, and pruning.
+"""Training checkpoints on disk: their names, saving them, the steps complete for every
+network, resume, the run that wrote each, and pruning.
+
+Each network a trainer trains has a name prefix (``MAIN_PREFIX``, and the GAN's
+``DISC_PREFIX``): its checkpoints are ``<prefix>checkpoint_step<step>.pth`` and the flag that
+resumes it is ``--<prefix>checkpoint_path``.
 
 Every checkpoint a trainer writes carries the id of its run (``run_id``, a key that readers
 of the released format ignore): made at a fresh start, inherited by a run resumed from it.
@@ -12,13 +16,14 @@ import re
 import secrets
 from pathlib import Path
 
-from hparams import hparams
 from models.checkpoint import load_weights, save_checkpoint
 from system.atomic_write import atomic_output
 from system.errors import UserError
 
 CHECKPOINT_NAME = re.compile(r"^(?P<prefix>.*)checkpoint_step(?P<step>\d+)\.pth$")
 RUNS_RECORD = "checkpoint_runs.json"
+MAIN_PREFIX = ""  # the network a trainer trains: the expert, or the generator
+DISC_PREFIX = "disc_"  # the GAN's visual-quality discriminator
 
 
 def checkpoint_file(folder, prefix, step):
@@ -26,10 +31,15 @@ def checkpoint_file(folder, prefix, step):
     return Path(folder) / f"{prefix}checkpoint_step{step:09d}.pth"
 
 
+def checkpoint_flag(prefix):
+    """The flag that resumes network ``prefix``: --checkpoint_path, --disc_checkpoint_path."""
+    return f"--{prefix}checkpoint_path"
+
+
 def checkpoint_steps(folder, prefix=""):
     """(step, path) of the ``<prefix>checkpoint_step*.pth`` files in ``folder``, oldest first."""
     found = []
-    for path in Path(folder).glob(f"{prefix}checkpoint_step*.pth"):
+    for path in Path(folder).glob("*.pth"):
         match = CHECKPOINT_NAME.match(path.name)
         if match and match["prefix"] == prefix:
             found.append((int(match["step"]), path))
@@ -68,9 +78,10 @@ def resume_paths(folder, prefixes):
     return {}
 
 
-def restore(session, model, optimizer, path):
+def restore(session, model, optimizer, path, config):
     """Load the checkpoint at ``path`` (None: start afresh) into ``model`` and ``optimizer``.
-    Weights load strictly; returns the checkpoint dict ({} when starting afresh)."""
+    Weights load strictly; returns the checkpoint dict ({} when starting afresh). The
+    hyper-parameters and the settings of ``config`` that differ from the checkpoint's are named."""
     if path is None:
         return {}
     state = load_weights(model, path, session.device)
@@ -81,15 +92,17 @@ def restore(session, model, optimizer, path):
             raise UserError(f"{path}: its optimiser state does not fit this trainer ({error})") from None
     if session.is_main:
         print(f"resuming from {path} (step {state.get('global_step', 0)}, epoch {state.get('global_epoch', 0)})")
-        changed = changed_hparams(state.get("hparams") or {})
+        changed = changed_hparams(state.get("hparams") or {}, config.hparams)
         if changed:
             print(f"note: hyper-parameters differ from {Path(path).name}'s: {changed}")
+        changed = config.changes_since(state.get("config") or {})
+        if changed:
+            print(f"note: training settings differ from {Path(path).name}'s: {changed}")
     return state
 
 
-def changed_hparams(saved):
+def changed_hparams(saved, now):
     """"name: saved -> now" for each hyper-parameter a checkpoint was trained with that differs now."""
-    now = hparams.values()
     return ", ".join(f"{name}: {saved[name]!r} -> {now[name]!r}"
                      for name in sorted(saved) if name in now and saved[name] != now[name])
 
@@ -205,20 +218,22 @@ def _count(found):
     return f"{files}, step {steps[0]}" if len(steps) == 1 else f"{files}, steps {steps[0]} to {steps[-1]}"
 
 
-def save_step(folder, objective, step, epoch, keep_last):
-    """Checkpoint every network of ``objective`` at ``step``, each carrying the run's id, then
-    keep only the run's newest ``keep_last`` steps.
+def save_step(config, objective, step, epoch):
+    """Checkpoint every network of ``objective`` at ``step`` in ``config``'s --checkpoint_dir,
+    each carrying the run's id, its hyper-parameters and its whole configuration, then keep
+    only the run's newest --keep_last steps.
 
     The files are recorded as the run's before they are written, and older steps removed only
     once every network of this step is saved, so a kill at any point leaves a step whose
     checkpoints are all complete to resume from.
     """
+    folder, kept = Path(config.checkpoint_dir), config.hparams["save_optimizer_state"]
     paths = {prefix: checkpoint_file(folder, prefix, step) for prefix in objective.prefixes}
     record_run(folder, [path.name for path in paths.values()], objective.run_id)
     for prefix, model, optimizer in objective.networks():
-        save_checkpoint(paths[prefix], model, optimizer if hparams.save_optimizer_state else None, step, epoch,
-                        hparams=hparams.values(), run_id=objective.run_id, **objective.checkpoint_extras())
-    prune(folder, objective.prefixes, keep_last, objective.run_id, step)
+        save_checkpoint(paths[prefix], model, optimizer if kept else None, step, epoch, hparams=dict(config.hparams),
+                        run_id=objective.run_id, config=config.as_dict(), **objective.checkpoint_extras())
+    prune(folder, objective.prefixes, config.keep_last, objective.run_id, step)
 
 
 def prune(folder, prefixes, keep_last, run_id, step):

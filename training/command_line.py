@@ -1,9 +1,11 @@
 """The trainers' command line: the flags every trainer takes, and the entry point that checks
-them and hands them to ``training.loop.run_training``."""
+them, builds the run's configuration from them and hands it to ``training.loop.run_training``."""
 
 from hparams import add_hparams_argument, apply_hparams_argument
 from system import cli
 from system.errors import UserError, check_number
+from training.checkpoints import DISC_PREFIX, checkpoint_flag
+from training.config import training_config
 from training.loop import run_training
 
 # The least value of each trainer flag that takes a number (None: not given, no limit).
@@ -18,7 +20,8 @@ def add_training_flags(parser, disc=False, syncnet=False):
     if syncnet:
         parser.add_argument("--syncnet_checkpoint_path", required=True, help="the trained expert lip-sync discriminator")
     if disc:
-        parser.add_argument("--disc_checkpoint_path", help="resume the visual-quality discriminator from this checkpoint")
+        parser.add_argument(checkpoint_flag(DISC_PREFIX),  # --disc_checkpoint_path
+                            help="resume the visual-quality discriminator from this checkpoint")
     parser.add_argument("--resume", action="store_true",
                         help="resume from the newest checkpoint(s) in --checkpoint_dir of the run that saved there "
                              "last, if there are any")
@@ -52,14 +55,20 @@ def main_for(objective_class, build_parser):
     """The command-line entry point of a trainer: ``sys.exit(cli.run(main_for(...)))``."""
 
     def main(argv):
-        args = build_parser().parse_args(argv)
-        check_flags(args)
-        apply_hparams_argument(args)
-        cli.existing_folder(args.data_root, "--data_root")
-        run_training(objective_class, args)
+        run_training(objective_class, parse_config(objective_class, build_parser, argv))
         return 0
 
     return main
+
+
+def parse_config(objective_class, build_parser, argv):
+    """The TrainingConfig of a run of ``objective_class`` from its command line ``argv``:
+    the flags checked and --hparams applied first."""
+    args = build_parser().parse_args(argv)
+    check_flags(args)
+    apply_hparams_argument(args)
+    cli.existing_folder(args.data_root, "--data_root")
+    return training_config(objective_class, args)
 
 
 def check_flags(args):

@@ -13,12 +13,10 @@ rank 0 logs and writes checkpoints).
 import math
 import sys
 import time
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from hparams import hparams
 from system.atomic_write import reading
 from system.errors import UserError
 from training.batches import (
@@ -29,12 +27,12 @@ from training.batches import (
     reraise_worker_errors,
 )
 from training.checkpoints import (
+    checkpoint_flag,
     complete_steps,
     refuse_beside_other_runs,
     refuse_inputs_named_as_checkpoints,
     refuse_replacing_later_steps,
 )
-from training.dataset import find_filelists
 from training.session import Session, seed_everything
 
 
@@ -76,22 +74,23 @@ def _announce(objective, train_loader, eval_loader, session, step):
           + f"; starting at step {step}")
 
 
-def train(objective, args):
-    """Run ``objective`` from its resumed step until --max_steps (or forever); returns the last step."""
-    session = objective.session
-    eval_batches = args.eval_batches or objective.eval_batches
-    train_loader = data_loader(objective.dataset_class, "train", args, objective.batch_size, session)
-    eval_loader = data_loader(objective.dataset_class, "val", args, objective.batch_size, session,
+def train(objective, config):
+    """Run ``objective`` from its resumed step until --max_steps (or forever) as the run's
+    ``config`` says; returns the last step."""
+    session, eval_batches, max_steps = objective.session, config.eval_batches, config.max_steps
+    train_loader = data_loader(objective.dataset_class, "train", config, objective.batch_size, session)
+    eval_loader = data_loader(objective.dataset_class, "val", config, objective.batch_size, session,
                               evaluation_batches(eval_batches, session))
     step, epoch = objective.global_step, objective.global_epoch
     first_step, started = step, time.time()
-    if args.max_steps is not None and step >= args.max_steps:
-        raise UserError(f"the checkpoint is at step {step}, already at --max_steps {args.max_steps}")
+    if max_steps is not None and step >= max_steps:
+        raise UserError(f"the checkpoint is at step {step}, already at --max_steps {max_steps}")
+    session.check_on_main(config.write_run_file)  # the run starts: run.json says how (rank 0 writes it)
     if session.is_main:
         _announce(objective, train_loader, eval_loader, session, step)
 
     running, skipped, last_eval, tick, tick_step = {}, 0, {}, time.time(), step
-    bar = tqdm(total=args.max_steps, initial=step, unit="step", disable=session.quiet, dynamic_ncols=True)
+    bar = tqdm(total=max_steps, initial=step, unit="step", disable=session.quiet, dynamic_ncols=True)
     try:
         for epoch_ended, batch in batches(train_loader, step):
             if epoch_ended:
@@ -112,12 +111,12 @@ def train(objective, args):
                 save_unless_diverged(objective, step, epoch)
             if (step == 1 and objective.evaluate_first_step) or step % objective.eval_interval == 0:
                 last_eval = evaluate_and_log(objective, eval_loader, session, step, eval_batches)
-            if step % args.log_interval == 0 or step == args.max_steps:
+            if step % config.log_interval == 0 or step == max_steps:
                 now = time.time()
                 session.log_scalars("train", {**_means(running), **objective.scalars(), "skipped_samples": skipped,
                                               "steps_per_second": (step - tick_step) / max(now - tick, 1e-9)}, step)
                 running, tick, tick_step = {}, now, step
-            if args.max_steps is not None and step >= args.max_steps:
+            if max_steps is not None and step >= max_steps:
                 break
     finally:
         bar.close()
@@ -161,7 +160,7 @@ def diverged(objective, when):
     folder = objective.session.checkpoint_dir
     saved = complete_steps(folder, objective.prefixes)
     kept = f"its newest checkpoint in {folder} is of step {saved[-1]}" if saved else "no checkpoint was saved"
-    rates = ", ".join(f"{name}={getattr(hparams, name)!r}" for name in objective.learning_rates)
+    rates = ", ".join(f"{name}={objective.config.hparams[name]!r}" for name in objective.learning_rates)
     return UserError(f"training diverged at {when}: a loss of {objective.name} is no longer finite (NaN or "
                      f"Inf); {kept}; lower the learning rate ({rates}) with --hparams")
 
@@ -181,31 +180,29 @@ def format_losses(values):
     return ", ".join(f"{name} {value:.4f}" for name, value in values.items())
 
 
-def run_training(objective_class, args):
-    """Train ``objective_class`` as the parsed trainer flags ``args`` say (hparams already
-    applied): the folder claimed, the refusals made, the run resumed or started, trained."""
-    inputs = {flag: getattr(args, flag[2:], None)
-              for flag in ("--checkpoint_path", "--disc_checkpoint_path", "--syncnet_checkpoint_path")}
-    refuse_inputs_named_as_checkpoints(args.checkpoint_dir, objective_class.prefixes, inputs)
-    session = Session(args)
+def run_training(objective_class, config):
+    """Train ``objective_class`` as the run's ``config`` says (training/config.py): the folder
+    claimed, the refusals made, the run resumed or started, its configuration written, trained."""
+    inputs = {checkpoint_flag(prefix): config.checkpoint_path_of(prefix) for prefix in objective_class.prefixes}
+    inputs["--syncnet_checkpoint_path"] = config.syncnet_checkpoint_path
+    refuse_inputs_named_as_checkpoints(config.checkpoint_dir, objective_class.prefixes, inputs)
+    session = Session(config)
     try:
         session.claim()
-        resumed = args.resume or args.checkpoint_path is not None
-        if not (resumed or args.start_over):
+        resumed = config.resume or config.checkpoint_path is not None
+        if not (resumed or config.start_over):
             session.check_on_main(lambda: refuse_beside_other_runs(session.checkpoint_dir, objective_class.prefixes))
-        if args.filelists is None:  # not given: filelists/, or the data's own
-            args.filelists = find_filelists("filelists", args.data_root)
-            if args.filelists != Path("filelists") and session.is_main:
-                print(f"no filelists/train.txt: using the filelists in {args.filelists}")
-        seed_everything(args.seed, session.rank)
-        objective = objective_class(session, args)
-        check_batch_memory(objective.dataset_class, objective.batch_size)
-        if resumed and not args.start_over:
+        if config.filelists_from_data_root and session.is_main:
+            print(f"no filelists/train.txt: using the filelists in {config.filelists}")
+        seed_everything(config.seed, session.rank)
+        objective = objective_class(session, config)
+        check_batch_memory(objective.dataset_class, objective.batch_size, config)
+        if resumed and not config.start_over:
             session.check_on_main(lambda: refuse_replacing_later_steps(
                 session.checkpoint_dir, objective.prefixes, objective.run_id, objective.global_step,
-                args.max_steps))
+                config.max_steps))
         session.start_logging()
-        with reading(inputs):  # no checkpoint, sample or log may replace a file the run reads
-            train(objective, args)
+        with reading(inputs):  # no checkpoint, sample, log or run.json may replace a file the run reads
+            train(objective, config)
     finally:
         session.close()

@@ -3,17 +3,18 @@
 An objective owns its networks and optimisers and knows one training step, one evaluation
 step and what an evaluation changes (the ``syncnet_wt`` switch); ``training.loop.train`` runs
 it. The losses themselves are in ``training/losses.py``: the reference's, each written once.
-Forward passes run under the session's mixed precision, losses in float32.
+Forward passes run under the session's mixed precision, losses in float32. An objective reads
+its settings from the run's ``TrainingConfig`` (training/config.py), which records its
+constants too (``constants()``).
 """
 
 import torch
 import torch.nn.functional as F
 
-from hparams import hparams
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
 from models.checkpoint import load_weights
 from models.inputs import stack_lower_halves
-from training.checkpoints import check_same_run, new_run_id, restore, resume_paths
+from training.checkpoints import DISC_PREFIX, MAIN_PREFIX, check_same_run, new_run_id, restore, resume_paths
 from training.dataset import ExpertSamples, GeneratorSamples
 from training.losses import cosine_loss, generator_loss, realness_loss
 from training.samples import collage, write_collage
@@ -22,30 +23,46 @@ SYNC_LOSS_THRESHOLD = 0.75  # evaluation sync loss below which the expert's weig
 
 
 class Objective:
-    """What the three objectives share: the session, the starting step and the train/eval switch."""
+    """What the three objectives share: the session, the configuration, the networks resumed,
+    the starting step and the train/eval switch."""
 
     evaluate_first_step = False
-    prefixes = ("",)  # the checkpoint name prefix of each network trained (see networks())
+    betas = (0.9, 0.999)  # Adam's, for every network of the objective
+    prefixes = (MAIN_PREFIX,)  # the checkpoint name prefix of each network trained, in the order they are saved
 
-    def __init__(self, session, args):
-        self.session = session
+    def __init__(self, session, config):
+        self.session, self.config = session, config
         self.global_step = self.global_epoch = 0
         self.run_id = self.resumed_run = None
+        self.trained_networks, self.resumed_runs = {}, {}  # {prefix: (model, optimiser)}, {prefix: run id}
         # --resume: the newest step that every network has a checkpoint of.
-        self.resume_from = resume_paths(args.checkpoint_dir, self.prefixes) if args.resume else {}
+        self.resume_from = resume_paths(config.checkpoint_dir, self.prefixes) if config.resume else {}
 
-    def resumable(self, model, lr, path, prefix="", betas=(0.9, 0.999)):
-        """``model`` on the session's device with its Adam optimiser, both resumed from ``path``
-        or, with --resume, the newest complete step; returns (model wrapped for DDP, optimiser,
-        checkpoint dict)."""
+    @classmethod
+    def constants(cls):
+        """The objective's fixed settings, recorded in the run's configuration."""
+        return {"eval_batches": cls.eval_batches, "evaluate_first_step": cls.evaluate_first_step,
+                "adam_betas": list(cls.betas)}
+
+    def resumable(self, model, lr, prefix=MAIN_PREFIX):
+        """``model`` (network ``prefix``) on the session's device with its Adam optimiser, both
+        resumed from the checkpoint given for it or, with --resume, the newest complete step;
+        returns (model wrapped for DDP, optimiser, checkpoint dict)."""
         model.to(self.session.device)
-        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas)
-        state = restore(self.session, model, optimizer, self.source(path, prefix))
-        return self.session.wrap(model), optimizer, state
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, betas=self.betas)
+        state = restore(self.session, model, optimizer, self.source(prefix), self.config)
+        self.trained_networks[prefix] = (self.session.wrap(model), optimizer)
+        self.resumed_runs[prefix] = state.get("run_id")
+        return (*self.trained_networks[prefix], state)
 
-    def source(self, path, prefix=""):
-        """The checkpoint network ``prefix`` resumes from: ``path`` if given, else --resume's."""
+    def source(self, prefix=MAIN_PREFIX):
+        """The checkpoint network ``prefix`` resumes from: the one given if any, else --resume's."""
+        path = self.config.checkpoint_path_of(prefix)
         return path if path is not None else self.resume_from.get(prefix)
+
+    def networks(self):
+        """(prefix, model, optimiser) of each network trained, in the order of ``prefixes``."""
+        return [(prefix, *self.trained_networks[prefix]) for prefix in self.prefixes]
 
     def start_from(self, state):
         """The step, epoch and run of the main network's checkpoint (``state``): a run resumed
@@ -87,16 +104,14 @@ class ExpertObjective(Objective):
     dataset_class = ExpertSamples
     eval_batches = 1400
 
-    def __init__(self, session, args):
-        super().__init__(session, args)
-        self.batch_size = hparams.syncnet_batch_size
-        self.checkpoint_interval = hparams.syncnet_checkpoint_interval
-        self.eval_interval = hparams.syncnet_eval_interval
-        self.model, self.optimizer, state = self.resumable(SyncNet_color(), hparams.syncnet_lr, args.checkpoint_path)
+    def __init__(self, session, config):
+        super().__init__(session, config)
+        hparams = config.hparams
+        self.batch_size = hparams["syncnet_batch_size"]
+        self.checkpoint_interval = hparams["syncnet_checkpoint_interval"]
+        self.eval_interval = hparams["syncnet_eval_interval"]
+        self.model, self.optimizer, state = self.resumable(SyncNet_color(), hparams["syncnet_lr"])
         self.start_from(state)
-
-    def networks(self):
-        return [("", self.model, self.optimizer)]
 
     def train_step(self, batch):
         faces, mel, label = batch
@@ -125,30 +140,31 @@ class GeneratorObjective(Objective):
     eval_batches = 700
     evaluate_first_step = True
     raised_syncnet_wt = 0.01  # without the GAN a small weight suffices
-    betas = (0.9, 0.999)
     disc, disc_wt = None, 0.0  # the GAN objective sets both
 
-    def __init__(self, session, args):
-        super().__init__(session, args)
-        self.batch_size = hparams.batch_size
-        self.checkpoint_interval = hparams.checkpoint_interval
-        self.eval_interval = hparams.eval_interval
-        self.syncnet_wt = hparams.syncnet_wt
+    def __init__(self, session, config):
+        super().__init__(session, config)
+        hparams = config.hparams
+        self.batch_size = hparams["batch_size"]
+        self.checkpoint_interval = hparams["checkpoint_interval"]
+        self.eval_interval = hparams["eval_interval"]
+        self.syncnet_wt = hparams["syncnet_wt"]
         # The expert is frozen but, as in the reference, never put in eval mode: its BatchNorm
         # layers normalise with the statistics of each batch of generated frames.
         self.expert = SyncNet_color()
-        load_weights(self.expert, args.syncnet_checkpoint_path, session.device)
+        load_weights(self.expert, config.syncnet_checkpoint_path, session.device)
         for parameter in self.expert.parameters():
             parameter.requires_grad = False
-        self.model, self.optimizer, state = self.resumable(Wav2Lip(), hparams.initial_learning_rate,
-                                                           args.checkpoint_path, betas=self.betas)
+        self.model, self.optimizer, state = self.resumable(Wav2Lip(), hparams["initial_learning_rate"])
         self.start_from(state)
         if "syncnet_wt" in state:
             self.syncnet_wt = float(state["syncnet_wt"])
         self.last = None
 
-    def networks(self):
-        return [("", self.model, self.optimizer)]
+    @classmethod
+    def constants(cls):
+        return {**super().constants(), "sync_loss_threshold": SYNC_LOSS_THRESHOLD,
+                "raised_syncnet_wt": cls.raised_syncnet_wt}
 
     def checkpoint_extras(self):
         return {"syncnet_wt": self.syncnet_wt}
@@ -219,22 +235,17 @@ class GANGeneratorObjective(GeneratorObjective):
     evaluate_first_step = False
     raised_syncnet_wt = 0.03
     betas = (0.5, 0.999)
+    prefixes = (MAIN_PREFIX, DISC_PREFIX)
 
-    prefixes = ("", "disc_")
-
-    def __init__(self, session, args):
-        super().__init__(session, args)
-        self.disc_wt = hparams.disc_wt
-        self.disc, self.disc_optimizer, state = self.resumable(Wav2Lip_disc_qual(), hparams.disc_initial_learning_rate,
-                                                               args.disc_checkpoint_path, prefix="disc_", betas=self.betas)
-        check_same_run({self.source(args.checkpoint_path): self.resumed_run,
-                        self.source(args.disc_checkpoint_path, "disc_"): state.get("run_id")})
+    def __init__(self, session, config):
+        super().__init__(session, config)
+        self.disc_wt = config.hparams["disc_wt"]
+        self.disc, self.disc_optimizer, state = self.resumable(
+            Wav2Lip_disc_qual(), config.hparams["disc_initial_learning_rate"], prefix=DISC_PREFIX)
+        check_same_run({self.source(prefix): self.resumed_runs[prefix] for prefix in self.prefixes})
         if state and state.get("global_step", 0) != self.global_step and session.is_main:
             print(f"note: the discriminator's checkpoint is at step {state.get('global_step', 0)}, "
                   f"the generator's at step {self.global_step}")
-
-    def networks(self):
-        return [("", self.model, self.optimizer), ("disc_", self.disc, self.disc_optimizer)]
 
     def adversarial_loss(self, generated):
         """The discriminator's BCE of the generated frames against "real" (GAN only)."""

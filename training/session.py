@@ -1,4 +1,5 @@
-"""Where training runs: device, rank, mixed precision, TensorBoard and checkpoint writing."""
+"""Where training runs: device, rank, mixed precision, TensorBoard, and rank 0's checkpoint
+writing (training/checkpoints.py names and saves them)."""
 
 import contextlib
 import os
@@ -19,41 +20,33 @@ from training.checkpoints import save_step
 
 
 class Session:
-    """Where training runs: device, rank, precision, TensorBoard, checkpoints."""
+    """Where training runs (as the run's TrainingConfig says): device, rank, precision,
+    TensorBoard, checkpoints."""
 
-    def __init__(self, args):
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    def __init__(self, config):
+        self.config = config
+        self.world_size = config.world_size
         self.rank = int(os.environ.get("RANK", "0"))
         self.distributed = self.world_size > 1
         if self.distributed:
             local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-            use_cuda = args.device != "cpu" and torch.cuda.is_available()
+            use_cuda = config.device != "cpu" and torch.cuda.is_available()
             self.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
             if use_cuda:
                 torch.cuda.set_device(self.device)
             dist.init_process_group("nccl" if use_cuda else "gloo")
         else:
-            self.device = pick_device(args.device)
+            self.device = pick_device(config.device)
         self.is_main = self.rank == 0
-        self.quiet = args.quiet or not self.is_main
-        self.checkpoint_dir = Path(args.checkpoint_dir)
-        self.keep_last = args.keep_last
-        self.amp_dtype = self._amp_dtype(args.amp)
+        self.quiet = config.quiet or not self.is_main
+        self.checkpoint_dir = Path(config.checkpoint_dir)
+        self.amp_dtype = amp_dtype(config.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.writer = self.lock = None
         if self.is_main:
             check_writable(self.checkpoint_dir)  # a read-only or full folder: say so before any work
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-
-    def _amp_dtype(self, amp):
-        if amp == "off" or (amp == "auto" and self.device.type != "cuda"):
-            return None
-        if amp in ("fp16", "bf16"):  # fp16 on the CPU too: the GPU's path (with loss scaling), testable anywhere
-            return torch.float16 if amp == "fp16" else torch.bfloat16
-        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
 
     def claim(self):
         """Hold --checkpoint_dir for this run's life (rank 0, which alone writes checkpoints): a
@@ -125,7 +118,7 @@ class Session:
     def start_logging(self):
         """TensorBoard in --checkpoint_dir (rank 0), once the run is sure to start; the effective
         hyper-parameters printed and logged there as text (each checkpoint holds them too,
-        under "hparams")."""
+        under "hparams", and the run's whole configuration under "config")."""
         if not self.is_main:
             return
         from torch.utils.tensorboard import SummaryWriter
@@ -140,7 +133,7 @@ class Session:
     def save(self, objective, step, epoch):
         """Checkpoint every network (rank 0 only), then keep the run's newest --keep_last steps."""
         if self.is_main:
-            save_step(self.checkpoint_dir, objective, step, epoch, self.keep_last)
+            save_step(self.config, objective, step, epoch)
 
     def close(self):
         if self.writer:
@@ -149,6 +142,17 @@ class Session:
         self.lock = None
         if self.distributed:
             dist.destroy_process_group()
+
+
+def amp_dtype(amp, device):
+    """The dtype of --amp's mixed precision on ``device`` (None: off)."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp in ("fp16", "bf16"):  # fp16 on the CPU too: the GPU's path (with loss scaling), testable anywhere
+        return torch.float16 if amp == "fp16" else torch.bfloat16
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
 
 
 def seed_everything(seed, rank=0):
