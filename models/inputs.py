@@ -1,7 +1,7 @@
 """What the networks take, defined once for inference, training and the sync scores.
 
 Both networks see BGR faces of FACE_SIZE x FACE_SIZE pixels scaled to [0, 1] and mel chunks
-of MEL_STEP frames (0.2 s; the mel spectrogram has MEL_FPS frames per second) of MEL_BINS
+of MEL_STEP frames (0.2 s at audio.mel_fps(), 80 mel frames a second) of MEL_BINS
 bins. The generator sees each face with its lower half zeroed, stacked on channels with a
 reference face; the expert sees the lower halves of WINDOW consecutive faces stacked on
 channels. Faces here are laid out (..., channels, [time,] rows, columns).
@@ -12,7 +12,6 @@ Nothing here imports torch at load time: the onnxruntime backend runs without it
 FACE_SIZE = 96  # pixels on each side of a face crop
 MEL_BINS = 80  # rows of a mel chunk (the audio front end's num_mels)
 MEL_STEP = 16  # mel frames per chunk: 0.2 s
-MEL_FPS = 80.0  # mel frames per second (16 kHz audio, hop 200)
 WINDOW = 5  # consecutive frames the expert judges at once (T)
 
 

@@ -31,6 +31,7 @@ from training.checkpoints import (
     checkpoints,
     prune,
     record_run,
+    refuse_replacing_later_steps,
     runs_of,
 )
 from training.loop import unless_diverged
@@ -186,17 +187,17 @@ def test_resume_continues_the_run_that_saved_last_not_an_older_run_s_later_steps
     assert run_ids(out) == {1: second, 2: second, 3: second, 4: second}
 
 
-def test_a_run_s_step_left_incomplete_is_redone_on_resume(corpus, tmp_path):
-    out = tmp_path / "gan"
-
-    def gan(*extra):
-        return flags(corpus, out, "--syncnet_checkpoint_path", str(corpus / "expert.pth"), "--max_steps", "2", *extra,
-                     hparams_=SMALL + ",checkpoint_interval=1,eval_interval=1000")
-
-    assert hq_wav2lip_train.main(gan()) == 0
-    (out / "disc_checkpoint_step000000002.pth").unlink()  # killed between the two files of step 2
-    assert hq_wav2lip_train.main(gan("--resume")) == 0  # from step 1; its own generator of step 2 is redone
-    assert [read_checkpoint(path)["global_step"] for path in checkpoints(out, "disc_")] == [1, 2]
+def test_a_run_s_step_left_incomplete_is_redone_on_resume_not_refused(tmp_path):
+    # A GAN run killed between the generator and the discriminator of step 3 resumes from step 2:
+    # its own generator of step 3 is what it is to redo; a complete step 3 would be refused.
+    names = {(prefix, step): f"{prefix}checkpoint_step{step:09d}.pth" for prefix in ("", "disc_") for step in (2, 3)}
+    for key in [("", 2), ("disc_", 2), ("", 3)]:
+        (tmp_path / names[key]).write_bytes(b"")
+    record_run(tmp_path, list(names.values()), "mine")
+    refuse_replacing_later_steps(tmp_path, ("", "disc_"), "mine", 2, None)
+    (tmp_path / names[("disc_", 3)]).write_bytes(b"")
+    with pytest.raises(UserError, match=r"holds this run's own checkpoints after step 2 \(2 files, step 3\)"):
+        refuse_replacing_later_steps(tmp_path, ("", "disc_"), "mine", 2, None)
 
 
 def test_a_diverging_run_is_one_line_and_never_saves_what_diverged(corpus, tmp_path, capsys):

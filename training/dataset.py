@@ -28,7 +28,6 @@ import audio
 from hparams import hparams
 from models.inputs import (
     FACE_SIZE,
-    MEL_FPS,
     MEL_STEP,
     WINDOW,
     mask_lower_half,
@@ -156,7 +155,7 @@ def _listable(clips, preprocessed_root):
 
 def audio_window_start(frame_id, fps=None):
     """The first mel frame of frame ``frame_id``'s audio window."""
-    return int(MEL_FPS * (frame_id / float(fps or hparams.fps)))
+    return int(audio.mel_fps() * (frame_id / float(fps or hparams.fps)))
 
 
 def crop_audio_window(mel, frame_id):
