@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
-from synthetic_media import read_planes  # noqa: E402
+from media.synthetic import read_planes  # noqa: E402
 
 from lipsync import Options, lip_sync  # noqa: E402
 from media import containers  # noqa: E402

@@ -47,7 +47,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 FPS = 25
 STAGES = ("decode", "detection", "crops", "generator", "paste", "encode")
@@ -81,7 +81,7 @@ def make_input(directory, size, seconds):
     import av
     import cv2
     import numpy as np
-    from synthetic_media import speech_like, write_media
+    from media.synthetic import speech_like, write_media
 
     width, height = size
     video = directory / f"face_{width}x{height}_{seconds}s.mp4"

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 SPEECH_SECONDS = 2
 
@@ -38,7 +38,7 @@ def make_inputs(work, cases):
     import cv2
     import numpy as np
     import torch
-    from synthetic_media import silent_flac, speech_like, write_media
+    from media.synthetic import silent_flac, speech_like, write_media
 
     from models import Wav2Lip
 

@@ -1,0 +1,101 @@
+"""Ctrl-C and SIGTERM end a script with one line and status 130 / 143, no traceback and no
+temporary left (cli.run), as an error would."""
+
+import signal
+import subprocess
+import time
+
+import pytest
+from support.confined import ENV, PYTHON, temporaries
+from conftest import ROOT
+from media.synthetic import face_frames, speech_like, write_media, write_video
+from support.synthetic_weights import save_released, seeded
+
+from models import Wav2Lip
+from system.cli import Terminated, run
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("signals")
+    save_released(seeded(Wav2Lip(), 0), d / "gen.pth")
+    write_media(d / "long.wav", speech_like(30.0)[None], 16000, audio_codec="pcm_s16le")
+    write_video(d / "face.mp4", face_frames(12))
+    return d
+
+
+def stop_mid_write(command, folder, signum, timeout=240):
+    """Run ``command``, send ``signum`` once a temporary output in ``folder`` has bytes; returns
+    (exit status, stderr)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, text=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while not any(path.stat().st_size > 0 for path in temporaries(folder) if path.exists()):
+            assert process.poll() is None, f"finished before the signal: {process.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "no temporary was ever written"
+            time.sleep(0.01)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, err
+
+
+@pytest.mark.parametrize("signum, status, word", [(signal.SIGTERM, 143, "terminated"),
+                                                  (signal.SIGINT, 130, "interrupted")])
+def test_a_stopped_lip_sync_says_one_word_and_leaves_nothing(files, tmp_path, signum, status, word):
+    out = tmp_path / "results"
+    command = [PYTHON, str(ROOT / "inference.py"), "--checkpoint_path", str(files / "gen.pth"),
+               "--face", str(files / "face.mp4"), "--audio", str(files / "long.wav"),
+               "--outfile", str(out / "result.mp4"), "--box", "20", "90", "30", "100", "--quiet"]
+    code, err = stop_mid_write(command, out, signum)
+    assert code == status and err.strip().splitlines() == [word], err[-3000:]
+    assert list(out.iterdir()) == []  # neither the output nor its temporary
+
+
+def test_sigterm_in_process_runs_the_clean_up_and_restores_the_handler():
+    cleaned = []
+
+    def main(argv):
+        try:
+            signal.raise_signal(signal.SIGTERM)
+            time.sleep(5)  # not reached: the handler raises at once
+        finally:
+            cleaned.append(True)
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert run(main, []) == 143 and cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert issubclass(Terminated, BaseException) and not issubclass(Terminated, Exception)  # no except Exception eats it
+
+
+def handled_signals(pid):
+    """The signals process ``pid`` has a handler for (Linux's /proc), as a set of numbers."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigCgt:"):
+            mask = int(line.split()[1], 16)
+            return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+    return set()
+
+
+def torch_loaded(pid):
+    return "libtorch" in open(f"/proc/{pid}/maps").read()
+
+
+@pytest.mark.parametrize("signum, line, status", [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated", 143)])
+def test_a_stop_while_a_script_still_imports_torch_is_one_line(signum, line, status):
+    # The handlers are in place once cli is imported, before torch (a second of imports); the
+    # reference, and this project until now, printed the traceback of whatever import it hit.
+    process = subprocess.Popen([PYTHON, str(ROOT / "color_syncnet_train.py"), "--help"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env=ENV, text=True)
+    try:
+        while signal.SIGTERM not in handled_signals(process.pid):
+            assert process.poll() is None, process.stderr.read()
+        assert not torch_loaded(process.pid)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert (process.returncode, err) == (status, f"{line}\n")
