@@ -8,7 +8,7 @@ Decoding, resampling and the mel spectrogram go a block at a time (``mono_blocks
 and ``melspectrogram`` join the blocks into the whole, with the same numbers.
 
 The pre-emphasis filter, the STFT and the mel filters are written out with NumPy: they equal
-scipy's lfilter, librosa's stft and librosa's mel filters bit for bit (tests/test_audio.py
+scipy's lfilter, librosa's stft and librosa's mel filters bit for bit (tests/foundations/test_audio.py
 checks), and importing those costs about 2 s of start-up (scipy.signal, numba), longer than
 the mel of a minute of speech.
 """

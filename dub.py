@@ -9,6 +9,7 @@ marked as synthetic in picture and sound. The work is done by ``dubbing.dub.dub`
 
 import sys
 
+import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from dubbing.dub import Speaking, dub
 from lipsync import Options
 from lipsync.command_line import add_lipsync_flags, report

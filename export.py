@@ -5,12 +5,13 @@
 Takes the generator (wav2lip.pth, wav2lip_gan.pth), S3FD (s3fd.pth), the expert SyncNet
 (lipsync_expert.pth) and the LSE SyncNet (syncnet_v2.model); which one a file holds is read
 from its weights. Each is written beside its checkpoint (or into --outdir) with the suffix
-.onnx, for ``inference.py --backend onnxruntime``; the work is done by ``onnx_models``.
+.onnx, for ``inference.py --backend onnxruntime``; the work is done by ``deployment.onnx_export``.
 """
 
 import sys
 from pathlib import Path
 
+import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from system.atomic_write import check_output
 from system.cli import argument_parser, run
 from system.errors import check_number

@@ -12,6 +12,7 @@ raises it to 0.03), run by training/loop.py.
 
 import sys
 
+import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from system import cli
 from training.command_line import main_for, trainer_parser
 from training.objectives import GANGeneratorObjective

@@ -6,6 +6,7 @@
 import sys
 from pathlib import Path
 
+import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from system import cli
 from system.atomic_write import check_output, check_writable
 from training import dataset

@@ -13,6 +13,7 @@ evaluation/fid.py's statistics (.npz) the FID is printed.
 import sys
 from pathlib import Path
 
+import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from system.atomic_write import check_output
 from system.cli import argument_parser, run
 from system.reports import lse_averages

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from system import cli
 from system.atomic_write import check_output, check_writable
 from system.devices import pick_device

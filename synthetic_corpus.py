@@ -12,6 +12,7 @@ filelists split by speaker. What the speakers say and how: training/synthetic_da
 import sys
 from pathlib import Path
 
+import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from system import cli
 from system.atomic_write import check_output, check_writable
 from system.errors import UserError, check_number

@@ -18,10 +18,11 @@ batches move InceptionV3's float32 features slightly, as another --batch_size do
 import sys
 from pathlib import Path
 
-import numpy as np
-
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
+
+import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
+import numpy as np
 
 from evaluation.metrics.fid_statistics import (
     WEIGHTS_NAME,

@@ -1,5 +1,5 @@
 """Marking lip-synced video as synthetic: the flags, and the opt-in visible label (--label
-"TEXT", drawn in a corner of every output frame). The metadata itself: provenance.py."""
+"TEXT", drawn in a corner of every output frame). The metadata itself: media/provenance.py."""
 
 import functools
 

@@ -64,7 +64,7 @@ class Options:
     crf: int = 18
     preset: str = "veryfast"  # x264's: about 2.5x faster than "fast" at 720p, at a similar size for the same crf
     progress: bool = True
-    unmarked: bool = False  # leave out the synthetic-media metadata (provenance.py)
+    unmarked: bool = False  # leave out the synthetic-media metadata (media/provenance.py)
     label: str = None  # visible text drawn in a corner of every frame
     label_corner: str = "bottom-right"
     label_size: float = 0.04  # text height, as a fraction of the frame height

@@ -4,7 +4,7 @@ H.264 + AAC mp4 out. No shell.
 Reading streams one frame at a time, so memory does not grow with the video's length;
 rotation metadata (phone videos) is applied, and variable-frame-rate video is brought to a
 constant rate by timestamps, as a player shows it. Colours convert exactly, by the input's
-colour description, and the output carries that description (see yuv.py).
+colour description, and the output carries that description (see media/yuv.py).
 """
 
 import contextlib

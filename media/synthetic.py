@@ -104,31 +104,6 @@ def face_frames(count, size=(160, 128), seed=0, without_face=()):
     return frames
 
 
-def bright_box(frame, threshold=200):
-    """The bounding box [x1, y1, x2, y2] of the pixels brighter than ``threshold`` in every channel."""
-    ys, xs = np.nonzero(frame.min(axis=2) > threshold)
-    if len(xs) < 50:
-        return None
-    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
-
-
-class BrightBoxDetector:
-    """Stands in for S3FD on synthetic frames: the face is the bright box."""
-
-    calls = []
-
-    def __init__(self, device="cpu", weights_path=None, batch_size=None):
-        self.batch_size = batch_size
-
-    def detect(self, frames, select=None):
-        """Like S3FDDetector.detect: one box or None per frame, or with ``select``, (k, 5) arrays."""
-        BrightBoxDetector.calls.append(frames.shape)
-        found = [None if (box := bright_box(f)) is None else np.array([*box, 0.99], np.float32) for f in frames]
-        if select is None:
-            return found
-        return [np.zeros((0, 5), np.float32) if box is None else box[None] for box in found]
-
-
 # What the colour tags mean, written out here independently of the project's conversion:
 # (Kr, Kb) of each matrix code, and the limited-range scale and offsets of Rec. 601/709.
 LUMA_WEIGHTS = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}

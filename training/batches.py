@@ -1,9 +1,11 @@
 """What each training step trains on: the data loader and its step-determined batches."""
 
+import functools
 import os
 
 import torch
 
+from hparams import hparams
 from system.errors import UserError
 from system.processes import stop_signals_blocked
 from training import dataset
@@ -38,7 +40,7 @@ def data_loader(dataset_class, split, config, batch_size, session, steps_per_epo
     filelist has clips for (at least one; every batch is full, as BatchNorm needs more than
     one sample), or ``steps_per_epoch``.
 
-    Workers are spawned, not forked, for the reason processes.py gives: a fork of this
+    Workers are spawned, not forked, for the reason system/processes.py gives: a fork of this
     process, which runs threads (PyTorch's, OpenCV's, TensorBoard's), can hang forever.
     """
     clips = dataset.read_filelist(config.filelists, split, config.data_root)
@@ -48,8 +50,15 @@ def data_loader(dataset_class, split, config, batch_size, session, steps_per_epo
     return torch.utils.data.DataLoader(
         samples, batch_sampler=StepSampler(batch_size, session.rank, session.world_size, steps), num_workers=workers,
         multiprocessing_context="spawn" if workers > 0 else None, pin_memory=session.device.type == "cuda",
-        persistent_workers=workers > 0,
+        persistent_workers=workers > 0, worker_init_fn=functools.partial(_take_hparams, dict(config.hparams)),
     )
+
+
+def _take_hparams(values, worker_id):
+    """A spawned worker imports hparams.py afresh, with its defaults: it takes the run's (the
+    fps that places the audio windows, the rate and mel bins of the audio) before any sample."""
+    for name, value in values.items():
+        hparams.set_hparam(name, value)
 
 
 def loader_workers(config):
@@ -92,7 +101,7 @@ def reraise_worker_errors(loader):
     """The loader's batches, from workers deaf to Ctrl-C and SIGTERM (the trainer stops them). A
     UserError raised in a worker arrives wrapped in its traceback: keep its line."""
     try:
-        with stop_signals_blocked():  # the workers start here and leave Ctrl-C to the trainer (processes.py)
+        with stop_signals_blocked():  # the workers start here and leave Ctrl-C to the trainer (system/processes.py)
             started = iter(loader)
         yield from started
     except UserError as error:

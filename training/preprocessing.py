@@ -5,7 +5,7 @@
 reference crops) and the clip's audio track as ``audio.wav``. Frames are streamed in detector
 batches (long videos do not fill memory), one worker per GPU detects faces while a pool of
 processes extracts the audio, and the videos that fail are listed with the reason in
-``<preprocessed_root>/preprocess_failures.csv``, sorted by video. Run as a shard (sharding.py)
+``<preprocessed_root>/preprocess_failures.csv``, sorted by video. Run as a shard (system/sharding.py)
 it does its share of the videos: the clips it writes are those a whole run writes, and its
 failures go to ``preprocess_failures.shard-K-of-N.csv``.
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, for its modules
 
+import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from tqdm import tqdm
 
 from evaluation.metrics.lse import LSEScorer

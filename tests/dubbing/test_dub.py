@@ -6,11 +6,11 @@ import av
 import numpy as np
 import pytest
 from conftest import ROOT
-from media.synthetic import face_frames, write_video
 from support.synthetic_weights import save_released, seeded
 
 import audio
 import dub
+from media.synthetic import face_frames, write_video
 from models import Wav2Lip
 from system.errors import UserError
 

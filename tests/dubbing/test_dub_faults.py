@@ -6,12 +6,12 @@ import tracemalloc
 import av
 import numpy as np
 import pytest
-from media.synthetic import face_frames, speech_like, write_media, write_video
 
 import audio
 import dub
 import dubbing.dub
 from dubbing.speech import Speech
+from media.synthetic import face_frames, speech_like, write_media, write_video
 from system.errors import UserError
 
 RATE = 22050  # eSpeak NG's

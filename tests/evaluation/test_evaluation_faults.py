@@ -6,12 +6,13 @@ import json
 import av
 import numpy as np
 import pytest
-from media.synthetic import BrightBoxDetector, face_frames, speech_like, write_video
+from support.bright_box_detector import BrightBoxDetector
 from support.synthetic_weights import save_released, seeded
 
 import face_detection.loading
 from evaluation import gen_videos_from_filelist, real_videos_inference
 from media import containers
+from media.synthetic import face_frames, speech_like, write_video
 from models import Wav2Lip
 from models.checkpoint import file_digest
 from system.errors import UserError

@@ -9,7 +9,6 @@ import pytest
 import torch
 from conftest import ROOT
 from scipy import linalg
-from media.synthetic import face_frames, write_video
 from support.synthetic_weights import save_released, seeded
 
 import merge_shards
@@ -22,6 +21,7 @@ from evaluation.metrics.fid_statistics import (
 )
 from evaluation.metrics.inception import FIDInceptionV3
 from media.containers import read_frames
+from media.synthetic import face_frames, write_video
 from models import Wav2Lip_disc_qual
 from models.checkpoint import CheckpointError
 from system.errors import UserError

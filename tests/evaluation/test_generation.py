@@ -5,13 +5,7 @@ import os
 import av
 import numpy as np
 import pytest
-from media.synthetic import (
-    BrightBoxDetector,
-    face_frames,
-    speech_like,
-    write_media,
-    write_video,
-)
+from support.bright_box_detector import BrightBoxDetector
 from support.synthetic_weights import save_released, seeded
 
 import audio
@@ -22,6 +16,7 @@ from evaluation.generation import _downscale_factor
 from lipsync.audio_chunks import mel_chunk_starts
 from lipsync.frames import stretched_indices
 from media import containers
+from media.synthetic import face_frames, speech_like, write_media, write_video
 from models import Wav2Lip
 from system.errors import UserError
 from system.reports import read_rows
@@ -180,8 +175,8 @@ sys.exit(cli.run(gen_videos_from_filelist.main, sys.argv[1:]))
 
 
 def test_a_generation_killed_mid_video_and_run_again_equals_an_uninterrupted_one(data):
-    from support.confined import ENV, PYTHON, kill_when, temporaries, tree
     from conftest import ROOT
+    from support.confined import ENV, PYTHON, kill_when, temporaries, tree
 
     filelist = data / "lrs2.txt"
     filelist.write_text("spk2/00002 spk1/00001\nspk1/00001 spk1/00001\nspk2/00002 spk1/00001\n")

@@ -11,7 +11,6 @@ import pytest
 import python_speech_features
 import torch
 from conftest import ROOT
-from media.synthetic import face_frames, speech_like, textbook_bgr, write_video
 from support.synthetic_weights import save_released, seeded
 
 import audio
@@ -24,6 +23,7 @@ from evaluation.metrics.lse import (
     sync_score,
 )
 from evaluation.metrics.syncnet import S, load_syncnet
+from media.synthetic import face_frames, speech_like, textbook_bgr, write_video
 from models import SyncNet_color
 from models.checkpoint import CheckpointError
 from system.reports import read_rows

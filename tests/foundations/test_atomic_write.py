@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.confined import PYTHON, kill_when, temporaries
 from conftest import ROOT
+from support.confined import PYTHON, kill_when, temporaries
 
 from system.atomic_write import (
     atomic_output,

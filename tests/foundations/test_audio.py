@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 from scipy.io import wavfile
-from media.synthetic import speech_like, tone, write_media
 
 import audio
+from media.synthetic import speech_like, tone, write_media
 from system.errors import UserError
 
 # --- an independent float64 mel spectrogram, from the reference's audio settings ----------------

@@ -4,9 +4,9 @@ transfer), and the output carries that description: what a player shows does not
 import av
 import numpy as np
 import pytest
-from media.synthetic import from_planes, natural_frames, read_planes, write_tagged_video
 
 from media import containers
+from media.synthetic import from_planes, natural_frames, read_planes, write_tagged_video
 from media.yuv import Colour, Picture
 
 # name: (pix_fmt, matrix, full range, tags as written: colorspace, range, primaries, transfer)

@@ -4,9 +4,9 @@ import av
 import cv2
 import numpy as np
 import pytest
-from media.synthetic import tone, write_media, write_video
 
 from media import containers
+from media.synthetic import tone, write_media, write_video
 from system.errors import UserError
 
 

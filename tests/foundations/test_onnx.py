@@ -8,7 +8,6 @@ import onnxruntime
 import pytest
 import torch
 from conftest import ROOT
-from media.synthetic import face_frames, speech_like, write_media, write_video
 from support.synthetic_weights import save_released, seeded
 
 import export
@@ -17,6 +16,7 @@ from evaluation.metrics.syncnet import S
 from face_detection import S3FD, S3FDDetector
 from lipsync import Options, lip_sync
 from media import containers
+from media.synthetic import face_frames, speech_like, write_media, write_video
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
 from models.checkpoint import load_weights
 from system.cli import run

@@ -3,13 +3,13 @@
 import subprocess
 
 import pytest
-from support.confined import ENV, script, tree
 from conftest import ROOT
-from media.synthetic import face_frames, speech_like, write_video
+from support.confined import ENV, script, tree
 from support.synthetic_weights import save_released, seeded
 
 import merge_shards
 from evaluation.metrics.syncnet import S
+from media.synthetic import face_frames, speech_like, write_video
 from system.cli import run
 from system.errors import UserError
 from system.reports import read_rows, write_rows

@@ -4,6 +4,7 @@ detector (``detector``) and helpers that run the pipeline into a list of frames.
 import numpy as np
 import pytest
 import torch
+from support.bright_box_detector import BrightBoxDetector
 from support.synthetic_weights import save_released, seeded
 
 import face_detection.loading
@@ -11,13 +12,7 @@ import inference
 from lipsync import Options, lip_sync
 from lipsync.audio_chunks import mel_chunk_starts
 from media import containers
-from media.synthetic import (
-    BrightBoxDetector,
-    face_frames,
-    speech_like,
-    write_media,
-    write_video,
-)
+from media.synthetic import face_frames, speech_like, write_media, write_video
 from models import SyncNet_color, Wav2Lip
 from system.cli import run
 

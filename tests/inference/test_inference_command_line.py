@@ -7,7 +7,13 @@ from fractions import Fraction
 import av
 import numpy as np
 from conftest import ROOT
-from inference_assets import BOX, assets, cli, decoded, outside  # noqa: F401 - assets: fixtures
+from inference_assets import (
+    BOX,
+    assets,  # noqa: F401 - pytest fixtures
+    cli,
+    decoded,
+    outside,
+)
 
 import inference
 from lipsync import Options

@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
-from inference_assets import (
+from inference_assets import (  # noqa: F401 - pytest fixtures
     BOX,
     CONSTANT_BGR,
+    assets,
     chunk_count,
-    cli,  # noqa: F401 - assets, detector: fixtures
+    cli,
     decoded,
+    detector,
     outside,
     synced,
 )

@@ -3,7 +3,7 @@
 import av
 import numpy as np
 import pytest
-from inference_assets import BOX, assets, cli, detector  # noqa: F401 - assets, detector: fixtures
+from inference_assets import BOX, assets, cli, detector  # noqa: F401 - pytest fixtures
 from support.confined import FULL_DISK, READ_ONLY, in_namespace, one_line_error
 
 import audio

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from inference_assets import (  # noqa: F401 - assets, detector: fixtures
+from inference_assets import (  # noqa: F401 - pytest fixtures
     BOX,
     CONSTANT_BGR,
     assert_close,
@@ -16,19 +16,14 @@ from inference_assets import (  # noqa: F401 - assets, detector: fixtures
     outside,
     synced,
 )
+from support.bright_box_detector import bright_box
 from support.reference_inference import load_generator, reference_frames
 
 import audio
 from lipsync import Options, lip_sync
 from lipsync.audio_chunks import mel_chunk_starts
 from media import containers
-from media.synthetic import (
-    bright_box,
-    face_frames,
-    natural_frames,
-    read_planes,
-    write_tagged_video,
-)
+from media.synthetic import face_frames, natural_frames, read_planes, write_tagged_video
 from system.errors import UserError
 
 

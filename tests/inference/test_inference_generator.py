@@ -10,12 +10,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from inference_assets import (
+from inference_assets import (  # noqa: F401 - pytest fixtures
     BOX,
     CONSTANT_BGR,
     assert_close,
-    cli,  # noqa: F401 - assets, detector: fixtures
+    assets,
+    cli,
     decoded,
+    detector,
     outside,
     synced,
 )

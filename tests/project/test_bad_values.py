@@ -4,13 +4,7 @@ included), pads that empty the face box, absurd detections, a damaged face-cache
 import cv2
 import numpy as np
 import pytest
-from media.synthetic import (
-    BrightBoxDetector,
-    face_frames,
-    speech_like,
-    write_media,
-    write_video,
-)
+from support.bright_box_detector import BrightBoxDetector
 from support.synthetic_weights import save_released, seeded
 
 import dub
@@ -21,6 +15,7 @@ from evaluation import fid, gen_videos_from_filelist, real_videos_inference
 from evaluation.scores_LSE import calculate_scores_LRS, calculate_scores_real_videos
 from lipsync import Options, lip_sync
 from lipsync.box_planning import NoFaceError
+from media.synthetic import face_frames, speech_like, write_media, write_video
 from models import Wav2Lip
 from system.cli import run
 from system.errors import UserError

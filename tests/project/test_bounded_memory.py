@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from conftest import ROOT
 from scipy.io import wavfile
-from media.synthetic import face_frames, silent_flac, speech_like, write_video
 from support.synthetic_weights import save_released, seeded
 
 import audio
 from lipsync import Options, lip_sync, pipeline
 from lipsync.audio_chunks import Speech, mel_chunk_starts
 from media import containers
+from media.synthetic import face_frames, silent_flac, speech_like, write_video
 from models import Wav2Lip
 from system.errors import UserError
 

@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import pytest
-from support.confined import READ_ONLY, in_namespace, one_line_error
 from conftest import ROOT
-from media.synthetic import face_frames, speech_like, write_video
+from support.confined import READ_ONLY, in_namespace, one_line_error
 from support.synthetic_weights import seeded
 
 import preprocess
+from media.synthetic import face_frames, speech_like, write_video
 from models import SyncNet_color
 from models.checkpoint import save_checkpoint
 from system.reports import write_rows
@@ -54,19 +54,19 @@ CASES = {
 
 
 # Runs each script as `python script.py args` would, one after another in one interpreter
-# (torch loads once), and prints each one's exit status and stderr as JSON.
+# (torch loads once), and prints each one's exit status, stderr and stdout as JSON.
 RUN_EACH = """
 import contextlib, io, json, os, runpy, sys
 results = {}
 for name, argv in json.loads(sys.argv[1]).items():
-    sys.argv, err, code = [argv[0], *argv[1:]], io.StringIO(), None
+    sys.argv, err, out, code = [argv[0], *argv[1:]], io.StringIO(), io.StringIO(), None
     sys.path.insert(0, os.path.dirname(argv[0]))
-    with contextlib.redirect_stderr(err):
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             runpy.run_path(argv[0], run_name="__main__")
         except SystemExit as done:
             code = done.code
-    results[name] = (code, err.getvalue())
+    results[name] = (code, err.getvalue(), out.getvalue())
 print(json.dumps(results))
 """
 
@@ -79,10 +79,11 @@ def test_a_read_only_output_folder_is_one_line_before_any_work(inputs, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(results) == sorted(CASES)
-    for case, (code, stderr) in results.items():
+    for case, (code, stderr, stdout) in results.items():
         assert code not in (None, 0), case
         outcome = subprocess.CompletedProcess([case], code, "", stderr)
         assert one_line_error(outcome) == f"error: {out} is read-only (read-only file system)", case
+        assert stdout == "", case  # refused before any data or model was loaded (the trainers say "N training clips")
 
 
 def test_outputs_are_readable_by_others_as_open_would_make_them(tmp_path):

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from support.synthetic_certificates import write_signing_files
-from media.synthetic import face_frames, speech_like, write_media, write_video
 from support.synthetic_weights import save_released, seeded
 
 import inference
+from media.synthetic import face_frames, speech_like, write_media, write_video
 from models import SyncNet_color, Wav2Lip
 from system.atomic_write import atomic_output, check_output, reading
 from system.cli import run

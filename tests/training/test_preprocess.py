@@ -20,7 +20,6 @@ from support.confined import (
     tree,
     wait_until_gone,
 )
-from media.synthetic import speech_like, write_media, write_video
 from support.synthetic_weights import save_released, seeded
 
 import audio
@@ -29,6 +28,7 @@ import preprocess
 from face_detection import S3FD, S3FDDetector
 from face_detection.boxes import to_int_box
 from media.containers import read_frames
+from media.synthetic import speech_like, write_media, write_video
 from system import cli
 from training import preprocessing
 from training.dataset import DONE_MARKER

@@ -12,7 +12,14 @@ import time
 import av
 import numpy as np
 import pytest
-from support.confined import ENV, descendants, script, temporaries, tree, wait_until_gone
+from support.confined import (
+    ENV,
+    descendants,
+    script,
+    temporaries,
+    tree,
+    wait_until_gone,
+)
 
 import preprocess
 from system import cli

@@ -11,6 +11,7 @@ import sys
 import cv2
 import pytest
 import torch
+from conftest import ROOT
 from support.confined import (
     ENV,
     FULL_DISK,
@@ -20,7 +21,6 @@ from support.confined import (
     script,
     temporaries,
 )
-from conftest import ROOT
 from support.synthetic_weights import save_released, seeded
 
 import color_syncnet_train
@@ -35,7 +35,11 @@ from training import objectives
 from training.checkpoints import checkpoints, complete_steps, resume_paths
 from training.command_line import parse_config
 from training.losses import cosine_loss, generator_loss
-from training.objectives import ExpertObjective, GANGeneratorObjective, GeneratorObjective
+from training.objectives import (
+    ExpertObjective,
+    GANGeneratorObjective,
+    GeneratorObjective,
+)
 from training.session import Session
 from training.synthetic_data import make_corpus
 
@@ -395,6 +399,27 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
         holder.join()
         held_lock.LOCK.release()
     assert batches[0][0].flatten().tolist() == [0.0, 1.0]  # step 0's sample numbers
+
+
+def test_spawned_data_loader_workers_see_the_run_s_hyper_parameters(tmp_path):
+    # A spawned worker imports hparams.py afresh: without the run's values it would cut audio
+    # windows at the default fps and compute mels at the default rate, silently.
+    import types
+
+    from support.hparams_probe import SaysHparams
+
+    from training.batches import data_loader
+
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.txt").write_text("".join(f"v/c{k}\n" for k in range(2)))
+    for k in range(2):
+        (tmp_path / "v" / f"c{k}").mkdir(parents=True)
+    config = parse_config(ExpertObjective, color_syncnet_train.build_parser,
+                          ["--data_root", str(tmp_path), "--filelists", str(tmp_path / "lists"), "--checkpoint_dir",
+                           str(tmp_path / "unused"), "--hparams", "num_workers=1,fps=30,sample_rate=22050,num_mels=64"])
+    session = types.SimpleNamespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
+    values, _ = next(iter(data_loader(SaysHparams, "train", config, 2, session)))
+    assert values.tolist() == [[30.0, 22050.0, 64.0]] * 2
 
 
 def reference_generator_gradients(model, expert, disc, batch, syncnet_wt, disc_wt):

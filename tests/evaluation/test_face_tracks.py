@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+from support.bright_box_detector import BrightBoxDetector
 from support.synthetic_weights import save_released, seeded
 
 import face_detection.loading
@@ -14,7 +15,7 @@ from evaluation.metrics.face_tracks import (
 )
 from evaluation.metrics.syncnet import S
 from evaluation.scores_LSE import calculate_scores_real_videos
-from media.synthetic import BrightBoxDetector, face_frames, speech_like, write_video
+from media.synthetic import face_frames, speech_like, write_video
 from system.reports import read_rows
 
 
