@@ -166,7 +166,7 @@ RUNNER = """
 import sys
 sys.path[:0] = [{root!r}, {tests!r}]
 import face_detection.loading
-from media.synthetic import BrightBoxDetector
+from support.bright_box_detector import BrightBoxDetector
 face_detection.loading.S3FDDetector = BrightBoxDetector
 from system import cli
 from evaluation import gen_videos_from_filelist

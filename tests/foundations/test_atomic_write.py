@@ -156,6 +156,9 @@ def test_a_signal_at_any_instant_of_a_write_leaves_no_temporary(tmp_path):
                     armed = False
                     signal.setitimer(signal.ITIMER_REAL, 0)
             except Alarm:
-                assert temporaries(tmp_path) == []
+                pass
+            # Once the exception is let go, as cli.run lets Ctrl-C go: one raised as the block
+            # exits, before contextlib resumes the writer, leaves it to be closed then.
+            assert temporaries(tmp_path) == []
     finally:
         signal.signal(signal.SIGALRM, previous)
