@@ -2,6 +2,7 @@
 handlers are in place from the first project module any script imports, before torch.
 ``system.cli.run`` hands Ctrl-C back to Python once the script's work begins."""
 
+import os
 import signal
 import sys
 import threading
@@ -11,11 +12,11 @@ from pathlib import Path
 def stop_while_starting(signum, frame):
     """Ctrl-C or SIGTERM while a script still imports its modules (torch takes a second): the
     line and status ``run`` gives, not a traceback from inside an import. Nothing is made yet
-    that needs cleaning up; SystemExit still runs whatever ``finally`` there is."""
+    that needs cleaning up, so the process ends here: an exception raised instead can land in
+    a finaliser, where Python prints it as ignored and goes on (seen once in a full run)."""
     word, status = ("interrupted", 130) if signum == signal.SIGINT else ("terminated", 143)
-    signal.signal(signum, signal.SIG_IGN)
-    print(word, file=sys.stderr)
-    raise SystemExit(status)
+    os.write(2, f"{word}\n".encode())
+    os._exit(status)
 
 
 def started_as_a_script():
