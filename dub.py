@@ -13,7 +13,8 @@ import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends i
 from dubbing.dub import Speaking, dub
 from lipsync import Options
 from lipsync.command_line import add_lipsync_flags, report
-from system.cli import argument_parser, run
+from system.cli import run
+from system.flags import argument_parser
 
 
 def build_parser():

@@ -11,7 +11,8 @@ import sys
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from lipsync import Options, lip_sync
 from lipsync.command_line import add_lipsync_flags, report
-from system.cli import argument_parser, run
+from system.cli import run
+from system.flags import argument_parser
 
 
 def build_parser():

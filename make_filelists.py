@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
-from system import cli
+from system import cli, flags
 from system.atomic_write import check_output, check_writable
 from training import dataset
 
 
 def build_parser():
-    parser = cli.argument_parser(__doc__)
+    parser = flags.argument_parser(__doc__)
     parser.add_argument("--preprocessed_root", required=True, help="output folder of preprocess.py")
     parser.add_argument("--filelists", default="filelists", help="where train.txt, val.txt and test.txt go")
     parser.add_argument("--val", type=float, default=0.05, help="fraction of the videos for validation")

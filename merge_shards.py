@@ -15,7 +15,8 @@ from pathlib import Path
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from system.atomic_write import check_output
-from system.cli import argument_parser, run
+from system.cli import run
+from system.flags import argument_parser
 from system.reports import lse_averages
 from system.sharding import merge_table, shard_files
 

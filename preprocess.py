@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
-from system import cli
+from system import cli, flags
 from system.atomic_write import check_output, check_writable
 from system.devices import pick_device
 from system.errors import UserError
@@ -27,7 +27,7 @@ from system.sharding import Shard, add_shard_flag
 
 
 def build_parser():
-    parser = cli.argument_parser(__doc__)
+    parser = flags.argument_parser(__doc__)
     parser.add_argument("--data_root", required=True, help="folder of <video>/<clip>.mp4 files (LRS2's mvlrs_v1/main)")
     parser.add_argument("--preprocessed_root", required=True, help="where the face crops and audio go")
     parser.add_argument("--ngpu", type=int, default=1, help="GPUs to detect faces on, one worker each")
@@ -35,11 +35,11 @@ def build_parser():
     parser.add_argument("--box", nargs=4, type=int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                         help="crop this fixed box (pixels of the upright frames) from every frame instead of "
                              "detecting faces (data with a known face position, such as synthetic_corpus.py's clips)")
-    cli.add_detector_flag(parser, alias="--detector_weights")
+    flags.add_detector_flag(parser)
     add_shard_flag(parser)
     parser.add_argument("--audio_workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="processes extracting audio")
-    cli.add_run_flags(parser)
+    flags.add_run_flags(parser)
     return parser
 
 

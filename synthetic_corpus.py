@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
-from system import cli
+from system import cli, flags
 from system.atomic_write import check_output, check_writable
 from system.errors import UserError, check_number
 from training.dataset import MIN_FRAMES, SPLITS
@@ -21,7 +21,7 @@ from training.synthetic_data import FPS, make_corpus
 
 
 def build_parser():
-    parser = cli.argument_parser(__doc__)
+    parser = flags.argument_parser(__doc__)
     parser.add_argument("--out", required=True, help="folder to write the corpus to")
     parser.add_argument("--layout", choices=["raw", "preprocessed"], default="preprocessed",
                         help="raw: LRS2-style <speaker>/<clip>.mp4; preprocessed: face crops + audio.wav + filelists")

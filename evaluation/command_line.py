@@ -15,7 +15,7 @@ from lipsync.command_line import (
 )
 from lipsync.marking import add_marking_flags
 from media.provenance import unmarked_warning
-from system.cli import add_detector_flag, add_run_flags
+from system.flags import add_detector_flag, add_run_flags
 from system.errors import check_number
 from system.sharding import Shard, add_shard_flag
 

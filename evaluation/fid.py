@@ -33,7 +33,8 @@ from evaluation.metrics.fid_statistics import (
     running_statistics,
 )
 from system.atomic_write import atomic_output, check_output, check_writable
-from system.cli import add_run_flags, argument_parser, run
+from system.cli import run
+from system.flags import add_run_flags, argument_parser
 from system.devices import pick_device
 from system.errors import UserError, check_number
 from system.sharding import Shard, add_shard_flag

@@ -24,7 +24,8 @@ from evaluation.command_line import (
     generation_options,
 )
 from evaluation.generation import Pair, generate, read_filelist
-from system.cli import argument_parser, existing_folder, run
+from system.cli import existing_folder, run
+from system.flags import argument_parser
 from system.sharding import Shard
 
 TOOL = "gen_videos_from_filelist.py"

@@ -27,7 +27,8 @@ from evaluation.command_line import (
 )
 from evaluation.generation import Pair, face_scaled_sizes, generate, read_filelist
 from media.containers import visible
-from system.cli import argument_parser, existing_folder, run
+from system.cli import existing_folder, run
+from system.flags import argument_parser
 from system.devices import pick_device
 from system.errors import UserError
 from system.sharding import Shard

@@ -13,7 +13,7 @@ from lipsync.marking import add_marking_flags
 from lipsync.options import CHOICES
 from lipsync.pipeline import sync_json_path
 from media.provenance import unmarked_warning
-from system.cli import add_detector_flag, add_run_flags
+from system.flags import add_detector_flag, add_run_flags
 
 SIDES = ("TOP", "BOTTOM", "LEFT", "RIGHT")  # of a box: --pads, --crop, --box
 NO_FACE = ("stop (the reference), take the box from the neighbouring frames for gaps up to --max_gap (longer gaps pass "

@@ -1,6 +1,5 @@
-"""What every command-line script shares: one-line errors and exit codes."""
+"""What every command-line script shares: one-line errors and exit codes (its flags: system.flags)."""
 
-import argparse
 import contextlib
 import os
 import signal
@@ -74,34 +73,6 @@ def _stopped(word, status, signum, as_script):
             signal.signal(signum, signal.SIG_IGN)
     print(word, file=sys.stderr)
     return status
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """--help shows each flag's default, unless there is none to show (None, or off)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def argument_parser(doc):
-    """The parser of a script: the first paragraph of ``doc`` as its description, defaults in --help."""
-    return argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=HelpFormatter)
-
-
-def add_detector_flag(parser, alias=None):
-    """--detector_path, as every script that detects faces names its S3FD weights."""
-    parser.add_argument("--detector_path", help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
-    if alias:  # an older name of the flag, still accepted
-        parser.add_argument(alias, dest="detector_path", help=argparse.SUPPRESS)
-
-
-def add_run_flags(parser):
-    """--device, --quiet and --verbose, as every script that runs a network takes them."""
-    parser.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else the CPU), cpu, cuda, cuda:1, mps")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
 
 
 def existing_folder(path, flag):

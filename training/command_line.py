@@ -2,7 +2,7 @@
 them, builds the run's configuration from them and hands it to ``training.loop.run_training``."""
 
 from hparams import add_hparams_argument, apply_hparams_argument
-from system import cli
+from system import cli, flags
 from system.errors import UserError, check_number
 from training.checkpoints import DISC_PREFIX, checkpoint_flag
 from training.config import training_config
@@ -41,12 +41,12 @@ def add_training_flags(parser, disc=False, syncnet=False):
                         help="mixed precision: on = bfloat16, or float16 with loss scaling where bfloat16 is slow; "
                              "auto = on a CUDA GPU; fp16 or bf16 to choose")
     add_hparams_argument(parser)
-    cli.add_run_flags(parser)
+    flags.add_run_flags(parser)
 
 
 def trainer_parser(doc, disc=False, syncnet=False):
     """A trainer's command line: ``doc``'s first paragraph and the flags of ``add_training_flags``."""
-    parser = cli.argument_parser(doc)
+    parser = flags.argument_parser(doc)
     add_training_flags(parser, disc=disc, syncnet=syncnet)
     return parser
 

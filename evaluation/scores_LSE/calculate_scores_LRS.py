@@ -19,7 +19,8 @@ from evaluation.metrics.lse import LSEScorer
 from evaluation.scores_LSE import add_scoring_flags, check_scoring_flags
 from evaluation.scores_LSE.scoring import ScoringRun, scored
 from media.containers import visible
-from system.cli import add_run_flags, argument_parser, existing_folder, run
+from system.cli import existing_folder, run
+from system.flags import add_run_flags, argument_parser
 from system.devices import pick_device
 from system.errors import UserError
 from system.reports import default_scores_path

@@ -29,13 +29,8 @@ from evaluation.scores_LSE import add_scoring_flags, check_scoring_flags
 from evaluation.scores_LSE.scoring import ScoringRun, scored
 from face_detection.loading import load_detector
 from media.containers import VIDEO_EXTENSIONS, visible
-from system.cli import (
-    add_detector_flag,
-    add_run_flags,
-    argument_parser,
-    existing_folder,
-    run,
-)
+from system.cli import existing_folder, run
+from system.flags import add_detector_flag, add_run_flags, argument_parser
 from system.devices import pick_device
 from system.errors import UserError
 from system.reports import default_scores_path

@@ -67,11 +67,12 @@ def test_no_import_runs_up_the_layers_and_no_modules_import_each_other():
 
 
 def test_library_code_never_imports_the_command_line_module():
-    """system.cli (one-line errors, exit statuses, the flags every script shares) is for the
-    scripts and for the modules named command_line that hold a package's flags: a library
-    module that imports it takes its work from the command line instead of from its caller."""
+    """system.cli (one-line errors, exit statuses) and system.flags (the flags every script
+    shares) are for the scripts and for the modules named command_line that hold a package's
+    flags: a library module that imports them takes its work from the command line instead of
+    from its caller."""
     scripts = {script.removesuffix(".py").replace("/", ".") for script in SCRIPTS}
-    importers = sorted(name for name, targets in imports().items() if "system.cli" in targets)
+    importers = sorted(name for name, targets in imports().items() if {"system.cli", "system.flags"} & targets)
     assert {"inference", "lipsync.command_line", "training.command_line", "evaluation.command_line"} <= set(importers)
     library = [name for name in importers if name not in scripts and name.split(".")[-1] != "command_line"]
     assert library == []
@@ -104,13 +105,12 @@ def test_every_script_answers_help_from_any_directory_with_its_defaults(tmp_path
         # merge_shards.py has no flag with a default to show
         assert ("(default: " in text or script == "merge_shards.py") and "(default: None)" not in text \
             and "(default: False)" not in text, script
-    # One name for the S3FD weights everywhere; preprocess.py's old --detector_weights still works, unlisted.
-    detecting = [script for script, (_, text) in shown.items() if "--detector_path" in text]
+    # One name for the S3FD weights everywhere (tests/project/test_flags.py: the older ones still work, unlisted).
+    detecting = [script for script, (_, text) in shown.items() if "--detector_checkpoint_path" in text]
     assert sorted(detecting) == sorted(["inference.py", "dub.py", "preprocess.py", "evaluation/gen_videos_from_filelist.py",
                                         "evaluation/real_videos_inference.py",
                                         "evaluation/scores_LSE/calculate_scores_real_videos.py"])
-    assert not any("--detector_weights" in text for _, text in shown.values())
-    assert "(default: 32)" in shown["preprocess.py"][1]  # --batch_size
+    assert not any("--detector_weights" in text or "--detector_path" in text for _, text in shown.values())
 
 
 def test_scoring_and_training_do_not_load_the_inference_pipeline():
