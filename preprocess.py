@@ -1,7 +1,7 @@
 """Preprocess LRS2-style videos for training: face crops and audio.wav per clip.
 
     python preprocess.py --data_root lrs2/mvlrs_v1/main --preprocessed_root lrs2_preprocessed/
-    python preprocess.py --data_root ... --preprocessed_root ... --ngpu 4 --batch_size 64
+    python preprocess.py --data_root ... --preprocessed_root ... --ngpu 4 --face_det_batch_size 64
 
 Reads ``<data_root>/<video>/<clip>.mp4`` and writes ``<preprocessed_root>/<video>/<clip>/``
 (``<frame>.jpg`` face crops, ``audio.wav``). Run it again after an interruption: finished
@@ -31,7 +31,7 @@ def build_parser():
     parser.add_argument("--data_root", required=True, help="folder of <video>/<clip>.mp4 files (LRS2's mvlrs_v1/main)")
     parser.add_argument("--preprocessed_root", required=True, help="where the face crops and audio go")
     parser.add_argument("--ngpu", type=int, default=1, help="GPUs to detect faces on, one worker each")
-    parser.add_argument("--batch_size", type=int, default=32, help="frames per face-detection batch")
+    flags.add_face_det_batch_flag(parser, "--batch_size")
     parser.add_argument("--box", nargs=4, type=int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                         help="crop this fixed box (pixels of the upright frames) from every frame instead of "
                              "detecting faces (data with a known face position, such as synthetic_corpus.py's clips)")
@@ -51,8 +51,8 @@ def main(argv):
 
     data_root = cli.existing_folder(args.data_root, "--data_root")
     check_writable(args.preprocessed_root)
-    if args.batch_size < 1 or args.ngpu < 1 or args.audio_workers < 1:
-        raise UserError("--batch_size, --ngpu and --audio_workers must be at least 1")
+    if args.face_det_batch_size < 1 or args.ngpu < 1 or args.audio_workers < 1:
+        raise UserError("--face_det_batch_size, --ngpu and --audio_workers must be at least 1")
     shard = Shard.parse(args.shard)
     check_output(shard.path(Path(args.preprocessed_root) / preprocessing.FAILURES_NAME))
     videos = preprocessing.find_videos(data_root)
@@ -73,10 +73,10 @@ def main(argv):
             devices = [f"cuda:{i}" for i in range(count)]
         else:
             devices = [device]
-        detectors = [S3FDDetector(d, args.detector_path, args.batch_size) for d in devices]
+        detectors = [S3FDDetector(d, args.detector_path, args.face_det_batch_size) for d in devices]
     bar = tqdm(unit="clip", desc="preprocessing", disable=args.quiet, dynamic_ncols=True)
     try:
-        summary = preprocessing.preprocess(videos, args.preprocessed_root, detectors, args.batch_size,
+        summary = preprocessing.preprocess(videos, args.preprocessed_root, detectors, args.face_det_batch_size,
                                            args.audio_workers, progress=bar, shard=shard)
     finally:
         bar.close()

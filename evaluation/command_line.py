@@ -23,12 +23,12 @@ from system.sharding import Shard, add_shard_flag
 NOT_SETTINGS = {"results_dir", "checkpoint_path", "detector_path", "filelist", "data_root", "shard", "quiet", "verbose"}
 
 
-def add_generation_flags(parser, pads, face_det_batch_size):
+def add_generation_flags(parser, pads):
     """The flags both generation scripts take, with the reference's defaults for each."""
     parser.add_argument("--results_dir", required=True, help="where <index>.mp4 are written")
     add_checkpoint_flag(parser)
     add_pads_flag(parser, pads, note="")
-    add_batch_size_flags(parser, face_det_batch_size)
+    add_batch_size_flags(parser)
     add_detector_flag(parser)
     add_no_face_flags(parser, default="error", choices_mean="error skips the pair (the reference); interpolate and "
                                                            "skip carry on as inference.py does")

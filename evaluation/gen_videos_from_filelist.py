@@ -35,7 +35,7 @@ def build_parser():
     p = argument_parser(__doc__)
     p.add_argument("--filelist", required=True, help="lines of 'audio_source video', relative to --data_root, no .mp4")
     p.add_argument("--data_root", required=True, help="the dataset's video folder (LRS2: mvlrs_v1/main)")
-    add_generation_flags(p, pads=[0, 0, 0, 0], face_det_batch_size=64)
+    add_generation_flags(p, pads=[0, 0, 0, 0])
     return p
 
 

@@ -42,7 +42,7 @@ def build_parser():
                    help="dubbed: each file with its own audio; tts / random: the pairs of --filelist")
     p.add_argument("--filelist", default=None, help="lines of 'video audio', relative to --data_root")
     p.add_argument("--data_root", required=True, help="folder of the videos (and audio files)")
-    add_generation_flags(p, pads=[0, 10, 0, 0], face_det_batch_size=16)
+    add_generation_flags(p, pads=[0, 10, 0, 0])
     p.add_argument("--face_res", type=int, default=180, help="approximate face size, in pixels, to test at")
     p.add_argument("--min_frame_res", type=int, default=480, help="do not downscale the short side below this")
     p.add_argument("--max_frame_res", type=int, default=720, help="downscale the short side to at most this")

@@ -13,7 +13,7 @@ from lipsync.marking import add_marking_flags
 from lipsync.options import CHOICES
 from lipsync.pipeline import sync_json_path
 from media.provenance import unmarked_warning
-from system.flags import add_detector_flag, add_run_flags
+from system.flags import add_detector_flag, add_face_det_batch_flag, add_run_flags
 
 SIDES = ("TOP", "BOTTOM", "LEFT", "RIGHT")  # of a box: --pads, --crop, --box
 NO_FACE = ("stop (the reference), take the box from the neighbouring frames for gaps up to --max_gap (longer gaps pass "
@@ -65,8 +65,8 @@ def add_pads_flag(p, default=(0, 10, 0, 0), note=" (include the chin: bottom >= 
                    help="padding added to each detected face box" + note)
 
 
-def add_batch_size_flags(p, face_det_batch_size=16):
-    p.add_argument("--face_det_batch_size", type=int, default=face_det_batch_size, help="frames per S3FD batch")
+def add_batch_size_flags(p):
+    add_face_det_batch_flag(p)
     p.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
 
 
