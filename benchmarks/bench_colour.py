@@ -1,6 +1,7 @@
 """Pixel fidelity of inference.py outside the face box, on real clips, at --crf 0.
 
     python benchmarks/bench_colour.py                       # the clips in ../shared/data/real/
+    python benchmarks/bench_colour.py --clips_dir my_clips/   # its *.mp4, with its speech_48k_short.wav
     python benchmarks/bench_colour.py --videos a.mp4 b.mov --audio speech.wav
 
 Each video is lip-synced with a fixed box over its middle (seeded random generator weights:
@@ -18,8 +19,6 @@ Prints a Markdown table: mean signed error, the share within one level and the s
 per plane, and the milliseconds one frame takes to decode to BGR.
 """
 
-import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -33,13 +32,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from media.synthetic import read_planes  # noqa: E402
-
+import system  # noqa: E402, F401 - the project's first: Ctrl-C from here on ends in one line
+from benchmarks.shared import cpu_name  # noqa: E402
 from lipsync import Options, lip_sync  # noqa: E402
 from media import containers  # noqa: E402
+from media.synthetic import read_planes  # noqa: E402
 from models import Wav2Lip  # noqa: E402
+from system.cli import run  # noqa: E402
+from system.errors import UserError  # noqa: E402
+from system.flags import argument_parser  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real"
+AUDIO_NAME = "speech_48k_short.wav"
 
 
 def middle_box(width, height):
@@ -94,24 +98,43 @@ def swscale_frames(video):
             yield frame.to_ndarray(format="bgr24")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", nargs="+", default=sorted(str(p) for p in REAL.glob("*.mp4")))
-    parser.add_argument("--audio", default=str(REAL / "speech_48k_short.wav"))
-    args = parser.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    print(f"{cpu}, {torch.get_num_threads()} threads; torch {torch.__version__}, PyAV {av.__version__}\n")
+def build_parser():
+    p = argument_parser(__doc__)
+    p.add_argument("--clips_dir", default=str(REAL), metavar="DIR",
+                   help=f"folder of the clips: every *.mp4 in it, with its {AUDIO_NAME}")
+    p.add_argument("--videos", nargs="+", metavar="VIDEO", help="these videos instead of --clips_dir's")
+    p.add_argument("--audio", help=f"the speech to lip-sync them to (default: --clips_dir's {AUDIO_NAME})")
+    return p
+
+
+def inputs(args):
+    """The videos and the audio to run: one line when there is nothing to run."""
+    folder = Path(args.clips_dir)
+    videos = [Path(video) for video in args.videos] if args.videos else sorted(folder.glob("*.mp4"))
+    if not videos:
+        where = "does not exist" if not folder.exists() else "holds no .mp4 clips"
+        raise UserError(f"no clips to benchmark: {folder} {where} (give --clips_dir DIR or --videos)")
+    audio = Path(args.audio or folder / AUDIO_NAME)
+    for path in (*videos, audio):
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+    return videos, audio
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    videos, audio = inputs(args)
+    print(f"{cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}, PyAV {av.__version__}\n")
     print("| input | path | Y mean / within 1 / exact | U mean / within 1 / exact | V mean / within 1 / exact "
           "| decode ms/frame |\n|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         torch.manual_seed(0)
         torch.save({"state_dict": Wav2Lip().state_dict()}, work / "wav2lip.pth")
-        for video in args.videos:
+        for video in map(str, videos):
             info = containers.probe_video(video)
             box = middle_box(info.width, info.height)
-            lip_sync(Options(str(work / "wav2lip.pth"), video, args.audio, str(work / "out.mp4"), box=box, crf=0,
+            lip_sync(Options(str(work / "wav2lip.pth"), video, str(audio), str(work / "out.mp4"), box=box, crf=0,
                              progress=False))
             round_trip(video, work / "swscale_opencv.mp4", opencv_encode)
             round_trip(video, work / "swscale.mp4", swscale_encode)
@@ -136,4 +159,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

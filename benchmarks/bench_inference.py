@@ -49,6 +49,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import system  # noqa: E402, F401 - the project's first: Ctrl-C from here on ends in one line
+from benchmarks.shared import FrameSize, describe, finished, frame_size  # noqa: E402
+from system.cli import run  # noqa: E402
+from system.errors import check_number  # noqa: E402
+from system.flags import argument_parser  # noqa: E402
+
 FPS = 25
 STAGES = ("decode", "detection", "crops", "generator", "paste", "encode")
 
@@ -81,13 +87,14 @@ def make_input(directory, size, seconds):
     import av
     import cv2
     import numpy as np
+
     from media.synthetic import speech_like, write_media
 
     width, height = size
     video = directory / f"face_{width}x{height}_{seconds}s.mp4"
     if not video.exists():
         rng = np.random.default_rng(0)
-        background = cv2.resize(rng.integers(0, 200, (height // 8, width // 8, 3), dtype=np.uint8), size)
+        background = cv2.resize(rng.integers(0, 200, (height // 8, width // 8, 3), dtype=np.uint8), (width, height))
         face = cv2.resize(rng.integers(150, 256, (40, 32, 3), dtype=np.uint8), (height // 3, height * 2 // 5))
         with av.open(str(video), "w") as container:
             stream = container.add_stream("libx264", rate=FPS, options={"crf": "23", "preset": "ultrafast"})
@@ -160,40 +167,38 @@ def report(device, size, seconds, setting, figures):
     spent, busy = t["seconds"], t["busy"]
     wall = t["wall"]
     frames, pipeline, alone = figures["frames"], figures["frames"] / t["pipeline"], figures["generator_alone"]
-    run = (f"| {machine(device)} | {size}, {seconds} s | {setting} | {frames} | {wall:.1f} | {frames / wall:.2f} | "
+    row = (f"| {describe(device)} | {size}, {seconds} s | {setting} | {frames} | {wall:.1f} | {frames / wall:.2f} | "
            f"{t['first_frame']:.2f} | {pipeline:.2f} | {alone:.2f} ({pipeline / alone:.0%}) | "
            f"{figures['peak_mb'] / 1024:.2f} GB |")
     start_up = " + ".join(f"{stage} {spent.get(stage, 0):.1f}" for stage in ("imports", "load", "mel"))
     stages = ", ".join(f"{stage} {spent.get(stage, 0):.1f}" for stage in STAGES)
     threads = ", ".join(f"{thread} {share:.0%}" for thread, share in busy.items())
-    return run, f"| {size}, {seconds} s | {setting} | {start_up} | {stages} | {threads} |"
+    return row, f"| {size}, {seconds} s | {setting} | {start_up} | {stages} | {threads} |"
 
 
-def machine(device):
-    import torch
+def build_parser():
+    p = argument_parser(__doc__)
+    p.add_argument("--devices", nargs="+", metavar="DEVICE", help="devices to run on (default: cpu, and cuda when present)")
+    p.add_argument("--sizes", nargs="+", type=frame_size, default=[FrameSize(1280, 720), FrameSize(1920, 1080)],
+                   metavar="WxH", help="frame sizes of the generated videos")
+    p.add_argument("--seconds", nargs="+", type=int, default=[10, 40], help="lengths of the generated videos")
+    p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+                   help="what to run on each (see the description above)")
+    p.add_argument("--workdir", help="keep the generated inputs here, to reuse them (default: a temporary folder)")
+    p.add_argument("--child", help=argparse.SUPPRESS)  # one setting, in the process the benchmark starts
+    return p
 
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    return f"{cpu}, {torch.get_num_threads()} threads"
 
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", nargs="+")
-    parser.add_argument("--sizes", nargs="+", default=["1280x720", "1920x1080"])
-    parser.add_argument("--seconds", nargs="+", type=int, default=[10, 40])
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
-    parser.add_argument("--workdir", help="keep the generated inputs here (default: a temporary folder)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def main(argv):
+    args = build_parser().parse_args(argv)
     if args.child:
         return child(json.loads(args.child))
+    for seconds in args.seconds:
+        check_number("--seconds", seconds, 1, whole=True)
     import torch
 
     args.devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    breakdown = []
+    breakdown, runs, failed = [], 0, 0
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(args.workdir or temporary)
         work.mkdir(parents=True, exist_ok=True)
@@ -202,10 +207,9 @@ def main():
         print("| device | input | setting | frames | wall s | frames/s | first frame s | pipeline frames/s "
               "| generator alone frames/s (pipeline's share) | peak memory |\n|---|---|---|---|---|---|---|---|---|---|")
         for size in args.sizes:
-            width, height = (int(v) for v in size.lower().split("x"))
             for seconds in args.seconds:
                 started = time.perf_counter()
-                video, speech, box = make_input(work, (width, height), seconds)
+                video, speech, box = make_input(work, size, seconds)
                 print(f"<!-- input generated in {time.perf_counter() - started:.0f} s -->", file=sys.stderr)
                 for device in args.devices:
                     for setting in args.settings:
@@ -215,19 +219,21 @@ def main():
                                 "device": device, **SETTINGS[setting](device, box)}
                         result = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
                                                 capture_output=True, text=True, check=False)
+                        runs += 1
                         if result.returncode != 0:
-                            print(f"| {machine(device)} | {size}, {seconds} s | {setting} | failed: "
+                            failed += 1
+                            print(f"| {describe(device)} | {size}, {seconds} s | {setting} | failed: "
                                   f"{result.stderr.strip().splitlines()[-1:]} | | | | | | |", flush=True)
                             continue
-                        run, stages = report(device, size, seconds, setting,
-                                             json.loads(result.stdout.strip().splitlines()[-1]))
-                        print(run, flush=True)
+                        run_row, stages = report(device, size, seconds, setting,
+                                                 json.loads(result.stdout.strip().splitlines()[-1]))
+                        print(run_row, flush=True)
                         breakdown.append(stages)
     print("\nSeconds of work per stage, and each pipeline thread's busy share:\n")
     print("| input | setting | start-up s | stages s | busy |\n|---|---|---|---|---|")
     print("\n".join(breakdown))
-    return 0
+    return finished(runs, failed)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

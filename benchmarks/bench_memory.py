@@ -30,6 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import system  # noqa: E402, F401 - the project's first: Ctrl-C from here on ends in one line
+from benchmarks.shared import cpu_name, finished  # noqa: E402
+from system.cli import run  # noqa: E402
+from system.flags import argument_parser  # noqa: E402
+
 SPEECH_SECONDS = 2
 
 
@@ -38,8 +43,8 @@ def make_inputs(work, cases):
     import cv2
     import numpy as np
     import torch
-    from media.synthetic import silent_flac, speech_like, write_media
 
+    from media.synthetic import silent_flac, speech_like, write_media
     from models import Wav2Lip
 
     made = {"checkpoint": work / "wav2lip.pth", "speech": work / "speech.wav"}
@@ -126,26 +131,30 @@ def spec_of(case, made, work):
 CASES = ("mel-1min", "mel-7h", "still-small", "still-24mp", "video-4k")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def build_parser():
+    p = argument_parser(__doc__)
+    p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES), help="the cases to run (see above)")
+    p.add_argument("--child", help=argparse.SUPPRESS)  # one case, in the process the benchmark starts
+    return p
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
     if args.child:
         return child(json.loads(args.child))
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    print(f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print(f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
     print("| case | wall s | peak memory |\n|---|---|---|")
+    failed = 0
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
         made = make_inputs(work, args.cases)
         for case in args.cases:
             wall, peak, error = measure(spec_of(case, made, work))
+            failed += error is not None
             figures = f"{peak:,.0f} MB" if error is None else f"failed: {error}"
             print(f"| {case} | {wall:.1f} | {figures} |", flush=True)
-    return 0
+    return finished(len(args.cases), failed)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -13,7 +13,6 @@ class biases are set so that, as with real weights on a video, few positions are
 so post-processing costs what it does in practice. Prints a Markdown table.
 """
 
-import argparse
 import platform
 import sys
 import tempfile
@@ -26,10 +25,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import system  # noqa: E402, F401 - the project's first: Ctrl-C from here on ends in one line
+from benchmarks.shared import FrameSize, describe, frame_size  # noqa: E402
 from face_detection import S3FD, S3FDDetector  # noqa: E402
 from models import SyncNet_color, Wav2Lip  # noqa: E402
 from models.fusion import fuse_for_inference  # noqa: E402
 from models.inputs import stack_lower_halves  # noqa: E402
+from system.cli import run  # noqa: E402
+from system.errors import check_number  # noqa: E402
+from system.flags import argument_parser  # noqa: E402
 from training.losses import cosine_loss, generator_loss  # noqa: E402
 
 
@@ -122,37 +126,37 @@ def bench_detector(device, batch, size, repeats, weights_dir):
     return rows
 
 
-def machine(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {torch.get_num_threads()} threads"
+def build_parser():
+    p = argument_parser(__doc__)
+    p.add_argument("--devices", nargs="+", metavar="DEVICE", help="devices to run on (default: cpu, and cuda when present)")
+    p.add_argument("--gen_batch", type=int, default=128, help="faces per generator batch")
+    p.add_argument("--train_batch", type=int, default=4, help="5-frame windows per training step")
+    p.add_argument("--det_batch", type=int, default=16, help="frames per S3FD batch")
+    p.add_argument("--det_size", type=frame_size, default=FrameSize(1280, 720), metavar="WxH",
+                   help="WIDTHxHEIGHT of the detector's frames")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up; the best counts")
+    p.add_argument("--skip_detector", action="store_true", help="leave S3FD out (its rows take the longest on a CPU)")
+    return p
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    parser.add_argument("--gen_batch", type=int, default=128)
-    parser.add_argument("--train_batch", type=int, default=4)
-    parser.add_argument("--det_batch", type=int, default=16)
-    parser.add_argument("--det_size", default="1280x720", help="WIDTHxHEIGHT of the detector's frames")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up; the best counts")
-    parser.add_argument("--skip_detector", action="store_true")
-    args = parser.parse_args()
-    size = tuple(int(v) for v in args.det_size.lower().split("x"))
-
+def main(argv):
+    args = build_parser().parse_args(argv)
+    for name in ("gen_batch", "train_batch", "det_batch", "repeats"):
+        check_number(f"--{name}", getattr(args, name), 1, whole=True)
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, Python {platform.python_version()}\n")
     print("| device | what | precision | frames/s |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as weights_dir:
-        for name in args.devices:
+        for name in devices:
             device = torch.device(name)
             rows = bench_generator(device, args.gen_batch, args.repeats)
             rows += bench_training_step(device, args.train_batch, args.repeats)
             if not args.skip_detector:
-                rows += bench_detector(device, args.det_batch, size, args.repeats, Path(weights_dir))
+                rows += bench_detector(device, args.det_batch, args.det_size, args.repeats, Path(weights_dir))
             for what, precision, fps in rows:
-                print(f"| {machine(device)} | {what} | {precision} | {fps:.2f} |", flush=True)
+                print(f"| {describe(device)} | {what} | {precision} | {fps:.2f} |", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

@@ -1,0 +1,66 @@
+"""The benchmarks as commands: nothing to run is one line and exit status 1, a run that failed
+makes the exit status 1, and a bad size is refused by the parser. No benchmark is run here."""
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from system.cli import run
+
+
+def benchmark(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["empty folder", "no folder"])
+def test_a_benchmark_without_clips_says_so_in_one_line(tmp_path, made):
+    clips = tmp_path / "clips"
+    if made:
+        clips.mkdir()
+        (clips / "notes.txt").write_text("no videos here")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_colour.py"), "--clips_dir", str(clips)],
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 1
+    where = "holds no .mp4 clips" if made else "does not exist"
+    assert done.stderr == f"error: no clips to benchmark: {clips} {where} (give --clips_dir DIR or --videos)\n"
+    assert done.stdout == ""  # not even the table's header
+
+
+def test_named_videos_that_are_not_there_are_one_line(tmp_path, capsys):
+    bench_colour = benchmark("bench_colour")
+    assert run(bench_colour.main, ["--videos", str(tmp_path / "gone.mp4"), "--audio", str(tmp_path / "a.wav")]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'gone.mp4'}: no such file\n"
+
+
+def test_a_failed_case_makes_the_exit_status_1(monkeypatch, capsys):
+    bench_memory = benchmark("bench_memory")
+    monkeypatch.setattr(bench_memory, "make_inputs", lambda work, cases: {})
+    monkeypatch.setattr(bench_memory, "spec_of", lambda case, made, work: {"case": case})
+    monkeypatch.setattr(bench_memory, "measure",
+                        lambda spec: (0.5, None, ["MemoryError"]) if spec["case"] == "mel-7h" else (0.5, 120.0, None))
+    assert run(bench_memory.main, ["--cases", "mel-1min", "mel-7h"]) == 1
+    out, err = capsys.readouterr()
+    assert "| mel-1min | 0.5 | 120 MB |" in out and "| mel-7h | 0.5 | failed: ['MemoryError'] |" in out
+    assert err == "1 of 2 runs failed (their rows say why)\n"
+    assert run(bench_memory.main, ["--cases", "mel-1min"]) == 0
+
+
+@pytest.mark.parametrize("name, argv", [("bench_models", ["--det_size", "1280"]),
+                                        ("bench_inference", ["--sizes", "1280x0"])])
+def test_a_bad_frame_size_is_refused_by_the_parser(name, argv, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        benchmark(name).build_parser().parse_args(argv)
+    assert stopped.value.code == 2
+    assert "expected" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_sizes_read_and_show_as_width_x_height():
+    parser = benchmark("bench_inference").build_parser()
+    assert parser.parse_args(["--sizes", "640X360"]).sizes == [(640, 360)]
+    assert "(default: [1280x720, 1920x1080])" in " ".join(parser.format_help().split())
