@@ -1,12 +1,14 @@
 """FID between the frames of generated and real videos, compatible with pytorch-fid.
 
-    python evaluation/fid.py REAL GENERATED --weights checkpoints/pt_inception-2015-12-05-6726825d.pth
+    python evaluation/fid.py REAL GENERATED \\
+        --inception_checkpoint_path checkpoints/pt_inception-2015-12-05-6726825d.pth
 
 REAL and GENERATED are each a video, an image, a folder of videos and/or images, or a .npz of
 statistics saved with --save_stats (pytorch-fid's format: mu, sigma). Every frame is read
 losslessly as RGB, resized to 299 x 299 and embedded by pytorch-fid's InceptionV3; the
-Fréchet distance between the two Gaussians of pool features is the FID. Statistics are
-accumulated batch by batch, so memory does not grow with the number of frames.
+Fréchet distance between the two Gaussians of pool features is the FID, printed last (after
+a line with the number of frames on each side). Statistics are accumulated batch by batch, so
+memory does not grow with the number of frames. The older --weights still names the weights.
 
 With --shard K/N (or under torchrun) a process embeds every N-th file of each side and saves
 its running statistics to --shard_stats (as NAME.shard-K-of-N.npz); ``merge_shards.py NAME.npz``
@@ -22,8 +24,6 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
-import numpy as np
-
 from evaluation.metrics.fid_statistics import (
     WEIGHTS_NAME,
     frame_statistics,
@@ -31,19 +31,22 @@ from evaluation.metrics.fid_statistics import (
     load_inception,
     media_files,
     running_statistics,
+    save_arrays,
 )
-from system.atomic_write import atomic_output, check_output, check_writable
+from evaluation.progress import loading
+from system.atomic_write import check_output, check_writable
 from system.cli import run
-from system.flags import add_run_flags, argument_parser
 from system.devices import pick_device
 from system.errors import UserError, check_number
+from system.flags import add_run_flags, argument_parser, flag
 from system.sharding import Shard, add_shard_flag
 
 
 def build_parser():
     p = argument_parser(__doc__)
     p.add_argument("paths", nargs=2, metavar="PATH", help="real and generated: a video, an image, a folder, or a .npz")
-    p.add_argument("--weights", default=f"checkpoints/{WEIGHTS_NAME}", help="pytorch-fid's InceptionV3 weights")
+    flag(p, "--inception_checkpoint_path", "--weights", dest="inception_checkpoint_path", metavar="PATH",
+         default=f"checkpoints/{WEIGHTS_NAME}", help="pytorch-fid's InceptionV3 weights")
     p.add_argument("--batch_size", type=int, default=50, help="frames per InceptionV3 batch")
     p.add_argument("--save_stats", action="store_true",
                    help="save the statistics of the first PATH to the second (a .npz) instead of computing FID")
@@ -62,27 +65,33 @@ def main(argv):
         if not second.endswith(".npz"):
             raise UserError("with --save_stats the second path is the .npz to write")
         check_writable(Path(second).parent)
-        check_output(second, "the second PATH", {"first PATH": first, "--weights": args.weights})
+        check_output(second, "the second PATH", {"first PATH": first, "--inception_checkpoint_path": args.inception_checkpoint_path})
     shard = Shard.parse(args.shard)
     if not shard.whole:
         if args.save_stats or any(path.endswith(".npz") for path in args.paths):
             raise UserError("--shard splits the frames of videos and images: not --save_stats or a .npz PATH")
         check_writable(Path(args.shard_stats).parent)
-        check_output(shard.path(args.shard_stats), "--shard_stats", {"--weights": args.weights})
+        check_output(shard.path(args.shard_stats), "--shard_stats", {"--inception_checkpoint_path": args.inception_checkpoint_path})
     device = pick_device(args.device)
-    model = load_inception(args.weights, device)
+    loading("InceptionV3", args.inception_checkpoint_path, device, args.quiet)
+    model = load_inception(args.inception_checkpoint_path, device)
     if not shard.whole:
         return _save_shard(args, shard, model, device)
     if args.save_stats:
         mu, sigma, count = frame_statistics(first, model, device, args.batch_size, not args.quiet)
-        with atomic_output(second) as temporary, open(temporary, "wb") as handle:
-            np.savez_compressed(handle, mu=mu, sigma=sigma)
+        save_arrays(second, compressed=True, mu=mu, sigma=sigma)
         print(f"Saved the statistics of {count} frames to {second}")
         return 0
     real = frame_statistics(first, model, device, args.batch_size, not args.quiet)
     generated = frame_statistics(second, model, device, args.batch_size, not args.quiet)
+    print(f"Frames: {_counted(real[2], first)} real, {_counted(generated[2], second)} generated")
     print(f"FID: {frechet_distance(real[0], real[1], generated[0], generated[1])}")
     return 0
+
+
+def _counted(frames, path):
+    """How many frames a side had, for the line before the FID (a .npz does not say)."""
+    return f"{frames} ({path})" if frames is not None else f"the saved statistics of {path}"
 
 
 def _save_shard(args, shard, model, device):
@@ -93,8 +102,7 @@ def _save_shard(args, shard, model, device):
         arrays.update(running_statistics(files, model, device, args.batch_size, not args.quiet, Path(path).name)
                       .arrays(side))
     target = shard.path(args.shard_stats)
-    with atomic_output(target) as temporary, open(temporary, "wb") as handle:
-        np.savez(handle, **arrays)
+    save_arrays(target, **arrays)
     print(f"{shard.describe()}: statistics of {int(arrays['real_count'])} + {int(arrays['generated_count'])} frames "
           f"saved to {target}; when every shard is done: python merge_shards.py {args.shard_stats}")
     return 0

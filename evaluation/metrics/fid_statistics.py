@@ -20,11 +20,13 @@ from media.containers import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     is_image,
+    probe_video,
     read_frames,
     read_image,
     visible,
 )
 from models.checkpoint import load_weights
+from system.atomic_write import atomic_output
 from system.errors import UserError
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -34,7 +36,8 @@ def load_inception(path, device="cpu"):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"InceptionV3 weights not found at {path}: download pytorch-fid's FID weights "
-                        f"({WEIGHTS_NAME}, from its GitHub releases) and pass their path with --weights")
+                        f"({WEIGHTS_NAME}, from its GitHub releases) and pass their path with "
+                        "--inception_checkpoint_path")
     model = FIDInceptionV3()
     load_weights(model, path, device)
     return model.eval()
@@ -130,7 +133,8 @@ def frame_statistics(path, model, device, batch_size=50, progress=True):
 
 @torch.no_grad()
 def running_statistics(files, model, device, batch_size=50, progress=True, name=""):
-    """The RunningStats of the pool features of every frame of ``files``."""
+    """The RunningStats of the pool features of every frame of ``files``, with a bar that
+    counts the files (a single video: its frames) against their total."""
     stats, batch = RunningStats(), []
 
     def flush():
@@ -138,13 +142,27 @@ def running_statistics(files, model, device, batch_size=50, progress=True, name=
         stats.add(model(images).cpu().numpy())
         batch.clear()
 
-    for frame in tqdm(rgb_frames(files), desc=f"FID {name}", unit="frame", disable=not progress):
-        if batch and (len(batch) == batch_size or frame.shape != batch[0].shape):
+    by_frame = len(files) == 1 and not is_image(files[0])
+    total = (probe_video(files[0]).frame_count if by_frame else len(files)) if progress else None
+    with tqdm(total=total, desc=f"FID {name}", unit="frame" if by_frame else "file", disable=not progress) as bar:
+        for path in files:
+            for frame in rgb_frames([path]):
+                if batch and (len(batch) == batch_size or frame.shape != batch[0].shape):
+                    flush()
+                batch.append(frame)
+                bar.update(by_frame)
+            if not by_frame:
+                bar.set_postfix(frames=stats.count + len(batch), refresh=False)
+                bar.update()
+        if batch:
             flush()
-        batch.append(frame)
-    if batch:
-        flush()
     return stats
+
+
+def save_arrays(path, compressed=False, **arrays):
+    """``arrays`` in a .npz at ``path``, written whole or not at all."""
+    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
+        (np.savez_compressed if compressed else np.savez)(handle, **arrays)
 
 
 def merged_distance(parts):

@@ -144,13 +144,16 @@ class VideoInput:
     samples: int = 0
 
     def notes(self):
-        notes = []
+        """{what was done (the same words for every video): what, for this video}."""
+        notes = {}
         if abs(self.fps - VIDEO_FPS) > 1e-3:
-            notes.append(f"{self.fps:g} fps resampled to {VIDEO_FPS} fps")
+            notes[f"frames resampled to {VIDEO_FPS} fps"] = f"{self.fps:g} fps resampled to {VIDEO_FPS} fps"
         if self.sample_rate != AUDIO_RATE:
-            notes.append(f"{self.sample_rate} Hz audio resampled to {AUDIO_RATE} Hz")
-        if self.frames * SAMPLES_PER_FRAME != self.samples:
-            notes.append(f"audio {self.samples / AUDIO_RATE:.3f} s and video {self.frames / VIDEO_FPS:.3f} s differ")
+            notes[f"audio resampled to {AUDIO_RATE} Hz"] = f"{self.sample_rate} Hz audio resampled to {AUDIO_RATE} Hz"
+        # Less than a frame apart (an AAC encoder's padding) is no note: windows are whole frames.
+        if abs(self.frames * SAMPLES_PER_FRAME - self.samples) >= SAMPLES_PER_FRAME:
+            notes["audio and video lengths differ by a frame or more (only the shorter length is scored)"] = \
+                f"audio {self.samples / AUDIO_RATE:.3f} s and video {self.frames / VIDEO_FPS:.3f} s differ"
         return notes
 
 

@@ -1,12 +1,20 @@
 """The LSE scoring scripts, the flags they share and their checks; scoring.py is the run both make."""
 
+from evaluation.metrics.lse import LSEScorer
+from evaluation.progress import loading
+from system.devices import pick_device
 from system.errors import check_number
+from system.flags import add_syncnet_flag
 
 MAX_VSHIFT = 1000  # frames (40 s at 25 fps): each offset tried is a distance per window
+SYNCNET_WEIGHTS = "checkpoints/syncnet_v2.model"
 
 
 def add_scoring_flags(parser):
-    """--batch_size and --vshift, of the SyncNet both scripts score with."""
+    """The SyncNet both scripts score with (its weights under the reference's --initial_model
+    too), --batch_size and --vshift."""
+    add_syncnet_flag(parser, f"syncnet_v2.model, as released: LSE's SyncNet, not the training expert "
+                             f"(default {SYNCNET_WEIGHTS})", "--initial_model")
     parser.add_argument("--batch_size", type=int, default=20, help="5-frame windows per SyncNet batch")
     parser.add_argument("--vshift", type=int, default=15, help="audio offsets -vshift..+vshift frames are tried")
 
@@ -18,3 +26,15 @@ def check_scoring_flags(args, counts=()):
     check_number("--vshift", args.vshift, 0, MAX_VSHIFT, whole=True)
     for name in counts:
         check_number(f"--{name}", getattr(args, name), 0, whole=True)
+
+
+def syncnet_weights(args):
+    """The SyncNet weights the flags name."""
+    return args.syncnet_checkpoint_path or SYNCNET_WEIGHTS
+
+
+def load_scorer(args, weights):
+    """The LSEScorer of the flags, on --device, saying so first."""
+    device = pick_device(args.device)
+    loading("SyncNet", weights, device, args.quiet)
+    return LSEScorer(weights, device, args.batch_size, args.vshift)

@@ -1,8 +1,10 @@
 """The run both LSE scripts make around their scoring: this shard's videos and scores file
 checked before anything is read, each video scored in turn (one that cannot be is a row with
-its error, said on stderr, and the others go on), the rows written whole, and the last lines.
-What a video's rows hold is each script's own."""
+its error, said on stderr in one line, and the others go on), the rows written whole, and the
+last lines: how many videos failed, the notes once each, the averages. What a video's rows
+hold is each script's own."""
 
+import collections
 import dataclasses
 import sys
 from pathlib import Path
@@ -24,17 +26,20 @@ class ScoringRun:
     merged: str  # the whole run's scores file (--scores), that merge_shards.py writes
     shard: Shard
     columns: tuple  # of a row
+    verbose: bool = False  # each video's notes as it is scored, not only their count at the end
+    noted: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # videos per kind of note
+    failed: list = dataclasses.field(default_factory=list)  # the names of the videos without scores
 
     @classmethod
-    def plan(cls, videos, scores, shard, initial_model, columns):
+    def plan(cls, videos, scores, shard, syncnet_checkpoint_path, columns, verbose=False):
         """The run of shard ``shard`` (--shard's text) over ``videos`` into ``scores``: a scores
         file that cannot be written, or would replace the weights or a video, is one line here."""
         check_writable(Path(scores).parent)
         shard = Shard.parse(shard)
         videos, path = shard.select(videos), shard.path(scores)
-        check_output(path, "--scores", {"--initial_model": initial_model,
+        check_output(path, "--scores", {"--syncnet_checkpoint_path": syncnet_checkpoint_path,
                                         **{f"video {video.name}": video for video in videos}})
-        return cls(videos, path, scores, shard, columns)
+        return cls(videos, path, scores, shard, columns, verbose)
 
     def score(self, score_video, progress=True):
         """The rows of every video, ``score_video(video)``'s or, when it raises a UserError, a
@@ -51,21 +56,40 @@ class ScoringRun:
     def failure(self, video, said, error):
         """The row of a video that has no scores (``said`` on stderr): its name and ``error``."""
         tqdm.write(f"{video.name}: {said}", file=sys.stderr)
+        self.failed.append(video.name)
         return {**dict.fromkeys(self.columns, ""), "video": video.name, "error": error}
 
-    def finish(self, rows, shard_done, whole_done, nothing_scored):
-        """Print how the run ended: ``shard_done`` when it is one shard (and how to merge the
-        shards), else ``whole_done`` and the averages, or raise ``nothing_scored`` when no row
-        scored. The exit status: 0."""
+    def say(self, line):
+        """A line of the run's output, printed above the progress bar."""
+        tqdm.write(line)
+
+    def note(self, video, notes):
+        """What scoring ``video`` had to do to it (``{kind: this video's words}``): said for
+        each video with --verbose, else counted by kind and said once at the end. Returns the
+        text of the scores' notes column."""
+        self.noted.update(notes.keys())
+        if notes and self.verbose:
+            tqdm.write(f"{video.name}: " + "; ".join(notes.values()), file=sys.stderr)
+        return "; ".join(notes.values())
+
+    def finish(self, rows, done, nothing_scored, per="per-video"):
+        """Print how the run ended: the notes, once each; ``done`` (what was scored) and how
+        many videos failed; for one shard, how to merge the shards, else the averages (or
+        raise ``nothing_scored`` when no row scored). The exit status: 1 when any video failed."""
+        for kind, count in sorted(self.noted.items()):
+            how = "" if self.verbose else "; --verbose names them as they are scored"
+            print(f"note: {kind}: {count} of {len(self.videos)} videos (notes column of {self.scores}{how})",
+                  file=sys.stderr)
+        failed = f"; {len(self.failed)} failed (named above)" if self.failed else ""
         if not self.shard.whole:
-            print(f"{self.shard.describe()}: {shard_done} into {self.scores}; "
+            print(f"{self.shard.describe()}: {done}{failed} into {self.scores}; "
                   f"when every shard is done: python merge_shards.py {self.merged}")
-            return 0
-        if not scored(rows):
+        elif not scored(rows):
             raise UserError(f"{nothing_scored} (see {self.scores})")
-        print(whole_done)
-        print("\n".join(lse_averages(rows)))
-        return 0
+        else:
+            print(f"{done[0].upper()}{done[1:]}{failed}; {per} scores in {self.scores}")
+            print("\n".join(lse_averages(rows)))
+        return 1 if self.failed else 0
 
 
 def scored(rows):

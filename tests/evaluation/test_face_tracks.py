@@ -68,18 +68,27 @@ def test_script_scores_each_track(tmp_path, monkeypatch, capsys):
     write_video(data / "talk.mp4", face_frames(30, (200, 160)), audio=speech_like(1.2))
     write_video(data / "noface.mp4", face_frames(30, (200, 160), without_face=set(range(30))), audio=speech_like(1.2))
     scores = tmp_path / "scores.json"
-    code = calculate_scores_real_videos.main([
-        "--data_root", str(data), "--initial_model", str(model), "--detector_path", str(tmp_path / "s3fd.pth"),
-        "--min_track", "10", "--min_face_size", "20", "--scores", str(scores), "--quiet"])
-    assert code == 0
+    argv = ["--data_root", str(data), "--syncnet_checkpoint_path", str(model),
+            "--detector_checkpoint_path", str(tmp_path / "s3fd.pth"), "--face_det_batch_size", "7",
+            "--min_track", "10", "--min_face_size", "20", "--scores", str(scores), "--quiet"]
+    assert calculate_scores_real_videos.main(argv) == 1  # a video without a face track failed
     out, err = capsys.readouterr()
     tracks = [row for row in read_rows(scores) if not row["error"]]
     assert [(row["video"], row["track"], row["start_s"], row["end_s"]) for row in tracks] == [("talk.mp4", 0, 0.0, 1.2)]
     assert tracks[0]["lse_d"] > 0
-    assert "noface.mp4: no face track" in err
+    assert err.splitlines() == ["noface.mp4: no face track of 10 frames or more"]
     lines = out.strip().splitlines()
+    assert lines[-3] == f"Scored 1 face tracks in 1 of 2 videos; 1 failed (named above); per-track scores in {scores}"
     assert lines[-2] == f"Average Confidence: {tracks[0]['lse_c']}"
     assert lines[-1] == f"Average Minimum Distance: {tracks[0]['lse_d']}"
+
+    (data / "noface.mp4").unlink()  # the reference's spellings of the weights still work
+    old = [*argv[:argv.index("--min_track")], "--min_track", "10", "--min_face_size", "20", "--scores", str(scores)]
+    old[old.index("--syncnet_checkpoint_path")] = "--initial_model"
+    old[old.index("--detector_checkpoint_path")] = "--detector_path"
+    assert calculate_scores_real_videos.main(old) == 0
+    err = capsys.readouterr().err
+    assert f"loading SyncNet from {model} on cpu" in err and f"loading S3FD from {tmp_path / 's3fd.pth'} on cpu" in err
 
 
 def test_garbage_detections_are_bounded_to_the_frame():

@@ -125,21 +125,37 @@ def test_script_prints_fid_and_saves_statistics(inception_file, tmp_path):
     (generated / ".c.mp4.ab12cd34.mp4").write_bytes(b"unfinished")  # a video still being written: not read
     (generated / ".thumbnails").mkdir()
     (generated / ".thumbnails" / "x.png").write_bytes(b"not really")
-    done = _run(real, generated, "--weights", inception_file, "--quiet")
+    done = _run(real, generated, "--inception_checkpoint_path", inception_file, "--quiet")
     assert done.returncode == 0, done.stderr
     model = load_inception(inception_file)
     a = frame_statistics(real, model, "cpu", progress=False)
     b = frame_statistics(generated, model, "cpu", progress=False)
-    assert done.stdout.startswith("FID: ")
+    assert done.stdout.splitlines()[0] == f"Frames: 4 ({real}) real, 4 ({generated}) generated"
+    assert done.stdout.splitlines()[-1].startswith("FID: ")  # last, as pytorch-fid prints it
     assert float(done.stdout.split()[-1]) == pytest.approx(frechet_distance(a[0], a[1], b[0], b[1]), rel=1e-4)
+    assert done.stderr == ""  # --quiet: no bars, no loading line
 
     saved = tmp_path / "real stats.npz"
-    assert _run(real, saved, "--weights", inception_file, "--quiet", "--save_stats").returncode == 0
-    again = _run(saved, generated, "--weights", inception_file, "--quiet")
+    assert _run(real, saved, "--inception_checkpoint_path", inception_file, "--quiet", "--save_stats").returncode == 0
+    again = _run(saved, generated, "--weights", inception_file, "--quiet")  # the older spelling still works
     assert float(again.stdout.split()[-1]) == pytest.approx(float(done.stdout.split()[-1]), rel=1e-6)
+    assert again.stdout.splitlines()[0] == f"Frames: the saved statistics of {saved} real, 4 ({generated}) generated"
 
-    missing = _run(real, generated, "--weights", tmp_path / "nope.pth")
-    assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "InceptionV3 weights not found" in missing.stderr
+    missing = _run(real, generated, "--inception_checkpoint_path", tmp_path / "nope.pth")
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 2 and "InceptionV3 weights not found" in missing.stderr
+    assert missing.stderr.splitlines()[-1].endswith("pass their path with --inception_checkpoint_path")
+
+
+def test_the_embedding_shows_bars_with_totals(inception_file, tmp_path, capsys):
+    """A folder: a bar over its files (with the frames so far); a single video: over its frames."""
+    real, generated = _write_inputs(tmp_path / "real", 3), tmp_path / "one.mp4"
+    write_video(generated, face_frames(5, (96, 96), seed=9))
+    assert fid.main([str(real), str(generated), "--inception_checkpoint_path", str(inception_file)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"loading InceptionV3 from {inception_file} on cpu\n")
+    bars = [line.split("\r")[-1] for line in err.split("\n")[1:-1]]  # each bar as it was left
+    assert bars[0].startswith("FID real: 100%") and "| 2/2 [" in bars[0] and "file" in bars[0] and "frames=4" in bars[0]
+    assert bars[1].startswith("FID one.mp4: 100%") and "| 5/5 [" in bars[1] and "frame" in bars[1]
 
 
 def test_two_shards_and_a_merge_give_one_runs_fid(inception_file, tmp_path, capsys):
@@ -151,7 +167,7 @@ def test_two_shards_and_a_merge_give_one_runs_fid(inception_file, tmp_path, caps
         write_video(generated / f"{i}.mp4", face_frames(2, (96, 96), seed=10 + i))
     # Batches of one frame: a shard groups frames into batches differently, and InceptionV3's
     # float32 features move with the grouping, as with another --batch_size.
-    common = [str(real), str(generated), "--weights", str(inception_file), "--quiet", "--batch_size", "1"]
+    common = [str(real), str(generated), "--inception_checkpoint_path", str(inception_file), "--quiet", "--batch_size", "1"]
     stats = tmp_path / "stats.npz"
     for k in range(2):
         assert fid.main([*common, "--shard", f"{k}/2", "--shard_stats", str(stats)]) == 0

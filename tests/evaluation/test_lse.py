@@ -143,7 +143,7 @@ def test_av_offset_is_minus_the_sound_delay_at_any_frame_and_sample_rate(syncnet
     score, source = scorer.score_video(video, jpeg_roundtrip=jpeg)
     assert score.offset == -delay
     assert score.confidence > score.min_distance  # the minimum is well below the median
-    notes = "; ".join(source.notes())
+    notes = "; ".join(source.notes().values())
     assert ("resampled to 25 fps" in notes) == (fps != 25)
     assert (f"{sample_rate} Hz audio resampled to 16000 Hz" in notes) == (sample_rate != 16000)
 
@@ -170,29 +170,63 @@ def test_script_prints_the_reference_lines_and_writes_per_video_scores(syncnet_f
     (data / "broken.mp4").write_bytes(b"<html>not a video</html>")
     (data / ".2.mp4.k3j5h7g9.mp4").write_bytes(b"the unfinished temporary of a video still being written")
     scores = tmp_path / "scores.csv"
-    done = _run("--data_root", data, "--initial_model", syncnet_file, "--scores", scores, "--quiet")
-    assert done.returncode == 0, done.stderr
+    done = _run("--data_root", data, "--syncnet_checkpoint_path", syncnet_file, "--scores", scores, "--quiet")
+    assert done.returncode == 1, done.stderr  # a video could not be scored: the others are, and the run says so
     rows = {row["video"]: row for row in read_rows(scores)}
     assert set(rows) == {"0.mp4", "1.mp4", "broken.mp4"} and "cannot read" in rows["broken.mp4"]["error"]
-    assert "Scored 2 of 3 videos" in done.stdout  # the hidden temporary is not a video
+    # the hidden temporary is not a video
+    assert f"Scored 2 of 3 videos; 1 failed (named above); per-video scores in {scores}" in done.stdout
     lines = done.stdout.strip().splitlines()
     confidence = np.mean([float(rows[v]["lse_c"]) for v in ("0.mp4", "1.mp4")])
     distance = np.mean([float(rows[v]["lse_d"]) for v in ("0.mp4", "1.mp4")])
     assert lines[-2].startswith("Average Confidence: ") and float(lines[-2].split(": ")[1]) == pytest.approx(confidence)
     assert lines[-1].startswith("Average Minimum Distance: ") and float(lines[-1].split(": ")[1]) == pytest.approx(distance)
-    assert "broken.mp4: skipped" in done.stderr
+    assert [line for line in done.stderr.splitlines() if "broken.mp4" in line] == \
+        [f"broken.mp4: skipped: {rows['broken.mp4']['error']}"]  # one line
 
+    (data / "broken.mp4").unlink()  # every video scored: exit status 0
     json_scores = tmp_path / "scores.json"
-    assert _run("--data_root", data, "--initial_model", syncnet_file, "--scores", json_scores, "--quiet",
+    assert _run("--data_root", data, "--syncnet_checkpoint_path", syncnet_file, "--scores", json_scores, "--quiet",
                 "--no_jpeg_roundtrip").returncode == 0
-    assert {row["video"] for row in read_rows(json_scores)} == set(rows)
+    assert {row["video"] for row in read_rows(json_scores)} == {"0.mp4", "1.mp4"}
 
     # Without --scores the scores go under results/, named after the folder, not into the working directory.
+    # The reference's --initial_model still names the weights.
     (tmp_path / "work").mkdir()
     assert _run("--data_root", data, "--initial_model", syncnet_file, "--quiet", cwd=tmp_path / "work").returncode == 0
     assert [str(p.relative_to(tmp_path / "work")) for p in (tmp_path / "work").rglob("*")] == \
         ["results", "results/results dir_lse_scores.csv"]
-    assert {row["video"] for row in read_rows(tmp_path / "work" / "results" / "results dir_lse_scores.csv")} == set(rows)
+    assert read_rows(tmp_path / "work" / "results" / "results dir_lse_scores.csv") == read_rows(scores)[:2]
+
+
+def test_notes_come_once_for_the_run_and_each_video_only_with_verbose(syncnet_file, tmp_path, capsys):
+    """Audio a few frames longer than the video (an AAC encoder's padding, on every video the
+    project makes): one note for the run, naming the count; each video's with --verbose."""
+    from evaluation.scores_LSE import calculate_scores_LRS
+
+    data = tmp_path / "generated"
+    data.mkdir()
+    for i in range(3):
+        write_video(data / f"{i}.mp4", face_frames(12, (96, 96), seed=i), audio=speech_like(0.6, 16000, seed=i))
+    argv = ["--data_root", str(data), "--syncnet_checkpoint_path", str(syncnet_file), "--scores",
+            str(tmp_path / "s.csv"), "--no_jpeg_roundtrip"]
+    assert calculate_scores_LRS.main(argv) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "differ" in line] == [
+        "note: audio and video lengths differ by a frame or more (only the shorter length is scored): 3 of 3 videos "
+        f"(notes column of {tmp_path / 's.csv'}; --verbose names them as they are scored)"]
+    notes = [row["notes"] for row in read_rows(tmp_path / "s.csv")]
+    assert all(note.startswith("audio 0.6") and note.endswith("and video 0.480 s differ") for note in notes)
+    # the model's loading is said, and the bar counts the videos against their total
+    assert f"loading SyncNet from {syncnet_file} on cpu" in err and "LSE: 100%" in err and "3/3" in err
+
+    assert calculate_scores_LRS.main([*argv, "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert sum(f"{i}.mp4: audio 0.6" in err for i in range(3)) == 3
+    assert err.count("note: audio and video lengths differ") == 1
+
+    assert calculate_scores_LRS.main([*argv, "--quiet"]) == 0
+    assert "note: audio and video lengths differ" in capsys.readouterr().err  # no bar, no loading line; the note stays
 
 
 @pytest.mark.parametrize("case", ["no model", "html model", "empty folder"])
@@ -207,7 +241,7 @@ def test_script_errors_are_one_line(syncnet_file, tmp_path, case):
     elif case == "html model":
         model = tmp_path / "syncnet_v2.model"
         model.write_text("<!DOCTYPE html><html>sign in</html>")
-    done = _run("--data_root", data, "--initial_model", model, "--quiet", "--scores", tmp_path / "s.csv")
+    done = _run("--data_root", data, "--syncnet_checkpoint_path", model, "--quiet", "--scores", tmp_path / "s.csv")
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
 
@@ -221,12 +255,12 @@ def test_a_shard_says_how_to_merge_and_a_run_with_no_scores_is_an_error(syncnet_
     for name in ("a.mp4", "b.mp4"):
         (data / name).write_bytes(b"<html>not a video</html>")
     scores = tmp_path / "s.csv"
-    argv = ["--data_root", str(data), "--initial_model", str(syncnet_file), "--scores", str(scores), "--quiet"]
-    # A shard whose videos all fail still ends well: the merged shards decide.
-    assert run(calculate_scores_LRS.main, [*argv, "--shard", "1/2"]) == 0
+    argv = ["--data_root", str(data), "--syncnet_checkpoint_path", str(syncnet_file), "--scores", str(scores), "--quiet"]
+    # A shard whose videos fail says so: its exit status is 1, its rows go to the merge.
+    assert run(calculate_scores_LRS.main, [*argv, "--shard", "1/2"]) == 1
     out, err = capsys.readouterr()
     shard_file = tmp_path / "s.shard-1-of-2.csv"
-    assert out == (f"shard 1 of 2 (0-based): scored 0 of 1 videos into {shard_file}; "
+    assert out == (f"shard 1 of 2 (0-based): scored 0 of 1 videos; 1 failed (named above) into {shard_file}; "
                    f"when every shard is done: python merge_shards.py {scores}\n")
     assert err.startswith("b.mp4: skipped: cannot read") and len(err.splitlines()) == 1
     assert [row["video"] for row in read_rows(shard_file)] == ["b.mp4"]

@@ -106,13 +106,14 @@ def test_generation_scripts_refuse_a_bad_number_before_the_first_video(inputs, t
      "--min_face_size must be a whole number, 0 or more, not -1"),
 ])
 def test_scoring_scripts_refuse_a_bad_number_before_loading_anything(inputs, tmp_path, capsys, script, flags, message):
-    argv = ["--data_root", inputs, "--initial_model", tmp_path / "absent.model", "--scores", tmp_path / "s.csv",
+    argv = ["--data_root", inputs, "--syncnet_checkpoint_path", tmp_path / "absent.model", "--scores", tmp_path / "s.csv",
             "--quiet", *flags]
     assert one_line(capsys, script, argv) == (1, f"error: {message}")
 
 
 def test_fid_and_export_refuse_a_bad_number_first(inputs, tmp_path, capsys):
-    argv = [inputs / "face.mp4", inputs / "face.mp4", "--weights", tmp_path / "absent.pth", "--batch_size", "0"]
+    argv = [inputs / "face.mp4", inputs / "face.mp4", "--inception_checkpoint_path", tmp_path / "absent.pth",
+            "--batch_size", "0"]
     assert one_line(capsys, fid, argv) == (1, "error: --batch_size must be a whole number, 1 or more, not 0")
     argv = [inputs / "gen.pth", "--outdir", tmp_path, "--opset", "99"]
     assert one_line(capsys, export, argv) == (1, "error: --opset must be a whole number from 9 to 20, not 99")
