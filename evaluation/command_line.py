@@ -6,6 +6,8 @@ What the scripts run is generation.py."""
 import sys
 
 from evaluation.generation import check_results_dir, run_record
+from evaluation.progress import status
+from face_detection.detect import weights_file
 from lipsync import Options
 from lipsync.command_line import (
     add_batch_size_flags,
@@ -15,8 +17,8 @@ from lipsync.command_line import (
 )
 from lipsync.marking import add_marking_flags
 from media.provenance import unmarked_warning
-from system.flags import add_detector_flag, add_run_flags
 from system.errors import check_number
+from system.flags import add_detector_flag, add_run_flags
 from system.sharding import Shard, add_shard_flag
 
 # Flags that say where things are or how the run reports, not what a video becomes.
@@ -56,15 +58,14 @@ def generation_options(args, pair, outfile, **settings):
 def flags_record(args, tool):
     """``run_record`` of the flags: every flag that changes what a video becomes is a setting."""
     settings = {name: value for name, value in sorted(vars(args).items()) if name not in NOT_SETTINGS}
+    status(f"checking the generator {args.checkpoint_path} and S3FD {weights_file(args.detector_path)}", args.quiet)
     return run_record(tool, args.checkpoint_path, args.detector_path, settings)
 
 
-def finish(args, summary, every_pair=False):
-    """Print the summary (and the --unmarked warning); the exit status: 1 when no video exists
-    (with ``every_pair``, when any pair failed)."""
+def finish(args, summary):
+    """Print the summary (and the --unmarked warning); the exit status: 1 when any pair failed
+    (each said in a line of its own, and in failures.csv)."""
     print(summary.line() + (f"; {summary.shard.describe()}" if not summary.shard.whole else ""))
     if args.unmarked:
         print(unmarked_warning(f"{args.results_dir}/*.mp4"), file=sys.stderr)
-    if every_pair:
-        return 1 if summary.failures else 0
-    return 0 if summary.generated + summary.existing else 1
+    return 1 if summary.failures else 0

@@ -6,7 +6,9 @@
 Each filelist line is "AUDIO_SOURCE VIDEO", both relative to --data_root and without the
 .mp4 extension: the speech of the first file is synced onto the face of the second, as the
 reference reads these lists. Line i gives RESULTS_DIR/i.mp4 at 25 fps. As in the reference,
-a pair is skipped when its video is shorter than the audio or a frame has no face.
+a pair is skipped when its video is shorter than the audio or a frame has no face; each pair
+that fails is a line on stderr and a row of RESULTS/failures.csv, the summary counts them, and
+the exit status is then 1 (the videos made are kept, and a run again makes only what is missing).
 """
 
 import sys

@@ -54,7 +54,7 @@ def run_record(tool, checkpoint_path, detector_path, settings):
 
 
 def read_filelist(path):
-    """The two fields of each non-empty line of a filelist."""
+    """The two fields of each non-empty line of a filelist (one line when there are none)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"filelist not found: {path}")
@@ -62,7 +62,10 @@ def read_filelist(path):
     for number, fields in enumerate(lines, 1):
         if fields and len(fields) != 2:
             raise UserError(f"{path} line {number}: expected two paths, found {len(fields)} fields")
-    return [fields for fields in lines if fields]
+    pairs = [fields for fields in lines if fields]
+    if not pairs:
+        raise UserError(f"{path} lists no pairs")
+    return pairs
 
 
 @dataclasses.dataclass

@@ -7,8 +7,8 @@
 --filelist, whose lines are "VIDEO AUDIO" relative to --data_root (with extensions). Frames
 are scaled so the face is about --face_res pixels, as the reference does. A video shorter
 than its audio is an error, except in tts mode, where its frames are repeated evenly. A video
-that fails, for any reason, is a row of RESULTS/failures.csv and the others go on; the exit
-status is then 1.
+that fails, for any reason, is a line on stderr and a row of RESULTS/failures.csv, and the
+others go on; the summary counts them and the exit status is then 1.
 """
 
 import sys
@@ -28,9 +28,9 @@ from evaluation.command_line import (
 from evaluation.generation import Pair, face_scaled_sizes, generate, read_filelist
 from media.containers import visible
 from system.cli import existing_folder, run
-from system.flags import argument_parser
 from system.devices import pick_device
 from system.errors import UserError
+from system.flags import argument_parser
 from system.sharding import Shard
 
 TOOL = "real_videos_inference.py"
@@ -56,6 +56,8 @@ def main(argv):
     if args.mode == "dubbed":
         names = [p.name for p in visible(sorted(root.iterdir()), root) if p.is_file()]
         lines = [(name, name) for name in names]
+        if not lines:
+            raise UserError(f"no videos in {root}")
     elif args.filelist is None:
         raise UserError(f"--mode {args.mode} needs --filelist")
     else:
@@ -71,7 +73,7 @@ def main(argv):
 
     summary = generate(pairs, args.results_dir, options_for, flags_record(args, TOOL), progress=not args.quiet,
                        shard=Shard.parse(args.shard))
-    return finish(args, summary, every_pair=True)  # a handful of chosen videos: each one counts
+    return finish(args, summary)
 
 
 if __name__ == "__main__":

@@ -48,9 +48,14 @@ def test_filelist_pairs_are_generated_skipped_and_resumed(data, capsys):
     # audio source first, then the face video, as the reference reads these lists
     filelist.write_text("spk2/00002 spk1/00001\nspk1/00001 spk2/00002\n\nspk1/00001 spk3/missing\n")
     argv = ["--filelist", str(filelist), "--results_dir", str(data / "results"), "--data_root", str(data / "data root"),
-            "--checkpoint_path", str(data / "gen.pth"), "--detector_path", str(data / "weights.pth"), "--quiet"]
-    assert gen_videos_from_filelist.main(argv) == 0
-    assert "1 generated, 0 already there, 2 failed (see failures.csv)" in capsys.readouterr().out
+            "--checkpoint_path", str(data / "gen.pth"), "--detector_checkpoint_path", str(data / "weights.pth"), "--quiet"]
+    assert gen_videos_from_filelist.main(argv) == 1  # pairs failed: the others are made, and the run says so
+    out, err = capsys.readouterr()
+    assert "1 generated, 0 already there, 2 failed (see failures.csv)" in out
+    root = data / "data root"
+    lines = err.splitlines()  # one line for each pair that failed, with its failures.csv error
+    assert len(lines) == 2 and lines[0].startswith("1: 00002.mp4 + 00001.mp4: ") and "12 frames" in lines[0]
+    assert lines[1].startswith("2: missing.mp4 + 00001.mp4: ") and lines[1].endswith(str(root / "spk3" / "missing.mp4"))
     results = data / "results"
     assert sorted(p.name for p in results.iterdir()) == ["0.mp4", "failures.csv"]
     assert frame_count(results / "0.mp4") == chunks(data / "data root" / "spk2" / "00002.mp4") < 30
@@ -62,7 +67,7 @@ def test_filelist_pairs_are_generated_skipped_and_resumed(data, capsys):
     assert "not found" in failures["2"]
 
     made = os.stat(results / "0.mp4").st_mtime_ns
-    assert gen_videos_from_filelist.main(argv) == 0
+    assert gen_videos_from_filelist.main(argv) == 1
     assert "0 generated, 1 already there, 2 failed" in capsys.readouterr().out
     assert os.stat(results / "0.mp4").st_mtime_ns == made
 
@@ -79,11 +84,11 @@ def test_two_shards_generate_what_one_run_generates(data, capsys):
     argv = lambda results: ["--filelist", str(filelist), "--results_dir", str(data / results),  # noqa: E731
                             "--data_root", str(data / "data root"), "--checkpoint_path", str(data / "gen.pth"),
                             "--detector_path", str(data / "weights.pth"), "--quiet"]
-    assert gen_videos_from_filelist.main(argv("one")) == 0
-    # shard 1's one pair fails: a run that made no video exits 1, sharded or not
-    assert [gen_videos_from_filelist.main([*argv("two"), "--shard", f"{k}/2"]) for k in range(2)] == [0, 1]
+    assert gen_videos_from_filelist.main(argv("one")) == 1
+    # each shard has a pair that fails, and says so
+    assert [gen_videos_from_filelist.main([*argv("two"), "--shard", f"{k}/2"]) for k in range(2)] == [1, 1]
     assert "failures.shard-1-of-2.csv" in capsys.readouterr().out
-    assert merge_shards.main([str(data / "two" / "failures.csv")]) == 0
+    assert merge_shards.main([str(data / "two" / "failures.csv")]) == 1  # as one run: pairs failed
     assert sorted(p.name for p in (data / "two").iterdir()) == sorted(p.name for p in (data / "one").iterdir()) \
         == ["0.mp4", "failures.csv"]
     assert (data / "two" / "failures.csv").read_bytes() == (data / "one" / "failures.csv").read_bytes()
@@ -106,6 +111,40 @@ def test_face_less_frames_fail_the_pair_by_default_and_the_hint_works(data, caps
     assert gen_videos_from_filelist.main([*argv, "--on_no_face", "interpolate"]) == 0  # what the hint says
     assert frame_count(data / "out" / "0.mp4") == chunks(root / "spk1" / "00001.mp4")
     assert not (data / "out" / "failures.csv").exists()
+
+    # with interpolate, a pair that fails for another reason still fails the run
+    (data / "one.txt").write_text("spk1/00001 spk3/00003\nspk1/00001 spk2/00002\n")
+    assert gen_videos_from_filelist.main([*argv, "--on_no_face", "interpolate"]) == 1
+    out, err = capsys.readouterr()
+    assert "0 generated, 1 already there, 1 failed (see failures.csv)" in out
+    assert len(err.splitlines()) == 1 and err.startswith("1: 00002.mp4 + 00001.mp4: ")
+
+
+def test_generation_shows_what_it_loads_and_a_bar_over_the_pairs(data, capsys):
+    (data / "list.txt").write_text("spk2/00002 spk1/00001\nspk2/00002 spk1/00001\n")
+    argv = ["--filelist", str(data / "list.txt"), "--results_dir", str(data / "out"), "--data_root",
+            str(data / "data root"), "--checkpoint_path", str(data / "gen.pth"), "--detector_checkpoint_path",
+            str(data / "weights.pth")]
+    assert gen_videos_from_filelist.main(argv) == 0
+    err = capsys.readouterr().err.split("\n")
+    assert err[0] == f"checking the generator {data / 'gen.pth'} and S3FD {data / 'weights.pth'}"
+    bar = err[1].split("\r")[-1]
+    assert bar.startswith("videos: 100%") and "| 2/2 [" in bar
+    assert gen_videos_from_filelist.main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_nothing_to_generate_is_one_line(data):
+    (data / "empty.txt").write_text("\n\n")
+    argv = ["--filelist", str(data / "empty.txt"), "--results_dir", str(data / "out"), "--data_root",
+            str(data / "data root"), "--checkpoint_path", str(data / "gen.pth")]
+    with pytest.raises(UserError, match=f"^{data / 'empty.txt'} lists no pairs$"):
+        gen_videos_from_filelist.main(argv)
+    (data / "no videos").mkdir()
+    argv = ["--mode", "dubbed", "--data_root", str(data / "no videos"), "--results_dir", str(data / "out"),
+            "--checkpoint_path", str(data / "gen.pth")]
+    with pytest.raises(UserError, match="^no videos in .*no videos$"):
+        real_videos_inference.main(argv)
 
 
 def test_a_malformed_filelist_line_is_named(data):

@@ -57,13 +57,6 @@ def launch(args, rank=None, shard=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(processes):
-    for process in processes:
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err
-    return processes
-
-
 def test_two_preprocessing_processes_write_the_bytes_of_one_run(tmp_path):
     raw = tmp_path / "raw"
     make_corpus(raw, "raw", speakers=2, clips=2, seconds=0.6, seed=5)
@@ -80,7 +73,8 @@ def test_two_preprocessing_processes_write_the_bytes_of_one_run(tmp_path):
     assert sorted(p.returncode for p in processes) == [0, 1]  # the shard with the broken video says so
     parts = sorted(p.name for p in (tmp_path / "two").glob("*.shard-*"))
     assert parts == ["preprocess_failures.shard-0-of-2.csv", "preprocess_failures.shard-1-of-2.csv"]  # one empty
-    assert run(merge_shards.main, [str(tmp_path / "two" / "preprocess_failures.csv")]) == 0
+    # the joined list records a failure: as the whole run, the merge's exit status is 1
+    assert run(merge_shards.main, [str(tmp_path / "two" / "preprocess_failures.csv")]) == 1
     assert tree(tmp_path / "two") == tree(tmp_path / "one")
 
 
@@ -98,13 +92,20 @@ def scored_folder(tmp_path_factory):
 
 def test_two_lse_scoring_processes_and_a_merge_give_one_runs_table_and_averages(scored_folder, tmp_path):
     videos, weights = scored_folder
-    lse = ["evaluation/scores_LSE/calculate_scores_LRS.py", "--data_root", videos, "--initial_model", weights, "--quiet"]
+    lse = ["evaluation/scores_LSE/calculate_scores_LRS.py", "--data_root", videos, "--syncnet_checkpoint_path", weights,
+           "--quiet"]
     whole = subprocess.run(script(*lse, "--scores", tmp_path / "one.csv"), env=ENV, cwd=ROOT,
-                           capture_output=True, text=True, check=True)
-    finish([launch(script(*lse, "--scores", tmp_path / "two.csv"), shard=f"{k}/2") for k in range(2)])
+                           capture_output=True, text=True, check=False)
+    assert whole.returncode == 1  # broken.mp4 could not be scored
+    shards = [launch(script(*lse, "--scores", tmp_path / "two.csv"), shard=f"{k}/2") for k in range(2)]
+    for shard in shards:
+        shard.communicate(timeout=300)
+    # videos 0.mp4, 2.mp4 for shard 0; 1.mp4 and broken.mp4 for shard 1, which says so
+    assert [shard.returncode for shard in shards] == [0, 1]
     assert [p.name for p in sorted(tmp_path.glob("two.shard-*"))] == ["two.shard-0-of-2.csv", "two.shard-1-of-2.csv"]
     merged = subprocess.run(script("merge_shards.py", tmp_path / "two.csv"), env=ENV, cwd=ROOT,
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, text=True, check=False)
+    assert merged.returncode == 1 and merged.stderr == f"1 failed: the error column of {tmp_path / 'two.csv'} says why\n"
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
     assert merged.stdout.splitlines()[-2:] == whole.stdout.splitlines()[-2:]  # the same averages, digit for digit
     assert not list(tmp_path.glob("two.shard-*"))
