@@ -269,3 +269,16 @@ def test_a_shard_says_how_to_merge_and_a_run_with_no_scores_is_an_error(syncnet_
     out, err = capsys.readouterr()
     assert out == "" and err.splitlines()[-1] == f"error: none of the 2 videos could be scored (see {scores})"
     assert [row["video"] for row in read_rows(scores)] == ["a.mp4", "b.mp4"]
+
+
+def test_the_reference_command_line_parses():
+    from evaluation.scores_LSE import calculate_scores_LRS, syncnet_weights
+
+    args = calculate_scores_LRS.build_parser().parse_args(
+        ["--initial_model", "data/syncnet_v2.model", "--batch_size", "20", "--vshift", "15", "--data_root", "r",
+         "--tmp_dir", "data/work/pytmp", "--reference", "demo"])
+    assert syncnet_weights(args) == "data/syncnet_v2.model" and (args.batch_size, args.vshift) == (20, 15)
+    assert syncnet_weights(calculate_scores_LRS.build_parser().parse_args(["--data_root", "r"])) == \
+        "checkpoints/syncnet_v2.model"
+    shown = calculate_scores_LRS.build_parser().format_help()
+    assert "--syncnet_checkpoint_path" in shown and "--initial_model" not in shown
