@@ -9,7 +9,6 @@ colour description, and the output carries that description (see media/yuv.py).
 
 import contextlib
 import dataclasses
-import math
 import os
 import stat
 import sys
@@ -105,6 +104,21 @@ def probe_video(path):
                          _colour(first), _yuv_format(first) in ("yuv420p", "yuvj420p"))
 
 
+def stream_ends(path):
+    """{"video": seconds, "audio": seconds, ...}: where the first stream of each kind in a media
+    file ends as a player presents it (its last packet's pts + duration), as a Fraction."""
+    with open_media(path, "media") as container:
+        first = {}
+        for stream in container.streams:
+            first.setdefault(stream.type, stream)
+        ends = dict.fromkeys(first)
+        for packet in container.demux(*first.values()):
+            if packet.pts is not None:
+                end = (packet.pts + packet.duration) * packet.stream.time_base
+                ends[packet.stream.type] = max(end, ends[packet.stream.type] or end)
+        return ends
+
+
 def read_frames(path, fps=None):
     """Yield the video's frames as upright BGR uint8 arrays at a constant ``fps``.
 
@@ -198,7 +212,8 @@ class VideoWriter:
 
     The file appears at ``path`` only when the block ends without error. Odd widths or
     heights are padded by one edge pixel (yuv420p needs even sizes). The audio of
-    ``audio_path`` (any media file) is re-encoded to AAC and interleaved as frames arrive.
+    ``audio_path`` (any media file) is re-encoded to AAC, interleaved as frames arrive, and
+    ends with the last frame (cut there, or filled with silence up to it).
     BGR frames are converted, and the stream tagged, as ``colour`` describes; pass the
     input's, so the output looks as the input does. ``metadata`` (str -> str) goes into the
     container as MP4 keys, any names kept. ``subtitles``, (start s, end s, text) cues, become a
@@ -261,8 +276,8 @@ class VideoWriter:
                 raise UserError(f"no frames to write to {self.path}")
             for packet in self._video.encode():
                 self._container.mux(packet)
-            if self._audio:
-                self._audio.mux_until(math.inf)
+            if self._audio:  # the sound ends with the last frame
+                self._audio.finish(self.frames_written / self.fps)
             for start, end, text in self.subtitles:
                 self._mux_subtitle(start, end, text)
             if self.sign:
@@ -288,7 +303,15 @@ _ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name
 
 
 class _AudioTranscoder:
-    """Decodes an audio track and encodes it to AAC in an output container, a little at a time."""
+    """Decodes an audio track and encodes it to AAC in an output container, a little at a time,
+    never past the time the video has reached: the track ends with the video (cut there, or
+    filled with silence up to it).
+
+    Each frame carries its sample position as its pts, so the encoder's first packet starts at
+    minus its priming samples (1024) and the muxer's edit list skips them: sound and picture
+    start together. Without pts the encoder counted from 0 and the sound came 1024 samples late
+    (64 ms at 16 kHz), and the track ran on 0.1-0.2 s past the last frame.
+    """
 
     def __init__(self, path, output):
         self._input = open_media(path, "audio")
@@ -299,37 +322,83 @@ class _AudioTranscoder:
         layout = "mono" if source.channels == 1 else "stereo"
         # The AAC encoder takes only the MPEG-4 rates (at most 96 kHz): others are resampled,
         # by soxr, as PyAV's own resampler refuses some rates (50 Hz, 100 Hz) midway.
-        rate = source.rate if source.rate in AAC_RATES else 48000
+        self.rate = rate = source.rate if source.rate in AAC_RATES else 48000
         self._stream = output.add_stream("aac", rate=rate, layout=layout)
         self._output, self._path = output, path
         self._frames = self._input.decode(source)
         if rate != source.rate:
             self._frames = _resampled(self._frames, source.rate, rate, layout)
-        self._seconds = 0.0
+        self._encoded = 0  # samples given to the encoder
+        self._last = None  # the last frame encoded: the encoder takes only frames like it
+        self._held = None  # a decoded frame (or its tail) beyond what has been encoded
 
     def mux_until(self, seconds):
-        """Encode input audio until its end or until it reaches ``seconds``."""
-        while self._seconds < seconds:
-            try:
-                frame = next(self._frames, None)
-            except av.error.FFmpegError as error:
-                raise UserError(f"cannot read audio from {self._path}: {error.strerror}") from None
-            try:
-                if frame is None:
-                    for packet in self._stream.encode(None):
-                        self._output.mux(packet)
-                    self._seconds = math.inf
-                    return
+        """Encode the input audio up to ``seconds`` (or its end), not beyond."""
+        limit = round(seconds * self.rate)
+        while self._encoded < limit:
+            frame = self._held or self._next_frame()
+            if frame is None:
+                return
+            self._held = None
+            if self._encoded + frame.samples > limit:
+                frame, self._held = _split(frame, limit - self._encoded)
+            self._encode(frame)
+
+    def finish(self, seconds):
+        """Encode the audio up to ``seconds`` exactly (silence where the input ends sooner), then
+        the encoder's last packets."""
+        self.mux_until(seconds)
+        missing = round(seconds * self.rate) - self._encoded
+        if missing > 0:
+            if self._last is None:  # not a sample read: float silence in the stream's layout
+                self._last = av.AudioFrame.from_ndarray(np.zeros((1, self._stream.channels), np.float32), format="flt",
+                                                        layout=self._stream.layout.name)
+                self._last.sample_rate = self.rate
+            self._encode(_silence(self._last, missing))
+        self._encode(None)
+
+    def _next_frame(self):
+        try:
+            return next(self._frames, None)
+        except av.error.FFmpegError as error:
+            raise UserError(f"cannot read audio from {self._path}: {error.strerror}") from None
+
+    def _encode(self, frame):
+        """Encode ``frame`` at the next sample position (None: flush the encoder)."""
+        try:
+            if frame is not None:
                 frame = _within_full_scale(frame)
-                frame.pts = None  # let the encoder number samples from 0
-                self._seconds += frame.samples / frame.sample_rate
-                for packet in self._stream.encode(frame):
-                    self._output.mux(packet)
-            except av.error.FFmpegError as error:  # its message names the hidden temporary: leave that out
-                raise UserError(f"cannot encode the audio of {self._path} to AAC: {error.strerror}") from None
+                frame.pts, frame.time_base = self._encoded, Fraction(1, self.rate)
+                self._encoded += frame.samples
+                self._last = frame
+            for packet in self._stream.encode(frame):
+                self._output.mux(packet)
+        except av.error.FFmpegError as error:  # its message names the hidden temporary: leave that out
+            raise UserError(f"cannot encode the audio of {self._path} to AAC: {error.strerror}") from None
 
     def close(self):
         self._input.close()
+
+
+def _split(frame, samples):
+    """(the first ``samples`` of an audio frame, the rest) as two frames."""
+    array = frame.to_ndarray()
+    at = samples * (1 if frame.format.is_planar else len(frame.layout.channels))
+    head, tail = (_audio_frame(part, frame) for part in (array[:, :at], array[:, at:]))
+    return head, tail
+
+
+def _silence(like, samples):
+    """``samples`` of silence as a frame like ``like``."""
+    array = like.to_ndarray()
+    return _audio_frame(np.zeros((array.shape[0], samples * array.shape[1] // like.samples), array.dtype), like)
+
+
+def _audio_frame(array, like):
+    """``array`` as an audio frame in the format, layout and rate of ``like``."""
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(array), format=like.format.name, layout=like.layout.name)
+    frame.sample_rate = like.sample_rate
+    return frame
 
 
 _FLOAT_SAMPLES = {"flt", "fltp", "dbl", "dblp"}
@@ -362,9 +431,7 @@ def _within_full_scale(frame):
     samples = frame.to_ndarray()
     if not (np.abs(samples) > 1).any():
         return frame
-    clipped = av.AudioFrame.from_ndarray(np.clip(samples, -1, 1), format=frame.format.name, layout=frame.layout.name)
-    clipped.sample_rate = frame.sample_rate
-    return clipped
+    return _audio_frame(np.clip(samples, -1, 1), frame)
 
 
 def open_media(path, what):

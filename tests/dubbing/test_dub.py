@@ -1,8 +1,10 @@
 """dub.py end to end: subtitles or text -> offline speech -> a lip-synced, marked video."""
 
 import subprocess
+from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
 from conftest import ROOT
@@ -10,6 +12,7 @@ from support.synthetic_weights import save_released, seeded
 
 import audio
 import dub
+from media import containers
 from media.synthetic import face_frames, write_video
 from models import Wav2Lip
 from system.errors import UserError
@@ -79,6 +82,18 @@ def test_cues_are_spoken_on_time_over_the_ducked_soundtrack_with_a_subtitle_trac
     assert before == pytest.approx(TONE_LEVEL, rel=0.12)
     assert 20 * np.log10(before / during) == pytest.approx(12, abs=1.5)
     assert "Wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("face", ["face.mp4", "still.png"])
+def test_the_sound_ends_with_the_last_frame(inputs, tmp_path, face):
+    cv2.imwrite(str(tmp_path / "still.png"), face_frames(1)[0])
+    face = tmp_path / face if face == "still.png" else inputs / face
+    out = tmp_path / "dubbed.mp4"
+    assert run_dub(inputs, out, "--text", "Good morning.", "--face", str(face)) == 0
+    ends = containers.stream_ends(out)
+    with av.open(str(out)) as container:
+        one_aac_frame = Fraction(1024, container.streams.audio[0].rate)
+    assert abs(ends["audio"] - ends["video"]) <= one_aac_frame
 
 
 def test_text_is_spoken_whole_over_silence(inputs, tmp_path):

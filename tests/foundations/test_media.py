@@ -112,6 +112,40 @@ def test_writer_makes_h264_aac_mp4_with_the_audio_and_odd_sizes(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+AAC_FRAME = 1024  # samples per AAC frame
+
+
+@pytest.mark.parametrize("audio_seconds", [1.0, 0.5])
+def test_the_sound_ends_with_the_last_frame(tmp_path, audio_seconds):
+    # 20 frames at 25 fps are 0.8 s: longer audio is cut there, shorter audio filled with silence up to it.
+    speech = write_media(tmp_path / "speech.wav", tone(300, audio_seconds, 16000), 16000, "pcm_s16le")
+    out = tmp_path / "out.mp4"
+    with containers.VideoWriter(out, 25, audio_path=speech) as writer:
+        for i in range(20):
+            writer.write(np.full((32, 32, 3), i * 8, np.uint8))
+    ends = containers.stream_ends(out)
+    assert ends["video"] == Fraction(20, 25)
+    assert abs(ends["audio"] - ends["video"]) <= Fraction(AAC_FRAME, 16000)
+
+
+def test_the_sound_starts_with_the_first_frame(tmp_path):
+    # The AAC encoder's 1024 priming samples are skipped by the mp4's edit list: a tone that
+    # starts 0.25 s into the input starts 0.25 s into the output (not 64 ms later at 16 kHz).
+    rate, onset = 16000, 0.25
+    signal = np.concatenate([np.zeros(int(onset * rate), np.float32), tone(1000, 0.75, rate)])
+    speech = write_media(tmp_path / "click.wav", signal, rate, "pcm_s16le")
+    out = tmp_path / "out.mp4"
+    with containers.VideoWriter(out, 25, audio_path=speech) as writer:
+        for _ in range(25):
+            writer.write(np.zeros((32, 32, 3), np.uint8))
+    with av.open(str(out)) as container:
+        decoded = [frame for frame in container.decode(audio=0)]
+    assert decoded[0].pts == 0
+    sound = np.concatenate([frame.to_ndarray().reshape(-1) for frame in decoded])
+    heard = np.flatnonzero(np.abs(sound) > 0.1)[0] / rate
+    assert heard == pytest.approx(onset, abs=0.003)
+
+
 def test_writer_leaves_nothing_behind_on_failure(tmp_path):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"previous result")

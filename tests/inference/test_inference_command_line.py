@@ -5,11 +5,14 @@ import sys
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
+import pytest
 from conftest import ROOT
-from inference_assets import (
+from inference_assets import (  # noqa: F401 - pytest fixtures
     BOX,
-    assets,  # noqa: F401 - pytest fixtures
+    assets,
+    chunk_count,
     cli,
     decoded,
     outside,
@@ -18,6 +21,7 @@ from inference_assets import (
 import inference
 from lipsync import Options
 from lipsync.audio_chunks import mel_chunk_starts
+from media.containers import stream_ends
 from media.synthetic import face_frames, write_video
 
 
@@ -68,7 +72,7 @@ def test_command_line_writes_h264_aac_with_every_chunk_and_paths_can_hold_anythi
     info = probe(outfile)
     assert info["frames"] == 22 and info["rate"] == 25 and info["audio"] == 1
     assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
-    assert abs(info["audio_seconds"] - 1.0) < 0.1  # AAC frames are 1024 samples: 64 ms at 16 kHz
+    assert info["audio_seconds"] == pytest.approx(22 / 25, abs=1e-3)  # cut at the last frame
     assert list(work.iterdir()) == [] and not (tmp_path / "pwned").exists()
     assert sorted(p.name for p in outfile.parent.iterdir()) == [outfile.name]
 
@@ -87,3 +91,20 @@ def test_29_97_fps_stays_29_97_and_odd_sizes_and_rotation_are_handled(assets, tm
     assert info["frames"] == len(mel_chunk_starts(81, float(rate))) == 26
     written = decoded(out)[5][:155, :127]
     assert np.abs(outside(written).astype(int) - outside(upright[5][:155, :127])).mean() < 3
+
+
+AAC_FRAME_AT_16K = Fraction(1024, 16000)  # the speech is 16 kHz: one AAC frame is 64 ms
+
+
+@pytest.mark.parametrize("face", ["face12.mp4", "still.png"])
+def test_the_sound_ends_with_the_last_frame(assets, tmp_path, capsys, face):
+    # The frames stop at the last mel chunk, 0.1-0.2 s before the speech ends: the sound is cut there.
+    cv2.imwrite(str(tmp_path / "still.png"), face_frames(1)[0])
+    face = tmp_path / face if face == "still.png" else assets / face
+    out = tmp_path / "out.mp4"
+    code, captured = cli(["--checkpoint_path", assets / "constant.pth", "--face", face, "--audio",
+                          assets / "speech1.4.wav", "--outfile", out, "--box", *BOX], capsys)
+    assert code == 0, captured.err
+    ends = stream_ends(out)
+    assert ends["video"] == Fraction(chunk_count(1.4), 25)
+    assert abs(ends["audio"] - ends["video"]) <= AAC_FRAME_AT_16K
