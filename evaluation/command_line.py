@@ -5,8 +5,8 @@ What the scripts run is generation.py."""
 
 import sys
 
+from evaluation import status
 from evaluation.generation import check_results_dir, run_record
-from evaluation.progress import status
 from face_detection.detect import weights_file
 from lipsync import Options
 from lipsync.command_line import (

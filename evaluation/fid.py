@@ -24,6 +24,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
+from evaluation import loading
 from evaluation.metrics.fid_statistics import (
     WEIGHTS_NAME,
     frame_statistics,
@@ -33,7 +34,6 @@ from evaluation.metrics.fid_statistics import (
     running_statistics,
     save_arrays,
 )
-from evaluation.progress import loading
 from system.atomic_write import check_output, check_writable
 from system.cli import run
 from system.devices import pick_device

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, for its modules
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
-from evaluation.scores_LSE import (
+from evaluation.scores_LSE.command_line import (
     add_scoring_flags,
     check_scoring_flags,
     load_scorer,
@@ -25,6 +25,7 @@ from evaluation.scores_LSE import (
 from evaluation.scores_LSE.scoring import ScoringRun, scored
 from media.containers import visible
 from system.cli import existing_folder, run
+from system.devices import pick_device
 from system.errors import UserError
 from system.flags import add_run_flags, argument_parser
 from system.reports import default_scores_path
@@ -55,9 +56,9 @@ def main(argv):
     if not videos:
         raise UserError(f"no .mp4 files in {root}")
     scores = args.scores or default_scores_path(root, "lse_scores")
-    weights = syncnet_weights(args)
-    scoring = ScoringRun.plan(videos, scores, args.shard, weights, COLUMNS, args.verbose)
-    scorer = load_scorer(args, weights)
+    scoring = ScoringRun.plan(videos, scores, args.shard, syncnet_weights(args), COLUMNS, args.verbose)
+    device = pick_device(args.device)
+    scorer = load_scorer(args, device)
 
     def score_video(video):
         score, source = scorer.score_video(video, jpeg_roundtrip=not args.no_jpeg_roundtrip)

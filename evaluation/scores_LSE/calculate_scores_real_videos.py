@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, for its modules
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
+from evaluation import loading
 from evaluation.metrics.face_tracks import (
     MIN_FACE_SIZE,
     MIN_TRACK,
@@ -26,8 +27,7 @@ from evaluation.metrics.face_tracks import (
     score_tracks,
 )
 from evaluation.metrics.lse import VIDEO_FPS
-from evaluation.progress import loading
-from evaluation.scores_LSE import (
+from evaluation.scores_LSE.command_line import (
     add_scoring_flags,
     check_scoring_flags,
     load_scorer,
@@ -38,6 +38,7 @@ from face_detection.detect import weights_file
 from face_detection.loading import load_detector
 from media.containers import VIDEO_EXTENSIONS, visible
 from system.cli import existing_folder, run
+from system.devices import pick_device
 from system.errors import UserError
 from system.flags import (
     add_detector_flag,
@@ -73,11 +74,11 @@ def main(argv):
     if not videos:
         raise UserError(f"no videos in {root}")
     scores = args.scores or default_scores_path(root, "lse_real_scores")
-    weights = syncnet_weights(args)
-    scoring = ScoringRun.plan(videos, scores, args.shard, weights, COLUMNS, args.verbose)
-    scorer = load_scorer(args, weights)
-    loading("S3FD", weights_file(args.detector_path), scorer.device, args.quiet)
-    detector = load_detector(scorer.device, args.detector_path, args.face_det_batch_size)
+    scoring = ScoringRun.plan(videos, scores, args.shard, syncnet_weights(args), COLUMNS, args.verbose)
+    device = pick_device(args.device)
+    scorer = load_scorer(args, device)
+    loading("S3FD", weights_file(args.detector_path), device, args.quiet)
+    detector = load_detector(device, args.detector_path, args.face_det_batch_size)
 
     def score_video(video):
         tracks = find_tracks(video, detector, args.face_det_batch_size, args.min_track, args.min_face_size)

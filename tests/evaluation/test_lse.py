@@ -272,7 +272,8 @@ def test_a_shard_says_how_to_merge_and_a_run_with_no_scores_is_an_error(syncnet_
 
 
 def test_the_reference_command_line_parses():
-    from evaluation.scores_LSE import calculate_scores_LRS, syncnet_weights
+    from evaluation.scores_LSE import calculate_scores_LRS
+    from evaluation.scores_LSE.command_line import syncnet_weights
 
     args = calculate_scores_LRS.build_parser().parse_args(
         ["--initial_model", "data/syncnet_v2.model", "--batch_size", "20", "--vshift", "15", "--data_root", "r",
