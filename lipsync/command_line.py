@@ -81,7 +81,8 @@ def _add_extra_flags(extra):
     add_no_face_flags(extra)
     extra.add_argument("--syncnet_checkpoint_path",
                        help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
-                            "after, and write the per-chunk cosine similarities to OUTFILE.sync.json")
+                            "after, and write the per-chunk cosine similarities to OUTFILE.sync.json (for "
+                            "result.mp4: result.mp4.sync.json)")
     extra.add_argument("--precision", choices=CHOICES["precision"], default="auto",
                        help="auto: fp16 on CUDA, fp32 on the CPU (exact); bf16 is about 2-3x faster on CPUs with native "
                             "bf16 (AMX, AVX-512 BF16) but changes pixels by about one grey level; fp16 runs on the CPU too, "

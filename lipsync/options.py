@@ -172,8 +172,10 @@ class Options:
 
 
 def sync_json_path(outfile):
-    """Where --syncnet_checkpoint_path's per-chunk similarities go, beside the output."""
-    return Path(outfile).with_suffix(".sync.json")
+    """Where --syncnet_checkpoint_path's per-chunk similarities go: OUTFILE.sync.json, beside
+    the output (result.mp4 -> result.mp4.sync.json: two outputs of one stem never share it)."""
+    outfile = Path(outfile)
+    return outfile.with_name(outfile.name + ".sync.json")
 
 
 def _check_numbers(options):

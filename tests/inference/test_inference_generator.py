@@ -35,7 +35,10 @@ def test_sync_similarity_of_input_and_result(assets, tmp_path, capsys):
                           "--syncnet_checkpoint_path", assets / "sync.pth"], capsys)
     assert code == 0, captured.err
     assert "Voice/face sync of the input video" in captured.out and "DescribeResult(nobs=8, minmax=(" in captured.out
-    scores = json.loads((tmp_path / "out.sync.json").read_text())
+    # OUTFILE.sync.json, as --help says, and the report names it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "out.mp4.sync.json"]
+    assert f"Per-chunk values: {tmp_path / 'out.mp4.sync.json'}" in captured.out.splitlines()
+    scores = json.loads((tmp_path / "out.mp4.sync.json").read_text())
     assert scores["chunks"] == list(range(8)) and len(scores["input"]) == len(scores["result"]) == 8
 
     # chunk 2 against input frames 2..6, computed directly
