@@ -148,6 +148,15 @@ def test_av_offset_is_minus_the_sound_delay_at_any_frame_and_sample_rate(syncnet
     assert (f"{sample_rate} Hz audio resampled to 16000 Hz" in notes) == (sample_rate != 16000)
 
 
+def test_lengths_less_than_a_frame_apart_are_no_note():
+    from evaluation.metrics.lse import VideoInput
+
+    assert VideoInput(25.0, 16000, frames=16, samples=16 * 640 + 639).notes() == {}
+    assert VideoInput(25.0, 16000, frames=16, samples=16 * 640 - 639).notes() == {}
+    assert list(VideoInput(25.0, 16000, frames=16, samples=17 * 640).notes().values()) == \
+        ["audio 0.680 s and video 0.640 s differ"]
+
+
 def test_jpeg_round_trip_is_lossy_like_ffmpegs_default_jpeg_frames():
     frames = face_frames(3, (160, 160), seed=1)
     roundtrip = JpegRoundTrip()
@@ -200,25 +209,28 @@ def test_script_prints_the_reference_lines_and_writes_per_video_scores(syncnet_f
 
 
 def test_notes_come_once_for_the_run_and_each_video_only_with_verbose(syncnet_file, tmp_path, capsys):
-    """Audio a few frames longer than the video (an AAC encoder's padding, on every video the
-    project makes): one note for the run, naming the count; each video's with --verbose."""
+    """Audio a few frames longer than the video, in three videos: one note for the run, with
+    the count; each video's with --verbose. Lengths alike are no note."""
     from evaluation.scores_LSE import calculate_scores_LRS
 
     data = tmp_path / "generated"
     data.mkdir()
     for i in range(3):
         write_video(data / f"{i}.mp4", face_frames(12, (96, 96), seed=i), audio=speech_like(0.6, 16000, seed=i))
+    # 0.6 s of AAC decodes as 10 frames of 1024 samples: 0.64 s, the length of 16 frames
+    write_video(data / "3.mp4", face_frames(16, (96, 96), seed=3), audio=speech_like(0.6, 16000, seed=3))
     argv = ["--data_root", str(data), "--syncnet_checkpoint_path", str(syncnet_file), "--scores",
             str(tmp_path / "s.csv"), "--no_jpeg_roundtrip"]
     assert calculate_scores_LRS.main(argv) == 0
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if "differ" in line] == [
-        "note: audio and video lengths differ by a frame or more (only the shorter length is scored): 3 of 3 videos "
+        "note: audio and video lengths differ by a frame or more (only the shorter length is scored): 3 of 4 videos "
         f"(notes column of {tmp_path / 's.csv'}; --verbose names them as they are scored)"]
     notes = [row["notes"] for row in read_rows(tmp_path / "s.csv")]
-    assert all(note.startswith("audio 0.6") and note.endswith("and video 0.480 s differ") for note in notes)
+    assert all(note.startswith("audio 0.6") and note.endswith("and video 0.480 s differ") for note in notes[:3])
+    assert notes[3] == ""
     # the model's loading is said, and the bar counts the videos against their total
-    assert f"loading SyncNet from {syncnet_file} on cpu" in err and "LSE: 100%" in err and "3/3" in err
+    assert f"loading SyncNet from {syncnet_file} on cpu" in err and "LSE: 100%" in err and "4/4" in err
 
     assert calculate_scores_LRS.main([*argv, "--verbose"]) == 0
     err = capsys.readouterr().err
