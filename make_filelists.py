@@ -1,6 +1,6 @@
 """Write train/val/test filelists for a preprocessed folder (split by video, so no video is in two lists).
 
-    python make_filelists.py --preprocessed_root lrs2_preprocessed/ --filelists filelists/
+    python make_filelists.py --preprocessed_root lrs2_preprocessed/ --filelist_dir filelists/
 """
 
 import sys
@@ -15,10 +15,10 @@ from training import dataset
 def build_parser():
     parser = flags.argument_parser(__doc__)
     parser.add_argument("--preprocessed_root", required=True, help="output folder of preprocess.py")
-    parser.add_argument("--filelists", default="filelists", help="where train.txt, val.txt and test.txt go")
+    flags.add_filelist_dir_flag(parser, help="where train.txt, val.txt and test.txt go (default: filelists/)")
     parser.add_argument("--val", type=float, default=0.05, help="fraction of the videos for validation")
     parser.add_argument("--test", type=float, default=0.05, help="fraction of the videos for testing")
-    parser.add_argument("--seed", type=int, default=0)
+    flags.add_seed_flag(parser, help="seeds the split, so that a rerun gives the same lists")
     parser.add_argument("--overwrite", action="store_true", help="replace existing filelists")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks")
     return parser
@@ -27,11 +27,12 @@ def build_parser():
 def main(argv):
     args = build_parser().parse_args(argv)
     root = cli.existing_folder(args.preprocessed_root, "--preprocessed_root")
-    check_writable(args.filelists)  # before scanning what may be thousands of clips
+    lists = args.filelist_dir or "filelists"  # as the trainers look for them
+    check_writable(lists)  # before scanning what may be thousands of clips
     for split in dataset.SPLITS:
-        check_output(Path(args.filelists) / f"{split}.txt", "--filelists")
-    counts = dataset.write_filelists(root, args.filelists, args.val, args.test, args.seed, args.overwrite)
-    print(", ".join(f"{split}.txt: {count} clips" for split, count in counts.items()) + f" in {args.filelists}")
+        check_output(Path(lists) / f"{split}.txt", "--filelist_dir")
+    counts = dataset.write_filelists(root, lists, args.val, args.test, args.seed, args.overwrite)
+    print(", ".join(f"{split}.txt: {count} clips" for split, count in counts.items()) + f" in {lists}")
     return 0
 
 

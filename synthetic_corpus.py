@@ -25,12 +25,12 @@ def build_parser():
     parser.add_argument("--out", required=True, help="folder to write the corpus to")
     parser.add_argument("--layout", choices=["raw", "preprocessed"], default="preprocessed",
                         help="raw: LRS2-style <speaker>/<clip>.mp4; preprocessed: face crops + audio.wav + filelists")
-    parser.add_argument("--speakers", type=int, default=24)
+    parser.add_argument("--speakers", type=int, default=24, help="cartoon speakers, each with their own face and voice")
     parser.add_argument("--clips", type=int, default=6, help="clips per speaker")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each clip")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--filelists", help="where the preprocessed layout's filelists go (default <out>/filelists)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing filelists given by --filelists")
+    flags.add_seed_flag(parser, help="seeds the speakers and what they say, so that a rerun writes the same corpus")
+    flags.add_filelist_dir_flag(parser, help="where the preprocessed layout's filelists go (default: <out>/filelists)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing filelists in --filelist_dir")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks")
     return parser
 
@@ -43,13 +43,13 @@ def main(argv):
     check_number("--seed", args.seed, 0, 2**32 - 1, whole=True)
     if args.seconds * FPS <= MIN_FRAMES + 1:
         raise UserError(f"--seconds {args.seconds} gives too few frames for training (need > {MIN_FRAMES + 1})")
-    for folder in (args.out, args.filelists):
+    for folder in (args.out, args.filelist_dir):
         if folder:
             check_writable(folder)
     if args.layout == "preprocessed":  # the lists are written last: refuse a bad one before the work
         for split in SPLITS:
-            check_output(Path(args.filelists or Path(args.out) / "filelists") / f"{split}.txt", "--filelists")
-    count = make_corpus(args.out, args.layout, args.speakers, args.clips, args.seconds, args.seed, args.filelists,
+            check_output(Path(args.filelist_dir or Path(args.out) / "filelists") / f"{split}.txt", "--filelist_dir")
+    count = make_corpus(args.out, args.layout, args.speakers, args.clips, args.seconds, args.seed, args.filelist_dir,
                         args.overwrite, progress=True)
     print(f"wrote {count} clips ({args.layout}) to {args.out}")
     return 0
