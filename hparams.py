@@ -6,17 +6,20 @@
     hparams.parse("batch_size=8,num_workers=2")   # what --hparams does
 
 The trainers (color_syncnet_train.py, wav2lip_train.py and hq_wav2lip_train.py) take
-``--hparams "name=value,..."`` (``add_hparams_argument``, in training.command_line), so any
-value can be changed for a training run without editing this file. The other scripts
+``--hparams "name=value,..."`` (``add_hparams_argument``, in training.command_line), and a
+``--config`` file's "hparams" mapping (training/config_file.py), so any value can be changed
+for a training run without editing this file. The other scripts
 (inference.py, dub.py, preprocess.py, the evaluation scripts) use the values here as they are:
 the released models were trained on them.
 """
 
 import argparse
+import contextlib
 import copy
 import math
 
 from system.errors import UserError, within
+from system.flags import default_workers
 
 
 class HParams:
@@ -52,10 +55,35 @@ class HParams:
         """The names whose value is not the one this set was created with (--hparams changed them)."""
         return sorted(name for name, value in self._values.items() if value != self._defaults.get(name, value))
 
+    def checked(self, name, value):
+        """``value`` for ``name`` as a --config file gives it (JSON or YAML: already typed), if
+        it is of the type of the value it replaces (a whole number where one is, true or false
+        where a switch is; an int where a float is becomes a float); None is left to RULES."""
+        if name not in self._values:
+            raise ValueError(f"{name} is not a hyper-parameter (known: {', '.join(sorted(self._values))})")
+        current = self._values[name]
+        if value is None or current is None:
+            return value
+        if isinstance(current, float) and isinstance(value, str):  # YAML reads 1e-4 (no point) as text
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if isinstance(current, bool):
+            right, wanted = isinstance(value, bool), "true or false"
+        elif isinstance(current, (int, float)):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            right, wanted = (number and isinstance(value, int), "a whole number") if isinstance(current, int) \
+                else (number, "a number")
+            value = type(current)(value) if right else value
+        else:
+            right, wanted = True, ""
+        if not right:
+            raise ValueError(f"{name} must be {wanted}, not {value!r}")
+        return value
+
     def summary(self):
         """One line: every value, those that differ from hparams.py's marked with "*"."""
         changed = set(self.overridden())
-        return "hyper-parameters (* set by --hparams): " + ", ".join(
+        return "hyper-parameters (* set by --hparams or --config): " + ", ".join(
             f"{name}={value!r}{'*' if name in changed else ''}" for name, value in sorted(self._values.items()))
 
     def parse(self, overrides):
@@ -121,7 +149,7 @@ hparams = HParams(
     fps=25,
     batch_size=16,
     initial_learning_rate=1e-4,
-    num_workers=16,
+    num_workers=default_workers(),  # data-loader processes: the reference's 16 on a machine that has them
     checkpoint_interval=3000,
     eval_interval=3000,
     save_optimizer_state=True,
@@ -188,19 +216,19 @@ RULES = {
 }
 
 
-def check_values(values):
+def check_values(values, prefix="--hparams: "):
     """Raise a UserError naming the first of ``values`` (name: value) out of its range in RULES,
-    or the first pair of values that contradict each other."""
+    or the first pair of values that contradict each other; ``prefix`` says where they come from."""
     for name, value in values.items():
         if name in RULES and not RULES[name][1](value):
-            raise UserError(f"--hparams: {name} must be {RULES[name][0]}, not {value}")
+            raise UserError(f"{prefix}{name} must be {RULES[name][0]}, not {value}")
     if values["hop_size"] is None and values["frame_shift_ms"] is None:
-        raise UserError("--hparams: hop_size must be a whole number above 0, or none with frame_shift_ms set, not None")
+        raise UserError(f"{prefix}hop_size must be a whole number above 0, or none with frame_shift_ms set, not None")
     if values["win_size"] > values["n_fft"]:
-        raise UserError(f"--hparams: win_size must be at most n_fft ({values['n_fft']}), not {values['win_size']}")
+        raise UserError(f"{prefix}win_size must be at most n_fft ({values['n_fft']}), not {values['win_size']}")
     nyquist = values["sample_rate"] // 2
     if not values["fmin"] < values["fmax"] <= nyquist:
-        raise UserError(f"--hparams: fmax must be above fmin ({values['fmin']}) and at most half of sample_rate "
+        raise UserError(f"{prefix}fmax must be above fmin ({values['fmin']}) and at most half of sample_rate "
                         f"({nyquist}), not {values['fmax']}")
 
 
@@ -211,13 +239,27 @@ def add_hparams_argument(parser: argparse.ArgumentParser):
     )
 
 
-def apply_hparams_argument(args):
-    """Apply ``args.hparams`` to the global hparams once every value is known to be in range;
-    a bad entry is a UserError naming it, and nothing is applied."""
-    overrides = getattr(args, "hparams", "")
+def apply_hparams_argument(args, from_file=None, where="--config"):
+    """Apply a --config file's hyper-parameters ``from_file`` (a mapping, or the text --hparams
+    takes; ``where`` names the file), then ``args.hparams``, to the global hparams, once every
+    value is known to be of its type and in range; a bad entry is a UserError naming it, and
+    nothing is applied."""
+    trial = copy.deepcopy(hparams)
     try:
-        check_values(copy.deepcopy(hparams).parse(overrides).values())
-        hparams.parse(overrides)
+        if isinstance(from_file, str):
+            trial.parse(from_file)
+        else:
+            for name, value in (from_file or {}).items():
+                trial.set_hparam(name, trial.checked(name, value))
+    except ValueError as error:
+        within = "hparams: " if isinstance(from_file, str) else "hparams."
+        raise UserError(f"{where}: {within}{error}".replace(" in --hparams", "")) from None
+    if from_file:
+        check_values(trial.values(), f"{where}: hparams.")
+    try:
+        check_values(trial.parse(getattr(args, "hparams", "")).values())
     except ValueError as error:
         raise UserError(str(error)) from None
+    for name, value in trial.values().items():
+        hparams.set_hparam(name, value)
     return hparams

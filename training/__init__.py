@@ -7,6 +7,7 @@
     losses          every loss, defined once
     command_line    the trainers' flags and entry point (main_for): flags -> a TrainingConfig
     config          TrainingConfig: a run's whole configuration, in every checkpoint and run.json
+    config_file     --config FILE: flags and hyper-parameters from YAML or JSON (a run.json too)
     loop            the loop the trainers share (run_training, train, evaluate)
     session         device, ranks, mixed precision, TensorBoard; rank 0 saves
     checkpoints     checkpoint names and saving, resume, the run of each, pruning

@@ -14,6 +14,7 @@ that --keep_last prunes the run's own checkpoints alone without loading any.
 import json
 import re
 import secrets
+import shutil
 from pathlib import Path
 
 from models.checkpoint import load_weights, save_checkpoint
@@ -24,6 +25,7 @@ CHECKPOINT_NAME = re.compile(r"^(?P<prefix>.*)checkpoint_step(?P<step>\d+)\.pth$
 RUNS_RECORD = "checkpoint_runs.json"
 MAIN_PREFIX = ""  # the network a trainer trains: the expert, or the generator
 DISC_PREFIX = "disc_"  # the GAN's visual-quality discriminator
+NETWORK_NAMES = {MAIN_PREFIX: "generator", DISC_PREFIX: "discriminator"}  # the GAN trainer's two, as lines name them
 
 
 def checkpoint_file(folder, prefix, step):
@@ -70,7 +72,7 @@ def resume_paths(folder, prefixes):
     steps = own if last and own else steps
     if steps:
         return {prefix: checkpoint_file(folder, prefix, steps[-1]) for prefix in prefixes}
-    found = {prefix or "generator": [step for step, _ in checkpoint_steps(folder, prefix)] for prefix in prefixes}
+    found = {NETWORK_NAMES[prefix]: [step for step, _ in checkpoint_steps(folder, prefix)] for prefix in prefixes}
     if any(found.values()):
         listed = "; ".join(f"{name}: steps {steps or 'none'}" for name, steps in found.items())
         raise UserError(f"--resume: no step in {folder} has a checkpoint of every network ({listed}); "
@@ -234,6 +236,34 @@ def save_step(config, objective, step, epoch):
         save_checkpoint(paths[prefix], model, optimizer if kept else None, step, epoch, hparams=dict(config.hparams),
                         run_id=objective.run_id, config=config.as_dict(), **objective.checkpoint_extras())
     prune(folder, objective.prefixes, config.keep_last, objective.run_id, step)
+
+
+def checkpoint_bytes(model, optimizer_kept):
+    """About the size of a checkpoint of ``model``: its weights and buffers, and Adam's two
+    moments of each trained weight when the optimiser's state is saved with it."""
+    state = sum(tensor.numel() * tensor.element_size() for tensor in model.state_dict().values())
+    moments = 2 * sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return state + (moments if optimizer_kept else 0)
+
+
+def disk_use(objective, config, interval):
+    """One line: what each saved step takes on disk, and what --keep_last keeps of them."""
+    sizes = {NETWORK_NAMES[prefix]: checkpoint_bytes(model, config.hparams["save_optimizer_state"])
+             for prefix, model, _ in objective.networks()}
+    step, keep = sum(sizes.values()), config.keep_last
+    each = (f"each checkpoint: {_size(step)}" if len(sizes) == 1 else
+            f"each checkpoint step: {_size(step)} ({', '.join(f'{name} {_size(n)}' for name, n in sizes.items())})")
+    kept = (f"--keep_last {keep} keeps {_size(keep * step)} ({_size((keep + 1) * step)} while the next step is saved)"
+            if keep else f"all are kept (--keep_last 0): {_size(step)} more every {interval} steps")
+    try:
+        free = f"; {_size(shutil.disk_usage(config.checkpoint_dir).free)} free in {config.checkpoint_dir}"
+    except OSError:
+        free = ""
+    return f"{each}; {kept}{free}"
+
+
+def _size(count):
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.0f} MB"
 
 
 def prune(folder, prefixes, keep_last, run_id, step):

@@ -4,7 +4,9 @@ and the objective's constants, then only read.
 The session, the objective and the data loader take their settings from it. Every checkpoint
 carries it whole (key "config", a plain dict that readers of the released format ignore) and
 the checkpoint folder holds it as ``run.json``, so that a run says what it was; a resumed run
-names each value that differs from its checkpoint's (``changes_since``).
+names each value that differs from its checkpoint's (``changes_since``). A run.json is itself
+a --config file for its trainer (training/config_file.py): each key a flag of the trainer sets
+is that flag, ``hparams`` its hyper-parameters, and the keys in ``RECORDED`` are checked, not set.
 """
 
 import dataclasses
@@ -24,6 +26,10 @@ RUN_FILE = "run.json"
 # how far to go, how much to print), and the hyper-parameters, which have their own note.
 EXPECTED_TO_CHANGE = frozenset({"resume", "start_over", "checkpoint_path", "disc_checkpoint_path", "max_steps",
                                 "quiet", "filelists_from_data_root", "hparams"})
+# The keys of run.json that no flag of its trainer sets: what the run found or was (which
+# trainer, how it was launched), and the flags of the other trainers (null there).
+RECORDED = frozenset({"objective", "filelists_from_data_root", "world_size", "constants", "syncnet_checkpoint_path",
+                      "disc_checkpoint_path"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +38,8 @@ class TrainingConfig:
 
     objective: str  # what is trained: the objective's name ("expert SyncNet", "Wav2Lip", ...)
     data_root: str
-    filelists: str  # the folder of train.txt and val.txt the run reads
-    filelists_from_data_root: bool  # --filelists not given and filelists/ has no train.txt: <data_root>/filelists
+    filelist_dir: str  # the folder of train.txt and val.txt the run reads
+    filelists_from_data_root: bool  # --filelist_dir not given and filelists/ has no train.txt: <data_root>/filelists
     checkpoint_dir: str
     checkpoint_path: str | None
     disc_checkpoint_path: str | None
@@ -79,12 +85,12 @@ class TrainingConfig:
 def training_config(objective_class, args):
     """The configuration of a run of ``objective_class`` from its parsed, checked flags
     ``args``, once --hparams has been applied."""
-    filelists = args.filelists
+    filelists = args.filelist_dir
     if filelists is None:  # not given: filelists/, or the data's own
         filelists = find_filelists("filelists", args.data_root)
     return TrainingConfig(
-        objective=objective_class.name, data_root=args.data_root, filelists=str(filelists),
-        filelists_from_data_root=args.filelists is None and filelists != Path("filelists"),
+        objective=objective_class.name, data_root=args.data_root, filelist_dir=str(filelists),
+        filelists_from_data_root=args.filelist_dir is None and filelists != Path("filelists"),
         checkpoint_dir=args.checkpoint_dir, checkpoint_path=args.checkpoint_path,
         disc_checkpoint_path=getattr(args, "disc_checkpoint_path", None),
         syncnet_checkpoint_path=getattr(args, "syncnet_checkpoint_path", None),

@@ -67,7 +67,7 @@ def read_filelist(filelists, split, data_root):
     if not path.is_file():
         raise DataError(
             f"no filelist {path}: write train/val/test lists for your preprocessed data with "
-            f"make_filelists.py, or pass --filelists DIR"
+            f"make_filelists.py, or pass --filelist_dir DIR"
         )
     lines = [line.removesuffix("\r") for line in path.read_text(**FILELIST_ENCODING).split("\n") if line.strip()]
     if not lines:

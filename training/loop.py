@@ -24,11 +24,13 @@ from training.batches import (
     check_batch_memory,
     data_loader,
     evaluation_batches,
+    loader_workers,
     reraise_worker_errors,
 )
 from training.checkpoints import (
     checkpoint_flag,
     complete_steps,
+    disk_use,
     refuse_beside_other_runs,
     refuse_inputs_named_as_checkpoints,
     refuse_replacing_later_steps,
@@ -72,6 +74,7 @@ def _announce(objective, train_loader, eval_loader, session, step):
           f"validation clips; batch {objective.batch_size} x {session.world_size} process(es) on {session.device}"
           + (f", mixed precision {str(session.amp_dtype).split('.')[-1]}" if session.amp_dtype else "")
           + f"; starting at step {step}")
+    print(disk_use(objective, objective.config, objective.checkpoint_interval))
 
 
 def train(objective, config):
@@ -91,6 +94,8 @@ def train(objective, config):
 
     running, skipped, last_eval, tick, tick_step = {}, 0, {}, time.time(), step
     bar = tqdm(total=max_steps, initial=step, unit="step", disable=session.quiet, dynamic_ncols=True)
+    workers = loader_workers(config)  # spawned, each imports torch: the first batch can take a while
+    bar.set_description(f"starting {workers} data-loader worker{'s' * (workers > 1)}" if workers else "first batch")
     try:
         for epoch_ended, batch in batches(train_loader, step):
             if epoch_ended:
@@ -193,8 +198,13 @@ def run_training(objective_class, config):
         if not (resumed or config.start_over):
             session.check_on_main(lambda: refuse_beside_other_runs(session.checkpoint_dir, objective_class.prefixes))
         if config.filelists_from_data_root and session.is_main:
-            print(f"no filelists/train.txt: using the filelists in {config.filelists}")
+            print(f"no filelists/train.txt: using the filelists in {config.filelist_dir}")
         seed_everything(config.seed, session.rank)
+        if session.is_main:  # a few seconds on a CPU, more to read a checkpoint from a slow disk
+            reads = config.resume or any(config.checkpoint_path_of(prefix) for prefix in objective_class.prefixes) \
+                or config.syncnet_checkpoint_path
+            print(f"{objective_class.name}: building the networks{' and reading checkpoints' if reads else ''} on "
+                  f"{session.device}", flush=True)
         objective = objective_class(session, config)
         check_batch_memory(objective.dataset_class, objective.batch_size, config)
         if resumed and not config.start_over:

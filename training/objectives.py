@@ -14,7 +14,14 @@ import torch.nn.functional as F
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
 from models.checkpoint import load_weights
 from models.inputs import stack_lower_halves
-from training.checkpoints import DISC_PREFIX, MAIN_PREFIX, check_same_run, new_run_id, restore, resume_paths
+from training.checkpoints import (
+    DISC_PREFIX,
+    MAIN_PREFIX,
+    check_same_run,
+    new_run_id,
+    restore,
+    resume_paths,
+)
 from training.dataset import ExpertSamples, GeneratorSamples
 from training.losses import cosine_loss, generator_loss, realness_loss
 from training.samples import collage, write_collage
@@ -100,6 +107,7 @@ class ExpertObjective(Objective):
     """The expert lip-sync discriminator (color_syncnet_train.py)."""
 
     name = "expert SyncNet"
+    script = "color_syncnet_train.py"  # its trainer
     learning_rates = ("syncnet_lr",)  # the hyper-parameters to lower when training diverges
     dataset_class = ExpertSamples
     eval_batches = 1400
@@ -135,6 +143,7 @@ class GeneratorObjective(Objective):
     """Wav2Lip with the frozen expert (wav2lip_train.py): L1 plus, once the expert agrees, sync."""
 
     name = "Wav2Lip"
+    script = "wav2lip_train.py"  # its trainer
     learning_rates = ("initial_learning_rate",)
     dataset_class = GeneratorSamples
     eval_batches = 700
@@ -230,6 +239,7 @@ class GANGeneratorObjective(GeneratorObjective):
     """Wav2Lip with the visual-quality discriminator (hq_wav2lip_train.py)."""
 
     name = "Wav2Lip + visual-quality GAN"
+    script = "hq_wav2lip_train.py"  # its trainer
     learning_rates = ("initial_learning_rate", "disc_initial_learning_rate")
     eval_batches = 300
     evaluate_first_step = False

@@ -1,16 +1,18 @@
 import argparse
+import os
 
 import pytest
 
 from hparams import HParams, add_hparams_argument, apply_hparams_argument, hparams
 from system.errors import UserError
+from system.flags import default_workers
 
 RELEASED = dict(
     num_mels=80, use_lws=False, n_fft=800, hop_size=200, win_size=800,
     sample_rate=16000, frame_shift_ms=None, signal_normalization=True, allow_clipping_in_normalization=True,
     symmetric_mels=True, max_abs_value=4.0, preemphasize=True, preemphasis=0.97, min_level_db=-100,
     ref_level_db=20, fmin=55, fmax=7600, fps=25, batch_size=16, initial_learning_rate=1e-4,
-    num_workers=16, checkpoint_interval=3000, eval_interval=3000, save_optimizer_state=True, syncnet_wt=0.0,
+    num_workers=default_workers(), checkpoint_interval=3000, eval_interval=3000, save_optimizer_state=True, syncnet_wt=0.0,
     syncnet_batch_size=64, syncnet_lr=1e-4, syncnet_eval_interval=10000, syncnet_checkpoint_interval=10000,
     disc_wt=0.07, disc_initial_learning_rate=1e-4,
 )
@@ -20,6 +22,14 @@ def test_values_are_the_released_models():
     for name, value in RELEASED.items():
         assert getattr(hparams, name) == value, name
         assert type(getattr(hparams, name)) is type(value), name
+
+
+def test_num_workers_is_what_the_machine_has_not_the_reference_s_16():
+    # The reference's 16 started 16 data-loader processes on a 2-core machine; its batches do not
+    # depend on the number (tests/training/test_run_lines.py).
+    assert hparams.num_workers == min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                      else os.cpu_count())
+    assert "num_workers=" + str(hparams.num_workers) + "," in hparams.summary()  # not marked as changed
 
 
 def test_set_and_parse_with_types():
@@ -85,7 +95,7 @@ def test_the_summary_marks_what_hparams_changed():
     assert params.overridden() == []
     params.parse("lr=3e-4")
     assert params.overridden() == ["lr"]
-    assert params.summary() == "hyper-parameters (* set by --hparams): batch_size=16, lr=0.0003*"
+    assert params.summary() == "hyper-parameters (* set by --hparams or --config): batch_size=16, lr=0.0003*"
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -73,7 +73,7 @@ def restore_hparams():
 
 
 def flags(corpus, checkpoint_dir, *extra, hparams_=FAST):
-    return ["--data_root", str(corpus), "--filelists", str(corpus / "filelists"), "--checkpoint_dir",
+    return ["--data_root", str(corpus), "--filelist_dir", str(corpus / "filelists"), "--checkpoint_dir",
             str(checkpoint_dir), "--eval_batches", "1", "--hparams", hparams_, "--device", "cpu", "--quiet", *extra]
 
 
@@ -118,10 +118,10 @@ def test_the_run_s_configuration_is_in_every_checkpoint_and_in_run_json(corpus, 
     assert config["seed"] == 4321 and config["hparams"]["syncnet_lr"] == 0.00017
     assert json.loads((out / "run.json").read_text()) == config
     assert sorted(config) == sorted([
-        "objective", "data_root", "filelists", "filelists_from_data_root", "checkpoint_dir", "checkpoint_path",
+        "objective", "data_root", "filelist_dir", "filelists_from_data_root", "checkpoint_dir", "checkpoint_path",
         "disc_checkpoint_path", "syncnet_checkpoint_path", "resume", "start_over", "max_steps", "eval_batches",
         "keep_last", "log_interval", "seed", "amp", "device", "quiet", "world_size", "constants", "hparams"])
-    assert (config["objective"], config["filelists"], config["amp"], config["eval_batches"], config["max_steps"]) == \
+    assert (config["objective"], config["filelist_dir"], config["amp"], config["eval_batches"], config["max_steps"]) == \
         ("expert SyncNet", str(corpus / "filelists"), "auto", 1, 1)
     assert config["constants"] == {"eval_batches": 1400, "evaluate_first_step": False, "adam_betas": [0.9, 0.999]}
     assert config["hparams"] == hparams.values()
@@ -282,7 +282,7 @@ def test_bad_inputs_get_one_line(corpus, tmp_path, capsys):
     assert cli.run(wav2lip_train.main, wrong) == 1
     assert "is a checkpoint of the expert lip-sync SyncNet" in capsys.readouterr().err
     no_lists = flags(corpus, tmp_path / "out", "--max_steps", "1")
-    no_lists[no_lists.index("--filelists") + 1] = str(tmp_path)
+    no_lists[no_lists.index("--filelist_dir") + 1] = str(tmp_path)
     assert cli.run(color_syncnet_train.main, no_lists) == 1
     assert "no filelist" in capsys.readouterr().err
 
@@ -352,7 +352,7 @@ def test_keep_last_never_removes_the_last_complete_step(tmp_path):
     for name in ["checkpoint_step000000002.pth", "checkpoint_step000000004.pth"]:
         (tmp_path / name).unlink()
     with pytest.raises(cli.UserError, match=r"no step .* has a checkpoint of every network \(generator: steps \[6\]; "
-                                            r"disc_: steps \[2, 4\]\)"):
+                                            r"discriminator: steps \[2, 4\]\)"):
         resume_paths(tmp_path, ("", "disc_"))
     assert resume_paths(tmp_path / "empty", ("",)) == {}
 
@@ -381,7 +381,7 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
     for k in range(8):  # entries that name no folder are left out
         (tmp_path / "v" / f"c{k}").mkdir(parents=True)
     config = parse_config(ExpertObjective, color_syncnet_train.build_parser,
-                          ["--data_root", str(tmp_path), "--filelists", str(tmp_path / "lists"), "--checkpoint_dir",
+                          ["--data_root", str(tmp_path), "--filelist_dir", str(tmp_path / "lists"), "--checkpoint_dir",
                            str(tmp_path / "unused"), "--seed", "0", "--hparams", "num_workers=2"])
     session = types.SimpleNamespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
     loader = data_loader(held_lock.NeedsTheLock, "train", config, 2, session)
@@ -415,7 +415,7 @@ def test_spawned_data_loader_workers_see_the_run_s_hyper_parameters(tmp_path):
     for k in range(2):
         (tmp_path / "v" / f"c{k}").mkdir(parents=True)
     config = parse_config(ExpertObjective, color_syncnet_train.build_parser,
-                          ["--data_root", str(tmp_path), "--filelists", str(tmp_path / "lists"), "--checkpoint_dir",
+                          ["--data_root", str(tmp_path), "--filelist_dir", str(tmp_path / "lists"), "--checkpoint_dir",
                            str(tmp_path / "unused"), "--hparams", "num_workers=1,fps=30,sample_rate=22050,num_mels=64"])
     session = types.SimpleNamespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
     values, _ = next(iter(data_loader(SaysHparams, "train", config, 2, session)))
@@ -467,7 +467,7 @@ def test_generator_gradients_equal_the_references_bit_for_bit(objective_class):
 def test_without_filelists_the_corpus_own_are_used_and_said(corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no filelists/ here
     argv = flags(corpus, tmp_path / "expert", "--max_steps", "1")
-    del argv[argv.index("--filelists"):argv.index("--filelists") + 2]
+    del argv[argv.index("--filelist_dir"):argv.index("--filelist_dir") + 2]
     assert color_syncnet_train.main(argv) == 0
     assert f"no filelists/train.txt: using the filelists in {corpus / 'filelists'}" in capsys.readouterr().out
 

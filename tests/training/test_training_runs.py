@@ -11,11 +11,12 @@ import time
 from types import SimpleNamespace
 
 import pytest
+import test_training
 import torch
 import torch.nn.functional as F
 from support.confined import ENV, kill_when, script, temporaries
 from support.synthetic_weights import seeded
-from test_training import FAST, corpus, flags, hparams_kept, steps_of  # noqa: F401 - corpus: a fixture
+from test_training import FAST, flags, steps_of
 
 import color_syncnet_train
 import hq_wav2lip_train
@@ -43,10 +44,8 @@ SMALL = FAST + ",save_optimizer_state=false,syncnet_batch_size=2"
 EVERY_STEP = SMALL + ",syncnet_checkpoint_interval=1,syncnet_eval_interval=1000"
 
 
-@pytest.fixture(autouse=True)
-def restore_hparams():
-    with hparams_kept():
-        yield
+# test_training's fixtures: the tiny synthetic corpus, and hparams put back after each test
+corpus, restore_hparams = test_training.corpus, test_training.restore_hparams
 
 
 def wait_for(ready, process, timeout=300):
@@ -82,8 +81,11 @@ def test_a_second_run_on_a_folder_in_use_is_refused_and_ctrl_c_releases_the_fold
         if first.poll() is None:
             first.kill()
             first.wait()
-    assert "Traceback" not in first.stderr.read()
+    err = first.stderr.read()
     first.stderr.close()
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (f"interrupted; its newest checkpoint is of step 1; resume with: python "
+                                    f"{script('color_syncnet_train.py')[1]} --config {out / 'run.json'} --resume")
     assert not (out / "training.lock").exists() and temporaries(out) == []
 
 
