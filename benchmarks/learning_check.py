@@ -13,13 +13,12 @@ The trainers run as a user runs them, each in its own process; the curves come f
 TensorBoard logs. For scale, the expert's sync loss on true, still and wrong mouths is
 measured too, and on generated ones with another sample's audio. Prints the steps, wall
 time and machine, and writes ``learning_check.png`` and ``learning_check.json`` to the
-workdir. The plot needs matplotlib (``pip install matplotlib``).
+workdir. ``--config FILE`` takes the flags (and, under "hparams", hyper-parameters for both
+trainers) from a YAML or JSON file, as the trainers do.
 """
 
-import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -29,6 +28,15 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import system  # noqa: E402, F401 - the project's first: Ctrl-C from here on ends in one line
+from benchmarks.shared import cpu_name  # noqa: E402
+from hparams import add_hparams_argument, apply_hparams_argument  # noqa: E402
+from system import cli, flags  # noqa: E402
+from system.errors import UserError  # noqa: E402
+from training.checkpoints import CHECKPOINT_NAME, checkpoints  # noqa: E402
+from training.command_line import add_amp_flag  # noqa: E402
+from training.config_file import add_config_flag, parse_with_config  # noqa: E402
 
 EXPERT_TARGET = 0.35
 GENERATOR_TARGET = 0.75
@@ -64,8 +72,6 @@ def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir
     A stage that an earlier run of this script finished or left half-way is picked up
     from its checkpoints and logs.
     """
-    from training.checkpoints import CHECKPOINT_NAME, checkpoints
-
     stamp = checkpoint_dir / "started_at"  # wall time of the stage across interrupted runs
     if not stamp.exists():
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +90,8 @@ def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir
         steps, values = curve(read_scalars(checkpoint_dir / "tensorboard"), tag)
         if values:
             print(f"  {script} step {steps[-1]}: {tag} {values[-1]:.4f} ({time.time() - started:.0f} s)", flush=True)
-    last_logged = max(e.wall_time for events in read_scalars(checkpoint_dir / "tensorboard").values() for e in events)
+    last_logged = max((e.wall_time for events in read_scalars(checkpoint_dir / "tensorboard").values() for e in events),
+                      default=started)
     return step, last_logged - started
 
 
@@ -126,56 +133,72 @@ def sync_scale(expert_checkpoint, generator_checkpoint, corpus, batches=25, batc
     return {name: round(value, 3) for name, value in sums.items()}
 
 
-def cpu_name():
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def plot(out, expert, generator, scale):
+    """The expert's curves, and the generator's beside them once it has trained (None: not yet)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, axes = plt.subplots(1, 2 if generator else 1, figsize=(11 if generator else 5.5, 4), squeeze=False)
+    left = axes[0][0]
     left.plot(*expert["eval"], "o-", label="evaluation")
     left.plot(*expert["train"], alpha=0.5, label="training (running mean)")
     left.axhline(0.693, color="grey", ls=":", label="chance 0.693")
     left.axhline(EXPERT_TARGET, color="green", ls="--", label=f"target {EXPERT_TARGET}")
     left.set(title="expert SyncNet: BCE loss", xlabel="step")
     left.legend()
-    right.plot(*generator["eval"], "o-", label="evaluation sync loss")
-    right.plot(*generator["l1"], "s-", label="evaluation L1")
-    right.axhline(GENERATOR_TARGET, color="green", ls="--", label=f"syncnet_wt switch {GENERATOR_TARGET}")
-    for name, style in (("truth", "-."), ("still", ":"), ("wrong window", (0, (5, 5)))):
-        right.axhline(scale[name], color="grey", ls=style, label=f"expert on {name} mouths {scale[name]:.2f}")
-    right.set(title="Wav2Lip: sync loss under the expert", xlabel="step")
-    right.legend()
+    if generator:
+        right = axes[0][1]
+        right.plot(*generator["eval"], "o-", label="evaluation sync loss")
+        right.plot(*generator["l1"], "s-", label="evaluation L1")
+        right.axhline(GENERATOR_TARGET, color="green", ls="--", label=f"syncnet_wt switch {GENERATOR_TARGET}")
+        for name, style in (("truth", "-."), ("still", ":"), ("wrong window", (0, (5, 5)))):
+            right.axhline(scale[name], color="grey", ls=style, label=f"expert on {name} mouths {scale[name]:.2f}")
+        right.set(title="Wav2Lip: sync loss under the expert", xlabel="step")
+        right.legend()
     figure.tight_layout()
     figure.savefig(out, dpi=110)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", required=True)
+def build_parser():
+    parser = flags.argument_parser(__doc__)
+    add_config_flag(parser, more=" (the hyper-parameters go to both trainers)")
+    parser.add_argument("--workdir", required=True,
+                        help="where the corpus, both runs and the results go; a check left half-way there goes on")
     parser.add_argument("--reduced", action="store_true", help="CPU-sized run: small batches, short evaluations")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
-                        help="the trainers' mixed precision; 'on' also speeds up CPUs with native bf16")
+    parser.add_argument("--device", default="auto", help="the trainers' device: auto (CUDA, else Apple MPS, else the "
+                                                         "CPU), cpu, cuda, cuda:1, mps")
+    add_amp_flag(parser)
+    add_hparams_argument(parser)  # to both trainers, after the check's own
     parser.add_argument("--expert_steps", type=int, help="most expert steps (default 20000, reduced 4000)")
     parser.add_argument("--generator_steps", type=int, help="most generator steps (default 20000, reduced 3000)")
     parser.add_argument("--report", action="store_true",
                         help="train no further: write the figures and the plot from the workdir's logs so far")
-    parser.add_argument("--speakers", type=int, default=40)
-    parser.add_argument("--clips", type=int, default=6)
-    args = parser.parse_args()
+    parser.add_argument("--speakers", type=int, default=40, help="speakers of the synthetic corpus")
+    parser.add_argument("--clips", type=int, default=6, help="clips per speaker")
+    flags.add_verbose_flag(parser)
+    return parser
 
+
+def hparams_text(from_file, given):
+    """The hyper-parameters of a --config file ({name: value}, or --hparams text) and of
+    --hparams, as one --hparams text for the trainers (later names win)."""
+    if isinstance(from_file, dict):
+        from_file = ",".join(f"{name}={value}" for name, value in from_file.items())
+    return ",".join(part for part in (from_file, given) if part)
+
+
+def main(argv):
+    args, from_file = parse_with_config(build_parser(), argv)
+    apply_hparams_argument(args, from_file.hparams, f"--config {from_file.path}")  # checked here, once
+    extra_hp = hparams_text(from_file.hparams, args.hparams)
     from training.synthetic_data import make_corpus
 
     work = Path(args.workdir)
-    corpus = work / "corpus"
+    corpus, expert_dir, generator_dir = work / "corpus", work / "expert", work / "wav2lip"
+    if args.report and not checkpoints(expert_dir):
+        raise UserError(f"--workdir {work}: nothing to report, no expert checkpoint in {expert_dir} yet; "
+                        "run the learning check without --report first")
     if not (corpus / "filelists" / "train.txt").exists():
         print(f"writing the synthetic corpus to {corpus}", flush=True)
         make_corpus(corpus, "preprocessed", speakers=args.speakers, clips=args.clips, seconds=4.0, seed=0)
@@ -192,27 +215,25 @@ def main():
         generator_hp = f"num_workers={workers},checkpoint_interval=1000,eval_interval=250"
         expert_eval, generator_eval, expert_interval, generator_interval = 40, 40, 2000, 1000
         expert_steps, generator_steps = args.expert_steps or 20000, args.generator_steps or 20000
+    expert_hp, generator_hp = (f"{hp},{extra_hp}" if extra_hp else hp for hp in (expert_hp, generator_hp))
     if args.report:
         expert_steps = generator_steps = 0
-    common = ["--data_root", str(corpus), "--filelists", str(corpus / "filelists"), "--device", args.device, "--amp", args.amp,
-              "--log_interval", "25", "--keep_last", "2"]
+    common = ["--data_root", str(corpus), "--filelist_dir", str(corpus / "filelists"), "--device", args.device,
+              "--amp", args.amp, "--log_interval", "25", "--keep_last", "2"]
 
     print("training the expert SyncNet", flush=True)
-    expert_dir = work / "expert"
     e_steps, e_seconds = run_trainer("color_syncnet_train.py", [*common, "--hparams", expert_hp, "--eval_batches",
                                      str(expert_eval)], expert_steps, expert_interval, "eval/loss", EXPERT_TARGET, expert_dir)
-    from training.checkpoints import checkpoints
     expert_checkpoint = checkpoints(expert_dir)[-1]
 
-    print("training Wav2Lip against it", flush=True)
-    generator_dir = work / "wav2lip"
-    g_steps, g_seconds = run_trainer("wav2lip_train.py", [*common, "--hparams", generator_hp, "--eval_batches",
-                                     str(generator_eval), "--syncnet_checkpoint_path", str(expert_checkpoint)],
-                                     generator_steps, generator_interval, "eval/sync", GENERATOR_TARGET, generator_dir)
+    if not (args.report and not checkpoints(generator_dir)):
+        print("training Wav2Lip against it", flush=True)
+        g_steps, g_seconds = run_trainer("wav2lip_train.py", [*common, "--hparams", generator_hp, "--eval_batches",
+                                         str(generator_eval), "--syncnet_checkpoint_path", str(expert_checkpoint)],
+                                         generator_steps, generator_interval, "eval/sync", GENERATOR_TARGET, generator_dir)
 
-    expert_logs, generator_logs = read_scalars(expert_dir / "tensorboard"), read_scalars(generator_dir / "tensorboard")
+    expert_logs = read_scalars(expert_dir / "tensorboard")
     expert = {"eval": curve(expert_logs, "eval/loss"), "train": curve(expert_logs, "train/loss")}
-    generator = {"eval": curve(generator_logs, "eval/sync"), "l1": curve(generator_logs, "eval/l1")}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
         f"CPU: {cpu_name()}, {os.cpu_count()} cores"
     result = {
@@ -220,21 +241,26 @@ def main():
         "corpus": {"speakers": args.speakers, "clips_per_speaker": args.clips, "seconds": 4.0},
         "expert": {"steps": e_steps, "seconds": round(e_seconds), "first_eval": expert["eval"][1][0],
                    "best_eval": min(expert["eval"][1]), "last_eval": expert["eval"][1][-1], "hparams": expert_hp},
-        "sync_scale": sync_scale(expert_checkpoint, checkpoints(generator_dir)[-1], corpus),
-        "generator": {"steps": g_steps, "seconds": round(g_seconds), "first_eval_sync": generator["eval"][1][0],
-                      "last_eval_sync": generator["eval"][1][-1], "hparams": generator_hp},
+        "generator": None,
     }
+    generator = None
+    if checkpoints(generator_dir):
+        generator_logs = read_scalars(generator_dir / "tensorboard")
+        generator = {"eval": curve(generator_logs, "eval/sync"), "l1": curve(generator_logs, "eval/l1")}
+        result["sync_scale"] = sync_scale(expert_checkpoint, checkpoints(generator_dir)[-1], corpus)
+        result["generator"] = {"steps": g_steps, "seconds": round(g_seconds),
+                               "first_eval_sync": generator["eval"][1][0], "last_eval_sync": generator["eval"][1][-1],
+                               "hparams": generator_hp}
+    else:
+        print(f"{generator_dir}: no generator checkpoint yet: the expert alone is reported")
     (work / "learning_check.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-    try:
-        plot(work / "learning_check.png", expert, generator, result["sync_scale"])
-        print(f"plot: {work / 'learning_check.png'}")
-    except ImportError:
-        print("matplotlib is not installed: no plot")
-    ok = held(expert["eval"][1], EXPERT_TARGET) and held(generator["eval"][1], GENERATOR_TARGET)
+    plot(work / "learning_check.png", expert, generator, result.get("sync_scale"))
+    print(f"plot: {work / 'learning_check.png'}")
+    ok = held(expert["eval"][1], EXPERT_TARGET) and generator is not None and held(generator["eval"][1], GENERATOR_TARGET)
     print("PASS" if ok else "NOT REACHED")
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))
