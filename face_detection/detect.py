@@ -97,7 +97,7 @@ def kept_boxes(dets):
 
 
 def weights_file(path=None):
-    """The S3FD weights file a --detector_path flag names (None: the default place)."""
+    """The S3FD weights file a --detector_checkpoint_path flag names (None: the default place)."""
     return Path(path) if path else DEFAULT_WEIGHTS
 
 
@@ -107,13 +107,13 @@ class S3FDDetector:
     def __init__(self, device="cpu", weights_path=None, batch_size=None):
         path = weights_file(weights_path)
         if not path.is_file() and path.suffix == ".onnx":
-            raise UserError(f"S3FD as ONNX not found at {path}: python export.py {path.with_suffix('.pth')} writes it "
-                            "from the PyTorch weights")
+            raise UserError(f"S3FD as ONNX not found at {path} (--backend onnxruntime reads the .onnx beside the S3FD "
+                            f"weights): python export.py {path.with_suffix('.pth')} writes it")
         if not path.is_file():
             raise UserError(
                 f"S3FD face-detector weights not found at {path}: download s3fd.pth (face-alignment's "
                 f"s3fd-619a316812.pth is the same file) and put it there"
-                + ("" if weights_path else ", or pass its path with --detector_path")
+                + ("" if weights_path else ", or pass its path with --detector_checkpoint_path")
             )
         self.device = torch.device(device)
         if path.suffix == ".onnx":

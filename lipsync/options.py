@@ -100,11 +100,10 @@ class Options:
             if self.precision not in ("auto", "fp32"):
                 raise UserError(f"--backend onnxruntime runs the exported fp32 networks: --precision {self.precision} "
                                 "is for --backend torch")
-            for flag, path in (("--checkpoint_path", self.checkpoint_path),
-                               ("--detector_path", self.fixed_box is None and self.detector_weights())):
-                if path and Path(path).suffix != ".onnx":
-                    raise UserError(f"--backend onnxruntime takes ONNX files: {flag} {path} is not one; "
-                                    f"python export.py {path} writes {Path(path).with_suffix('.onnx')}")
+            if Path(self.checkpoint_path).suffix != ".onnx":
+                raise UserError(f"--backend onnxruntime takes ONNX files: --checkpoint_path {self.checkpoint_path} is "
+                                f"not one; python export.py {self.checkpoint_path} writes "
+                                f"{Path(self.checkpoint_path).with_suffix('.onnx')}")
         check_output(self.outfile, "--outfile", self.inputs())
         if self.syncnet_checkpoint_path:
             check_output(sync_json_path(self.outfile), "--outfile's .sync.json", self.inputs())
@@ -130,7 +129,7 @@ class Options:
         detecting = self.fixed_box is None
         return {"--checkpoint_path": self.checkpoint_path, "--face": self.face, "--audio": self.audio,
                 "--syncnet_checkpoint_path": self.syncnet_checkpoint_path,
-                "--detector_path": self.detector_weights() if detecting else None,
+                "--detector_checkpoint_path": self.detector_weights() if detecting else None,
                 "--c2pa_cert": self.c2pa_cert, "--c2pa_key": self.c2pa_key}
 
     def frame_size(self, width, height):
@@ -154,12 +153,12 @@ class Options:
         return width, height
 
     def detector_weights(self):
-        """The S3FD file: --detector_path, or the default place (its .onnx beside it for onnxruntime)."""
+        """The S3FD file: --detector_checkpoint_path, or the default place; for onnxruntime the
+        .onnx beside it, where export.py writes it (s3fd.pth -> s3fd.onnx)."""
         from face_detection.detect import DEFAULT_WEIGHTS  # noqa: PLC0415 - torch only when detecting
 
-        if self.detector_path:
-            return self.detector_path
-        return str(DEFAULT_WEIGHTS.with_suffix(".onnx") if self.backend == "onnxruntime" else DEFAULT_WEIGHTS)
+        path = Path(self.detector_path) if self.detector_path else DEFAULT_WEIGHTS
+        return str(path.with_suffix(".onnx") if self.backend == "onnxruntime" else path)
 
     def detection_settings(self, device):
         """Every setting that changes what the detector sees or says (the face cache's key)."""

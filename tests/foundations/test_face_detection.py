@@ -190,7 +190,7 @@ def test_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setattr(face_detection.detect, "DEFAULT_WEIGHTS", tmp_path / "sfd" / "s3fd.pth")
     with pytest.raises(UserError, match=r"S3FD face-detector weights not found at .*s3fd.pth: download s3fd.pth "
                                         r"\(face-alignment's s3fd-619a316812.pth is the same file\) and put it there, "
-                                        r"or pass its path with --detector_path$"):
+                                        r"or pass its path with --detector_checkpoint_path$"):
         face_detection.FaceAlignment(face_detection.LandmarksType._2D, device="cpu")
     with pytest.raises(UserError, match="weights not found at .*elsewhere.pth"):
         S3FDDetector("cpu", tmp_path / "elsewhere.pth")

@@ -152,13 +152,34 @@ def test_onnxruntime_backend_errors_are_one_line_before_work(exported, capsys, t
     cases = [(["--checkpoint_path", exported / "wav2lip.pth", "--box", *BOX], "python export.py"),
              (["--checkpoint_path", exported / "wav2lip.onnx", "--box", *BOX, "--precision", "bf16"],
               "--precision bf16 is for --backend torch"),
-             (["--checkpoint_path", exported / "wav2lip.onnx", "--detector_path", exported / "s3fd.pth"],
-              "--detector_path"),
              (["--checkpoint_path", exported / "gone.onnx", "--box", *BOX], "ONNX model not found")]
     for flags, expected in cases:
         assert run(inference.main, list(map(str, common + flags))) == 1
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and expected in error, error
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_onnxruntime_reads_the_s3fd_onnx_beside_the_weights_named(exported, tmp_path, capsys):
+    """--detector_checkpoint_path s3fd.pth (here in its old spelling) with --backend onnxruntime
+    runs the s3fd.onnx export.py wrote beside it; the .pth itself is not read."""
+    import inference
+
+    only_onnx, only_pth = tmp_path / "only_onnx", tmp_path / "only_pth"
+    only_onnx.mkdir(), only_pth.mkdir()
+    (only_onnx / "s3fd.onnx").write_bytes((exported / "s3fd.onnx").read_bytes())
+    (only_pth / "s3fd.pth").write_bytes((exported / "s3fd.pth").read_bytes())
+    common = ["--checkpoint_path", exported / "wav2lip.onnx", "--face", exported / "face.mp4", "--audio",
+              exported / "speech.wav", "--backend", "onnxruntime", "--on_no_face", "skip", "--quiet"]
+    out = tmp_path / "out.mp4"
+    assert run(inference.main, list(map(str, [*common, "--outfile", out, "--detector_path", only_onnx / "s3fd.pth"]))) == 0
+    assert "faces detected in 0 frames" not in capsys.readouterr().out and out.is_file()
+
+    assert run(inference.main, list(map(str, [*common, "--outfile", tmp_path / "x.mp4",
+                                              "--detector_checkpoint_path", only_pth / "s3fd.pth"]))) == 1
+    assert capsys.readouterr().err == (
+        f"error: S3FD as ONNX not found at {only_pth / 's3fd.onnx'} (--backend onnxruntime reads the .onnx beside the "
+        f"S3FD weights): python export.py {only_pth / 's3fd.pth'} writes it\n")
     assert not (tmp_path / "x.mp4").exists()
 
 
