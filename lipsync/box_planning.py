@@ -105,11 +105,13 @@ class BoxPlanner:
     the detections of ``lookahead`` later frames are known, over a window reaching as far back.
     ``limit`` frames at most are planned (the reference detects only the frames it outputs);
     ``stride`` is the spacing of detections when the detector skips frames; ``fps`` (by default
-    hparams.fps) only times the frames that messages name.
+    hparams.fps) only times the frames that messages name; ``source`` names the frames in them:
+    "the video PATH", or for a single frame "the image PATH".
     """
 
     def __init__(self, frame_size, pads, smooth=True, on_no_face="interpolate", max_gap=0, limit=None, fps=None,
-                 stride=1):
+                 stride=1, source="the video", single_frame=False):
+        self.source, self.single_frame = source, single_frame
         self.frame_size, self.pads, self.smooth = frame_size, pads, smooth
         self.on_no_face, self.max_gap, self.limit = on_no_face, max_gap, limit
         self.fps = hparams.fps if fps is None else fps
@@ -132,6 +134,8 @@ class BoxPlanner:
         room = len(status) if self.limit is None else max(0, self.limit - len(self._status))
         for box, found in zip(list(boxes)[:room], list(status)[:room]):
             index = len(self._status)
+            if found == NO_FACE and self.single_frame:
+                raise self._no_face()
             if found == NO_FACE and self.on_no_face == "error":
                 raise NoFaceError(f"face not detected in frame {index} (at {index / self.fps:.2f} s); "
                                   "use --on_no_face interpolate or skip to carry on without it")
@@ -157,8 +161,13 @@ class BoxPlanner:
         if not self.finished:
             self.finished = True
             if self._status and not any(found == FACE for found in self._status):
-                raise NoFaceError("no face detected in any frame of the video")
+                raise self._no_face()
             self._plan(final=True)
+
+    def _no_face(self):
+        if self.single_frame:
+            return NoFaceError(f"no face detected in {self.source}")
+        return NoFaceError(f"no face detected in any frame of {self.source}")
 
     def counts(self):
         """(frames with a detected face, frames given a box from their neighbours, frames passed through)."""

@@ -40,7 +40,7 @@ def face_source(options, frames, total, device):
 
     planner = BoxPlanner(frames.frame_size, options.pads, not options.nosmooth, options.on_no_face,
                          max_gap=int(options.max_gap * float(frames.fps)), limit=total, fps=float(frames.fps),
-                         stride=options.det_stride)
+                         stride=options.det_stride, source=frames.described, single_frame=frames.static)
     cache = None
     if options.face_cache and not frames.static:
         cache = DetectionCache(options.face_cache, options.face, options.detection_settings(device))

@@ -59,6 +59,7 @@ class FrameSource:
     """The prepared frames of --face: a video, decoded anew for each pass, or a still image.
 
         source.fps, source.frame_size, source.static, source.colour
+        source.described       what the frames are, as messages name them ("the image PATH", ...)
         source.frames()        one pass over the input (its first frame only when static)
         source.looped()        output frame i's input frame, for i = 0, 1, 2, ...
         source.repeats         with stretch: how many output frames show each input frame
@@ -83,6 +84,15 @@ class FrameSource:
             self.colour = info.colour
             self.keeps_yuv = info.yuv420 and o.resize_factor == 1 and not o.resize_to and \
                 o.crop[0] % 2 == 0 and o.crop[2] % 2 == 0
+
+    @property
+    def described(self):
+        """What the frames are, as messages name them."""
+        if self.image is not None:
+            return f"the image {self.options.face}"
+        if self.static:
+            return f"the first frame of the video {self.options.face} (--static)"
+        return f"the video {self.options.face}"
 
     def stretch_to(self, total):
         """With --short_video stretch, spread a video shorter than ``total`` frames over them."""

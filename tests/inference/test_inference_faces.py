@@ -1,5 +1,6 @@
 """Frames without a face, fast detection, the face cache and feathered blending."""
 
+import cv2
 import numpy as np
 import pytest
 from inference_assets import (  # noqa: F401 - pytest fixtures
@@ -44,6 +45,22 @@ def test_a_video_without_any_face_is_an_error(assets, detector, tmp_path):
     write_video(tmp_path / "empty_room.mp4", face_frames(8, without_face=set(range(8))))
     with pytest.raises(NoFaceError, match="no face detected in any frame"):
         synced(assets, face=tmp_path / "empty_room.mp4")
+
+
+@pytest.mark.parametrize("mode", ["interpolate", "error"])
+def test_a_still_image_without_a_face_says_image(assets, detector, tmp_path, capsys, mode):
+    empty = tmp_path / "empty_room.png"
+    cv2.imwrite(str(empty), face_frames(1, without_face={0})[0])
+    video = write_video(tmp_path / "empty_room.mp4", face_frames(8, without_face=set(range(8))))
+    common = ["--checkpoint_path", assets / "constant.pth", "--audio", assets / "speech0.6.wav", "--on_no_face", mode,
+              "--outfile", tmp_path / "x.mp4"]
+    for face, said in [(empty, f"no face detected in the image {empty}"),
+                       (video, f"no face detected in the first frame of the video {video} (--static)")]:
+        code, captured = cli([*common, "--face", face, *["--static"] * (face == video)], capsys)
+        assert (code, captured.err) == (1, f"error: {said}\n")
+    code, captured = cli([*common[:-4], "--face", video, "--outfile", tmp_path / "x.mp4"], capsys)
+    assert (code, captured.err) == (1, f"error: no face detected in any frame of the video {video}\n")
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def pasted_box(frame):
