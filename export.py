@@ -9,13 +9,15 @@ from its weights. Each is written beside its checkpoint (or into --outdir) with 
 """
 
 import sys
+import traceback
 from pathlib import Path
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
+from deployment.onnx_export import EXPORT_TOLERANCE, export_network
 from system.atomic_write import check_output
 from system.cli import run
-from system.flags import argument_parser
-from system.errors import check_number
+from system.errors import UserError, check_number, describe_os_error
+from system.flags import add_verbose_flag, argument_parser
 
 OPSETS = (9, 20)  # the opsets written and checked for these networks (PyTorch's TorchScript exporter stops at 20)
 
@@ -25,23 +27,40 @@ def build_parser():
     p.add_argument("checkpoints", nargs="+", help="checkpoint files to export")
     p.add_argument("--outdir", help="write the .onnx files here (default: beside each checkpoint)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version to write")
-    p.add_argument("--verbose", action="store_true", help="show tracebacks")
+    p.add_argument("--tolerance", type=float, default=EXPORT_TOLERANCE,
+                   help="the largest difference allowed between ONNX Runtime's and PyTorch's outputs on the check's "
+                        "inputs (relative to the output's largest value where that is above 1); an export that "
+                        "differs more is not written")
+    add_verbose_flag(p)
     return p
 
 
 def main(argv):
     args = build_parser().parse_args(argv)
     check_number("--opset", args.opset, *OPSETS, whole=True)
-    from deployment.onnx_export import export_network
+    check_number("--tolerance", args.tolerance, 0)
 
     targets = {checkpoint: (Path(args.outdir) if args.outdir else checkpoint.parent) / (checkpoint.stem + ".onnx")
                for checkpoint in map(Path, args.checkpoints)}
     given = {f"checkpoint{f' {number}' * (len(targets) > 1)}": path for number, path in enumerate(targets, 1)}
     for target in targets.values():  # before any export: none may replace a checkpoint given (or a folder, ...)
         check_output(target, "--outdir" if args.outdir else None, given)
+    refused = []
     for checkpoint, target in targets.items():
-        network, difference = export_network(checkpoint, target, opset=args.opset)
+        try:
+            network, difference = export_network(checkpoint, target, opset=args.opset, tolerance=args.tolerance)
+        except (UserError, OSError) as error:
+            if len(targets) == 1:
+                raise
+            # One refused file (not exported, unreadable, not a known network) leaves the others to export.
+            if args.verbose:
+                traceback.print_exc()
+            print(f"error: {describe_os_error(error) if isinstance(error, OSError) else error}", file=sys.stderr)
+            refused.append(str(checkpoint))
+            continue
         print(f"Wrote {target}: {network}, largest difference from PyTorch {difference:.1e}")
+    if refused:
+        raise UserError(f"{len(refused)} of {len(targets)} checkpoints not exported (see above): {', '.join(refused)}")
     return 0
 
 

@@ -71,9 +71,10 @@ def _networks():
     }
 
 
-def export_network(checkpoint_path, onnx_path, seed=0, opset=17):
+def export_network(checkpoint_path, onnx_path, seed=0, opset=17, tolerance=EXPORT_TOLERANCE):
     """Write the network of ``checkpoint_path`` to ``onnx_path`` (atomically); returns (what it
-    is, the largest difference between onnxruntime's and PyTorch's outputs on seeded inputs)."""
+    is, the largest difference between onnxruntime's and PyTorch's outputs on seeded inputs).
+    An export that differs by more than ``tolerance`` is not written."""
     import torch
 
     from models.checkpoint import identify_network, load_weights, read_checkpoint
@@ -97,9 +98,9 @@ def export_network(checkpoint_path, onnx_path, seed=0, opset=17):
     with atomic_output(onnx_path) as temporary:
         _quiet_export(net, examples, temporary, spec, opset)
         difference = _largest_difference(net, temporary, spec, generator)
-        if difference > EXPORT_TOLERANCE:
+        if difference > tolerance:
             raise UserError(f"the ONNX export of {checkpoint_path} differs from PyTorch by {difference:.2e} "
-                            f"(more than {EXPORT_TOLERANCE:g}): not written")
+                            f"(more than --tolerance {tolerance:g}): not written")
     return found, difference
 
 

@@ -89,6 +89,34 @@ def test_export_refuses_what_it_does_not_know_in_one_line(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disc.pth"]  # nothing half-written
 
 
+def test_export_goes_on_past_a_refused_checkpoint_and_fails_at_the_end(exported, tmp_path, capsys):
+    save_released(seeded(Wav2Lip_disc_qual()), tmp_path / "disc.pth")
+    (tmp_path / "expert.pth").write_bytes((exported / "lipsync_expert.pth").read_bytes())
+    given = [tmp_path / "disc.pth", tmp_path / "missing.pth", tmp_path / "expert.pth"]
+    assert run(export.main, list(map(str, given))) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"Wrote {tmp_path / 'expert.onnx'}: the expert lip-sync SyncNet") and out.count("\n") == 1
+    lines = err.splitlines()
+    assert len(lines) == 3 and "visual-quality discriminator" in lines[0] and "ONNX export knows" in lines[0]
+    assert lines[1] == f"error: checkpoint not found: {tmp_path / 'missing.pth'}"
+    assert lines[2] == f"error: 2 of 3 checkpoints not exported (see above): {given[0]}, {given[1]}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disc.pth", "expert.onnx", "expert.pth"]
+
+
+def test_tolerance_is_the_largest_difference_an_export_may_show(exported, tmp_path, capsys):
+    checkpoint = tmp_path / "expert.pth"
+    checkpoint.write_bytes((exported / "lipsync_expert.pth").read_bytes())
+    assert run(export.main, [str(checkpoint), "--tolerance", "1e-12"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the ONNX export of {checkpoint} differs from PyTorch by ")
+    assert err.endswith(" (more than --tolerance 1e-12): not written\n") and err.count("\n") == 1
+    assert not (tmp_path / "expert.onnx").exists()
+    assert run(export.main, [str(checkpoint), "--tolerance", "-1"]) == 1
+    assert capsys.readouterr().err == "error: --tolerance must be a finite number, 0 or more, not -1\n"
+    assert run(export.main, [str(checkpoint), "--tolerance", "1e-3"]) == 0 and (tmp_path / "expert.onnx").is_file()
+    assert "(default: 0.0001)" in " ".join(export.build_parser().format_help().split())
+
+
 def frames_of(assets, checkpoint, **options):
     out = assets / f"out_{checkpoint}_{options.get('backend', 'torch')}.mp4"
     lip_sync(Options(str(assets / checkpoint), str(assets / "face.mp4"), str(assets / "speech.wav"), outfile=str(out),
