@@ -126,6 +126,7 @@ class S3FDDetector:
             load_weights(self.net, path, self.device)
             self.net.eval()
         self.batch_size = batch_size
+        self.on_frames_done = None  # when set, called with the number of frames each network call has done
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -137,7 +138,11 @@ class S3FDDetector:
         ~0.5 GB) and the heads are joined, so the candidates are those of the whole batch.
         """
         step = len(frames_bgr) if self.device.type == "cuda" else 1
-        heads = [self.net(prepare_frames(frames_bgr[i:i + step], self.device)) for i in range(0, len(frames_bgr), step)]
+        heads = []
+        for start in range(0, len(frames_bgr), step):
+            heads.append(self.net(prepare_frames(frames_bgr[start:start + step], self.device)))
+            if self.on_frames_done:  # a 720p frame takes a second or more on a CPU: a bar moves per frame
+                self.on_frames_done(len(heads[-1][0]))
         return candidate_boxes([torch.cat(level) for level in zip(*heads)])
 
     def detect(self, frames_bgr, select=best_box):

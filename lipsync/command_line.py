@@ -119,7 +119,8 @@ def report(summary, options):
     faces = f"faces detected in {summary.faces_detected} frames, filled in {summary.faces_filled}, " \
             f"{summary.passed_through} passed through" if options.box[0] == -1 else "fixed --box"
     lines = [(f"Wrote {summary.outfile}: {summary.frames} frames in {summary.seconds:.1f} s "
-              f"({summary.frames / max(summary.seconds, 1e-9):.1f} frames/s); {faces}; face cache: {summary.cache}")]
+              f"({summary.frames / max(summary.seconds, 1e-9):.1f} frames/s, {summary.generator}); {faces}; "
+              f"face cache: {summary.cache}")]
     if summary.sync is not None:
         lines += [f"Voice/face sync of the input video (cosine similarity per chunk): {describe(summary.sync['input'])}",
                   f"Voice/face sync of the result: {describe(summary.sync['result'])}",

@@ -15,6 +15,7 @@ import numpy as np
 from face_detection.boxes import has_area, pad_and_clip, to_int_box
 from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
 from lipsync.heap import trim_heap
+from lipsync.progress import frame_bar, loading
 from media.yuv import bgr_of
 
 NO_PADS = (0, 0, 0, 0)
@@ -47,8 +48,13 @@ def face_source(options, frames, total, device):
         cached = cache.load()
         if cached is not None:
             return CachedBoxes(planner, cached)
+    loading("S3FD", options.detector_weights(), options.progress)
     detector = load_detector(device, options.detector_weights(), options.face_det_batch_size)
-    return DetectedBoxes(detector, planner, options, frames.frame_size, device, cache)
+    # The frames S3FD runs on: the output's (or with a cache every frame of the video, by a
+    # probe's estimate), every --det_stride'th of them.
+    count = frames.frame_count if cache is not None else min(total, frames.frame_count)
+    return DetectedBoxes(detector, planner, options, frames.frame_size, device, cache,
+                         -(-count // options.det_stride))
 
 
 class GivenBox:
@@ -88,15 +94,23 @@ class CachedBoxes:
 class DetectedBoxes:
     """S3FD on blocks of frames as they stream by; a frame is handed on once its box is final,
     so only a block and the planner's lookahead wait in memory. With a face cache the whole
-    video is detected and saved."""
+    video is detected and saved. A bar counts the frames S3FD has run on against ``count``."""
 
     detects = True  # runs S3FD beside the generator
 
-    def __init__(self, detector, planner, options, frame_size, device, cache=None):
+    def __init__(self, detector, planner, options, frame_size, device, cache=None, count=None):
         self.detector, self.planner, self.options = detector, planner, options
-        self.frame_size, self.device, self.cache = frame_size, device, cache
+        self.frame_size, self.device, self.cache, self.count = frame_size, device, cache, count
 
     def boxed_frames(self, frames, total):
+        with frame_bar("face detection", self.count, self.options.progress) as bar:
+            self.detector.on_frames_done = bar.update  # the detector is shared by the runs of a process
+            try:
+                yield from self._boxed_frames(frames, total)
+            finally:
+                self.detector.on_frames_done = None
+
+    def _boxed_frames(self, frames, total):
         planner, keep_detecting = self.planner, self.cache is not None  # a cache entry covers the whole video
         all_boxes, all_status, pending, block = [], [], deque(), []
 

@@ -59,6 +59,7 @@ class FrameSource:
     """The prepared frames of --face: a video, decoded anew for each pass, or a still image.
 
         source.fps, source.frame_size, source.static, source.colour
+        source.frame_count     how many frames one pass gives (a video's: estimated from its duration)
         source.described       what the frames are, as messages name them ("the image PATH", ...)
         source.frames()        one pass over the input (its first frame only when static)
         source.looped()        output frame i's input frame, for i = 0, 1, 2, ...
@@ -75,10 +76,12 @@ class FrameSource:
             self.frame_size = options.frame_size(image.shape[1], image.shape[0])
             self.image = self._prepare(image)
             self.static, self.fps = True, Fraction(options.fps).limit_denominator(1001)
+            self.frame_count = 1
             self.colour, self.keeps_yuv = BT601, False
         else:
             info = probe_video(options.face)
             self.static, self.fps = options.static, info.fps
+            self.frame_count = 1 if self.static else info.frame_count  # estimated from the duration
             self.frame_size = options.frame_size(info.width, info.height)
             o = options
             self.colour = info.colour

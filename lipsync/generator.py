@@ -48,7 +48,7 @@ def native_bf16():
 
 
 def suggest_bf16(device, precision):
-    """With ``--precision auto`` on a CPU with native bf16, say once what bf16 would give."""
+    """With ``--precision auto`` on a CPU with native bf16, say what bf16 would give."""
     if precision == "auto" and device.type == "cpu" and native_bf16():
         print(f"note: this CPU has native bf16: --precision bf16 runs the generator about {BF16_SPEEDUP} "
               "faster here, within about one grey level of the exact fp32 default", file=sys.stderr)
@@ -68,16 +68,21 @@ def autocast(device, precision):
 class TorchGenerator:
     """The generator in PyTorch on the device and precision asked for: generate(faces, mels)."""
 
-    def __init__(self, path, device, precision, requested_batch, progress=False):
+    def __init__(self, path, device, precision, requested_batch, notes=False):
         self.device, self.precision = pick_device(device), precision
         autocast(self.device, precision)  # checks the precision first
         self.batch_size = batch_size(requested_batch, self.device, precision)
         self.model = load_generator(path, self.device)
-        if progress:  # a note, like the progress bar: --quiet keeps stderr for errors
+        if notes:  # --verbose: the same note on every run of every day would be noise
             suggest_bf16(self.device, precision)
 
     def generate(self, faces, mels):
         return generate(self.model, faces, mels, self.device, self.precision)
+
+    @property
+    def described(self):
+        """Where and how it runs, for the run's report: "cpu, fp32"."""
+        return f"{self.device}, {resolved_precision(self.device, self.precision)}"
 
     @contextlib.contextmanager
     def workers(self, detecting):

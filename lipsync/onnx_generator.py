@@ -24,6 +24,11 @@ class OnnxGenerator:
         self.device = "cuda" if on_gpu else "cpu"
         self.batch_size = requested_batch if on_gpu else min(requested_batch, CPU_BATCH)
 
+    @property
+    def described(self):
+        """Where and how it runs, for the run's report."""
+        return f"onnxruntime on {self.device}"
+
     @contextlib.contextmanager
     def workers(self, detecting):
         """(a pool, its size) to generate batches side by side in: a session runs calls

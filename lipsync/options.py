@@ -63,7 +63,8 @@ class Options:
     detector_path: str = None
     crf: int = 18
     preset: str = "veryfast"  # x264's: about 2.5x faster than "fast" at 720p, at a similar size for the same crf
-    progress: bool = True
+    progress: bool = True  # bars and loading lines (--quiet: off)
+    verbose: bool = False  # notes a normal run leaves out (the bf16 hint)
     unmarked: bool = False  # leave out the synthetic-media metadata (media/provenance.py)
     label: str = None  # visible text drawn in a corner of every frame
     label_corner: str = "bottom-right"

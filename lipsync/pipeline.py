@@ -33,7 +33,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from hparams import hparams
 from lipsync.audio_chunks import Speech
@@ -43,6 +42,7 @@ from lipsync.frames import FrameSource
 from lipsync.heap import keep_freed_memory
 from lipsync.marking import Label
 from lipsync.options import sync_json_path
+from lipsync.progress import frame_bar, loading
 from lipsync.stage_clock import StageClock
 from lipsync.threads import Pipeline, Stopped, usable_cores
 from media.containers import VideoWriter
@@ -67,6 +67,7 @@ class Summary:
     cache: str = "off"
     sync: dict = None
     timings: dict = None  # StageClock.figures(): seconds per stage, busy share per thread
+    generator: str = ""  # where and how the generator ran: "cpu, fp32", "onnxruntime on cuda"
 
     def add_faces(self, counts):
         """A box source's FaceCounts, added to the run's."""
@@ -111,6 +112,7 @@ def _lip_sync(options, sink, clock):
             summary = job.run(writer)
     summary.seconds = time.perf_counter() - started
     summary.timings = clock.figures()
+    summary.generator = job.generator.described
     if job.sync is not None:
         summary.sync = job.sync.finish()
         if sink is None:
@@ -149,6 +151,8 @@ class _Job:
             self.sync = None
             if o.syncnet_checkpoint_path:
                 from lipsync.sync_similarity import SyncSimilarity  # noqa: PLC0415 - torch, only when asked
+
+                loading("the expert SyncNet", o.syncnet_checkpoint_path, o.progress)
 
                 self.sync = SyncSimilarity(o.syncnet_checkpoint_path,
                                            "cpu" if o.backend == "onnxruntime" else self.device)
@@ -233,7 +237,7 @@ class _Job:
         """Frames + generated faces -> the sink (the video writer)."""
         o, clock = self.options, self.clock
         label = Label(o.label, o.label_corner, o.label_size) if o.label is not None else None
-        with tqdm(total=self.total, unit="frame", desc="lip-sync", disable=not o.progress) as bar:
+        with frame_bar("lip-sync", self.total, o.progress) as bar:
             for frames, boxes, generated in inbox:
                 faces = iter(generated)
                 for frame, box in zip(frames, boxes):
@@ -253,6 +257,7 @@ class _Job:
 def generator_for(options, clock=None):
     """The generator on the backend ``options`` name; PyTorch is imported only for its own."""
     o, clock = options, clock or StageClock()
+    loading("the Wav2Lip generator", o.checkpoint_path, o.progress)  # before PyTorch's import: 1.5 s
     with _collector_paused():
         with clock.measure("imports"):
             if o.backend == "onnxruntime":
@@ -263,7 +268,7 @@ def generator_for(options, clock=None):
                 from lipsync.generator import TorchGenerator  # noqa: PLC0415
 
                 load = functools.partial(TorchGenerator, o.checkpoint_path, o.device, o.precision,
-                                         o.wav2lip_batch_size, o.progress)
+                                         o.wav2lip_batch_size, o.verbose)
         with clock.measure("load"):
             return load()
 

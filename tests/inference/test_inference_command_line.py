@@ -41,7 +41,7 @@ def test_every_flag_reaches_the_options_by_name():
 
     parser = inference.build_parser()
     fields = {field.name for field in dataclasses.fields(Options)}
-    flags = {action.dest for action in parser._actions} - {"help", "quiet", "verbose"}
+    flags = {action.dest for action in parser._actions} - {"help", "quiet"}
     # Set by the evaluation scripts and dub.py, not by flags:
     assert flags <= fields and fields - flags == {"progress", "resize_to", "tool", "synthetic_speech", "subtitles",
                                                   "generation_record"}
