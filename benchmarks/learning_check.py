@@ -86,13 +86,22 @@ def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir
         step = min(step + interval, stage_steps)
         command = [sys.executable, str(ROOT / script), *args, "--checkpoint_dir", str(checkpoint_dir),
                    "--resume", "--max_steps", str(step), "--quiet"]
-        subprocess.run(command, check=True, cwd=ROOT)
+        status = subprocess.run(command, cwd=ROOT).returncode
+        if status != 0:  # the trainer has said why, above
+            raise UserError(f"{script} stopped with exit status {status} on its way to step {step}; "
+                            f"{checkpoint_dir} keeps what it saved, and a rerun of the learning check goes on from there")
         steps, values = curve(read_scalars(checkpoint_dir / "tensorboard"), tag)
         if values:
             print(f"  {script} step {steps[-1]}: {tag} {values[-1]:.4f} ({time.time() - started:.0f} s)", flush=True)
     last_logged = max((e.wall_time for events in read_scalars(checkpoint_dir / "tensorboard").values() for e in events),
                       default=started)
     return step, last_logged - started
+
+
+def evaluations(values, suffix=""):
+    """The first, lowest and last of a run's evaluation ``values`` (None before its first)."""
+    return {f"first_eval{suffix}": values[0] if values else None, f"best_eval{suffix}": min(values, default=None),
+            f"last_eval{suffix}": values[-1] if values else None}
 
 
 def sync_scale(expert_checkpoint, generator_checkpoint, corpus, batches=25, batch_size=4, seed=1):
@@ -194,7 +203,7 @@ def main(argv):
     extra_hp = hparams_text(from_file.hparams, args.hparams)
     from training.synthetic_data import make_corpus
 
-    work = Path(args.workdir)
+    work = Path(args.workdir).absolute()  # the trainers run in the project's folder
     corpus, expert_dir, generator_dir = work / "corpus", work / "expert", work / "wav2lip"
     if args.report and not checkpoints(expert_dir):
         raise UserError(f"--workdir {work}: nothing to report, no expert checkpoint in {expert_dir} yet; "
@@ -221,13 +230,14 @@ def main(argv):
     common = ["--data_root", str(corpus), "--filelist_dir", str(corpus / "filelists"), "--device", args.device,
               "--amp", args.amp, "--log_interval", "25", "--keep_last", "2"]
 
-    print("training the expert SyncNet", flush=True)
+    print("reading the runs' logs" if args.report else "training the expert SyncNet", flush=True)
     e_steps, e_seconds = run_trainer("color_syncnet_train.py", [*common, "--hparams", expert_hp, "--eval_batches",
                                      str(expert_eval)], expert_steps, expert_interval, "eval/loss", EXPERT_TARGET, expert_dir)
     expert_checkpoint = checkpoints(expert_dir)[-1]
 
     if not (args.report and not checkpoints(generator_dir)):
-        print("training Wav2Lip against it", flush=True)
+        if not args.report:
+            print("training Wav2Lip against it", flush=True)
         g_steps, g_seconds = run_trainer("wav2lip_train.py", [*common, "--hparams", generator_hp, "--eval_batches",
                                          str(generator_eval), "--syncnet_checkpoint_path", str(expert_checkpoint)],
                                          generator_steps, generator_interval, "eval/sync", GENERATOR_TARGET, generator_dir)
@@ -239,8 +249,8 @@ def main(argv):
     result = {
         "machine": device, "torch": torch.__version__, "reduced": args.reduced, "amp": args.amp,
         "corpus": {"speakers": args.speakers, "clips_per_speaker": args.clips, "seconds": 4.0},
-        "expert": {"steps": e_steps, "seconds": round(e_seconds), "first_eval": expert["eval"][1][0],
-                   "best_eval": min(expert["eval"][1]), "last_eval": expert["eval"][1][-1], "hparams": expert_hp},
+        "expert": {"steps": e_steps, "seconds": round(e_seconds), **evaluations(expert["eval"][1]),
+                   "hparams": expert_hp},
         "generator": None,
     }
     generator = None
@@ -248,8 +258,7 @@ def main(argv):
         generator_logs = read_scalars(generator_dir / "tensorboard")
         generator = {"eval": curve(generator_logs, "eval/sync"), "l1": curve(generator_logs, "eval/l1")}
         result["sync_scale"] = sync_scale(expert_checkpoint, checkpoints(generator_dir)[-1], corpus)
-        result["generator"] = {"steps": g_steps, "seconds": round(g_seconds),
-                               "first_eval_sync": generator["eval"][1][0], "last_eval_sync": generator["eval"][1][-1],
+        result["generator"] = {"steps": g_steps, "seconds": round(g_seconds), **evaluations(generator["eval"][1], "_sync"),
                                "hparams": generator_hp}
     else:
         print(f"{generator_dir}: no generator checkpoint yet: the expert alone is reported")

@@ -126,3 +126,14 @@ def test_the_learning_check_takes_a_config_and_hands_its_hyper_parameters_to_bot
     assert cli.run(learning_check.main, ["--config", str(file)]) == 1
     assert capsys.readouterr().err == (f"error: --config {file}: unknown key 'workdri': not a flag of this script nor "
                                        "\"hparams\" (did you mean 'workdir'?)\n")
+
+
+def test_a_learning_check_whose_trainer_fails_says_so_in_one_line(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a --workdir relative to here, where the trainers do not run
+    assert cli.run(learning_check.main, ["--workdir", "check", "--speakers", "8", "--clips", "1",
+                                         "--device", "no_such_device"]) == 1
+    err = capfd.readouterr().err.splitlines()  # the trainer's own line too, from its process
+    assert err[0] == "error: --device 'no_such_device' is not a device (cpu, cuda, cuda:1, mps, ...)"  # the trainer's
+    assert err[1:] == [f"error: color_syncnet_train.py stopped with exit status 1 on its way to step 2000; "
+                       f"{tmp_path / 'check' / 'expert'} keeps what it saved, and a rerun of the learning check goes "
+                       "on from there"]
