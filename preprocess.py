@@ -65,7 +65,9 @@ def main(argv):
     else:
         import torch  # noqa: PLC0415 - see the imports
 
-        from face_detection import S3FDDetector  # noqa: PLC0415
+        import face_detection  # noqa: PLC0415
+        from face_detection.detect import weights_file  # noqa: PLC0415
+        from lipsync.progress import loading  # noqa: PLC0415
 
         device = pick_device(args.device)
         if device.type == "cuda" and device.index is None:
@@ -73,7 +75,8 @@ def main(argv):
             devices = [f"cuda:{i}" for i in range(count)]
         else:
             devices = [device]
-        detectors = [S3FDDetector(d, args.detector_path, args.face_det_batch_size) for d in devices]
+        loading("S3FD", f"{weights_file(args.detector_path)} on {', '.join(map(str, devices))}", not args.quiet)
+        detectors = [face_detection.S3FDDetector(d, args.detector_path, args.face_det_batch_size) for d in devices]
     bar = tqdm(unit="clip", desc="preprocessing", disable=args.quiet, dynamic_ncols=True)
     try:
         summary = preprocessing.preprocess(videos, args.preprocessed_root, detectors, args.face_det_batch_size,

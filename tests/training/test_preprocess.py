@@ -23,6 +23,7 @@ from support.confined import (
 from support.synthetic_weights import save_released, seeded
 
 import audio
+import face_detection
 import make_filelists
 import preprocess
 from face_detection import S3FD, S3FDDetector
@@ -164,6 +165,18 @@ def test_s3fd_boxes_are_cropped_as_the_detector_gives_them(tmp_path):
     assert set(crops) == set(expected)
     for k, face in expected.items():
         assert crops[k].shape == face.shape and np.abs(crops[k].astype(float) - face).mean() < 8
+
+
+def test_loading_s3fd_is_said_and_the_bar_counts_the_clips(raw, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(face_detection, "S3FDDetector", lambda *_: preprocessing.FixedBoxDetector(FACE_BOX))
+    flags = ["--data_root", str(raw), "--preprocessed_root", str(tmp_path / "pre"), "--audio_workers", "2",
+             "--device", "cpu", "--detector_checkpoint_path", str(tmp_path / "s3fd.pth")]
+    assert cli.run(preprocess.main, flags) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"loading S3FD from {tmp_path / 's3fd.pth'} on cpu\n")
+    assert "preprocessing: 100%" in err and " 4/4 " in err
+    assert cli.run(preprocess.main, [*flags, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_bad_flags_get_one_line(tmp_path, capsys):
