@@ -17,9 +17,9 @@ import argparse
 import contextlib
 import copy
 import math
+import os
 
 from system.errors import UserError, within
-from system.flags import default_workers
 
 
 class HParams:
@@ -126,6 +126,13 @@ def _convert(name, text, current):
     return text
 
 
+def _machine_workers():
+    """The cores this process may use, at most 16: system.flags.default_workers's rule, which
+    this module, library code, may not import (tests/foundations/test_hparams.py holds them equal)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(16, cores))
+
+
 hparams = HParams(
     # Audio: the mel spectrogram both networks were trained on.
     num_mels=80,
@@ -149,7 +156,7 @@ hparams = HParams(
     fps=25,
     batch_size=16,
     initial_learning_rate=1e-4,
-    num_workers=default_workers(),  # data-loader processes: the reference's 16 on a machine that has them
+    num_workers=_machine_workers(),  # data-loader processes: the reference's 16 on a machine that has them
     checkpoint_interval=3000,
     eval_interval=3000,
     save_optimizer_state=True,

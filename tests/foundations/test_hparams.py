@@ -1,5 +1,4 @@
 import argparse
-import os
 
 import pytest
 
@@ -27,8 +26,7 @@ def test_values_are_the_released_models():
 def test_num_workers_is_what_the_machine_has_not_the_reference_s_16():
     # The reference's 16 started 16 data-loader processes on a 2-core machine; its batches do not
     # depend on the number (tests/training/test_run_lines.py).
-    assert hparams.num_workers == min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                      else os.cpu_count())
+    assert hparams.num_workers == default_workers()  # the cores this process may use, at most 16
     assert "num_workers=" + str(hparams.num_workers) + "," in hparams.summary()  # not marked as changed
 
 
