@@ -7,6 +7,7 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+from tqdm import tqdm
 
 import audio
 from dubbing.engines import speech_engine
@@ -81,16 +82,19 @@ def dub(speaking, options, notes=print):
     with scratch_file(Path(options.outfile).with_suffix(".speech.wav")) as wav:
         with float_wav(wav, rate) as write:
             mix = Mix(write, rate, original, speaking.duck_db)
-            subtitles = _speak_cues(cues, say, mix, speaking, notes) if cues else _speak_text(text, say, mix, speaking)
+            subtitles = _speak_cues(cues, say, mix, speaking, notes, options.progress) if cues else \
+                _speak_text(text, say, mix, speaking)
         synthesised_by = (engine.digital_source_type, engine.synthesiser)
         return lip_sync(dataclasses.replace(options, audio=wav, tool="dub.py", synthetic_speech=synthesised_by,
                                             subtitles=subtitles if speaking.subtitle_track else ()))
 
 
-def _speak_cues(cues, say, mix, speaking, notes):
-    """Each cue spoken from its start time into ``mix``; returns the subtitle track's cues."""
-    speeches = (say(cue.text, f"the cue at line {cue.line} of {speaking.subtitles}") for cue in cues)  # one at a time
-    placed = place_speech(cues, speeches, mix.add, speaking.max_speedup)
+def _speak_cues(cues, say, mix, speaking, notes, progress=True):
+    """Each cue spoken from its start time into ``mix`` (a bar counts them); returns the subtitle
+    track's cues."""
+    with tqdm(cues, desc="speech", unit="cue", disable=not progress, dynamic_ncols=True) as counted:
+        speeches = (say(cue.text, f"the cue at line {cue.line} of {speaking.subtitles}") for cue in counted)  # one at a time
+        placed = place_speech(cues, speeches, mix.add, speaking.max_speedup)
     mix.finish(until=cues[-1].end)
     for placement in placed:
         for line in placement.notes(speaking.max_speedup):

@@ -84,6 +84,18 @@ def test_cues_are_spoken_on_time_over_the_ducked_soundtrack_with_a_subtitle_trac
     assert "Wrote" in capsys.readouterr().out
 
 
+def test_a_bar_counts_the_cues_spoken_and_quiet_hides_it(inputs, tmp_path, capsys):
+    flags = ["--checkpoint_path", str(inputs / "gen.pth"), "--face", str(inputs / "face.mp4"), "--outfile",
+             str(tmp_path / "out.mp4"), "--box", "20", "90", "30", "100", "--device", "cpu",
+             "--subtitles", str(inputs / "talk.srt")]
+    assert dub.main(flags) == 0
+    err = capsys.readouterr().err
+    assert "speech: 100%" in err and " 2/2 " in err and f"loading the Wav2Lip generator from {inputs / 'gen.pth'}" in err
+    assert dub.main([*flags, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "speech:" not in err and "loading" not in err and "lip-sync:" not in err
+
+
 @pytest.mark.parametrize("face", ["face.mp4", "still.png"])
 def test_the_sound_ends_with_the_last_frame(inputs, tmp_path, face):
     cv2.imwrite(str(tmp_path / "still.png"), face_frames(1)[0])
