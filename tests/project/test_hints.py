@@ -40,7 +40,7 @@ HINTS = [
     ("lipsync/box_planning.py", "use --on_no_face interpolate or skip", [inference, dub, gen_videos_from_filelist,
      real_videos_inference], [["--on_no_face", "interpolate"], ["--on_no_face", "skip"]]),
     ("dubbing/dub.py", "use --original_audio mute", [dub], [["--original_audio", "mute"]]),
-    ("training/dataset.py", "pass --filelists DIR", TRAINERS, [["--filelists", "DIR"]]),
+    ("training/dataset.py", "pass --filelist_dir DIR", TRAINERS, [["--filelist_dir", "DIR"]]),
     ("training/dataset.py", "pass --overwrite", [make_filelists, synthetic_corpus], [["--overwrite"]]),
     ("training/checkpoints.py", "pass --checkpoint_path (and --disc_checkpoint_path)", [hq_wav2lip_train],
      [["--checkpoint_path", "g.pth", "--disc_checkpoint_path", "d.pth"]]),
@@ -48,10 +48,12 @@ HINTS = [
     ("training/checkpoints.py", "pass --resume to continue that run, --start_over", TRAINERS,
      [["--resume"], ["--start_over"]]),
     ("training/checkpoints.py", "pass --start_over", TRAINERS, [["--start_over"]]),
-    ("face_detection/detect.py", "or pass its path with --detector_path", DETECTING, [["--detector_path", "s.pth"]]),
+    ("face_detection/detect.py", "or pass its path with --detector_checkpoint_path", DETECTING,
+     [["--detector_checkpoint_path", "s.pth"]]),
     ("face_detection/detect.py", "pass --device cpu", DETECTING, [["--device", "cpu"]]),
     ("face_detection/detect.py", "inference.py --resize_factor", [inference, dub], [["--resize_factor", "2"]]),
-    ("evaluation/metrics/fid_statistics.py", "pass their path with --weights", [fid], [["--weights", "w.pth"]]),
+    ("evaluation/metrics/fid_statistics.py", "pass their path with --inception_checkpoint_path", [fid],
+     [["--inception_checkpoint_path", "w.pth"]]),
     ("evaluation/real_videos_inference.py", "needs --filelist", [real_videos_inference], [["--filelist", "l.txt"]]),
 ]
 

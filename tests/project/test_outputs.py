@@ -161,7 +161,7 @@ def test_an_outfile_that_is_no_regular_file_is_refused_before_the_work(files, tm
 
 def test_the_sync_json_beside_the_outfile_may_not_be_an_input_either(files, tmp_path, capsys):
     outfile = tmp_path / "gen.mp4"
-    (tmp_path / "gen.sync.json").symlink_to(files / "sync.pth")
+    (tmp_path / "gen.mp4.sync.json").symlink_to(files / "sync.pth")
     assert lip_sync(files, outfile, "--syncnet_checkpoint_path", files / "sync.pth") == 1
     assert "--outfile's .sync.json" in capsys.readouterr().err
     assert torch.load(files / "sync.pth", weights_only=True)  # still the expert
