@@ -17,9 +17,9 @@ import argparse
 import contextlib
 import copy
 import math
-import os
 
 from system.errors import UserError, within
+from system.processes import usable_cores
 
 
 class HParams:
@@ -127,10 +127,8 @@ def _convert(name, text, current):
 
 
 def _machine_workers():
-    """The cores this process may use, at most 16: system.flags.default_workers's rule, which
-    this module, library code, may not import (tests/foundations/test_hparams.py holds them equal)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(16, cores))
+    """The cores this process may use, at most 16 (the reference's number, for a large machine)."""
+    return max(1, min(16, usable_cores()))
 
 
 hparams = HParams(

@@ -4,9 +4,10 @@ import contextlib
 
 import numpy as np
 
-from lipsync.threads import usable_cores, worker_pool
+from lipsync.threads import worker_pool
 from models.inputs import mask_lower_half
 from system.onnx_runtime import inference_session
+from system.processes import usable_cores
 
 CPU_BATCH = 8  # onnxruntime's fp32 rate varies under 10 % from batch 1 to 16 on the CPU
 

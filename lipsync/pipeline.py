@@ -44,13 +44,14 @@ from lipsync.marking import Label
 from lipsync.options import sync_json_path
 from lipsync.progress import frame_bar, loading
 from lipsync.stage_clock import StageClock
-from lipsync.threads import Pipeline, Stopped, usable_cores
+from lipsync.threads import Pipeline, Stopped
 from media.containers import VideoWriter
 from media.provenance import ContentCredentials, lip_sync_metadata
 from media.yuv import bgr_of
 from models.inputs import FACE_SIZE, MEL_STEP
 from system.atomic_write import atomic_output, check_writable, reading
 from system.errors import UserError
+from system.processes import usable_cores
 
 # frames in flight between the stages, at most: 720p YUV frames are 1.4 MB each, 4K ones 12 MB
 FRAME_BUFFER_BYTES = 384 << 20

@@ -2,7 +2,6 @@
 pools of worker threads."""
 
 import contextlib
-import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +87,3 @@ def worker_pool(count, initializer=None):
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
-
-def usable_cores():
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -3,7 +3,6 @@ with one help text and one default; an older spelling of it still parses but is 
 --help. A script's parser comes from ``argument_parser``, which shows every default."""
 
 import argparse
-import os
 
 FACE_DET_BATCH_SIZE = 16  # the reference's inference.py; frames per S3FD batch in every script
 DETECTOR_FLAG = "--detector_checkpoint_path"
@@ -95,9 +94,3 @@ def add_filelist_dir_flag(parser, help):
 def add_seed_flag(parser, help="seeds the random choices, so that a rerun gives the same result"):
     parser.add_argument("--seed", type=int, default=0, help=help)
 
-
-def default_workers():
-    """Worker processes the machine at hand can keep busy: its cores (those this process may
-    use), at most 16 (the reference's number, for a large machine)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(16, cores))

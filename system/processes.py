@@ -19,6 +19,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 
+def usable_cores():
+    """The CPU cores this process may run on (its affinity, where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def spawned_pool(workers):
     """A ProcessPoolExecutor of ``workers`` spawned processes that die with this one and
     leave Ctrl-C and SIGTERM to it.
