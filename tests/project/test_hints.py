@@ -52,7 +52,7 @@ HINTS = [
      [["--detector_checkpoint_path", "s.pth"]]),
     ("face_detection/detect.py", "pass --device cpu", DETECTING, [["--device", "cpu"]]),
     ("face_detection/detect.py", "inference.py --resize_factor", [inference, dub], [["--resize_factor", "2"]]),
-    ("evaluation/metrics/fid_statistics.py", "pass their path with --inception_checkpoint_path", [fid],
+    ("evaluation/metrics/fid_statistics.py", "\"--inception_checkpoint_path\")", [fid],
      [["--inception_checkpoint_path", "w.pth"]]),
     ("evaluation/real_videos_inference.py", "needs --filelist", [real_videos_inference], [["--filelist", "l.txt"]]),
 ]

@@ -248,8 +248,8 @@ def test_every_script_refuses_its_outputs_before_the_work(tmp_path, capsys, fifo
 
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "val.txt").mkdir()
-    assert one_error(make_filelists.main, ["--preprocessed_root", tmp_path, "--filelists", tmp_path / "lists"],
-                     capsys) == f"error: --filelists {tmp_path / 'lists' / 'val.txt'} is a folder: an output replaces " \
+    assert one_error(make_filelists.main, ["--preprocessed_root", tmp_path, "--filelist_dir", tmp_path / "lists"],
+                     capsys) == f"error: --filelist_dir {tmp_path / 'lists' / 'val.txt'} is a folder: an output replaces " \
                                 "only a regular file; name a file"
     model = write(tmp_path / "model.onnx", b"PK\x03\x04")
     assert "is the checkpoint file that this run reads" in one_error(export.main, [model], capsys)
