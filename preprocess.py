@@ -20,6 +20,7 @@ from system import cli, flags
 from system.atomic_write import check_output, check_writable
 from system.devices import pick_device
 from system.errors import UserError
+from system.progress import loading
 from system.sharding import Shard, add_shard_flag
 
 # Light imports only up here: the audio workers import this script again as they start, and until
@@ -67,7 +68,6 @@ def main(argv):
 
         import face_detection  # noqa: PLC0415
         from face_detection.detect import weights_file  # noqa: PLC0415
-        from lipsync.progress import loading  # noqa: PLC0415
 
         device = pick_device(args.device)
         if device.type == "cuda" and device.index is None:
@@ -75,7 +75,7 @@ def main(argv):
             devices = [f"cuda:{i}" for i in range(count)]
         else:
             devices = [device]
-        loading("S3FD", f"{weights_file(args.detector_path)} on {', '.join(map(str, devices))}", not args.quiet)
+        loading("S3FD", weights_file(args.detector_path), not args.quiet, ", ".join(map(str, devices)))
         detectors = [face_detection.S3FDDetector(d, args.detector_path, args.face_det_batch_size) for d in devices]
     bar = tqdm(unit="clip", desc="preprocessing", disable=args.quiet, dynamic_ncols=True)
     try:

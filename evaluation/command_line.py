@@ -5,7 +5,6 @@ What the scripts run is generation.py."""
 
 import sys
 
-from evaluation import status
 from evaluation.generation import check_results_dir, run_record
 from face_detection.detect import weights_file
 from lipsync import Options
@@ -19,6 +18,7 @@ from lipsync.marking import add_marking_flags
 from media.provenance import unmarked_warning
 from system.errors import check_number
 from system.flags import add_detector_flag, add_run_flags
+from system.progress import say
 from system.sharding import Shard, add_shard_flag
 
 # Flags that say where things are or how the run reports, not what a video becomes.
@@ -58,7 +58,7 @@ def generation_options(args, pair, outfile, **settings):
 def flags_record(args, tool):
     """``run_record`` of the flags: every flag that changes what a video becomes is a setting."""
     settings = {name: value for name, value in sorted(vars(args).items()) if name not in NOT_SETTINGS}
-    status(f"checking the generator {args.checkpoint_path} and S3FD {weights_file(args.detector_path)}", args.quiet)
+    say(f"checking the generator {args.checkpoint_path} and S3FD {weights_file(args.detector_path)}", not args.quiet)
     return run_record(tool, args.checkpoint_path, args.detector_path, settings)
 
 

@@ -24,7 +24,6 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for its modules
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
-from evaluation import loading
 from evaluation.metrics.fid_statistics import (
     WEIGHTS_NAME,
     frame_statistics,
@@ -39,6 +38,7 @@ from system.cli import run
 from system.devices import pick_device
 from system.errors import UserError, check_number
 from system.flags import add_run_flags, argument_parser, flag
+from system.progress import loading
 from system.sharding import Shard, add_shard_flag
 
 
@@ -73,7 +73,7 @@ def main(argv):
         check_writable(Path(args.shard_stats).parent)
         check_output(shard.path(args.shard_stats), "--shard_stats", {"--inception_checkpoint_path": args.inception_checkpoint_path})
     device = pick_device(args.device)
-    loading("InceptionV3", args.inception_checkpoint_path, device, args.quiet)
+    loading("InceptionV3", args.inception_checkpoint_path, not args.quiet, device)
     model = load_inception(args.inception_checkpoint_path, device)
     if not shard.whole:
         return _save_shard(args, shard, model, device)

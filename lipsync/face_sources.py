@@ -15,8 +15,9 @@ import numpy as np
 from face_detection.boxes import has_area, pad_and_clip, to_int_box
 from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
 from lipsync.heap import trim_heap
-from lipsync.progress import frame_bar, loading
+from lipsync.progress import frame_bar
 from media.yuv import bgr_of
+from system.progress import loading
 
 NO_PADS = (0, 0, 0, 0)
 

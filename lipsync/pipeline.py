@@ -42,7 +42,7 @@ from lipsync.frames import FrameSource
 from lipsync.heap import keep_freed_memory
 from lipsync.marking import Label
 from lipsync.options import sync_json_path
-from lipsync.progress import frame_bar, loading
+from lipsync.progress import frame_bar
 from lipsync.stage_clock import StageClock
 from lipsync.threads import Pipeline, Stopped
 from media.containers import VideoWriter
@@ -52,6 +52,7 @@ from models.inputs import FACE_SIZE, MEL_STEP
 from system.atomic_write import atomic_output, check_writable, reading
 from system.errors import UserError
 from system.processes import usable_cores
+from system.progress import loading
 
 # frames in flight between the stages, at most: 720p YUV frames are 1.4 MB each, 4K ones 12 MB
 FRAME_BUFFER_BYTES = 384 << 20

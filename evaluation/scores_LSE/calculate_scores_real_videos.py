@@ -19,7 +19,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, for its modules
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
-from evaluation import loading
 from evaluation.metrics.face_tracks import (
     MIN_FACE_SIZE,
     MIN_TRACK,
@@ -46,6 +45,7 @@ from system.flags import (
     add_run_flags,
     argument_parser,
 )
+from system.progress import loading
 from system.reports import default_scores_path
 from system.sharding import add_shard_flag
 
@@ -77,7 +77,7 @@ def main(argv):
     scoring = ScoringRun.plan(videos, scores, args.shard, syncnet_weights(args), COLUMNS, args.verbose)
     device = pick_device(args.device)
     scorer = load_scorer(args, device)
-    loading("S3FD", weights_file(args.detector_path), device, args.quiet)
+    loading("S3FD", weights_file(args.detector_path), not args.quiet, device)
     detector = load_detector(device, args.detector_path, args.face_det_batch_size)
 
     def score_video(video):

@@ -1,9 +1,9 @@
 """The flags both LSE scripts share, their checks, and the scorer they name."""
 
-from evaluation import loading
 from evaluation.metrics.lse import LSEScorer
 from system.errors import check_number
 from system.flags import add_syncnet_flag
+from system.progress import loading
 
 MAX_VSHIFT = 1000  # frames (40 s at 25 fps): each offset tried is a distance per window
 SYNCNET_WEIGHTS = "checkpoints/syncnet_v2.model"
@@ -34,5 +34,5 @@ def syncnet_weights(args):
 
 def load_scorer(args, device):
     """The LSEScorer the flags name, on ``device``, saying so first."""
-    loading("SyncNet", syncnet_weights(args), device, args.quiet)
+    loading("SyncNet", syncnet_weights(args), not args.quiet, device)
     return LSEScorer(syncnet_weights(args), device, args.batch_size, args.vshift)
