@@ -37,6 +37,7 @@ from system.errors import UserError  # noqa: E402
 from training.checkpoints import CHECKPOINT_NAME, checkpoints  # noqa: E402
 from training.command_line import add_amp_flag  # noqa: E402
 from training.config_file import add_config_flag, parse_with_config  # noqa: E402
+from training.report import event_files, read_logs  # noqa: E402
 
 EXPERT_TARGET = 0.35
 GENERATOR_TARGET = 0.75
@@ -49,14 +50,9 @@ def held(values, target):
 
 
 def read_scalars(log_dir):
-    """{tag: [scalar events]} of a TensorBoard log folder, read once ({} before it exists)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    if not Path(log_dir).is_dir():
-        return {}
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+    """{tag: [points in step order]} of a TensorBoard log folder, its runs joined as
+    training.report joins them ({} before it exists)."""
+    return read_logs(event_files(Path(log_dir)))[0]
 
 
 def curve(scalars, tag):
