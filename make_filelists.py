@@ -20,7 +20,7 @@ def build_parser():
     parser.add_argument("--test", type=float, default=0.05, help="fraction of the videos for testing")
     flags.add_seed_flag(parser, help="seeds the split, so that a rerun gives the same lists")
     parser.add_argument("--overwrite", action="store_true", help="replace existing filelists")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
+    flags.add_verbose_flag(parser)
     return parser
 
 

@@ -31,7 +31,7 @@ def build_parser():
     flags.add_seed_flag(parser, help="seeds the speakers and what they say, so that a rerun writes the same corpus")
     flags.add_filelist_dir_flag(parser, help="where the preprocessed layout's filelists go (default: <out>/filelists)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing filelists in --filelist_dir")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
+    flags.add_verbose_flag(parser)
     return parser
 
 

@@ -5,7 +5,6 @@ with one help text and one default; an older spelling of it still parses but is 
 import argparse
 
 FACE_DET_BATCH_SIZE = 16  # the reference's inference.py; frames per S3FD batch in every script
-DETECTOR_FLAG = "--detector_checkpoint_path"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -13,9 +12,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     nor None or an empty text), and hides the older spellings of a flag."""
 
     def _get_help_string(self, action):
-        if action.nargs == 0 or action.default in (None, "", argparse.SUPPRESS) or action.default is False:
-            return action.help
-        if action.nargs == "?" and action.const is True:  # --static: a switch that also takes "True"
+        if action.nargs == 0 or _is_switch(action) or action.default in (None, "", argparse.SUPPRESS) \
+                or action.default is False:
             return action.help
         return super()._get_help_string(action)
 
@@ -69,7 +67,7 @@ def add_verbose_flag(parser):
 
 def add_detector_flag(parser):
     """The S3FD weights, as every script that detects faces names them (dest ``detector_path``)."""
-    flag(parser, DETECTOR_FLAG, "--detector_path", "--detector_weights", dest="detector_path", metavar="PATH",
+    flag(parser, "--detector_checkpoint_path", "--detector_path", "--detector_weights", dest="detector_path", metavar="PATH",
          help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
 
 
