@@ -217,8 +217,9 @@ def test_notes_come_once_for_the_run_and_each_video_only_with_verbose(syncnet_fi
     data.mkdir()
     for i in range(3):
         write_video(data / f"{i}.mp4", face_frames(12, (96, 96), seed=i), audio=speech_like(0.6, 16000, seed=i))
-    # 0.6 s of AAC decodes as 10 frames of 1024 samples: 0.64 s, the length of 16 frames
-    write_video(data / "3.mp4", face_frames(16, (96, 96), seed=3), audio=speech_like(0.6, 16000, seed=3))
+    # 0.64 s: 16 frames, and 10 whole AAC frames of 1024 samples, so that every PyAV decodes it
+    # whole (PyAV 18 decodes 0.6 s of AAC as 0.64 s, the padded last frame; PyAV 19 as 0.6 s)
+    write_video(data / "3.mp4", face_frames(16, (96, 96), seed=3), audio=speech_like(0.64, 16000, seed=3))
     argv = ["--data_root", str(data), "--syncnet_checkpoint_path", str(syncnet_file), "--scores",
             str(tmp_path / "s.csv"), "--no_jpeg_roundtrip"]
     assert calculate_scores_LRS.main(argv) == 0
