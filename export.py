@@ -18,6 +18,7 @@ from system.atomic_write import check_output
 from system.cli import run
 from system.errors import UserError, check_number, describe_os_error
 from system.flags import add_verbose_flag, argument_parser
+from system.progress import say
 
 OPSETS = (9, 20)  # the opsets written and checked for these networks (PyTorch's TorchScript exporter stops at 20)
 
@@ -31,6 +32,7 @@ def build_parser():
                    help="the largest difference allowed between ONNX Runtime's and PyTorch's outputs on the check's "
                         "inputs (relative to the output's largest value where that is above 1); an export that "
                         "differs more is not written")
+    p.add_argument("--quiet", action="store_true", help="no line as each network is exported")
     add_verbose_flag(p)
     return p
 
@@ -47,8 +49,12 @@ def main(argv):
         check_output(target, "--outdir" if args.outdir else None, given)
     refused = []
     for checkpoint, target in targets.items():
+        def starting(network, checkpoint=checkpoint):  # ~10 s a network: said once the file is known good
+            say(f"exporting {checkpoint}, {network}, and checking it against PyTorch ...", not args.quiet)
+
         try:
-            network, difference = export_network(checkpoint, target, opset=args.opset, tolerance=args.tolerance)
+            network, difference = export_network(checkpoint, target, opset=args.opset, tolerance=args.tolerance,
+                                                 on_start=starting)
         except (UserError, OSError) as error:
             if len(targets) == 1:
                 raise

@@ -71,10 +71,11 @@ def _networks():
     }
 
 
-def export_network(checkpoint_path, onnx_path, seed=0, opset=17, tolerance=EXPORT_TOLERANCE):
+def export_network(checkpoint_path, onnx_path, seed=0, opset=17, tolerance=EXPORT_TOLERANCE, on_start=None):
     """Write the network of ``checkpoint_path`` to ``onnx_path`` (atomically); returns (what it
     is, the largest difference between onnxruntime's and PyTorch's outputs on seeded inputs).
-    An export that differs by more than ``tolerance`` is not written."""
+    An export that differs by more than ``tolerance`` is not written. ``on_start(what it is)``
+    is called once the file is known to hold a network it exports, before the slow part."""
     import torch
 
     from models.checkpoint import identify_network, load_weights, read_checkpoint
@@ -90,6 +91,8 @@ def export_network(checkpoint_path, onnx_path, seed=0, opset=17, tolerance=EXPOR
         raise UserError(f"{checkpoint_path} holds {found or 'an unknown network'}: ONNX export knows "
                         + ", ".join(known))
     spec, build, prepare = known[name]
+    if on_start is not None:
+        on_start(found)
     net = build()
     load_weights(net, checkpoint_path)
     net = prepare(net.eval()).eval()

@@ -55,7 +55,7 @@ def flag(parser, name, *old_spellings, **settings):
 def add_run_flags(parser):
     """--device, --quiet and --verbose, as every script that runs a network takes them."""
     parser.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else the CPU), cpu, cuda, cuda:1, mps")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or loading lines")
     parser.add_argument("--verbose", action="store_true",
                         help="show tracebacks, and each note a normal run gives once or leaves out")
 

@@ -93,7 +93,7 @@ def test_export_goes_on_past_a_refused_checkpoint_and_fails_at_the_end(exported,
     save_released(seeded(Wav2Lip_disc_qual()), tmp_path / "disc.pth")
     (tmp_path / "expert.pth").write_bytes((exported / "lipsync_expert.pth").read_bytes())
     given = [tmp_path / "disc.pth", tmp_path / "missing.pth", tmp_path / "expert.pth"]
-    assert run(export.main, list(map(str, given))) == 1
+    assert run(export.main, [*map(str, given), "--quiet"]) == 1  # (the refused ones say nothing before their error)
     out, err = capsys.readouterr()
     assert out.startswith(f"Wrote {tmp_path / 'expert.onnx'}: the expert lip-sync SyncNet") and out.count("\n") == 1
     lines = err.splitlines()
@@ -107,13 +107,16 @@ def test_tolerance_is_the_largest_difference_an_export_may_show(exported, tmp_pa
     checkpoint = tmp_path / "expert.pth"
     checkpoint.write_bytes((exported / "lipsync_expert.pth").read_bytes())
     assert run(export.main, [str(checkpoint), "--tolerance", "1e-12"]) == 1
-    err = capsys.readouterr().err
+    progress, err = capsys.readouterr().err.split("\n", 1)  # a line says what is being exported (~10 s each)
+    assert progress == (f"exporting {checkpoint}, the expert lip-sync SyncNet (lipsync_expert.pth), and checking it "
+                        "against PyTorch ...")
     assert err.startswith(f"error: the ONNX export of {checkpoint} differs from PyTorch by ")
     assert err.endswith(" (more than --tolerance 1e-12): not written\n") and err.count("\n") == 1
     assert not (tmp_path / "expert.onnx").exists()
     assert run(export.main, [str(checkpoint), "--tolerance", "-1"]) == 1
     assert capsys.readouterr().err == "error: --tolerance must be a finite number, 0 or more, not -1\n"
-    assert run(export.main, [str(checkpoint), "--tolerance", "1e-3"]) == 0 and (tmp_path / "expert.onnx").is_file()
+    assert run(export.main, [str(checkpoint), "--tolerance", "1e-3", "--quiet"]) == 0
+    assert (tmp_path / "expert.onnx").is_file() and capsys.readouterr().err == ""
     assert "(default: 0.0001)" in " ".join(export.build_parser().format_help().split())
 
 
