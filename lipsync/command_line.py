@@ -89,7 +89,8 @@ def _add_extra_flags(extra):
                             "slowly")
     extra.add_argument("--backend", choices=CHOICES["backend"], default="torch",
                        help="run the networks in PyTorch, or in onnxruntime from the .onnx files export.py writes "
-                            "(--checkpoint_path wav2lip.onnx; detection reads s3fd.onnx); onnxruntime starts without "
+                            "beside the weights (wav2lip.onnx for --checkpoint_path wav2lip.pth or .onnx; s3fd.onnx for S3FD); "
+                            "onnxruntime starts without "
                             "importing PyTorch when --box is given")
     extra.add_argument("--det_max_side", type=int, default=None,
                        help="detect faces on a copy scaled down to at most this many pixels on its longer side "

@@ -101,10 +101,10 @@ class Options:
             if self.precision not in ("auto", "fp32"):
                 raise UserError(f"--backend onnxruntime runs the exported fp32 networks: --precision {self.precision} "
                                 "is for --backend torch")
-            if Path(self.checkpoint_path).suffix != ".onnx":
-                raise UserError(f"--backend onnxruntime takes ONNX files: --checkpoint_path {self.checkpoint_path} is "
-                                f"not one; python export.py {self.checkpoint_path} writes "
-                                f"{Path(self.checkpoint_path).with_suffix('.onnx')}")
+            if Path(self.checkpoint_path).suffix != ".onnx" and not Path(self.generator_weights()).is_file():
+                raise UserError(f"Wav2Lip as ONNX not found at {self.generator_weights()} (--backend onnxruntime "
+                                f"reads the .onnx beside --checkpoint_path): python export.py {self.checkpoint_path} "
+                                "writes it")
         check_output(self.outfile, "--outfile", self.inputs())
         if self.syncnet_checkpoint_path:
             check_output(sync_json_path(self.outfile), "--outfile's .sync.json", self.inputs())
@@ -128,7 +128,7 @@ class Options:
     def inputs(self):
         """{flag: path} of every file the run reads: no output may replace one (atomic_write.reading)."""
         detecting = self.fixed_box is None
-        return {"--checkpoint_path": self.checkpoint_path, "--face": self.face, "--audio": self.audio,
+        return {"--checkpoint_path": self.generator_weights(), "--face": self.face, "--audio": self.audio,
                 "--syncnet_checkpoint_path": self.syncnet_checkpoint_path,
                 "--detector_checkpoint_path": self.detector_weights() if detecting else None,
                 "--c2pa_cert": self.c2pa_cert, "--c2pa_key": self.c2pa_key}
@@ -152,6 +152,12 @@ class Options:
             _check_region("--box", self.box, self.box, width, height,
                           steps + [f"--crop {' '.join(map(str, self.crop))}"] * cropped)
         return width, height
+
+    def generator_weights(self):
+        """The generator's file: --checkpoint_path; for onnxruntime the .onnx beside it, where
+        export.py writes it (wav2lip.pth -> wav2lip.onnx), as for S3FD."""
+        path = Path(self.checkpoint_path)
+        return str(path.with_suffix(".onnx") if self.backend == "onnxruntime" else path)
 
     def detector_weights(self):
         """The S3FD file: --detector_checkpoint_path, or the default place; for onnxruntime the

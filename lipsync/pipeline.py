@@ -104,7 +104,7 @@ def _lip_sync(options, sink, clock):
         summary = job.run(sink)
     else:
         metadata = None if options.unmarked else \
-            lip_sync_metadata(options.checkpoint_path, options.tool, options.synthetic_speech)
+            lip_sync_metadata(options.generator_weights(), options.tool, options.synthetic_speech)
         if metadata is not None and options.generation_record:  # test-set generation: what made the video
             metadata["generation"] = options.generation_record
         sign = job.credentials and (lambda path: job.credentials.sign(path, metadata))
@@ -259,13 +259,13 @@ class _Job:
 def generator_for(options, clock=None):
     """The generator on the backend ``options`` name; PyTorch is imported only for its own."""
     o, clock = options, clock or StageClock()
-    loading("the Wav2Lip generator", o.checkpoint_path, o.progress)  # before PyTorch's import: 1.5 s
+    loading("the Wav2Lip generator", o.generator_weights(), o.progress)  # before PyTorch's import: 1.5 s
     with _collector_paused():
         with clock.measure("imports"):
             if o.backend == "onnxruntime":
                 from lipsync.onnx_generator import OnnxGenerator  # noqa: PLC0415
 
-                load = functools.partial(OnnxGenerator, o.checkpoint_path, o.device, o.wav2lip_batch_size)
+                load = functools.partial(OnnxGenerator, o.generator_weights(), o.device, o.wav2lip_batch_size)
             else:
                 from lipsync.generator import TorchGenerator  # noqa: PLC0415
 

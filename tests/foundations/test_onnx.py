@@ -137,6 +137,25 @@ def test_onnxruntime_backend_gives_pytorchs_frames(exported):
     assert differences.max() <= 2 and (differences > 0).mean() < 1e-3
 
 
+def test_onnxruntime_backend_reads_the_generators_onnx_beside_its_checkpoint(exported, tmp_path, capsys):
+    """--checkpoint_path wav2lip.pth with --backend onnxruntime runs the wav2lip.onnx export.py
+    wrote beside it, as detection does with s3fd.pth; without it, one line says how to write it."""
+    import inference
+
+    by_onnx = frames_of(exported, "wav2lip.onnx", box=BOX, backend="onnxruntime")
+    by_pth = frames_of(exported, "wav2lip.pth", box=BOX, backend="onnxruntime")
+    assert len(by_pth) == len(by_onnx) == 12 and all(np.array_equal(a, b) for a, b in zip(by_pth, by_onnx))
+    (tmp_path / "wav2lip.pth").write_bytes((exported / "wav2lip.pth").read_bytes())
+    out = tmp_path / "out.mp4"
+    assert run(inference.main, list(map(str, ["--checkpoint_path", tmp_path / "wav2lip.pth", "--face",
+                                              exported / "face.mp4", "--audio", exported / "speech.wav", "--box",
+                                              *BOX, "--backend", "onnxruntime", "--outfile", out]))) == 1
+    assert capsys.readouterr().err == (
+        f"error: Wav2Lip as ONNX not found at {tmp_path / 'wav2lip.onnx'} (--backend onnxruntime reads the .onnx "
+        f"beside --checkpoint_path): python export.py {tmp_path / 'wav2lip.pth'} writes it\n")
+    assert not out.exists()
+
+
 def test_onnxruntime_backend_detects_faces_with_the_exported_s3fd(exported):
     summaries = []
     for checkpoint, backend in (("wav2lip.pth", "torch"), ("wav2lip.onnx", "onnxruntime")):
@@ -180,8 +199,7 @@ def test_onnxruntime_backend_errors_are_one_line_before_work(exported, capsys, t
 
     common = ["--face", exported / "face.mp4", "--audio", exported / "speech.wav", "--outfile", tmp_path / "x.mp4",
               "--backend", "onnxruntime", "--quiet"]
-    cases = [(["--checkpoint_path", exported / "wav2lip.pth", "--box", *BOX], "python export.py"),
-             (["--checkpoint_path", exported / "wav2lip.onnx", "--box", *BOX, "--precision", "bf16"],
+    cases = [(["--checkpoint_path", exported / "wav2lip.onnx", "--box", *BOX, "--precision", "bf16"],
               "--precision bf16 is for --backend torch"),
              (["--checkpoint_path", exported / "gone.onnx", "--box", *BOX], "ONNX model not found")]
     for flags, expected in cases:
