@@ -94,12 +94,11 @@ def restore(session, model, optimizer, path, config):
             raise UserError(f"{path}: its optimiser state does not fit this trainer ({error})") from None
     if session.is_main:
         print(f"resuming from {path} (step {state.get('global_step', 0)}, epoch {state.get('global_epoch', 0)})")
-        changed = changed_hparams(state.get("hparams") or {}, config.hparams)
-        if changed:
-            print(f"note: hyper-parameters differ from {Path(path).name}'s: {changed}")
-        changed = config.changes_since(state.get("config") or {})
-        if changed:
-            print(f"note: training settings differ from {Path(path).name}'s: {changed}")
+        for what, changed in (("hyper-parameters", changed_hparams(state.get("hparams") or {}, config.hparams)),
+                              ("training settings", config.changes_since(state.get("config") or {}))):
+            if changed and (what, changed) not in session.noted:  # the GAN's two checkpoints: said once
+                session.noted.add((what, changed))
+                print(f"note: {what} differ from {Path(path).name}'s: {changed}")
     return state
 
 

@@ -43,6 +43,7 @@ class Session:
         self.amp_dtype = amp_dtype(config.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.writer = self.lock = None
+        self.noted = set()  # notes said once for the run, not once per checkpoint read
         if self.is_main:
             check_writable(self.checkpoint_dir)  # a read-only or full folder: say so before any work
         if self.device.type == "cuda":

@@ -94,9 +94,10 @@ def main(argv):
 
     rows = scoring.score(score_video, progress=not args.quiet)
     tracks = scored(rows)
-    return scoring.finish(rows, f"scored {len(tracks)} face tracks in {len({row['video'] for row in tracks})} of "
-                                f"{len(scoring.videos)} videos",
-                          f"no face track could be scored in the {len(scoring.videos)} videos", per="per-track")
+    videos = len(scoring.videos)
+    return scoring.finish(rows, f"scored {len(tracks)} face track{'s' * (len(tracks) != 1)} in "
+                                f"{len({row['video'] for row in tracks})} of {videos} video{'s' * (videos != 1)}",
+                          f"no face track could be scored in the {videos} video{'s' * (videos != 1)}", per="per-track")
 
 
 if __name__ == "__main__":

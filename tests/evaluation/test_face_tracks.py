@@ -78,7 +78,7 @@ def test_script_scores_each_track(tmp_path, monkeypatch, capsys):
     assert tracks[0]["lse_d"] > 0
     assert err.splitlines() == ["noface.mp4: no face track of 10 frames or more"]
     lines = out.strip().splitlines()
-    assert lines[-3] == f"Scored 1 face tracks in 1 of 2 videos; 1 failed (named above); per-track scores in {scores}"
+    assert lines[-3] == f"Scored 1 face track in 1 of 2 videos; 1 failed (named above); per-track scores in {scores}"
     assert lines[-2] == f"Average Confidence: {tracks[0]['lse_c']}"
     assert lines[-1] == f"Average Minimum Distance: {tracks[0]['lse_d']}"
 

@@ -253,7 +253,7 @@ def gan_two_steps(corpus, tmp_path_factory):
     return out, printed.getvalue()
 
 
-def test_gan_trainer_checkpoints_both_networks_and_resumes_them(corpus, gan_two_steps, tmp_path):
+def test_gan_trainer_checkpoints_both_networks_and_resumes_them(corpus, gan_two_steps, tmp_path, capsys):
     out, printed = gan_two_steps
     assert steps_of(out) == [1, 2] and steps_of(out, "disc_") == [1, 2]
     load_weights(Wav2Lip_disc_qual(), out / "disc_checkpoint_step000000002.pth")
@@ -265,6 +265,10 @@ def test_gan_trainer_checkpoints_both_networks_and_resumes_them(corpus, gan_two_
                                          "--max_steps", "3"),
                                   "--checkpoint_path", str(out / "checkpoint_step000000002.pth"),
                                   "--disc_checkpoint_path", str(out / "disc_checkpoint_step000000002.pth")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("resuming from") == 2  # each network's checkpoint, but their common notes once
+    assert printed.count("note: training settings differ from checkpoint_step000000002.pth's: checkpoint_dir: ") == 1
+    assert "differ from disc_checkpoint" not in printed
     after = read_checkpoint(resumed / "disc_checkpoint_step000000003.pth")
     assert after["global_step"] == 3
     assert after["optimizer"]["param_groups"][0]["betas"] == (0.5, 0.999)
