@@ -163,6 +163,8 @@ hparams = HParams(
     syncnet_lr=1e-4,
     syncnet_eval_interval=10000,
     syncnet_checkpoint_interval=10000,
+    # Not the reference's: an expert whose evaluation loss stays at chance this many steps is warned about.
+    syncnet_chance_warning_steps=20000,
     disc_wt=0.07,
     disc_initial_learning_rate=1e-4,
 )
@@ -216,6 +218,7 @@ RULES = {
     "syncnet_lr": _POSITIVE,
     "syncnet_eval_interval": _ABOVE_ZERO,
     "syncnet_checkpoint_interval": _ABOVE_ZERO,
+    "syncnet_chance_warning_steps": _ABOVE_ZERO,
     "disc_wt": _WEIGHT,
     "disc_initial_learning_rate": _POSITIVE,
 }

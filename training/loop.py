@@ -61,10 +61,10 @@ def evaluate_and_log(objective, loader, session, step, eval_batches):
     """An evaluation, what it changes in the objective, its TensorBoard scalars and its line."""
     losses = unless_diverged(objective, f"the evaluation at step {step}",
                              lambda: evaluate(objective, loader, session))
-    objective.after_evaluation(losses)
+    note = objective.after_evaluation(losses, step)
     session.log_scalars("eval", losses, step)
     if session.is_main:
-        tqdm.write(f"step {step}: evaluation over {eval_batches} batches: {format_losses(losses)}"
+        tqdm.write(f"step {step}: evaluation over {eval_batches} batches: {format_losses(losses)}{note}"
                    f"{objective.status()}", file=sys.stderr)
     return losses
 

@@ -21,6 +21,13 @@ def cosine_loss(audio_embedding, face_embedding, label):
     return _bce(similarity.unsqueeze(1), label.float())
 
 
+def sync_accuracy(audio_embedding, face_embedding, label):
+    """The share of pairs the expert classifies right at cosine 0.5 (in sync above it): the
+    figure LatentSync reports for its SyncNet; 0.5 is a coin toss on half-and-half pairs."""
+    similarity = F.cosine_similarity(audio_embedding.float(), face_embedding.float())
+    return ((similarity > 0.5) == label.flatten().bool()).float().mean()
+
+
 def realness_loss(prediction, real):
     """The visual-quality discriminator's loss for its P(real) ``prediction``: BCE against
     all real (``real=True``) or all fake; also the generator's adversarial loss (real=True)."""

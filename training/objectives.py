@@ -8,6 +8,8 @@ its settings from the run's ``TrainingConfig`` (training/config.py), which recor
 constants too (``constants()``).
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -23,10 +25,14 @@ from training.checkpoints import (
     resume_paths,
 )
 from training.dataset import ExpertSamples, GeneratorSamples
-from training.losses import cosine_loss, generator_loss, realness_loss
+from training.losses import cosine_loss, generator_loss, realness_loss, sync_accuracy
 from training.samples import collage, write_collage
 
 SYNC_LOSS_THRESHOLD = 0.75  # evaluation sync loss below which the expert's weight is raised
+# The reference's README: the expert's evaluation loss should reach ~0.25, the generator's
+# evaluation sync loss ~0.2. A BCE of ln 2 = 0.693 is a coin toss.
+EXPERT_TARGET, GENERATOR_SYNC_TARGET, CHANCE = 0.25, 0.2, math.log(2)
+CHANCE_MARGIN = 0.02  # an expert's evaluation loss this close to chance has learnt nothing yet
 
 
 class Objective:
@@ -96,8 +102,9 @@ class Objective:
     def status(self):
         return ""
 
-    def after_evaluation(self, losses):
-        pass
+    def after_evaluation(self, losses, step):
+        """What an evaluation changes, and a note on it (or "") for the evaluation's line."""
+        return ""
 
     def write_samples(self, session, step):
         pass
@@ -118,8 +125,11 @@ class ExpertObjective(Objective):
         self.batch_size = hparams["syncnet_batch_size"]
         self.checkpoint_interval = hparams["syncnet_checkpoint_interval"]
         self.eval_interval = hparams["syncnet_eval_interval"]
+        self.chance_steps = hparams["syncnet_chance_warning_steps"]
         self.model, self.optimizer, state = self.resumable(SyncNet_color(), hparams["syncnet_lr"])
         self.start_from(state)
+        self.learning_since = self.global_step  # the last evaluation away from chance (or the run's start)
+        self.warned = False
 
     def train_step(self, batch):
         faces, mel, label = batch
@@ -136,7 +146,17 @@ class ExpertObjective(Objective):
         faces, mel, label = batch
         with self.session.autocast():
             audio_embedding, face_embedding = self.model(mel, faces)
-        return {"loss": cosine_loss(audio_embedding, face_embedding, label).item()}
+        return {"loss": cosine_loss(audio_embedding, face_embedding, label).item(),
+                "sync_accuracy": sync_accuracy(audio_embedding, face_embedding, label).item()}
+
+    def after_evaluation(self, losses, step):
+        note = f" (the reference's target: loss ~{EXPERT_TARGET})"
+        if abs(losses["loss"] - CHANCE) > CHANCE_MARGIN:
+            self.learning_since = step
+        elif step - self.learning_since >= self.chance_steps and not self.warned:
+            self.warned = True  # once: the line after the evaluation's says it
+            note += "\n" + stuck_at_chance(self.config.data_root, self.learning_since, step)
+        return note
 
 
 class GeneratorObjective(Objective):
@@ -221,13 +241,26 @@ class GeneratorObjective(Objective):
         return {name: value.item() for name, value in losses.items()}
 
     def eval_step(self, batch):
-        _, losses = self.generator_losses(*batch, evaluating=True)
-        return {name: value.item() for name, value in losses.items()}
+        generated, losses = self.generator_losses(*batch, evaluating=True)
+        return {**{name: value.item() for name, value in losses.items()}, **self.expert_verdicts(batch, generated)}
 
-    def after_evaluation(self, losses):
+    def expert_verdicts(self, batch, generated):
+        """The expert's sync accuracy on the generated windows (the share it calls in sync),
+        and its sync loss on the true windows: how far the generator is from the truth, and
+        whether the expert itself knows this data (the reference's expert scores ~0.25)."""
+        mel, target = batch[2], batch[3]
+        with self.session.autocast():
+            generated_embeddings = self.expert(mel, stack_lower_halves(generated))
+            true_embeddings = self.expert(mel, stack_lower_halves(target))
+        in_sync = torch.ones(len(generated), 1, device=generated.device)
+        return {"sync_accuracy": sync_accuracy(*generated_embeddings, in_sync).item(),
+                "truth_sync": cosine_loss(*true_embeddings, in_sync).item()}
+
+    def after_evaluation(self, losses, step):
         if losses["sync"] < SYNC_LOSS_THRESHOLD:
             # The reference sets the weight outright; a higher one given with --hparams is kept.
             self.syncnet_wt = max(self.syncnet_wt, self.raised_syncnet_wt)
+        return f" (the reference's targets: sync ~{GENERATOR_SYNC_TARGET}; its expert scores the truth ~{EXPERT_TARGET})"
 
     def write_samples(self, session, step):
         if self.last is not None:
@@ -283,4 +316,13 @@ class GANGeneratorObjective(GeneratorObjective):
         faces, frame_mels, mel, target = batch
         generated, losses = self.generator_losses(faces, frame_mels, mel, target, evaluating=True)
         losses.update(disc_real=self.realness(target, real=True), disc_fake=self.realness(generated, real=False))
-        return {name: value.item() for name, value in losses.items()}
+        return {**{name: value.item() for name, value in losses.items()}, **self.expert_verdicts(batch, generated)}
+
+
+def stuck_at_chance(data_root, since, step):
+    """The one warning of an expert whose evaluation loss has stayed at chance."""
+    return (f"warning: the expert's evaluation loss has stayed within {CHANCE_MARGIN} of chance ({CHANCE:.3f}) "
+            f"from step {since} to step {step}: it has learnt nothing yet. Likely causes: audio out of sync with "
+            f"the video (measure it: python sync_audit.py --data_root {data_root} --syncnet_checkpoint_path "
+            "lipsync_expert.pth), a frame rate other than 25 fps, too few speakers; on LRS2 it can take many "
+            "thousand steps (syncnet_chance_warning_steps sets when this is said)")

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import types
 
 import cv2
 import pytest
@@ -34,7 +35,7 @@ from system import cli
 from training import objectives
 from training.checkpoints import checkpoints, complete_steps, resume_paths
 from training.command_line import parse_config
-from training.losses import cosine_loss, generator_loss
+from training.losses import cosine_loss, generator_loss, sync_accuracy
 from training.objectives import (
     ExpertObjective,
     GANGeneratorObjective,
@@ -87,6 +88,7 @@ def test_expert_trains_checkpoints_and_resumes(corpus, tmp_path, capsys):
     assert steps_of(out) == [2, 3]  # step 1 and 2 were saved, --keep_last 2 removed step 1
     summary = capsys.readouterr().out
     assert "trained steps 0..3 (3 steps" in summary and "last evaluation: loss" in summary
+    assert ", sync_accuracy " in summary  # beside each evaluation loss: the share of pairs classified right
     assert "syncnet_batch_size=4*" in summary and "syncnet_lr=0.0001," in summary  # the effective hyper-parameters
     state = read_checkpoint(out / "checkpoint_step000000003.pth")
     # The released four keys, and the hyper-parameters and configuration it was trained with (readers of
@@ -205,7 +207,10 @@ def test_generator_trains_writes_samples_and_resumes_syncnet_wt(corpus, tmp_path
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
-    assert {"train/l1", "train/sync", "eval/sync", "eval/l1", "train/syncnet_wt"} <= set(events.Tags()["scalars"])
+    assert {"train/l1", "train/sync", "eval/sync", "eval/l1", "train/syncnet_wt", "eval/sync_accuracy",
+            "eval/truth_sync"} <= set(events.Tags()["scalars"])
+    accuracy = [event.value for event in events.Scalars("eval/sync_accuracy")]
+    assert accuracy and all(0 <= value <= 1 for value in accuracy)
     assert "samples" in events.Tags()["images"]
     assert any(tag.startswith("hparams") for tag in events.Tags()["tensors"])  # the hyper-parameters, as text
 
@@ -213,17 +218,47 @@ def test_generator_trains_writes_samples_and_resumes_syncnet_wt(corpus, tmp_path
 def test_the_syncnet_wt_switch_follows_the_evaluation_sync_loss():
     generator = GeneratorObjective.__new__(GeneratorObjective)
     generator.syncnet_wt = 0.0
-    generator.after_evaluation({"sync": 0.80, "l1": 0.1})
+    generator.after_evaluation({"sync": 0.80, "l1": 0.1}, 3000)
     assert generator.syncnet_wt == 0.0
-    generator.after_evaluation({"sync": 0.74, "l1": 0.1})
+    note = generator.after_evaluation({"sync": 0.74, "l1": 0.1}, 6000)
     assert generator.syncnet_wt == 0.01
+    assert note == " (the reference's targets: sync ~0.2; its expert scores the truth ~0.25)"
     gan = GANGeneratorObjective.__new__(GANGeneratorObjective)
     gan.syncnet_wt = 0.0
-    gan.after_evaluation({"sync": 0.7})
+    gan.after_evaluation({"sync": 0.7}, 3000)
     assert gan.syncnet_wt == 0.03
     generator.syncnet_wt = 0.03  # set higher from the start with --hparams: the switch does not lower it
-    generator.after_evaluation({"sync": 0.5, "l1": 0.1})
+    generator.after_evaluation({"sync": 0.5, "l1": 0.1}, 9000)
     assert generator.syncnet_wt == 0.03
+
+
+def test_an_expert_at_chance_for_the_configured_steps_is_warned_about_once():
+    """Within 0.02 of ln 2 at every evaluation for syncnet_chance_warning_steps steps: one
+    warning, with the causes and the audit's command; an evaluation away from chance restarts
+    the count."""
+    expert = ExpertObjective.__new__(ExpertObjective)
+    expert.config = types.SimpleNamespace(data_root="lrs2_preprocessed")
+    expert.chance_steps, expert.learning_since, expert.warned = 20000, 0, False
+    target = " (the reference's target: loss ~0.25)"
+    assert expert.after_evaluation({"loss": 0.6931}, 10000) == target
+    assert expert.after_evaluation({"loss": 0.64}, 20000) == target  # 0.053 from chance: learning
+    assert expert.after_evaluation({"loss": 0.71}, 30000) == target
+    assert expert.after_evaluation({"loss": 0.68}, 39999) == target  # 19999 steps at chance since step 20000
+    note = expert.after_evaluation({"loss": 0.695}, 40000)
+    assert note.startswith(target + "\nwarning: the expert's evaluation loss has stayed within 0.02 of chance "
+                                    "(0.693) from step 20000 to step 40000: it has learnt nothing yet.")
+    assert "python sync_audit.py --data_root lrs2_preprocessed --syncnet_checkpoint_path" in note
+    assert "out of sync" in note and "frame rate" in note and "too few speakers" in note
+    assert expert.after_evaluation({"loss": 0.693}, 50000) == target  # said once
+
+
+def test_sync_accuracy_is_the_share_classified_right_at_cosine_one_half():
+    audio = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    faces = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 2.0]])  # cosines 1, 0.707, 0, 0.447
+    labels = torch.tensor([[1.0], [0.0], [0.0], [1.0]])  # right, wrong, right, wrong
+    assert sync_accuracy(audio, faces, labels).item() == 0.5
+    assert sync_accuracy(audio, faces, 1 - labels).item() == 0.5
+    assert sync_accuracy(audio, faces, torch.tensor([[1.0], [1.0], [0.0], [0.0]])).item() == 1.0
 
 
 def test_the_losses_are_the_references():
@@ -374,7 +409,6 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
     """The Python 3.12 hang: a DataLoader worker forked while a thread of the trainer held a
     lock waits for that lock forever. Spawned workers start clean."""
     import threading
-    import types
 
     from support import held_lock
 
@@ -408,7 +442,6 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
 def test_spawned_data_loader_workers_see_the_run_s_hyper_parameters(tmp_path):
     # A spawned worker imports hparams.py afresh: without the run's values it would cut audio
     # windows at the default fps and compute mels at the default rate, silently.
-    import types
 
     from support.hparams_probe import SaysHparams
 
@@ -450,7 +483,6 @@ def reference_generator_gradients(model, expert, disc, batch, syncnet_wt, disc_w
 @pytest.mark.parametrize("objective_class", [GeneratorObjective, GANGeneratorObjective])
 def test_generator_gradients_equal_the_references_bit_for_bit(objective_class):
     import contextlib
-    import types
     torch.manual_seed(0)
     model, expert, disc = seeded(Wav2Lip(), 4), seeded(SyncNet_color(), 5), seeded(Wav2Lip_disc_qual(), 6)
     batch = (torch.rand(2, 6, 5, 96, 96), torch.rand(2, 5, 1, 80, 16) - 0.5, torch.rand(2, 1, 80, 16) - 0.5,
@@ -477,7 +509,6 @@ def test_without_filelists_the_corpus_own_are_used_and_said(corpus, tmp_path, mo
 
 
 def test_an_evaluation_shows_its_progress(capsys):
-    import types
 
     from training.loop import evaluate
 
