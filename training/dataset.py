@@ -12,10 +12,16 @@ as in the reference; draws that hit an unreadable frame or audio file are redraw
 counted, and a clip whose audio cannot be read or holds NaN or infinite samples is dropped
 with a warning naming it, so that a dataset with nothing usable stops with a clear error
 instead of looping forever.
+
+Out-of-sync clips: when ``<root>/sync_corrections.csv`` (``sync_audit.py --correct``) lists a
+clip with an offset, its audio is shifted back into sync as it is loaded
+(training/sync_corrections.py) and no draw uses a mel frame that holds the silence the shift
+brought in; clips it does not list, and every clip without the file, are drawn as before.
 """
 
 import bisect
 import functools
+import math
 import random
 import sys
 from pathlib import Path
@@ -36,6 +42,7 @@ from models.inputs import (
 from system.atomic_write import atomic_output
 from system.errors import UserError, describe_os_error
 from training.preprocessing import DONE_MARKER, frame_ids, is_done  # noqa: F401 - the layout, read from here too
+from training.sync_corrections import clip_offsets, corrected_wav, shift_samples
 
 MIN_FRAMES = 3 * WINDOW  # a clip needs more than this many face crops
 SPLITS = ("train", "val", "test")
@@ -177,6 +184,24 @@ def segmented_mels(mel, frame_id):
     return np.stack([window.T for window in windows])
 
 
+def holds_own_audio(own, first_frame, last_frame):
+    """Whether the audio windows of frames ``first_frame`` to ``last_frame`` lie within the mel
+    frames ``own`` (the range that holds the clip's own audio)."""
+    return own.start <= audio_window_start(first_frame) and audio_window_start(last_frame) + MEL_STEP <= own.stop
+
+
+def own_mel_frames(offset, samples, columns):
+    """The range of the mel frames (of ``columns``) of ``samples`` of audio corrected by ``offset``
+    that hold the clip's own audio alone: each one's STFT window (n_fft samples centred on its
+    hop) misses the silence the shift brought in, and, at the start, the first sample after it,
+    which pre-emphasis mixes with that silence. These frames equal the in-sync clip's."""
+    shift = shift_samples(offset, hparams.sample_rate, hparams.fps)
+    hop, half = audio.get_hop_size(), hparams.n_fft // 2
+    first = math.ceil((shift + 1 + half) / hop) if shift > 0 else 0
+    stop = (samples + shift - half) // hop + 1 if shift < 0 else columns
+    return range(min(first, columns), max(min(stop, columns), 0))
+
+
 def window_ids(ids, start):
     """The T consecutive frame ids from ``start`` in the sorted ``ids``, or None when one is missing."""
     at = bisect.bisect_left(ids, start)
@@ -202,6 +227,7 @@ class LRS2Clips(torch.utils.data.Dataset):
         self.clips = [Path(clip) for clip in clips]
         if not self.clips:
             raise DataError("the filelist names no clip")
+        self.offsets = clip_offsets(self.clips)  # the corrected clips' audio offsets, in frames
         self.seed = seed
         self.rng = None  # each item's own generator, set by __getitem__
         self.dropped = set()  # clips whose audio could not be read
@@ -264,10 +290,11 @@ class LRS2Clips(torch.utils.data.Dataset):
         return np.asarray(window, dtype=np.float32) / 255.0
 
     def mel(self, clip):
-        """The clip's mel spectrogram, time-major; a clip whose audio cannot be read (or holds NaN
-        or infinite samples) is dropped, with a warning naming it."""
+        """The clip's mel spectrogram, time-major, and the range of its frames that hold the clip's
+        own audio (``own_mel_frames``: all of them unless its audio is corrected); a clip whose
+        audio cannot be read (or holds NaN or infinite samples) is dropped, with a warning naming it."""
         try:
-            return _clip_mel(str(clip / "audio.wav"))
+            return _clip_mel(str(clip / "audio.wav"), self.offsets.get(clip, 0))
         except (UserError, OSError, ValueError) as error:
             self.dropped.add(clip)
             reason = describe_os_error(error) if isinstance(error, OSError) else str(error).strip()
@@ -299,8 +326,9 @@ class ExpertSamples(LRS2Clips):
         if ids is None:
             return None
         window = self.read_window(clip, ids)
-        mel = crop_audio_window(self.mel(clip), frame)
-        if len(mel) != MEL_STEP:
+        mel, own = self.mel(clip)
+        mel = crop_audio_window(mel, frame)
+        if len(mel) != MEL_STEP or not holds_own_audio(own, frame, frame):
             return None
         faces = stack_lower_halves(torch.from_numpy(window).permute(3, 0, 1, 2))  # (T, H, W, 3) -> (3T, H/2, W)
         label = torch.ones(1) if positive else torch.zeros(1)
@@ -328,10 +356,10 @@ class GeneratorSamples(LRS2Clips):
         if ids is None or wrong_ids is None:
             return None
         window, wrong_window = self.read_window(clip, ids), self.read_window(clip, wrong_ids)
-        mel = self.mel(clip)
+        mel, own = self.mel(clip)
         window_mel = crop_audio_window(mel, frame)
-        if len(window_mel) != MEL_STEP:
-            return None
+        if len(window_mel) != MEL_STEP or not holds_own_audio(own, frame - 1, frame + WINDOW - 2):
+            return None  # its per-frame windows are those of frames frame - 1 to frame + 3
         frame_mels = segmented_mels(mel, frame)
         if frame_mels is None:
             return None
@@ -346,8 +374,10 @@ class GeneratorSamples(LRS2Clips):
 
 
 @functools.lru_cache(maxsize=64)
-def _clip_mel(wav_path):
-    """Mel spectrograms of recently used clips (a sample reads its clip's whole audio)."""
+def _clip_mel(wav_path, offset=0):
+    """Mel spectrograms of recently used clips (a sample reads its clip's whole audio), shifted
+    by their sync correction's ``offset``, and the range of their frames ``own_mel_frames`` keeps."""
     wav = audio.check_finite(audio.load_wav(wav_path, hparams.sample_rate), wav_path)  # NaN: the clip is dropped
-    return audio.melspectrogram(wav).T.astype(np.float32)
+    mel = audio.melspectrogram(corrected_wav(wav, offset, hparams.sample_rate, hparams.fps)).T.astype(np.float32)
+    return mel, own_mel_frames(offset, len(wav), len(mel))
 

@@ -8,6 +8,7 @@ are never rewritten: the training data reads the clip's ``audio.wav`` and shifts
 as it loads them, so deleting this file undoes the correction.
 """
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -78,3 +79,61 @@ def usable_frames(offset, frame_count):
     """range of the frames whose corrected audio is the clip's own (not the silence the shift
     brought in), for a clip of ``frame_count`` frames."""
     return range(max(0, offset), frame_count + min(0, offset))
+
+
+def clip_offsets(clips):
+    """{clip folder: offset} of the corrected ``clips`` (folders ``<data_root>/<video>/<clip>``),
+    each from its data root's corrections file; clips it does not list, or lists at 0, are left out."""
+    files, offsets = {}, {}
+    for clip in map(Path, clips):
+        root = clip.parent.parent
+        if root not in files:
+            files[root] = read_corrections(root)
+        offset = files[root].get(f"{clip.parent.name}/{clip.name}", (0, None))[0]
+        if offset:
+            offsets[clip] = offset
+    return offsets
+
+
+def fingerprint(data_root):
+    """(path, sha256) of ``data_root``'s corrections file, or (None, None) without one: what a
+    run's configuration records, so that a repeat or a resume can tell it changed."""
+    path = corrections_path(data_root)
+    if not path.is_file():
+        return None, None
+    return str(path), hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def summary(data_root):
+    """"sync corrections: <path> shifts the audio of 37 of its 240 clips (delete it to undo)", or
+    None without a corrections file."""
+    corrections = read_corrections(data_root)
+    if not corrections_path(data_root).is_file():
+        return None
+    shifted = sum(offset != 0 for offset, _ in corrections.values())
+    return (f"sync corrections: {corrections_path(data_root)} shifts the audio of {shifted} of its "
+            f"{len(corrections)} clips (delete it to undo)")
+
+
+def confident_clips(data_root, clips, min_confidence):
+    """(kept, left out): ``clips`` (``<video>/<clip>`` names) split by the rule of --min_confidence:
+    a clip the corrections file gives a confidence below ``min_confidence`` is left out; clips it
+    does not list are kept. No corrections file, or no clip left, is one line."""
+    path = corrections_path(data_root)
+    if not path.is_file():
+        raise UserError(f"--min_confidence {min_confidence:g} needs the confidences of {path}, which does not "
+                        f"exist: run sync_audit.py --data_root {data_root} --correct first")
+    corrections = read_corrections(data_root)
+    low = {clip for clip, (_, confidence) in corrections.items() if confidence < min_confidence}
+    kept, left_out = [clip for clip in clips if clip not in low], [clip for clip in clips if clip in low]
+    if not kept:
+        raise UserError(f"--min_confidence {min_confidence:g} leaves out all {len(clips)} clips ({path} gives "
+                        "none a confidence that high); lower it")
+    return kept, left_out
+
+
+def left_out_line(data_root, left_out, min_confidence, shown=5):
+    """The line that names the clips --min_confidence left out: the first few and their number."""
+    names = ", ".join(left_out[:shown]) + (", ..." if len(left_out) > shown else "")
+    return (f"left out {len(left_out)} clip(s) whose sync confidence in {corrections_path(data_root)} is below "
+            f"{min_confidence:g}" + (f": {names}" if left_out else ""))
