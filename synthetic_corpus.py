@@ -2,11 +2,17 @@
 
     python synthetic_corpus.py --out corpus_raw --layout raw            # LRS2-style mp4s
     python synthetic_corpus.py --out corpus --layout preprocessed       # face crops + audio.wav + filelists
+    python synthetic_corpus.py --out corpus_shifted --av_offset_share 0.4 --av_offset_max 8   # 40 % out of sync
 
 Raw clips are <out>/<speaker>/<clip>.mp4 (H.264 + AAC, 25 fps, 160x160) with the face inside
 the box 16 144 16 144 (top bottom left right), which preprocess.py --box turns into the
 preprocessed layout; --layout preprocessed writes that directly, with train/val/test
 filelists split by speaker. What the speakers say and how: training/synthetic_data.py.
+
+--av_offset_share S moves the sound of that share of the clips against the picture by a whole
+number of frames in -K..-1 or 1..K (K: --av_offset_max), the clip's length kept, and writes
+each clip's offset (LSE's sign: audio d frames late is -d; 0 in sync) to <out>/av_offsets.csv,
+the truth a sync audit (sync_audit.py) can be measured against.
 """
 
 import sys
@@ -17,7 +23,7 @@ from system import cli, flags
 from system.atomic_write import check_output, check_writable
 from system.errors import UserError, check_number
 from training.dataset import MIN_FRAMES, SPLITS
-from training.synthetic_data import FPS, make_corpus
+from training.synthetic_data import FPS, OFFSETS_FILE, make_corpus
 
 
 def build_parser():
@@ -31,6 +37,12 @@ def build_parser():
     flags.add_seed_flag(parser, help="seeds the speakers and what they say, so that a rerun writes the same corpus")
     flags.add_filelist_dir_flag(parser, help="where the preprocessed layout's filelists go (default: <out>/filelists)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing filelists in --filelist_dir")
+    parser.add_argument("--av_offset_share", type=float, default=0.0,
+                        help="share of the clips (0 to 1) whose sound is moved against the picture; the offsets go "
+                             "to <out>/av_offsets.csv")
+    parser.add_argument("--av_offset_max", type=int, default=8,
+                        help="most frames the sound of an out-of-sync clip is moved by (each by 1 to this many, "
+                             "late or early)")
     flags.add_verbose_flag(parser)
     return parser
 
@@ -43,6 +55,9 @@ def main(argv):
     check_number("--seed", args.seed, 0, 2**32 - 1, whole=True)
     if args.seconds * FPS <= MIN_FRAMES + 1:
         raise UserError(f"--seconds {args.seconds} gives too few frames for training (need > {MIN_FRAMES + 1})")
+    check_number("--av_offset_share", args.av_offset_share, 0, 1)
+    if args.av_offset_share > 0:
+        check_number("--av_offset_max", args.av_offset_max, 1, int(args.seconds * FPS) - MIN_FRAMES - 1, whole=True)
     for folder in (args.out, args.filelist_dir):
         if folder:
             check_writable(folder)
@@ -50,8 +65,13 @@ def main(argv):
         for split in SPLITS:
             check_output(Path(args.filelist_dir or Path(args.out) / "filelists") / f"{split}.txt", "--filelist_dir")
     count = make_corpus(args.out, args.layout, args.speakers, args.clips, args.seconds, args.seed, args.filelist_dir,
-                        args.overwrite, progress=True)
+                        args.overwrite, progress=True, av_offset_share=args.av_offset_share,
+                        av_offset_max=args.av_offset_max)
     print(f"wrote {count} clips ({args.layout}) to {args.out}")
+    shifted = round(args.av_offset_share * count)
+    if shifted:
+        print(f"the sound of {shifted} of them is moved by 1 to {args.av_offset_max} frames: "
+              f"{Path(args.out) / OFFSETS_FILE} says by how much")
     return 0
 
 

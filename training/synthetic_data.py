@@ -9,7 +9,9 @@ face size and position, pitch and speaking rate, and their heads move slightly.
 
 ``make_corpus`` writes raw clips, ``<out>/<speaker>/<clip>.mp4`` with the face inside
 ``FACE_BOX``, or the preprocessed layout (``<out>/<speaker>/<clip>/<k>.jpg``, ``audio.wav``)
-with filelists; ``synthetic_corpus.py`` is its command line.
+with filelists; ``synthetic_corpus.py`` is its command line. Out-of-sync data to measure the
+sync audit with: ``av_offset_share`` of the clips get their sound moved by whole frames against
+the picture, and ``<out>/av_offsets.csv`` says by how much.
 """
 
 import math
@@ -26,7 +28,9 @@ from tqdm import tqdm
 import audio
 from media.containers import VideoWriter, write_jpeg
 from media.provenance import drawn_metadata
+from system.reports import write_rows
 from training import dataset
+from training.sync_corrections import shift_samples
 
 FPS = 25
 SAMPLE_RATE = 16000
@@ -43,6 +47,8 @@ VOWELS = {
     "u": ((320, 800, 2300), 0.15, 0.13),
 }
 REST_MOUTH = (0.30, 0.015)  # width, opening of a closed mouth
+BACKGROUND_NOISE = 0.002  # the level of a speaker's silence
+OFFSETS_FILE = "av_offsets.csv"
 
 
 @dataclass
@@ -105,7 +111,7 @@ def speech(speaker, syllable_list, seconds, noise, sample_rate=SAMPLE_RATE):
     """The utterance as float audio: a pulse train at the speaker's pitch through the vowel's
     formant resonators, shaped by the same envelope as the mouth, with a noise burst at each
     onset and a little background noise."""
-    wav = noise.normal(0, 0.002, int(seconds * sample_rate))
+    wav = noise.normal(0, BACKGROUND_NOISE, int(seconds * sample_rate))
     for start, duration, vowel, loudness in syllable_list:
         n = int(duration * sample_rate)
         t = np.arange(n) / sample_rate
@@ -164,6 +170,25 @@ def clip_media(speaker, seconds, seed):
     return frames, wav
 
 
+def chosen_offsets(seed, count, share, most):
+    """{clip number: offset} for round(``share`` * ``count``) of ``count`` clips, chosen by
+    ``seed``: a whole number of frames in -most..-1 or 1..most, with LSE's sign (audio that comes
+    d frames late is -d). Drawn from a generator of their own, so that the clips are the same
+    whatever the share."""
+    rng = random.Random(f"{seed}:av_offsets")
+    chosen = sorted(rng.sample(range(count), round(share * count)))
+    return {number: rng.choice((-1, 1)) * rng.randint(1, most) for number in chosen}
+
+
+def out_of_sync(wav, offset, seed, sample_rate=SAMPLE_RATE):
+    """``wav`` moved against the picture so that its offset is ``offset`` frames (LSE's sign),
+    the same length: late sound starts after the speaker's silence and loses its end; early
+    sound loses its start and ends in that silence."""
+    late = -shift_samples(offset, sample_rate, FPS)  # samples
+    silence = np.random.default_rng(seed).normal(0, BACKGROUND_NOISE, abs(late)).astype(wav.dtype)
+    return np.concatenate([silence, wav[:len(wav) - late]] if late > 0 else [wav[-late:], silence])
+
+
 def face_crop(frame):
     top, bottom, left, right = FACE_BOX
     return frame[top:bottom, left:right]
@@ -187,24 +212,36 @@ def write_preprocessed_clip(folder, frames, wav):
 
 
 def make_corpus(out, layout="preprocessed", speakers=24, clips=6, seconds=3.0, seed=0, filelists=None, overwrite=False,
-                progress=False):
-    """Write the corpus; returns the number of clips (and writes filelists for the preprocessed layout)."""
+                progress=False, av_offset_share=0.0, av_offset_max=8):
+    """Write the corpus; returns the number of clips (and writes filelists for the preprocessed
+    layout). With ``av_offset_share``, that share of the clips is out of sync (``out_of_sync``)
+    by up to ``av_offset_max`` frames, and ``<out>/av_offsets.csv`` holds every clip's offset."""
     out = Path(out)
     rng = random.Random(seed)
-    count = 0
+    offsets = chosen_offsets(seed, speakers * clips, av_offset_share, av_offset_max)
+    count, truth = 0, []
     bar = tqdm(total=speakers * clips, desc="synthetic clips", unit="clip", disable=not progress)
     for s in range(speakers):
         speaker = random_speaker(rng)
         for c in range(clips):
-            frames, wav = clip_media(speaker, seconds, seed * 1_000_003 + s * 1009 + c)
+            clip_seed = seed * 1_000_003 + s * 1009 + c
+            frames, wav = clip_media(speaker, seconds, clip_seed)
+            offset = offsets.get(count, 0)
+            if offset:
+                wav = out_of_sync(wav, offset, [clip_seed, 1])
             name = f"speaker{s:03d}"
             if layout == "raw":
                 write_raw_clip(out / name / f"{c:05d}.mp4", frames, wav)
             else:
                 write_preprocessed_clip(out / name / f"{c:05d}", frames, wav)
+            truth.append({"clip": f"{name}/{c:05d}", "offset": offset})
             count += 1
             bar.update()
     bar.close()
+    if av_offset_share > 0:
+        write_rows(out / OFFSETS_FILE, truth)
+    else:  # every clip in sync: an earlier corpus's offsets no longer hold
+        (out / OFFSETS_FILE).unlink(missing_ok=True)
     if layout == "preprocessed":
         # Lists inside the corpus are its own to replace; lists elsewhere (filelists/) are not.
         dataset.write_filelists(out, filelists or out / "filelists", val_fraction=0.15, test_fraction=0.1,

@@ -1,10 +1,15 @@
-"""The synthetic corpus: mouths that follow what is said, in shape as well as in opening."""
+"""The synthetic corpus: mouths that follow what is said, in shape as well as in opening; clips out of sync."""
 
 import random
 
 import numpy as np
+import pytest
 
+import audio
 import training.synthetic_data as sc
+from system import cli
+from system.reports import read_rows
+from training.sync_corrections import corrected_wav
 
 
 def spectral_peak(wav, rate=16000):
@@ -44,3 +49,68 @@ def test_clips_are_reproducible_and_speakers_vary():
     rng = random.Random(3)
     speakers = [sc.random_speaker(rng) for _ in range(5)]
     assert len({s.skin for s in speakers}) == 5 and len({round(s.pitch) for s in speakers}) == 5
+
+
+def file_bytes(root):
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_out_of_sync_sound_keeps_the_clip_s_length_and_the_correction_undoes_it():
+    wav = sc.clip_media(sc.random_speaker(random.Random(4)), 1.2, seed=9)[1]
+    for offset in (-3, 2):
+        moved = sc.out_of_sync(wav, offset, seed=1)
+        assert len(moved) == len(wav) and moved.dtype == wav.dtype
+        n = abs(offset) * 640
+        if offset < 0:  # late: silence, then the sound
+            assert np.array_equal(moved[n:], wav[:-n]) and np.abs(moved[:n]).max() < 0.02
+        else:  # early: the sound from later on, then silence
+            assert np.array_equal(moved[:-n], wav[n:]) and np.abs(moved[-n:]).max() < 0.02
+        usable = slice(n, None) if offset > 0 else slice(None, -n)
+        assert np.array_equal(corrected_wav(moved, offset, 16000, 25)[usable], wav[usable])
+
+
+def test_a_share_of_the_clips_is_out_of_sync_and_the_rest_byte_for_byte_as_without(tmp_path):
+    in_sync, shifted = tmp_path / "in_sync", tmp_path / "shifted"
+    sc.make_corpus(in_sync, speakers=4, clips=2, seconds=1.2, seed=6)
+    sc.make_corpus(shifted, speakers=4, clips=2, seconds=1.2, seed=6, av_offset_share=0.4, av_offset_max=3)
+    truth = {row["clip"]: int(row["offset"]) for row in read_rows(shifted / "av_offsets.csv")}
+    moved = {clip for clip, offset in truth.items() if offset}
+    assert len(truth) == 8 and len(moved) == 3  # round(0.4 * 8)
+    assert all(1 <= abs(truth[clip]) <= 3 for clip in moved)
+    before, after = file_bytes(in_sync), file_bytes(shifted)
+    assert not (in_sync / "av_offsets.csv").exists() and after.pop("av_offsets.csv")
+    assert sorted(name for name in before if before[name] != after[name]) == sorted(f"{clip}/audio.wav" for clip in moved)
+    for clip in moved:  # the in-sync sound, moved by the offset: audio d frames late is -d
+        a, b = (audio.load_wav(root / clip / "audio.wav", 16000) for root in (in_sync, shifted))
+        n = -truth[clip] * 640
+        a, b = (a[:len(a) - n], b[n:]) if n > 0 else (a[-n:], b[:len(b) + n])
+        assert np.corrcoef(a, b)[0, 1] > 0.999
+    assert sc.chosen_offsets(6, 8, 0.4, 3) == sc.chosen_offsets(6, 8, 0.4, 3) != sc.chosen_offsets(7, 8, 0.4, 3)
+
+
+def test_raw_clips_are_out_of_sync_too(tmp_path):
+    sc.make_corpus(tmp_path / "in_sync", "raw", speakers=1, clips=2, seconds=1.2, seed=2)
+    sc.make_corpus(tmp_path / "shifted", "raw", speakers=1, clips=2, seconds=1.2, seed=2, av_offset_share=0.5,
+                   av_offset_max=4)
+    (clip, offset), = [(row["clip"], int(row["offset"])) for row in read_rows(tmp_path / "shifted" / "av_offsets.csv")
+                       if row["offset"] != "0"]
+    a, b = (audio.load_wav(tmp_path / root / f"{clip}.mp4", 16000) for root in ("in_sync", "shifted"))
+    assert len(a) == len(b)
+    lags = range(-6 * 640, 6 * 640 + 1)
+    window = slice(6 * 640, len(a) - 6 * 640)
+    best = max(lags, key=lambda lag: float(np.dot(a[window], b[window.start + lag:window.stop + lag])))
+    assert abs(best + offset * 640) <= 2  # the AAC sound moved by the offset, to a sample or two
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--av_offset_share", "1.5"], "--av_offset_share must be a finite number from 0 to 1, not 1.5"),
+    (["--av_offset_share", "nan"], "--av_offset_share must be a finite number from 0 to 1, not nan"),
+    (["--av_offset_share", "0.4", "--av_offset_max", "0"], "--av_offset_max must be a whole number from 1 to 14, not 0"),
+    (["--av_offset_share", "0.4", "--av_offset_max", "15"], "--av_offset_max must be a whole number from 1 to 14, not 15"),
+])
+def test_bad_offset_flags_are_one_line_before_any_work(tmp_path, capsys, flags, message):
+    import synthetic_corpus
+
+    assert cli.run(synthetic_corpus.main, ["--out", str(tmp_path / "corpus"), "--seconds", "1.2", *flags]) != 0
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "corpus").exists()
