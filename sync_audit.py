@@ -95,8 +95,12 @@ def main(argv):
         refuse_unjoined_shards(report)
     checkpoint = args.syncnet_checkpoint_path
     histogram = report.with_suffix(".png")
-    for path, flag in [(histogram, "the histogram"), *[(corrections_path(root), "--correct")] * args.correct]:
-        check_output(path, flag, {"--syncnet_checkpoint_path": checkpoint, "--report": report})
+    outputs = [(shard.path(report), "--report"), (histogram, "the histogram"),
+               *[(corrections_path(root), "the corrections file")] * args.correct]
+    if report.suffix.lower() not in (".csv", ".json") or report.name == corrections_path(root).name:
+        raise UserError(f"--report {report}: name a .csv or .json file other than {corrections_path(root).name}")
+    for path, flag in outputs:  # before anything is read
+        check_output(path, flag, {"--syncnet_checkpoint_path": checkpoint})
     clips = list_clips(root, args.filelist)
     if not clips:
         raise UserError(f"no clip folders in {root} (<video>/<clip>/ with face crops or audio.wav)")

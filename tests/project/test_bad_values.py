@@ -111,6 +111,18 @@ def test_scoring_scripts_refuse_a_bad_number_before_loading_anything(inputs, tmp
     assert one_line(capsys, script, argv) == (1, f"error: {message}")
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--max_offset", "-1"], "--max_offset must be a whole number from 0 to 1000, not -1"),
+    (["--batch_size", "0"], "--batch_size must be a whole number, 1 or more, not 0"),
+    (["--min_confidence", "inf"], "--min_confidence must be a finite number, 0 or more, not inf"),
+])
+def test_sync_audit_refuses_a_bad_number_before_reading_anything(inputs, tmp_path, capsys, flags, message):
+    import sync_audit
+
+    argv = ["--data_root", inputs, "--syncnet_checkpoint_path", tmp_path / "absent.pth", "--quiet", *flags]
+    assert one_line(capsys, sync_audit, argv) == (1, f"error: {message}")
+
+
 def test_fid_and_export_refuse_a_bad_number_first(inputs, tmp_path, capsys):
     argv = [inputs / "face.mp4", inputs / "face.mp4", "--inception_checkpoint_path", tmp_path / "absent.pth",
             "--batch_size", "0"]

@@ -49,6 +49,8 @@ CASES = {
     "calculate_scores_real_videos": ("evaluation/scores_LSE/calculate_scores_real_videos.py",
                                      ["--data_root", "IN/videos", "--initial_model", "IN/expert.pth",
                                       "--scores", "OUT/s.csv"]),
+    "sync_audit": ("sync_audit.py", ["--data_root", "IN/corpus", "--syncnet_checkpoint_path", "IN/expert.pth",
+                                     "--report", "OUT/sync_audit.csv"]),
     "fid": ("evaluation/fid.py", ["IN/videos", "OUT/stats.npz", "--save_stats", "--weights", "IN/expert.pth"]),
 }
 

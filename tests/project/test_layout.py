@@ -10,7 +10,8 @@ from pathlib import Path
 from conftest import ROOT
 
 SCRIPTS = ["inference.py", "dub.py", "preprocess.py", "color_syncnet_train.py", "wav2lip_train.py", "hq_wav2lip_train.py",
-           "make_filelists.py", "synthetic_corpus.py", "export.py", "merge_shards.py", "evaluation/gen_videos_from_filelist.py",
+           "make_filelists.py", "synthetic_corpus.py", "export.py", "merge_shards.py", "sync_audit.py",
+           "evaluation/gen_videos_from_filelist.py",
            "evaluation/real_videos_inference.py", "evaluation/fid.py",
            "evaluation/scores_LSE/calculate_scores_LRS.py", "evaluation/scores_LSE/calculate_scores_real_videos.py"]
 FOUNDATIONS = ["hparams.py", "audio.py"]
@@ -26,7 +27,8 @@ def test_the_top_level_holds_scripts_and_shared_foundations_only():
         assert (ROOT / package / "__init__.py").is_file(), package
     # evaluation/ holds its scripts and, beside them, what only they run: test-set generation and its command line
     evaluation = sorted(f"evaluation/{path.name}" for path in (ROOT / "evaluation").glob("*.py"))
-    assert evaluation == sorted(["evaluation/__init__.py", "evaluation/generation.py", "evaluation/command_line.py"]
+    assert evaluation == sorted(["evaluation/__init__.py", "evaluation/generation.py", "evaluation/command_line.py",
+                                 "evaluation/sync_audit.py"]
                                 + [s for s in SCRIPTS if s.count("/") == 1])
 
 

@@ -243,6 +243,7 @@ def test_every_script_refuses_its_outputs_before_the_work(tmp_path, capsys, fifo
     import export
     import make_filelists
     import preprocess
+    import sync_audit
     from evaluation import fid
     from evaluation.scores_LSE import calculate_scores_LRS
 
@@ -261,6 +262,14 @@ def test_every_script_refuses_its_outputs_before_the_work(tmp_path, capsys, fifo
     video = write(videos / "0.mp4")
     assert one_error(calculate_scores_LRS.main, ["--data_root", videos, "--scores", video], capsys).startswith(
         f"error: --scores {video} is the video 0.mp4 file that this run reads")
+    (tmp_path / "audit.png").mkdir()
+    assert one_error(sync_audit.main, ["--data_root", videos, "--syncnet_checkpoint_path", stats, "--report",
+                                       tmp_path / "audit.csv"], capsys) == \
+        f"error: the histogram {tmp_path / 'audit.png'} is a folder: an output replaces only a regular file; name a file"
+    weights = write(tmp_path / "weights.json")
+    assert one_error(sync_audit.main, ["--data_root", videos, "--syncnet_checkpoint_path", weights, "--report",
+                                       weights], capsys).startswith(
+        f"error: --report {weights} is the --syncnet_checkpoint_path file that this run reads")
     (tmp_path / "raw" / "spk").mkdir(parents=True)
     write(tmp_path / "raw" / "spk" / "clip.mp4")
     (tmp_path / "pre").mkdir()
