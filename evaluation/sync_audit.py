@@ -45,7 +45,7 @@ from models.checkpoint import (
     read_checkpoint,
 )
 from models.inputs import FACE_SIZE, MEL_STEP, WINDOW, stack_lower_halves
-from system.atomic_write import atomic_output, check_output
+from system.atomic_write import atomic_output
 from system.errors import UserError
 from system.reports import read_rows, write_rows
 from training.dataset import crop_audio_window, read_filelist, window_ids
@@ -211,8 +211,7 @@ class SyncAudit:
     @classmethod
     def plan(cls, root, clips, report, checkpoint, max_offset):
         """The run of ``clips`` into ``report`` (this shard's), keeping the rows an earlier run of
-        the same checkpoint and offsets scored there."""
-        check_output(report, "--report", {"--syncnet_checkpoint_path": checkpoint})
+        the same checkpoint and offsets scored there (``report`` is checked as an output by the caller)."""
         syncnet = file_digest(checkpoint)[:16]
         rows = {}
         if Path(report).is_file():
