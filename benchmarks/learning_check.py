@@ -19,9 +19,7 @@ trainers) from a YAML or JSON file, as the trainers do.
 
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,69 +29,16 @@ sys.path.insert(0, str(ROOT))
 
 import system  # noqa: E402, F401 - the project's first: Ctrl-C from here on ends in one line
 from benchmarks.shared import cpu_name  # noqa: E402
+from benchmarks.training_runs import curve, held, read_scalars, run_trainer  # noqa: E402
 from hparams import add_hparams_argument, apply_hparams_argument  # noqa: E402
 from system import cli, flags  # noqa: E402
 from system.errors import UserError  # noqa: E402
-from training.checkpoints import CHECKPOINT_NAME, checkpoints  # noqa: E402
+from training.checkpoints import checkpoints  # noqa: E402
 from training.command_line import add_amp_flag  # noqa: E402
 from training.config_file import add_config_flag, parse_with_config  # noqa: E402
-from training.report import event_files, read_logs  # noqa: E402
 
 EXPERT_TARGET = 0.35
 GENERATOR_TARGET = 0.75
-HELD_FOR = 2  # evaluations in a row that must meet a target, so that one lucky draw does not pass
-
-
-def held(values, target):
-    """Whether the last ``HELD_FOR`` evaluations all meet ``target``."""
-    return len(values) >= HELD_FOR and max(values[-HELD_FOR:]) <= target
-
-
-def read_scalars(log_dir):
-    """{tag: [points in step order]} of a TensorBoard log folder, its runs joined as
-    training.report joins them ({} before it exists)."""
-    return read_logs(event_files(Path(log_dir)))[0]
-
-
-def curve(scalars, tag):
-    """(steps, values) of one tag of ``read_scalars``."""
-    events = scalars.get(tag, [])
-    return [e.step for e in events], [e.value for e in events]
-
-
-def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir):
-    """Run a trainer in chunks of ``interval`` steps (resuming each time) until the evaluation
-    ``tag`` has ``held`` the ``target`` or ``stage_steps``; returns (steps, wall seconds of the stage).
-
-    A stage that an earlier run of this script finished or left half-way is picked up
-    from its checkpoints and logs.
-    """
-    stamp = checkpoint_dir / "started_at"  # wall time of the stage across interrupted runs
-    if not stamp.exists():
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(str(time.time()))
-    started = float(stamp.read_text())
-    found = checkpoints(checkpoint_dir)
-    step = int(CHECKPOINT_NAME.match(found[-1].name)["step"]) if found else 0
-    while step < stage_steps:
-        _, values = curve(read_scalars(checkpoint_dir / "tensorboard"), tag)
-        if held(values, target):
-            break
-        step = min(step + interval, stage_steps)
-        command = [sys.executable, str(ROOT / script), *args, "--checkpoint_dir", str(checkpoint_dir),
-                   "--resume", "--max_steps", str(step), "--quiet"]
-        status = subprocess.run(command, cwd=ROOT).returncode
-        if status != 0:  # the trainer has said why, above
-            raise UserError(f"{script} stopped with exit status {status} on its way to step {step}; "
-                            f"{checkpoint_dir} keeps what it saved, and a rerun of the learning check goes on from there")
-        steps, values = curve(read_scalars(checkpoint_dir / "tensorboard"), tag)
-        if values:
-            print(f"  {script} step {steps[-1]}: {tag} {values[-1]:.4f} ({time.time() - started:.0f} s)", flush=True)
-    last_logged = max((e.wall_time for events in read_scalars(checkpoint_dir / "tensorboard").values() for e in events),
-                      default=started)
-    return step, last_logged - started
-
-
 def evaluations(values, suffix=""):
     """The first, lowest and last of a run's evaluation ``values`` (None before its first)."""
     return {f"first_eval{suffix}": values[0] if values else None, f"best_eval{suffix}": min(values, default=None),
@@ -228,7 +173,8 @@ def main(argv):
 
     print("reading the runs' logs" if args.report else "training the expert SyncNet", flush=True)
     e_steps, e_seconds = run_trainer("color_syncnet_train.py", [*common, "--hparams", expert_hp, "--eval_batches",
-                                     str(expert_eval)], expert_steps, expert_interval, "eval/loss", EXPERT_TARGET, expert_dir)
+                                     str(expert_eval)], expert_steps, expert_interval, "eval/loss", EXPERT_TARGET, expert_dir,
+                                     "the learning check")
     expert_checkpoint = checkpoints(expert_dir)[-1]
 
     if not (args.report and not checkpoints(generator_dir)):
@@ -236,7 +182,8 @@ def main(argv):
             print("training Wav2Lip against it", flush=True)
         g_steps, g_seconds = run_trainer("wav2lip_train.py", [*common, "--hparams", generator_hp, "--eval_batches",
                                          str(generator_eval), "--syncnet_checkpoint_path", str(expert_checkpoint)],
-                                         generator_steps, generator_interval, "eval/sync", GENERATOR_TARGET, generator_dir)
+                                         generator_steps, generator_interval, "eval/sync", GENERATOR_TARGET, generator_dir,
+                                         "the learning check")
 
     expert_logs = read_scalars(expert_dir / "tensorboard")
     expert = {"eval": curve(expert_logs, "eval/loss"), "train": curve(expert_logs, "train/loss")}
