@@ -19,7 +19,9 @@ from training.checkpoints import (
 )
 from training.config import RECORDED, RUN_FILE, training_config
 from training.config_file import add_config_flag, take_config
+from training.dataset import add_min_confidence_flag
 from training.loop import run_training
+from training.sync_corrections import check_min_confidence, summary
 
 # The least value of each trainer flag that takes a number (None: not given, no limit).
 FLAG_MINIMUMS = {"max_steps": 1, "eval_batches": 1, "keep_last": 0, "log_interval": 1}
@@ -54,6 +56,7 @@ def add_training_flags(parser, disc=False, syncnet=False):
                              "the same step numbers; the others are kept, and --keep_last never prunes them")
     flags.add_filelist_dir_flag(parser, help="folder of train.txt and val.txt (default: filelists/, as the reference; "
                                              "or <data_root>/filelists/ when only that one has them)")
+    add_min_confidence_flag(parser)
     parser.add_argument("--max_steps", type=int, help="stop after this global step (default: train until interrupted)")
     parser.add_argument("--eval_batches", type=int, help="batches per evaluation (default: the reference's number)")
     parser.add_argument("--keep_last", type=int, default=0, metavar="N",
@@ -79,6 +82,9 @@ def main_for(objective_class, build_parser):
 
     def main(argv):
         config = parse_config(objective_class, build_parser, argv)
+        corrections = summary(config.data_root)
+        if corrections and os.environ.get("RANK", "0") == "0":
+            print(corrections)
         try:
             run_training(objective_class, config)
         except (KeyboardInterrupt, cli.Terminated) as stop:
@@ -109,6 +115,8 @@ def parse_config(objective_class, build_parser, argv):
     check_flags(args)
     apply_hparams_argument(args, from_file.hparams, f"--config {from_file.path}")
     cli.existing_folder(args.data_root, "--data_root")
+    if args.min_confidence is not None:
+        check_min_confidence(args.data_root, args.min_confidence)
     return training_config(objective_class, args)
 
 

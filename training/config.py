@@ -19,6 +19,7 @@ from hparams import hparams
 from system.atomic_write import atomic_output
 from training.checkpoints import checkpoint_flag
 from training.dataset import find_filelists
+from training.sync_corrections import fingerprint
 
 RUN_FILE = "run.json"
 
@@ -29,7 +30,7 @@ EXPECTED_TO_CHANGE = frozenset({"resume", "start_over", "checkpoint_path", "disc
 # The keys of run.json that no flag of its trainer sets: what the run found or was (which
 # trainer, how it was launched), and the flags of the other trainers (null there).
 RECORDED = frozenset({"objective", "filelists_from_data_root", "world_size", "constants", "syncnet_checkpoint_path",
-                      "disc_checkpoint_path"})
+                      "disc_checkpoint_path", "sync_corrections", "sync_corrections_sha256"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,9 @@ class TrainingConfig:
     data_root: str
     filelist_dir: str  # the folder of train.txt and val.txt the run reads
     filelists_from_data_root: bool  # --filelist_dir not given and filelists/ has no train.txt: <data_root>/filelists
+    min_confidence: float | None  # clips of a lower sync confidence are left out (training/sync_corrections.py)
+    sync_corrections: str | None  # <data_root>/sync_corrections.csv when there is one: the audio it shifts
+    sync_corrections_sha256: str | None  # what it held, so that a repeat or a resume can tell it changed
     checkpoint_dir: str
     checkpoint_path: str | None
     disc_checkpoint_path: str | None
@@ -88,9 +92,11 @@ def training_config(objective_class, args):
     filelists = args.filelist_dir
     if filelists is None:  # not given: filelists/, or the data's own
         filelists = find_filelists("filelists", args.data_root)
+    corrections, corrections_sha256 = fingerprint(args.data_root)
     return TrainingConfig(
         objective=objective_class.name, data_root=args.data_root, filelist_dir=str(filelists),
         filelists_from_data_root=args.filelist_dir is None and filelists != Path("filelists"),
+        min_confidence=args.min_confidence, sync_corrections=corrections, sync_corrections_sha256=corrections_sha256,
         checkpoint_dir=args.checkpoint_dir, checkpoint_path=args.checkpoint_path,
         disc_checkpoint_path=getattr(args, "disc_checkpoint_path", None),
         syncnet_checkpoint_path=getattr(args, "syncnet_checkpoint_path", None),

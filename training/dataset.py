@@ -42,16 +42,30 @@ from models.inputs import (
 from system.atomic_write import atomic_output
 from system.errors import UserError, describe_os_error
 from training.preprocessing import DONE_MARKER, frame_ids, is_done  # noqa: F401 - the layout, read from here too
-from training.sync_corrections import clip_offsets, corrected_wav, shift_samples
+from training.sync_corrections import (
+    clip_offsets,
+    confident_clips,
+    corrected_wav,
+    left_out_line,
+    shift_samples,
+)
 
 MIN_FRAMES = 3 * WINDOW  # a clip needs more than this many face crops
 SPLITS = ("train", "val", "test")
 FILELIST_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # any folder name's bytes, kept as they are
 MAX_FAILED_DRAWS = 1000  # unreadable draws in a row before the data is declared unusable
+LEFT_OUT_LIST = "low_confidence.txt"  # beside the filelists: the clips --min_confidence left out
 
 
 class DataError(UserError):
     """The dataset cannot give samples: no filelist, no usable clip, nothing readable."""
+
+
+def add_min_confidence_flag(parser):
+    """--min_confidence, as make_filelists.py and the trainers take it."""
+    parser.add_argument("--min_confidence", type=float, metavar="X",
+                        help="leave out the clips whose sync confidence in sync_corrections.csv (written by "
+                             "sync_audit.py --correct) is below X; clips it does not list are kept")
 
 
 def find_filelists(filelists, data_root):
@@ -63,12 +77,13 @@ def find_filelists(filelists, data_root):
     return Path(filelists)
 
 
-def read_filelist(filelists, split, data_root):
+def read_filelist(filelists, split, data_root, min_confidence=None):
     """The clip folders ``<filelists>/<split>.txt`` names, under ``data_root``.
 
     A line names a clip whole when that folder exists (clip names may hold spaces), else by
     its first field (the reference's LRS2 lists add a second, such as "NF"). Entries that name
-    no folder are left out with a warning that counts them.
+    no folder are left out with a warning that counts them; with ``min_confidence``, so are
+    the clips whose sync confidence is below it (training/sync_corrections.py), named.
     """
     path = Path(filelists) / f"{split}.txt"
     if not path.is_file():
@@ -92,7 +107,13 @@ def read_filelist(filelists, split, data_root):
     if missing:
         print(f"warning: {path}: {len(missing)} of {len(lines)} entries name no folder under {data_root} "
               f"(first: {missing[0]}); training goes on without them", file=sys.stderr)
-    return clips
+    if min_confidence is None:
+        return clips
+    names = [clip.relative_to(data_root).as_posix() for clip in clips]
+    kept, left_out = confident_clips(data_root, names, min_confidence)
+    if left_out:
+        print(f"{path}: {left_out_line(data_root, left_out, min_confidence)}")
+    return [Path(data_root) / name for name in kept]
 
 
 def _named_clip(line, data_root):
@@ -121,11 +142,14 @@ def clip_folders(preprocessed_root):
     return found
 
 
-def write_filelists(preprocessed_root, filelists, val_fraction=0.05, test_fraction=0.05, seed=0, overwrite=False):
+def write_filelists(preprocessed_root, filelists, val_fraction=0.05, test_fraction=0.05, seed=0, overwrite=False,
+                    min_confidence=None):
     """Split the usable clips of ``preprocessed_root`` into train/val/test filelists.
 
     The split is by video folder, so clips of one video never land in two lists. Existing
-    lists are kept unless ``overwrite``. Returns {split: number of clips}.
+    lists are kept unless ``overwrite``. With ``min_confidence``, clips whose sync confidence
+    is below it are left out, named, and listed in ``low_confidence.txt`` beside the lists.
+    Returns {split: number of clips}.
     """
     filelists = Path(filelists)
     existing = [filelists / f"{split}.txt" for split in SPLITS if (filelists / f"{split}.txt").exists()]
@@ -134,6 +158,9 @@ def write_filelists(preprocessed_root, filelists, val_fraction=0.05, test_fracti
     clips = _listable(clip_folders(preprocessed_root), preprocessed_root)
     if not clips:
         raise DataError(f"{preprocessed_root} holds no usable clip (<video>/<clip>/ with audio.wav and > {MIN_FRAMES} face crops)")
+    left_out = []
+    if min_confidence is not None:
+        clips, left_out = confident_clips(preprocessed_root, clips, min_confidence)
     videos = sorted({clip.split("/")[0] for clip in clips})
     random.Random(seed).shuffle(videos)
     n_val = round(len(videos) * val_fraction) if val_fraction else 0
@@ -146,9 +173,18 @@ def write_filelists(preprocessed_root, filelists, val_fraction=0.05, test_fracti
     split_of.update({video: "test" for video in videos[n_val:n_val + n_test]})
     lists = {split: [clip for clip in clips if split_of.get(clip.split("/")[0], "train") == split] for split in SPLITS}
     for split, entries in lists.items():
-        with atomic_output(filelists / f"{split}.txt") as temporary:
-            Path(temporary).write_text("".join(f"{entry}\n" for entry in entries), **FILELIST_ENCODING)
+        _write_list(filelists / f"{split}.txt", entries)
+    if left_out:
+        _write_list(filelists / LEFT_OUT_LIST, left_out)
+        print(f"{left_out_line(preprocessed_root, left_out, min_confidence)} (all: {filelists / LEFT_OUT_LIST})")
+    else:  # an earlier split's list of left-out clips no longer holds
+        (filelists / LEFT_OUT_LIST).unlink(missing_ok=True)
     return {split: len(entries) for split, entries in lists.items()}
+
+
+def _write_list(path, entries):
+    with atomic_output(path) as temporary:
+        Path(temporary).write_text("".join(f"{entry}\n" for entry in entries), **FILELIST_ENCODING)
 
 
 def _listable(clips, preprocessed_root):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from system.errors import UserError
+from system.errors import UserError, check_number
 from system.reports import read_rows, write_rows
 
 FILE_NAME = "sync_corrections.csv"
@@ -115,20 +115,26 @@ def summary(data_root):
             f"{len(corrections)} clips (delete it to undo)")
 
 
-def confident_clips(data_root, clips, min_confidence):
-    """(kept, left out): ``clips`` (``<video>/<clip>`` names) split by the rule of --min_confidence:
-    a clip the corrections file gives a confidence below ``min_confidence`` is left out; clips it
-    does not list are kept. No corrections file, or no clip left, is one line."""
+def check_min_confidence(data_root, min_confidence):
+    """--min_confidence must be a number, 0 or more, and needs the confidences of ``data_root``'s
+    corrections file: without it, one line."""
+    check_number("--min_confidence", min_confidence, 0)
     path = corrections_path(data_root)
     if not path.is_file():
         raise UserError(f"--min_confidence {min_confidence:g} needs the confidences of {path}, which does not "
                         f"exist: run sync_audit.py --data_root {data_root} --correct first")
-    corrections = read_corrections(data_root)
-    low = {clip for clip, (_, confidence) in corrections.items() if confidence < min_confidence}
+
+
+def confident_clips(data_root, clips, min_confidence):
+    """(kept, left out): ``clips`` (``<video>/<clip>`` names) split by the rule of --min_confidence:
+    a clip the corrections file gives a confidence below ``min_confidence`` is left out; clips it
+    does not list are kept. No corrections file, or no clip left, is one line."""
+    check_min_confidence(data_root, min_confidence)
+    low = {clip for clip, (_, confidence) in read_corrections(data_root).items() if confidence < min_confidence}
     kept, left_out = [clip for clip in clips if clip not in low], [clip for clip in clips if clip in low]
     if not kept:
-        raise UserError(f"--min_confidence {min_confidence:g} leaves out all {len(clips)} clips ({path} gives "
-                        "none a confidence that high); lower it")
+        raise UserError(f"--min_confidence {min_confidence:g} leaves out all {len(clips)} clips "
+                        f"({corrections_path(data_root)} gives none a confidence that high); lower it")
     return kept, left_out
 
 

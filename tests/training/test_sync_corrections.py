@@ -1,12 +1,18 @@
 """Out-of-sync clips corrected in the training data: shifted audio gives the in-sync clip's mel
 windows, windows that would hold the shift's silence are never drawn, and --min_confidence."""
 
+import hashlib
+import json
+
 import cv2
 import numpy as np
 import pytest
 from scipy.io import wavfile
+from test_training import restore_hparams  # noqa: F401 - autouse: the trainers' --hparams put back after each test
 
+from system import cli
 from system.errors import UserError
+from system.reports import read_rows
 from training import dataset, sync_corrections
 from training.dataset import ExpertSamples, GeneratorSamples
 from training.sync_corrections import (
@@ -16,6 +22,7 @@ from training.sync_corrections import (
     usable_frames,
     write_corrections,
 )
+from training.synthetic_data import make_corpus
 
 FRAMES = 50  # 2 s at 25 fps
 SAMPLES_PER_FRAME = 640  # 16 kHz
@@ -163,3 +170,72 @@ def test_min_confidence_leaves_out_the_clips_below_it_and_names_them(tmp_path):
         confident_clips(tmp_path, ["v/a", "v/b", "w/d"], 9)
     assert sync_corrections.summary(tmp_path) == \
         f"sync corrections: {tmp_path / 'sync_corrections.csv'} shifts the audio of 2 of its 3 clips (delete it to undo)"
+
+
+def corrected_corpus(root):
+    """A tiny synthetic corpus, half of it out of sync, corrected as sync_audit.py --correct would."""
+    make_corpus(root, speakers=6, clips=1, seconds=1.2, seed=3, av_offset_share=0.5, av_offset_max=3)
+    truth = read_rows(root / "av_offsets.csv")
+    write_corrections(root, [{"clip": row["clip"], "offset": row["offset"], "confidence": 1.0 + n}
+                             for n, row in enumerate(truth)])
+    return [row["clip"] for row in truth]
+
+
+def test_make_filelists_leaves_out_the_clips_below_min_confidence_names_and_lists_them(tmp_path, capsys):
+    import make_filelists
+
+    clips = corrected_corpus(tmp_path / "corpus")
+    lists = tmp_path / "lists"
+    argv = ["--preprocessed_root", str(tmp_path / "corpus"), "--filelist_dir", str(lists), "--val", "0.2", "--test", "0"]
+    assert make_filelists.main([*argv, "--min_confidence", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"left out 2 clip(s) whose sync confidence in {tmp_path / 'corpus' / 'sync_corrections.csv'} is below 3: " \
+        f"{clips[0]}, {clips[1]} (all: {lists / 'low_confidence.txt'})" in out
+    listed = [line for split in ("train", "val", "test") for line in (lists / f"{split}.txt").read_text().split()]
+    assert sorted(listed) == clips[2:] and (lists / "low_confidence.txt").read_text().split() == clips[:2]
+    assert make_filelists.main([*argv, "--overwrite"]) == 0  # without the flag: every clip, and no stale list
+    assert "left out" not in capsys.readouterr().out and not (lists / "low_confidence.txt").exists()
+
+    for flags, message in ((["--min_confidence", "7"], "--min_confidence 7 leaves out all 6 clips"),
+                           (["--min_confidence", "-1"], "--min_confidence must be a finite number, 0 or more, not -1")):
+        assert cli.run(make_filelists.main, [*argv, "--overwrite", *flags]) == 1
+        assert capsys.readouterr().err.startswith(f"error: {message}")
+    (tmp_path / "corpus" / "sync_corrections.csv").unlink()
+    assert cli.run(make_filelists.main, [*argv, "--overwrite", "--min_confidence", "3"]) == 1
+    assert capsys.readouterr().err == f"error: --min_confidence 3 needs the confidences of " \
+        f"{tmp_path / 'corpus' / 'sync_corrections.csv'}, which does not exist: run sync_audit.py --data_root " \
+        f"{tmp_path / 'corpus'} --correct first\n"
+
+
+def test_the_training_filelist_leaves_out_the_clips_below_min_confidence(tmp_path, capsys):
+    root = tmp_path / "corpus"
+    clips = corrected_corpus(root)
+    (root / "filelists" / "all.txt").write_text("".join(f"{clip}\n" for clip in clips + clips[:1]))
+    assert dataset.read_filelist(root / "filelists", "all", root) == [root / clip for clip in clips + clips[:1]]
+    assert dataset.read_filelist(root / "filelists", "all", root, 2) == [root / clip for clip in clips[1:]]
+    assert capsys.readouterr().out == f"{root / 'filelists' / 'all.txt'}: left out 2 clip(s) whose sync confidence " \
+        f"in {root / 'sync_corrections.csv'} is below 2: {clips[0]}, {clips[0]}\n"
+
+
+def test_a_trainer_says_it_corrects_records_the_file_and_names_a_changed_one_on_resume(tmp_path, capsys):
+    import color_syncnet_train
+
+    root = tmp_path / "corpus"
+    corrected_corpus(root)
+    out = tmp_path / "expert"
+    argv = ["--data_root", str(root), "--checkpoint_dir", str(out), "--eval_batches", "1", "--device", "cpu", "--quiet",
+            "--hparams", "num_workers=0,syncnet_batch_size=2,syncnet_eval_interval=10,syncnet_checkpoint_interval=1"]
+    path = root / "sync_corrections.csv"
+    assert color_syncnet_train.main([*argv, "--max_steps", "1"]) == 0
+    assert f"sync corrections: {path} shifts the audio of 3 of its 6 clips (delete it to undo)\n" in capsys.readouterr().out
+    config = json.loads((out / "run.json").read_text())
+    assert (config["sync_corrections"], config["sync_corrections_sha256"], config["min_confidence"]) == \
+        (str(path), hashlib.sha256(path.read_bytes()).hexdigest(), None)
+    path.unlink()  # the correction undone
+    assert color_syncnet_train.main([*argv, "--max_steps", "2", "--resume"]) == 0
+    resumed = capsys.readouterr().out
+    assert "sync corrections:" not in resumed
+    assert f"note: training settings differ from checkpoint_step000000001.pth's: sync_corrections: '{path}' -> None, " \
+        f"sync_corrections_sha256: '{config['sync_corrections_sha256']}' -> None\n" in resumed
+    assert cli.run(color_syncnet_train.main, [*argv, "--min_confidence", "1"]) == 1
+    assert "error: --min_confidence 1 needs the confidences of" in capsys.readouterr().err

@@ -120,7 +120,8 @@ def test_the_run_s_configuration_is_in_every_checkpoint_and_in_run_json(corpus, 
     assert config["seed"] == 4321 and config["hparams"]["syncnet_lr"] == 0.00017
     assert json.loads((out / "run.json").read_text()) == config
     assert sorted(config) == sorted([
-        "objective", "data_root", "filelist_dir", "filelists_from_data_root", "checkpoint_dir", "checkpoint_path",
+        "objective", "data_root", "filelist_dir", "filelists_from_data_root", "min_confidence", "sync_corrections",
+        "sync_corrections_sha256", "checkpoint_dir", "checkpoint_path",
         "disc_checkpoint_path", "syncnet_checkpoint_path", "resume", "start_over", "max_steps", "eval_batches",
         "keep_last", "log_interval", "seed", "amp", "device", "quiet", "world_size", "constants", "hparams"])
     assert (config["objective"], config["filelist_dir"], config["amp"], config["eval_batches"], config["max_steps"]) == \
