@@ -16,7 +16,7 @@ from pathlib import Path
 
 from system import cli
 from system.atomic_write import atomic_output
-from system.errors import UserError
+from system.errors import UserError, describe_os_error
 from system.flags import add_verbose_flag, argument_parser
 from training.objectives import (
     SYNC_LOSS_THRESHOLD,
@@ -156,7 +156,7 @@ def target_lines(logs):
     return lines
 
 
-def summary(folder, logs, starts, picture):
+def summary(folder, logs, starts):
     """The lines printed: trainer, steps, evaluations, speed, targets."""
     steps = sorted({p.step for points in logs.values() for p in points})
     done, seconds = training_time(clock(logs))
@@ -184,7 +184,6 @@ def summary(folder, logs, starts, picture):
     if skipped and skipped[-1].value:
         lines.append(f"unreadable samples skipped: {skipped[-1].value:.0f} in the last run")
     lines += target_lines(logs)
-    lines.append(f"picture: {picture}")
     return lines
 
 
@@ -242,9 +241,11 @@ def draw(logs, starts, out, heading):
         axis.set_visible(False)
     figure.suptitle(heading)
     figure.tight_layout()
-    with atomic_output(out) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    try:
+        with atomic_output(out) as temporary:
+            figure.savefig(temporary, format="png", dpi=100)
+    finally:
+        plt.close(figure)
 
 
 def build_parser():
@@ -265,8 +266,13 @@ def main(argv=None):
     if not logs:
         raise UserError(f"the TensorBoard logs in {folder} hold no curves yet")
     out = Path(args.out) if args.out else folder / "report.png"
-    draw(logs, starts, out, f"{trainer_of(logs)}: {folder}")
-    print("\n".join(summary(folder, logs, starts, out)))
+    print("\n".join(summary(folder, logs, starts)), flush=True)  # the summary, whatever becomes of the picture
+    try:
+        draw(logs, starts, out, f"{trainer_of(logs)}: {folder}")
+    except OSError as error:  # a read-only or full folder: named, not the temporary file in it
+        cause = describe_os_error(OSError(error.errno, error.strerror, str(out.parent)))
+        raise UserError(f"{cause}: the picture was not written; name another place with --out PNG") from error
+    print(f"picture: {out}")
     return 0
 
 

@@ -1,11 +1,14 @@
 """python -m training.report: a run's TensorBoard logs -> one picture and a one-screen summary."""
 
+import errno
+import os
+import re
 import subprocess
 import sys
 
 import cv2
 from conftest import ROOT
-from support.confined import ENV, one_line_error
+from support.confined import ENV, READ_ONLY, in_namespace, one_line_error
 from test_training import corpus, flags  # noqa: F401 - corpus: a fixture
 from torch.utils.tensorboard import SummaryWriter
 
@@ -130,9 +133,38 @@ def test_the_report_of_a_real_expert_run(corpus, tmp_path, capsys):  # noqa: F81
     out = tmp_path / "expert"
     assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "2", "--log_interval", "1")) == 0
     trained = capsys.readouterr().out
-    last_eval = trained.split("last evaluation: loss ")[1].split(";")[0]  # the evaluation at step 2
+    last_eval = trained.split("last evaluation: loss ")[1].split(";")[0].split(",")[0]  # at step 2
     text = summary_of(out, capsys)
     assert text.startswith(f"expert SyncNet in {out}: steps 1..2 logged, 1 run(s), ")
-    assert f"  eval/loss   best {last_eval} at step 2, last {last_eval} at step 2\n" in text
+    # the column's width: that of the longest tag logged (eval/sync_accuracy, where the trainer logs it)
+    assert re.search(f"\n  eval/loss +best {last_eval} at step 2, last {last_eval} at step 2\n", text)
     assert f"expert eval loss: best {last_eval} at step 2; the reference's target ~0.25: " in text
     assert_picture(out / "report.png")
+
+
+def test_a_read_only_folder_gets_the_summary_then_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    write_run(tmp_path, {"train/loss": [(1, 0.7, T0), (2, 0.6, T0 + 1)], "eval/loss": [(2, 0.65, T0 + 1)]})
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):  # the kernel's answer in a read-only folder
+        if str(path).startswith(f"{tmp_path}/."):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert cli.run(report.main, [str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"expert SyncNet in {tmp_path}: steps 1..2 logged") and "picture:" not in captured.out
+    assert "  eval/loss   best 0.6500 at step 2, last 0.6500 at step 2\n" in captured.out
+    assert captured.err == f"error: {tmp_path} is read-only (read-only file system): the picture was not written; " \
+        "name another place with --out PNG\n"
+    assert not (tmp_path / "report.png").exists()
+
+
+def test_a_read_only_folder_as_the_kernel_makes_it(tmp_path):
+    folder = tmp_path / "run"
+    write_run(folder, {"train/loss": [(1, 0.7, T0), (2, 0.6, T0 + 1)]})
+    result = in_namespace(READ_ONLY + ' && cd "$ROOT" && "$PY" -m training.report "$FOLDER"', folder)
+    assert one_line_error(result) == f"error: {folder} is read-only (read-only file system): the picture was not " \
+        "written; name another place with --out PNG"
+    assert result.stdout.startswith(f"expert SyncNet in {folder}: steps 1..2 logged")
