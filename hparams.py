@@ -165,6 +165,8 @@ hparams = HParams(
     syncnet_checkpoint_interval=10000,
     # Not the reference's: an expert whose evaluation loss stays at chance this many steps is warned about.
     syncnet_chance_warning_steps=20000,
+    # Not the reference's: the expert's loss, bce (the reference's) or infonce (in-batch negatives, opt-in).
+    expert_loss="bce",
     disc_wt=0.07,
     disc_initial_learning_rate=1e-4,
 )
@@ -219,6 +221,7 @@ RULES = {
     "syncnet_eval_interval": _ABOVE_ZERO,
     "syncnet_checkpoint_interval": _ABOVE_ZERO,
     "syncnet_chance_warning_steps": _ABOVE_ZERO,
+    "expert_loss": ("bce or infonce", lambda v: v in ("bce", "infonce")),
     "disc_wt": _WEIGHT,
     "disc_initial_learning_rate": _POSITIVE,
 }

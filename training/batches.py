@@ -43,7 +43,7 @@ def data_loader(dataset_class, split, config, batch_size, session, steps_per_epo
     Workers are spawned, not forked, for the reason system/processes.py gives: a fork of this
     process, which runs threads (PyTorch's, OpenCV's, TensorBoard's), can hang forever.
     """
-    clips = dataset.read_filelist(config.filelist_dir, split, config.data_root)
+    clips = dataset.read_filelist(config.filelist_dir, split, config.data_root, config.min_confidence)
     samples = dataset_class(clips, seed=f"{config.seed}/{split}")
     steps = steps_per_epoch or max(1, len(clips) // (batch_size * session.world_size))
     workers = loader_workers(config)

@@ -371,6 +371,32 @@ class ExpertSamples(LRS2Clips):
         return faces, torch.from_numpy(mel.T.copy()).unsqueeze(0), label
 
 
+class ContrastiveExpertSamples(LRS2Clips):
+    """Samples for the expert's contrastive loss (``expert_loss=infonce``): (the in-sync window's
+    lower halves 15x48x96, a window of the same clip shifted off its audio, likewise, mel
+    1x80x16, skipped). Drawn as ExpertSamples draws, without the coin: both windows each time."""
+
+    @staticmethod
+    def sample_bytes():
+        return 4 * (2 * 3 * WINDOW * (FACE_SIZE // 2) * FACE_SIZE + MEL_STEP * hparams.num_mels)
+
+    def draw(self, clip):
+        frames = self.pick_frames(clip)
+        if frames is None:
+            return None
+        frame, wrong = frames
+        ids, wrong_ids = window_ids(self.frame_ids(clip), frame), window_ids(self.frame_ids(clip), wrong)
+        if ids is None or wrong_ids is None:
+            return None
+        mel, own = self.mel(clip)
+        mel = crop_audio_window(mel, frame)
+        if len(mel) != MEL_STEP or not holds_own_audio(own, frame, frame):
+            return None
+        faces, shifted = (stack_lower_halves(torch.from_numpy(self.read_window(clip, window)).permute(3, 0, 1, 2))
+                          for window in (ids, wrong_ids))
+        return faces, shifted, torch.from_numpy(mel.T.copy()).unsqueeze(0)
+
+
 class GeneratorSamples(LRS2Clips):
     """Samples for Wav2Lip: (input 6x5x96x96, per-frame mels 5x1x80x16, window mel 1x80x16,
     target 3x5x96x96, skipped).

@@ -82,7 +82,7 @@ def train(objective, config):
     ``config`` says; returns the last step."""
     session, eval_batches, max_steps = objective.session, config.eval_batches, config.max_steps
     train_loader = data_loader(objective.dataset_class, "train", config, objective.batch_size, session)
-    eval_loader = data_loader(objective.dataset_class, "val", config, objective.batch_size, session,
+    eval_loader = data_loader(objective.eval_dataset_class, "val", config, objective.batch_size, session,
                               evaluation_batches(eval_batches, session))
     step, epoch = objective.global_step, objective.global_epoch
     first_step, started = step, time.time()

@@ -28,6 +28,23 @@ def sync_accuracy(audio_embedding, face_embedding, label):
     return ((similarity > 0.5) == label.flatten().bool()).float().mean()
 
 
+INFONCE_TEMPERATURE = 0.1  # cosines of the expert's non-negative unit embeddings lie in [0, 1]: logits in [0, 10]
+
+
+def infonce_loss(audio_embedding, face_embedding, shifted_embedding, temperature=INFONCE_TEMPERATURE):
+    """The expert's contrastive loss (``--hparams expert_loss=infonce``): each audio window
+    picks its own in-sync face window out of every face window of the batch (the other clips',
+    and each clip's window shifted off its audio), cross-entropy on cosine / temperature, in
+    both directions; plus the reference's BCE on each clip's in-sync and shifted pair, so that
+    the cosine stays calibrated at 0.5 and the expert serves the generator's sync loss unchanged."""
+    audio, faces, shifted = (F.normalize(x.float(), dim=1) for x in (audio_embedding, face_embedding, shifted_embedding))
+    targets = torch.arange(len(audio), device=audio.device)
+    logits = audio @ torch.cat([faces, shifted]).T / temperature  # (B, 2B): column i is the in-sync window
+    contrastive = (F.cross_entropy(logits, targets) + F.cross_entropy(logits[:, :len(audio)].T, targets)) / 2
+    labels = torch.cat([torch.ones(len(audio), 1), torch.zeros(len(audio), 1)]).to(audio.device)
+    return contrastive + cosine_loss(torch.cat([audio, audio]), torch.cat([faces, shifted]), labels)
+
+
 def realness_loss(prediction, real):
     """The visual-quality discriminator's loss for its P(real) ``prediction``: BCE against
     all real (``real=True``) or all fake; also the generator's adversarial loss (real=True)."""

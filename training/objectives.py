@@ -24,8 +24,15 @@ from training.checkpoints import (
     restore,
     resume_paths,
 )
-from training.dataset import ExpertSamples, GeneratorSamples
-from training.losses import cosine_loss, generator_loss, realness_loss, sync_accuracy
+from training.dataset import ContrastiveExpertSamples, ExpertSamples, GeneratorSamples
+from training.losses import (
+    INFONCE_TEMPERATURE,
+    cosine_loss,
+    generator_loss,
+    infonce_loss,
+    realness_loss,
+    sync_accuracy,
+)
 from training.samples import collage, write_collage
 
 SYNC_LOSS_THRESHOLD = 0.75  # evaluation sync loss below which the expert's weight is raised
@@ -116,7 +123,7 @@ class ExpertObjective(Objective):
     name = "expert SyncNet"
     script = "color_syncnet_train.py"  # its trainer
     learning_rates = ("syncnet_lr",)  # the hyper-parameters to lower when training diverges
-    dataset_class = ExpertSamples
+    dataset_class = eval_dataset_class = ExpertSamples  # evaluated on the reference's pairs, whatever the loss
     eval_batches = 1400
 
     def __init__(self, session, config):
@@ -126,17 +133,31 @@ class ExpertObjective(Objective):
         self.checkpoint_interval = hparams["syncnet_checkpoint_interval"]
         self.eval_interval = hparams["syncnet_eval_interval"]
         self.chance_steps = hparams["syncnet_chance_warning_steps"]
+        self.contrastive = hparams["expert_loss"] == "infonce"
+        if self.contrastive:  # each sample: the in-sync window and the same clip's shifted one, for one audio
+            self.dataset_class = ContrastiveExpertSamples
         self.model, self.optimizer, state = self.resumable(SyncNet_color(), hparams["syncnet_lr"])
         self.start_from(state)
         self.learning_since = self.global_step  # the last evaluation away from chance (or the run's start)
         self.warned = False
 
+    @classmethod
+    def constants(cls):
+        return {**super().constants(), "infonce_temperature": INFONCE_TEMPERATURE}
+
     def train_step(self, batch):
-        faces, mel, label = batch
         self.optimizer.zero_grad(set_to_none=True)
-        with self.session.autocast():
-            audio_embedding, face_embedding = self.model(mel, faces)
-        loss = cosine_loss(audio_embedding, face_embedding, label)
+        if self.contrastive:
+            faces, shifted, mel = batch
+            with self.session.autocast():  # one pass, so that DDP sees the network run once
+                audio_embedding, face_embedding = self.model(torch.cat([mel, mel]), torch.cat([faces, shifted]))
+            size = len(mel)
+            loss = infonce_loss(audio_embedding[:size], face_embedding[:size], face_embedding[size:])
+        else:
+            faces, mel, label = batch
+            with self.session.autocast():
+                audio_embedding, face_embedding = self.model(mel, faces)
+            loss = cosine_loss(audio_embedding, face_embedding, label)
         self.session.backward(loss)
         self.session.step(self.optimizer)
         self.session.update()
@@ -165,7 +186,7 @@ class GeneratorObjective(Objective):
     name = "Wav2Lip"
     script = "wav2lip_train.py"  # its trainer
     learning_rates = ("initial_learning_rate",)
-    dataset_class = GeneratorSamples
+    dataset_class = eval_dataset_class = GeneratorSamples
     eval_batches = 700
     evaluate_first_step = True
     raised_syncnet_wt = 0.01  # without the GAN a small weight suffices

@@ -239,3 +239,22 @@ def test_a_trainer_says_it_corrects_records_the_file_and_names_a_changed_one_on_
         f"sync_corrections_sha256: '{config['sync_corrections_sha256']}' -> None\n" in resumed
     assert cli.run(color_syncnet_train.main, [*argv, "--min_confidence", "1"]) == 1
     assert "error: --min_confidence 1 needs the confidences of" in capsys.readouterr().err
+
+
+def test_a_trainer_leaves_out_the_clips_below_min_confidence_and_names_them(tmp_path, capsys):
+    import color_syncnet_train
+
+    root = tmp_path / "corpus"
+    corrected_corpus(root)
+    train = [line.strip() for line in (root / "filelists" / "train.txt").open()]
+    unsure = train[:2]  # the audit was unsure of these two training clips
+    write_corrections(root, [{"clip": row["clip"], "offset": row["offset"], "confidence": 0.5 if row["clip"] in unsure
+                              else 5.0} for row in read_rows(root / "av_offsets.csv")])
+    assert color_syncnet_train.main(["--data_root", str(root), "--filelist_dir", str(root / "filelists"),
+                                     "--checkpoint_dir", str(tmp_path / "expert"), "--eval_batches", "1", "--hparams",
+                                     "num_workers=0,syncnet_batch_size=2,syncnet_eval_interval=1000", "--device", "cpu",
+                                     "--quiet", "--max_steps", "1", "--min_confidence", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"train.txt: left out 2 clip(s) whose sync confidence in {root / 'sync_corrections.csv'} is below 1: " \
+        f"{unsure[0]}, {unsure[1]}" in out
+    assert f"{len(train) - 2} training clips" in out

@@ -126,7 +126,8 @@ def test_the_run_s_configuration_is_in_every_checkpoint_and_in_run_json(corpus, 
         "keep_last", "log_interval", "seed", "amp", "device", "quiet", "world_size", "constants", "hparams"])
     assert (config["objective"], config["filelist_dir"], config["amp"], config["eval_batches"], config["max_steps"]) == \
         ("expert SyncNet", str(corpus / "filelists"), "auto", 1, 1)
-    assert config["constants"] == {"eval_batches": 1400, "evaluate_first_step": False, "adam_betas": [0.9, 0.999]}
+    assert config["constants"] == {"eval_batches": 1400, "evaluate_first_step": False, "adam_betas": [0.9, 0.999],
+                                   "infonce_temperature": 0.1}
     assert config["hparams"] == hparams.values()
 
     # Resumed with other settings: each one named (not --resume or --max_steps, which a resume changes).
@@ -169,7 +170,7 @@ def test_a_training_step_under_fp16_autocast_with_a_grad_scaler(tmp_path):
     assert session.amp_dtype == torch.float16 and session.scaler.is_enabled()
     expert = objectives.ExpertObjective.__new__(objectives.ExpertObjective)
     torch.manual_seed(7)  # weights whose first steps overflow at 2^16 (the test alone starts from a random seed)
-    expert.session, expert.model = session, TinySync()
+    expert.session, expert.model, expert.contrastive = session, TinySync(), False
     expert.optimizer = torch.optim.Adam(expert.model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
     batch = (torch.rand(4, 15, 48, 96, generator=g), torch.rand(4, 1, 80, 16, generator=g), torch.tensor([[1.0], [0], [1], [0]]))
@@ -520,3 +521,43 @@ def test_an_evaluation_shows_its_progress(capsys):
     assert evaluate(objective, batches_, session) == {"loss": 2.0}
     shown = capsys.readouterr().err
     assert "evaluation:" in shown and "0/3 [" in shown  # a bar with its total, so tqdm shows an ETA
+
+
+def test_infonce_is_cross_entropy_over_the_batch_plus_the_references_bce_of_each_pair():
+    """Against a computation written out with NumPy: each audio picks its in-sync face among
+    the batch's in-sync and shifted faces (and each in-sync face its audio), at cosine / 0.1;
+    plus the cosine BCE of the in-sync (label 1) and shifted (label 0) pairs."""
+    import numpy as np
+
+    from training.losses import infonce_loss
+
+    g = torch.Generator().manual_seed(0)
+    audio, faces, shifted = (torch.rand(4, 8, generator=g) for _ in range(3))
+    a, f, s = (x.numpy().astype(np.float64) for x in (audio, faces, shifted))
+    a, f, s = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (a, f, s))
+
+    def cross_entropy(logits):  # row i's target is column i
+        logits = logits - logits.max(1, keepdims=True)
+        return float(np.mean(np.log(np.exp(logits).sum(1)) - np.diag(logits)))
+
+    contrastive = (cross_entropy(a @ np.concatenate([f, s]).T / 0.1) + cross_entropy(f @ a.T / 0.1)) / 2
+    cos_in, cos_off = (a * f).sum(1), (a * s).sum(1)
+    bce = -np.mean(np.concatenate([np.log(cos_in), np.log(1 - cos_off)]))
+    assert infonce_loss(audio, faces, shifted).item() == pytest.approx(contrastive + bce, rel=1e-5)
+
+
+def test_an_infonce_expert_trains_and_serves_the_generator_unchanged(corpus, tmp_path, capsys):
+    """expert_loss=infonce: the expert trains on in-sync and shifted windows of each clip, is
+    evaluated on the reference's pairs (its loss and sync accuracy comparable with BCE's), and
+    its checkpoint is the released layout, the generator's frozen expert as any other."""
+    out = tmp_path / "expert"
+    assert color_syncnet_train.main(flags(corpus, out, "--max_steps", "2", hparams_=FAST + ",expert_loss=infonce")) == 0
+    summary = capsys.readouterr().out
+    assert "last evaluation: loss" in summary and ", sync_accuracy " in summary
+    state = read_checkpoint(out / "checkpoint_step000000002.pth")
+    assert state["hparams"]["expert_loss"] == "infonce" and state["config"]["constants"]["infonce_temperature"] == 0.1
+    load_weights(SyncNet_color(), out / "checkpoint_step000000002.pth")  # the released layout, strictly
+    assert wav2lip_train.main(flags(corpus, tmp_path / "generator", "--max_steps", "1", "--syncnet_checkpoint_path",
+                                    str(out / "checkpoint_step000000002.pth"))) == 0
+    assert cli.run(color_syncnet_train.main, flags(corpus, tmp_path / "x", hparams_=FAST + ",expert_loss=ranking")) == 1
+    assert "expert_loss must be bce or infonce, not ranking" in capsys.readouterr().err
