@@ -12,9 +12,11 @@ user runs the scripts, each in its own process:
    it with A's expert (sync_audit.py): the share of shifted clips whose offset it finds within
    +-1 frame (target >= 95 %), and of unshifted clips it flags (target <= 5 %);
 3. trains an expert on the shifted corpus as it is: run B;
-4. applies the audit's correction (``sync_audit.py --correct``) and trains again: run C.
+4. applies the audit's correction (``sync_audit.py --correct``) and trains again: run C;
+5. trains A again with ``--hparams expert_loss=infonce``: run D, and the steps A and D take to
+   90 % sync accuracy (or A's final accuracy, if lower).
 
-A, B and C share the seed, batch, learning rate, steps and precision. Their curves (evaluation
+A, B, C and D share the seed, batch, learning rate, steps and precision. Their curves (evaluation
 loss and sync accuracy against steps, on each run's own validation clips) go to
 ``sync_audit_check.png``; each final expert is also scored on the *clean* validation clips,
 so that the three are compared on the same data. Figures and machine: ``sync_audit_check.json``.
@@ -44,7 +46,9 @@ from training.command_line import add_amp_flag  # noqa: E402
 NAME = "the sync-audit check"
 EVAL_BATCHES = 25  # of 16 pairs, at each evaluation (every 100 steps), as the learning check's --reduced
 FOUND_WITHIN = 1  # frames: an offset found this close to the truth counts as found
-RUNS = {"A": "clean corpus", "B": "40 % of clips shifted", "C": "shifted, after the audit's correction"}
+RUNS = {"A": "clean corpus", "B": "40 % of clips shifted", "C": "shifted, after the audit's correction",
+        "D": "clean corpus, expert_loss=infonce"}
+ACCURACY_TARGET = 0.9  # issue 27: steps to 90 % sync accuracy (or BCE's final accuracy, if lower)
 
 
 def build_parser():
@@ -78,10 +82,11 @@ def write_corpus(folder, args, shifted):
     return folder
 
 
-def train_expert(run, corpus, args):
+def train_expert(run, corpus, args, loss="bce"):
     folder = Path(args.workdir).absolute() / f"expert_{run}"
     workers = min(8, os.cpu_count() or 1)
-    hp = f"syncnet_batch_size=16,num_workers={workers},syncnet_checkpoint_interval=100000,syncnet_eval_interval=100"
+    hp = f"syncnet_batch_size=16,num_workers={workers},syncnet_checkpoint_interval=100000,syncnet_eval_interval=100," \
+         f"expert_loss={loss}"
     common = ["--data_root", str(corpus), "--filelist_dir", str(corpus / "filelists"), "--device", args.device,
               "--amp", args.amp, "--log_interval", "25", "--keep_last", "1", "--seed", "0", "--hparams", hp,
               "--eval_batches", str(EVAL_BATCHES)]
@@ -128,6 +133,11 @@ def clean_accuracy(expert_dir, corpus, batches=50, batch_size=16, seed=1):
     return round(accuracy, 4), round(loss, 4)
 
 
+def first_step_at(points, target):
+    """The first evaluation step whose value reaches ``target`` (None: never)."""
+    return next((step for step, value in zip(*points) if value >= target), None)
+
+
 def plot(out, curves):
     import matplotlib
     matplotlib.use("Agg")
@@ -169,17 +179,26 @@ def main(argv):
     # C trains on the same folder, which now holds the corrections: the training data reads them.
     result_c = train_expert("C", shifted, args)
 
+    # D: A's run with the contrastive loss; the steps each takes to a sync accuracy.
+    result_d = train_expert("D", clean, args, loss="infonce")
+
     results = {}
-    for run, (folder, steps, seconds) in zip("ABC", (result_a, result_b, result_c)):
+    for run, (folder, steps, seconds) in zip("ABCD", (result_a, result_b, result_c, result_d)):
         logs = read_scalars(folder / "tensorboard")
         accuracy, loss = clean_accuracy(folder, clean)
         results[run] = {"data": RUNS[run], "steps": steps, "seconds": round(seconds),
                         "last_eval_loss": curve(logs, "eval/loss")[1][-1],
                         "last_eval_sync_accuracy": curve(logs, "eval/sync_accuracy")[1][-1],
                         "clean_val_sync_accuracy": accuracy, "clean_val_loss": loss}
-    plot(work / "sync_audit_check.png", {run: read_scalars(work / f"expert_{run}" / "tensorboard") for run in "ABC"})
+    logs = {run: read_scalars(work / f"expert_{run}" / "tensorboard") for run in "ABCD"}
+    plot(work / "sync_audit_check.png", logs)
+    target = min(ACCURACY_TARGET, results["A"]["last_eval_sync_accuracy"])
+    reached = {run: first_step_at(curve(logs[run], "eval/sync_accuracy"), target) for run in "AD"}
     summary = {"machine": f"CPU: {cpu_name()}, {os.cpu_count()} cores" if args.device == "cpu" else args.device,
-               "torch": torch.__version__, "amp": args.amp, "audit": audit, "runs": results}
+               "torch": torch.__version__, "amp": args.amp, "audit": audit, "runs": results,
+               "infonce": {"accuracy_target": round(target, 4), "steps_bce": reached["A"], "steps_infonce": reached["D"],
+                           "seconds_per_step_bce": round(results["A"]["seconds"] / max(1, results["A"]["steps"]), 3),
+                           "seconds_per_step_infonce": round(results["D"]["seconds"] / max(1, results["D"]["steps"]), 3)}}
     (work / "sync_audit_check.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     print(f"plot: {work / 'sync_audit_check.png'}")
