@@ -48,7 +48,7 @@ from lipsync.threads import Pipeline, Stopped
 from media.containers import VideoWriter
 from media.provenance import ContentCredentials, lip_sync_metadata
 from media.yuv import bgr_of
-from models.inputs import FACE_SIZE, MEL_STEP
+from models.inputs import FACE_SIZE, MEL_STEP, WINDOW
 from system.atomic_write import atomic_output, check_writable, reading
 from system.errors import UserError
 from system.processes import usable_cores
@@ -116,7 +116,6 @@ def _lip_sync(options, sink, clock):
     summary.timings = clock.figures()
     summary.generator = job.generator.described
     if job.sync is not None:
-        summary.sync = job.sync.finish()
         if sink is None:
             with atomic_output(sync_json_path(options.outfile)) as temporary:
                 Path(temporary).write_text(json.dumps(summary.sync))
@@ -169,6 +168,10 @@ class _Job:
         self.clock.pipeline_started()
         pipeline.start(self._faces_stage, to_generator, summary)
         pipeline.start(self._compose_stage, to_compose, sink)
+        # the expert's scoring takes seconds on a CPU: its own bar, counting the windows of five
+        # faces it scores (one per chunk that has them: at most the chunks less four)
+        self.sync_bar = frame_bar("sync score", max(0, self.total - WINDOW + 1), self.options.progress, "chunk") \
+            if self.sync is not None else contextlib.nullcontext()
         try:
             with self.generator.workers(detecting=self.boxes.detects) as (pool, count):
                 self.clock.set_workers("generator", count)
@@ -184,8 +187,13 @@ class _Job:
             pass
         except BaseException as error:  # noqa: BLE001 - re-raised by join, after the threads stop
             pipeline.fail(error)
-        pipeline.join()
-        self.clock.pipeline_ended()
+        with self.sync_bar:
+            pipeline.join()
+            self.clock.pipeline_ended()
+            if self.sync is not None:  # the windows left over, before the writer closes
+                summary.sync = self.sync.finish()
+                self.sync_bar.total = self.sync.scored  # faceless frames leave windows out
+                self.sync_bar.update(self.sync.scored - self.sync_bar.n)
         return summary
 
     def _generate(self, batch):
@@ -198,6 +206,7 @@ class _Job:
         if self.sync is not None:
             with self.clock.measure("generator"):
                 self.sync.add(batch.face_indices, batch.faces, generated, batch.mels)
+            self.sync_bar.update(self.sync.scored - self.sync_bar.n)
         to_compose.put((batch.frames, batch.boxes, generated))
 
     def _batch_plan(self):

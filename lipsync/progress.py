@@ -4,6 +4,6 @@ network starts loading are system.progress's."""
 from tqdm import tqdm
 
 
-def frame_bar(desc, total, shown=True):
-    """A bar counting frames against ``total``."""
-    return tqdm(total=total, unit="frame", desc=desc, disable=not shown, dynamic_ncols=True)
+def frame_bar(desc, total, shown=True, unit="frame"):
+    """A bar counting frames (or other ``unit``s) against ``total``."""
+    return tqdm(total=total, unit=unit, desc=desc, disable=not shown, dynamic_ncols=True)

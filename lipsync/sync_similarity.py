@@ -22,6 +22,8 @@ class SyncSimilarity:
         scorer = SyncSimilarity(checkpoint, device)
         scorer.add(indices, input_faces, generated_faces, mels)   # per generator batch, in order
         result = scorer.finish()   # {"chunks": [...], "input": [...], "result": [...]}
+
+    The windows are scored 64 at a time; ``scored`` counts those done (for a progress bar).
     """
 
     def __init__(self, checkpoint_path, device="cpu", batch_size=64):
@@ -40,6 +42,10 @@ class SyncSimilarity:
                 self._windows.append(tuple(self._recent))
             if len(self._windows) >= self.batch_size:
                 self._score()
+
+    @property
+    def scored(self):
+        return len(self.scores["chunks"])
 
     def finish(self):
         self._score()

@@ -4,7 +4,7 @@ detection (the face cache's first pass included) beside the lip-sync bar, none o
 
 import pytest
 import torch
-from inference_assets import assets  # noqa: F401 - pytest fixtures
+from inference_assets import assets, detector  # noqa: F401 - pytest fixtures
 from support.synthetic_weights import save_released, seeded
 
 import inference
@@ -68,3 +68,17 @@ def test_the_bf16_note_comes_only_with_verbose(assets, tmp_path, capsys, monkeyp
     box = ["--box", 20, 90, 30, 100]
     assert "--precision bf16" not in lip_sync(assets, tmp_path, capsys, *box)
     assert lip_sync(assets, tmp_path, capsys, *box, "--verbose").count("--precision bf16") == 1
+
+
+def test_the_sync_score_has_its_bar(assets, detector, tmp_path, capsys):
+    # The expert scores each window of five faces (seconds each batch on a CPU): 12 output
+    # frames make 8 windows, counted in their own bar as they are scored, the last ones
+    # before the video is finished; nothing with --quiet.
+    scored = ["--box", 20, 90, 30, 100, "--syncnet_checkpoint_path", assets / "sync.pth"]
+    err = lip_sync(assets, tmp_path, capsys, *scored)
+    assert f"loading the expert SyncNet from {assets / 'sync.pth'}\n" in err
+    assert " 8/8 " in last_state(err, "sync score") and " 12/12 " in last_state(err, "lip-sync")
+    assert lip_sync(assets, tmp_path, capsys, *scored, "--quiet") == ""
+    # frame 5 without a face, skipped: the windows at 0, 6 and 7 alone; the bar ends at their number
+    err = lip_sync(assets, tmp_path, capsys, *scored[5:], "--on_no_face", "skip", face="gaps.mp4")
+    assert " 3/3 " in last_state(err, "sync score")
