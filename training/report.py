@@ -208,8 +208,9 @@ def panels(logs):
     return [(title, sorted(grouped[title]), targets.get(title, [])) for title in order]
 
 
-def draw(logs, starts, out, heading):
-    """One PNG of every panel and the steps/s, written atomically."""
+def figure_of(logs, starts, heading):
+    """The picture: every panel and the steps/s, each point marked (a series of one point is a
+    dot, not an invisible line), whole steps on the x axes."""
     import matplotlib
     matplotlib.use("Agg")  # headless: no display needed
     import matplotlib.pyplot as plt
@@ -222,25 +223,35 @@ def draw(logs, starts, out, heading):
     for axis, (title, tags, targets) in zip(axes.flat, shown):
         for tag in tags:
             points = logs[tag]
-            style = "o-" if tag.startswith("eval/") else "-"
-            axis.plot([p.step for p in points], [p.value for p in points], style, markersize=3, label=tag)
+            size = 3 if tag.startswith("eval/") else 1.5  # the evaluations, fewer, stand out
+            axis.plot([p.step for p in points], [p.value for p in points], "o-", markersize=size, label=tag)
         if title == "learning rate":
             axis.set_yscale("log")
         if title == "steps/s":
             curve = speed_curve(logs)
-            axis.plot([step for step, _ in curve], [rate for _, rate in curve], "-", label="steps/s")
+            axis.plot([step for step, _ in curve], [rate for _, rate in curve], "o-", markersize=1.5, label="steps/s")
         for y, label, line in targets:
             axis.axhline(y, color="grey", ls=line, label=label)
         for number, step in enumerate(starts[1:]):
             axis.axvline(step, color="black", alpha=0.2, lw=1, label=None if number else "a later run's first step")
         axis.set(title=title, xlabel="step")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        low, high = axis.get_xlim()
+        if high - low < 2:  # a step or two: widen the view, or the ticks fall between whole steps
+            axis.set_xlim((low + high) / 2 - 1, (low + high) / 2 + 1)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
     for axis in axes.flat[len(shown):]:
         axis.set_visible(False)
     figure.suptitle(heading)
     figure.tight_layout()
+    return figure
+
+
+def draw(figure, out):
+    """Write ``figure`` to ``out`` atomically."""
+    import matplotlib.pyplot as plt
+
     try:
         with atomic_output(out) as temporary:
             figure.savefig(temporary, format="png", dpi=100)
@@ -268,7 +279,7 @@ def main(argv=None):
     out = Path(args.out) if args.out else folder / "report.png"
     print("\n".join(summary(folder, logs, starts)), flush=True)  # the summary, whatever becomes of the picture
     try:
-        draw(logs, starts, out, f"{trainer_of(logs)}: {folder}")
+        draw(figure_of(logs, starts, f"{trainer_of(logs)}: {folder}"), out)
     except OSError as error:  # a read-only or full folder: named, not the temporary file in it
         cause = describe_os_error(OSError(error.errno, error.strerror, str(out.parent)))
         raise UserError(f"{cause}: the picture was not written; name another place with --out PNG") from error

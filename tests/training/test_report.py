@@ -168,3 +168,22 @@ def test_a_read_only_folder_as_the_kernel_makes_it(tmp_path):
     assert one_line_error(result) == f"error: {folder} is read-only (read-only file system): the picture was not " \
         "written; name another place with --out PNG"
     assert result.stdout.startswith(f"expert SyncNet in {folder}: steps 1..2 logged")
+
+
+def test_every_point_is_marked_and_the_steps_are_whole(tmp_path):
+    # A 2-step run: the evaluation is one point (a line alone would not show it), steps 1 and 2.
+    write_run(tmp_path, {"train/loss": [(1, 0.7, T0), (2, 0.6, T0 + 1)], "eval/loss": [(2, 0.65, T0 + 1)]})
+    logs, starts = report.read_logs(report.event_files(tmp_path))
+    figure = report.figure_of(logs, starts, "expert")
+    figure.canvas.draw()
+    for axis in figure.axes:
+        curves = [line for line in axis.get_lines() if line.get_label().startswith(("train/", "eval/", "steps/s"))]
+        assert curves and all(line.get_marker() == "o" and line.get_markersize() > 0 for line in curves)
+        low, high = axis.get_xlim()
+        shown = [tick for tick in axis.get_xticks() if low <= tick <= high]
+        assert shown and all(tick == int(tick) for tick in shown), (axis.get_title(), shown)
+        labels = [label.get_text() for label, tick in zip(axis.get_xticklabels(), axis.get_xticks()) if low <= tick <= high]
+        assert all(label.lstrip("−-").isdigit() for label in labels), labels
+    loss = figure.axes[0]
+    assert [list(line.get_xdata()) for line in loss.get_lines()][:2] == [[2], [1, 2]]  # eval/loss, train/loss
+
