@@ -2,7 +2,7 @@
 
     python -m training.report checkpoints/expert/
 
-The picture (CHECKPOINT_DIR/report.png unless --out says otherwise) holds the training and
+The picture (CHECKPOINT_DIR/report.png unless --out names a .png, .pdf or .svg) holds the training and
 evaluation losses, sync accuracy and learning rate when they are logged, and steps/s, with the
 reference's targets drawn in. The summary names the trainer, the steps done, the best and last
 evaluation, the speed and where the reference's targets stand. The runs and resumes that
@@ -35,12 +35,29 @@ TITLES = {"loss": "expert: sync loss (BCE)", "sync": "sync loss: the expert on g
           "l1": "L1 loss", "perceptual": "adversarial loss (generator)", "discriminator": "discriminator losses"}
 
 Point = namedtuple("Point", "step wall value run")  # run: which event file, in the order they were written
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}  # --out's suffix -> what matplotlib writes
 
 
 def event_files(folder):
     """The event files of a checkpoint folder (the trainers log into its tensorboard/), or of
     that tensorboard folder itself."""
     return sorted(folder.glob("events.out.tfevents.*")) + sorted(folder.glob("tensorboard/events.out.tfevents.*"))
+
+
+def checkpoint_dir_of(folder):
+    """The trainer's --checkpoint_dir, also when its tensorboard/ folder is named."""
+    return folder.parent if folder.name == "tensorboard" else folder
+
+
+def picture_path(out, folder):
+    """--out, or CHECKPOINT_DIR/report.png; a suffix that names no picture format is refused."""
+    if out is None:
+        return checkpoint_dir_of(folder) / "report.png"
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise UserError(f"--out {out}: the picture is written as PNG, PDF or SVG; name a file ending in "
+                        f"{', '.join(FORMATS)}")
+    return out
 
 
 def read_logs(files):
@@ -249,20 +266,22 @@ def figure_of(logs, starts, heading):
 
 
 def draw(figure, out):
-    """Write ``figure`` to ``out`` atomically."""
+    """Write ``figure`` to ``out`` atomically, in the format its suffix names."""
     import matplotlib.pyplot as plt
 
     try:
         with atomic_output(out) as temporary:
-            figure.savefig(temporary, format="png", dpi=100)
+            figure.savefig(temporary, format=FORMATS[out.suffix.lower()], dpi=100)
     finally:
         plt.close(figure)
 
 
 def build_parser():
     parser = argument_parser(__doc__)
+    parser.prog = "python -m training.report"  # how it is run: "report.py" alone is no command
     parser.add_argument("checkpoint_dir", help="a trainer's --checkpoint_dir (or its tensorboard/ folder)")
-    parser.add_argument("--out", metavar="PNG", help="where to write the picture (default CHECKPOINT_DIR/report.png)")
+    parser.add_argument("--out", metavar="PNG", help="where to write the picture, a .png, .pdf or .svg "
+                                                     "(default: CHECKPOINT_DIR/report.png)")
     add_verbose_flag(parser)
     return parser
 
@@ -270,16 +289,17 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     folder = cli.existing_folder(args.checkpoint_dir, "CHECKPOINT_DIR")
+    out = picture_path(args.out, folder)
     files = event_files(folder)
     if not files:
         raise UserError(f"no TensorBoard logs in {folder}")
     logs, starts = read_logs(files)
     if not logs:
         raise UserError(f"the TensorBoard logs in {folder} hold no curves yet")
-    out = Path(args.out) if args.out else folder / "report.png"
-    print("\n".join(summary(folder, logs, starts)), flush=True)  # the summary, whatever becomes of the picture
+    home = checkpoint_dir_of(folder)
+    print("\n".join(summary(home, logs, starts)), flush=True)  # the summary, whatever becomes of the picture
     try:
-        draw(figure_of(logs, starts, f"{trainer_of(logs)}: {folder}"), out)
+        draw(figure_of(logs, starts, f"{trainer_of(logs)}: {home}"), out)
     except OSError as error:  # a read-only or full folder: named, not the temporary file in it
         cause = describe_os_error(OSError(error.errno, error.strerror, str(out.parent)))
         raise UserError(f"{cause}: the picture was not written; name another place with --out PNG") from error

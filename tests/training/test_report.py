@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 from conftest import ROOT
 from support.confined import ENV, READ_ONLY, in_namespace, one_line_error
 from test_training import corpus, flags  # noqa: F401 - corpus: a fixture
@@ -187,3 +188,40 @@ def test_every_point_is_marked_and_the_steps_are_whole(tmp_path):
     loss = figure.axes[0]
     assert [list(line.get_xdata()) for line in loss.get_lines()][:2] == [[2], [1, 2]]  # eval/loss, train/loss
 
+
+def test_the_tensorboard_folder_s_picture_goes_to_the_checkpoint_dir(tmp_path, capsys):
+    write_run(tmp_path, {"train/loss": [(1, 0.7, T0), (2, 0.6, T0 + 1)]})
+    text = summary_of(tmp_path / "tensorboard", capsys)
+    assert text.startswith(f"expert SyncNet in {tmp_path}: ") and text.endswith(f"picture: {tmp_path / 'report.png'}\n")
+    assert_picture(tmp_path / "report.png")
+    assert not (tmp_path / "tensorboard" / "report.png").exists()
+
+
+def test_out_s_suffix_chooses_the_format_and_any_other_is_refused(tmp_path, capsys):
+    write_run(tmp_path, {"train/loss": [(1, 0.7, T0), (2, 0.6, T0 + 1)]})
+    summary_of(tmp_path, capsys, "--out", str(tmp_path / "run.svg"))
+    assert (tmp_path / "run.svg").read_text().lstrip().startswith("<?xml") and "<svg" in (tmp_path / "run.svg").read_text()
+    summary_of(tmp_path, capsys, "--out", str(tmp_path / "run.PDF"))
+    assert (tmp_path / "run.PDF").read_bytes().startswith(b"%PDF")
+    for name in ("run.txt", "run"):
+        assert cli.run(report.main, [str(tmp_path), "--out", str(tmp_path / name)]) == 1
+        captured = capsys.readouterr()
+        assert captured.err == f"error: --out {tmp_path / name}: the picture is written as PNG, PDF or SVG; " \
+            "name a file ending in .png, .pdf, .svg\n" and captured.out == ""
+        assert not (tmp_path / name).exists()
+
+
+def test_the_learning_rates_the_trainers_log_are_drawn_as_such(tmp_path, capsys):
+    write_run(tmp_path, {"train/perceptual": [(10, 0.7, T0 + 10)], "train/l1": [(10, 0.1, T0 + 10)],
+                         "train/learning_rate": [(10, 1e-4, T0 + 10)], "train/disc_learning_rate": [(10, 2e-4, T0 + 10)]})
+    text = summary_of(tmp_path, capsys)
+    assert "  train/learning_rate       0.0001 since step 10\n  train/disc_learning_rate  0.0002 since step 10\n" in text
+    logs, _ = report.read_logs(report.event_files(tmp_path))
+    assert report.panels(logs)[-1] == ("learning rate", ["train/disc_learning_rate", "train/learning_rate"], [])
+    assert "discriminator losses" not in [title for title, _, _ in report.panels(logs)]
+
+
+def test_help_names_the_command_as_it_is_run(capsys):
+    with pytest.raises(SystemExit):
+        report.main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m training.report [-h]")
