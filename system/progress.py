@@ -14,3 +14,8 @@ def loading(what, path, shown=True, device=None):
     """Say that ``what`` is loading from ``path`` (onto ``device``, when named): a large file,
     PyTorch's first import, a GPU's first use take seconds."""
     say(f"loading {what} from {path}" + (f" on {device}" if device is not None else ""), shown)
+
+
+def counted(number, noun):
+    """"1 clip", "2 clips": ``number`` and ``noun``, plural unless one (nouns that take an s)."""
+    return f"{number} {noun}{'s' * (number != 1)}"

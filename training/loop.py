@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from system.atomic_write import reading
 from system.errors import UserError
+from system.progress import counted
 from training.batches import (
     batches,
     check_batch_memory,
@@ -70,8 +71,8 @@ def evaluate_and_log(objective, loader, session, step, eval_batches):
 
 
 def _announce(objective, train_loader, eval_loader, session, step):
-    print(f"{objective.name}: {len(train_loader.dataset.clips)} training clips, {len(eval_loader.dataset.clips)} "
-          f"validation clips; batch {objective.batch_size} x {session.world_size} process(es) on {session.device}"
+    print(f"{objective.name}: {counted(len(train_loader.dataset.clips), 'training clip')}, "
+          f"{counted(len(eval_loader.dataset.clips), 'validation clip')}; batch {objective.batch_size} x {session.world_size} process(es) on {session.device}"
           + (f", mixed precision {str(session.amp_dtype).split('.')[-1]}" if session.amp_dtype else "")
           + f"; starting at step {step}")
     print(disk_use(objective, objective.config, objective.checkpoint_interval))
@@ -117,23 +118,31 @@ def train(objective, config):
             if (step == 1 and objective.evaluate_first_step) or step % objective.eval_interval == 0:
                 last_eval = evaluate_and_log(objective, eval_loader, session, step, eval_batches)
             if step % config.log_interval == 0 or step == max_steps:
-                now = time.time()
-                session.log_scalars("train", {**_means(running), **objective.scalars(), "skipped_samples": skipped,
-                                              "steps_per_second": (step - tick_step) / max(now - tick, 1e-9)}, step)
-                running, tick, tick_step = {}, now, step
+                log_training(objective, running, skipped, step, tick_step, tick)
+                running, tick, tick_step = {}, time.time(), step
             if max_steps is not None and step >= max_steps:
                 break
     finally:
         bar.close()
+        if step > tick_step:  # stopped between log lines (Ctrl-C, an error): its last steps are logged too
+            log_training(objective, running, skipped, step, tick_step, tick)
     if step % objective.checkpoint_interval != 0 and step != 1:
         save_unless_diverged(objective, step, epoch)  # the final state, unless that step was just saved
     if session.is_main:
         seconds = time.time() - started
         steps = step - first_step
-        print(f"{objective.name}: trained steps {first_step}..{step} ({steps} steps, {seconds:.0f} s, "
+        print(f"{objective.name}: trained steps {first_step}..{step} ({counted(steps, 'step')}, {seconds:.0f} s, "
               f"{steps / max(seconds, 1e-9):.2f} steps/s); last evaluation: {format_losses(last_eval) or 'none'}"
               f"{objective.status()}; {skipped} unreadable samples skipped; checkpoints in {session.checkpoint_dir}")
     return step
+
+
+def log_training(objective, running, skipped, step, tick_step, tick):
+    """The training scalars at ``step``: the running means since ``tick_step``, the objective's
+    settings (learning rates, syncnet_wt), unreadable samples skipped and steps per second."""
+    objective.session.log_scalars("train", {**_means(running), **objective.scalars(), "skipped_samples": skipped,
+                                            "steps_per_second": (step - tick_step) / max(time.time() - tick, 1e-9)},
+                                  step)
 
 
 def unless_diverged(objective, when, losses_of):

@@ -104,7 +104,9 @@ class Objective:
         return {}
 
     def scalars(self):
-        return {}
+        """What a training log holds beside the losses: each optimiser's learning rate."""
+        return {"learning_rate" if prefix == MAIN_PREFIX else f"{prefix.rstrip('_')}_learning_rate":
+                optimizer.param_groups[0]["lr"] for prefix, _, optimizer in self.networks()}
 
     def status(self):
         return ""
@@ -220,7 +222,7 @@ class GeneratorObjective(Objective):
         return {"syncnet_wt": self.syncnet_wt}
 
     def scalars(self):
-        return {"syncnet_wt": self.syncnet_wt}
+        return {**super().scalars(), "syncnet_wt": self.syncnet_wt}
 
     def status(self):
         return f"; syncnet_wt {self.syncnet_wt}"

@@ -17,6 +17,7 @@ from models.checkpoint import read_checkpoint
 from system import cli
 from training.checkpoints import checkpoint_bytes
 from training.objectives import ExpertObjective
+from training.report import event_files, read_logs
 
 # test_training's fixtures: the tiny synthetic corpus, and hparams put back after each test
 corpus, restore_hparams = test_training.corpus, test_training.restore_hparams
@@ -72,6 +73,11 @@ def test_a_stopped_run_ends_with_the_command_that_resumes_it(corpus, tmp_path, c
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"{word}; its newest checkpoint is of step 1; resume with: python color_syncnet_train.py --config "
         f"{out / 'run.json'} --resume")
+    # The step done before the stop is in the logs (between two log lines it would be lost), so
+    # that python -m training.report draws it; the learning rate beside it.
+    logs = read_logs(event_files(out / "tensorboard"))[0]
+    assert [(p.step, p.value) for p in logs["train/learning_rate"]] == [(1, pytest.approx(1e-4))]
+    assert [p.step for p in logs["train/loss"]] == [1]
     if stop is cli.Terminated:
         return
     monkeypatch.undo()

@@ -210,7 +210,7 @@ def test_generator_trains_writes_samples_and_resumes_syncnet_wt(corpus, tmp_path
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
     assert {"train/l1", "train/sync", "eval/sync", "eval/l1", "train/syncnet_wt", "eval/sync_accuracy",
-            "eval/truth_sync"} <= set(events.Tags()["scalars"])
+            "eval/truth_sync", "train/learning_rate"} <= set(events.Tags()["scalars"])
     accuracy = [event.value for event in events.Scalars("eval/sync_accuracy")]
     assert accuracy and all(0 <= value <= 1 for value in accuracy)
     assert "samples" in events.Tags()["images"]
