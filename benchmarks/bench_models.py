@@ -3,11 +3,11 @@
     python benchmarks/bench_models.py                      # CPU, and CUDA when present
     python benchmarks/bench_models.py --devices cpu --repeats 3
 
-Generator: batches of --gen_batch (default 128) 96x96 faces, as inference.py feeds it.
+Generator: batches of --wav2lip_batch_size (default 128) 96x96 faces, as inference.py feeds it.
 Training step: --train_batch (default 4) windows of 5 frames through the generator and the
 frozen expert, L1 plus sync loss, backward and Adam, as wav2lip_train.py runs it with and
 without ``--amp``.
-S3FD: --det_batch (default 16) frames of --det_size (default 1280x720) through the network
+S3FD: --face_det_batch_size (default 16) frames of --det_size (default 1280x720) through the network
 and the post-processing (``S3FDDetector.detect``). Weights are random (seeded); the detector's
 class biases are set so that, as with real weights on a video, few positions are candidates,
 so post-processing costs what it does in practice. Prints a Markdown table.
@@ -33,7 +33,11 @@ from models.fusion import fuse_for_inference  # noqa: E402
 from models.inputs import stack_lower_halves  # noqa: E402
 from system.cli import run  # noqa: E402
 from system.errors import check_number  # noqa: E402
-from system.flags import argument_parser  # noqa: E402
+from system.flags import (  # noqa: E402
+    add_face_det_batch_flag,
+    add_wav2lip_batch_flag,
+    argument_parser,
+)
 from training.losses import cosine_loss, generator_loss  # noqa: E402
 
 
@@ -129,9 +133,9 @@ def bench_detector(device, batch, size, repeats, weights_dir):
 def build_parser():
     p = argument_parser(__doc__)
     p.add_argument("--devices", nargs="+", metavar="DEVICE", help="devices to run on (default: cpu, and cuda when present)")
-    p.add_argument("--gen_batch", type=int, default=128, help="faces per generator batch")
+    add_wav2lip_batch_flag(p, "--gen_batch")  # inference's name; the benchmark's first one still parses
     p.add_argument("--train_batch", type=int, default=4, help="5-frame windows per training step")
-    p.add_argument("--det_batch", type=int, default=16, help="frames per S3FD batch")
+    add_face_det_batch_flag(p, "--det_batch")
     p.add_argument("--det_size", type=frame_size, default=FrameSize(1280, 720), metavar="WxH",
                    help="WIDTHxHEIGHT of the detector's frames")
     p.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up; the best counts")
@@ -141,7 +145,7 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    for name in ("gen_batch", "train_batch", "det_batch", "repeats"):
+    for name in ("wav2lip_batch_size", "train_batch", "face_det_batch_size", "repeats"):
         check_number(f"--{name}", getattr(args, name), 1, whole=True)
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, Python {platform.python_version()}\n")
@@ -149,10 +153,10 @@ def main(argv):
     with tempfile.TemporaryDirectory() as weights_dir:
         for name in devices:
             device = torch.device(name)
-            rows = bench_generator(device, args.gen_batch, args.repeats)
+            rows = bench_generator(device, args.wav2lip_batch_size, args.repeats)
             rows += bench_training_step(device, args.train_batch, args.repeats)
             if not args.skip_detector:
-                rows += bench_detector(device, args.det_batch, args.det_size, args.repeats, Path(weights_dir))
+                rows += bench_detector(device, args.face_det_batch_size, args.det_size, args.repeats, Path(weights_dir))
             for what, precision, fps in rows:
                 print(f"| {describe(device)} | {what} | {precision} | {fps:.2f} |", flush=True)
     return 0

@@ -13,7 +13,12 @@ from lipsync.marking import add_marking_flags
 from lipsync.options import CHOICES
 from lipsync.pipeline import sync_json_path
 from media.provenance import unmarked_warning
-from system.flags import add_detector_flag, add_face_det_batch_flag, add_run_flags
+from system.flags import (
+    add_detector_flag,
+    add_face_det_batch_flag,
+    add_run_flags,
+    add_wav2lip_batch_flag,
+)
 
 SIDES = ("TOP", "BOTTOM", "LEFT", "RIGHT")  # of a box: --pads, --crop, --box
 NO_FACE = ("stop (the reference), take the box from the neighbouring frames for gaps up to --max_gap (longer gaps pass "
@@ -67,7 +72,7 @@ def add_pads_flag(p, default=(0, 10, 0, 0), note=" (include the chin: bottom >= 
 
 def add_batch_size_flags(p):
     add_face_det_batch_flag(p)
-    p.add_argument("--wav2lip_batch_size", type=int, default=128, help="frames per generator batch")
+    add_wav2lip_batch_flag(p)
 
 
 def add_no_face_flags(p, default="interpolate", choices_mean=NO_FACE):
@@ -94,7 +99,8 @@ def _add_extra_flags(extra):
                             "importing PyTorch when --box is given")
     extra.add_argument("--det_max_side", type=int, default=None,
                        help="detect faces on a copy scaled down to at most this many pixels on its longer side "
-                            "(faster; boxes become less precise, and small faces may be missed)")
+                            "(faster; boxes become less precise, and small faces may be missed); without it, "
+                            "faces are detected on the frames at their full size")
     extra.add_argument("--det_stride", type=int, default=1,
                        help="detect faces on every k-th frame only and interpolate the boxes in between "
                             "(about k times faster detection; boxes lag fast head motion)")

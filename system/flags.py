@@ -5,16 +5,21 @@ with one help text and one default; an older spelling of it still parses but is 
 import argparse
 
 FACE_DET_BATCH_SIZE = 16  # the reference's inference.py; frames per S3FD batch in every script
+WAV2LIP_BATCH_SIZE = 128  # the reference's inference.py; faces per generator batch
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """--help shows each flag's default where there is one to show (not for on/off switches,
-    nor None or an empty text), and hides the older spellings of a flag."""
+    nor None or an empty text), several values as they are typed (1280x720 1920x1080, not a
+    Python list), and hides the older spellings of a flag."""
 
     def _get_help_string(self, action):
         if action.nargs == 0 or _is_switch(action) or action.default in (None, "", argparse.SUPPRESS) \
                 or action.default is False:
             return action.help
+        if isinstance(action.default, (list, tuple)) and action.nargs not in (None, "?"):  # several values
+            typed = " ".join(map(str, action.default)).replace("%", "%%")  # help texts are %-formatted
+            return f"{action.help} (default: {typed})"
         return super()._get_help_string(action)
 
     def _format_action_invocation(self, action):
@@ -68,7 +73,7 @@ def add_verbose_flag(parser):
 def add_detector_flag(parser):
     """The S3FD weights, as every script that detects faces names them (dest ``detector_path``)."""
     flag(parser, "--detector_checkpoint_path", "--detector_path", "--detector_weights", dest="detector_path", metavar="PATH",
-         help="S3FD weights (default face_detection/detection/sfd/s3fd.pth)")
+         help="S3FD weights (default: face_detection/detection/sfd/s3fd.pth)")
 
 
 def add_face_det_batch_flag(parser, *old_spellings):
@@ -76,6 +81,12 @@ def add_face_det_batch_flag(parser, *old_spellings):
     flag(parser, "--face_det_batch_size", *old_spellings, dest="face_det_batch_size", type=int,
          default=FACE_DET_BATCH_SIZE, metavar="N",
          help="frames per S3FD batch (larger is faster on a GPU with memory to spare)")
+
+
+def add_wav2lip_batch_flag(parser, *old_spellings):
+    """Faces per generator batch, as inference and the benchmarks take it."""
+    flag(parser, "--wav2lip_batch_size", *old_spellings, dest="wav2lip_batch_size", type=int,
+         default=WAV2LIP_BATCH_SIZE, metavar="N", help="frames per generator batch")
 
 
 def add_syncnet_flag(parser, help, *old_spellings, **settings):

@@ -40,7 +40,7 @@ def build_parser():
     add_scoring_flags(p)
     p.add_argument("--tmp_dir", default=None, help="accepted for the reference's command lines; nothing is written there")
     p.add_argument("--reference", default=None, help="accepted for the reference's command lines (a run's name); unused")
-    p.add_argument("--scores", help="per-video scores (.csv or .json; default results/<data_root's name>_lse_scores.csv)")
+    p.add_argument("--scores", help="per-video scores, .csv or .json (default: results/<data_root's name>_lse_scores.csv)")
     p.add_argument("--no_jpeg_roundtrip", action="store_true",
                    help="score the decoded frames directly, skipping the reference's JPEG frames (see docs/evaluation.md)")
     add_shard_flag(p)

@@ -60,7 +60,7 @@ def build_parser():
     add_face_det_batch_flag(p)
     p.add_argument("--min_track", type=int, default=MIN_TRACK, help="shortest face track scored, in frames at 25 fps")
     p.add_argument("--min_face_size", type=int, default=MIN_FACE_SIZE, help="smallest mean face size scored, in pixels")
-    p.add_argument("--scores", help="per-track scores (.csv or .json; default results/<data_root's name>_lse_real_scores.csv)")
+    p.add_argument("--scores", help="per-track scores, .csv or .json (default: results/<data_root's name>_lse_real_scores.csv)")
     add_shard_flag(p)
     add_run_flags(p)
     return p

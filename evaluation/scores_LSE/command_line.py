@@ -13,7 +13,7 @@ def add_scoring_flags(parser):
     """The SyncNet both scripts score with (its weights under the reference's --initial_model
     too), --batch_size and --vshift."""
     add_syncnet_flag(parser, f"syncnet_v2.model, as released: LSE's SyncNet, not the training expert "
-                             f"(default {SYNCNET_WEIGHTS})", "--initial_model")
+                             f"(default: {SYNCNET_WEIGHTS})", "--initial_model")
     parser.add_argument("--batch_size", type=int, default=20, help="5-frame windows per SyncNet batch")
     parser.add_argument("--vshift", type=int, default=15, help="audio offsets -vshift..+vshift frames are tried")
 

@@ -63,4 +63,4 @@ def test_a_bad_frame_size_is_refused_by_the_parser(name, argv, capsys):
 def test_sizes_read_and_show_as_width_x_height():
     parser = benchmark("bench_inference").build_parser()
     assert parser.parse_args(["--sizes", "640X360"]).sizes == [(640, 360)]
-    assert "(default: [1280x720, 1920x1080])" in " ".join(parser.format_help().split())
+    assert "(default: 1280x720 1920x1080)" in " ".join(parser.format_help().split())  # as typed
