@@ -72,6 +72,7 @@ def main(argv):
             raise UserError("--shard splits the frames of videos and images: not --save_stats or a .npz PATH")
         check_writable(Path(args.shard_stats).parent)
         check_output(shard.path(args.shard_stats), "--shard_stats", {"--inception_checkpoint_path": args.inception_checkpoint_path})
+    check_inputs(args.paths[:1] if args.save_stats else args.paths)
     device = pick_device(args.device)
     loading("InceptionV3", args.inception_checkpoint_path, not args.quiet, device)
     model = load_inception(args.inception_checkpoint_path, device)
@@ -87,6 +88,16 @@ def main(argv):
     print(f"Frames: {_counted(real[2], first)} real, {_counted(generated[2], second)} generated")
     print(f"FID: {frechet_distance(real[0], real[1], generated[0], generated[1])}")
     return 0
+
+
+def check_inputs(paths):
+    """A missing PATH, or a folder without videos or images, is one line before InceptionV3
+    loads (seconds), not after."""
+    for path in paths:
+        if not path.endswith(".npz"):
+            media_files(path)
+        elif not Path(path).is_file():
+            raise UserError(f"{path} not found")
 
 
 def _counted(frames, path):

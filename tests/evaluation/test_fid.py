@@ -24,6 +24,7 @@ from media.containers import read_frames
 from media.synthetic import face_frames, write_video
 from models import Wav2Lip_disc_qual
 from models.checkpoint import CheckpointError
+from system.cli import run
 from system.errors import UserError
 
 SCRIPT = ROOT / "evaluation" / "fid.py"
@@ -194,3 +195,20 @@ def test_two_shards_and_a_merge_give_one_runs_fid(inception_file, tmp_path, caps
     assert not list(tmp_path.glob("stats*"))  # the shard files are merged away
     with pytest.raises(UserError, match="not --save_stats or a .npz"):
         fid.main([*common[:1], str(stats), *common[2:], "--shard", "0/2"])
+
+
+def test_missing_or_empty_inputs_are_one_line_before_inception_loads(tmp_path, capsys, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("InceptionV3 loaded before the inputs were checked")
+
+    monkeypatch.setattr(fid, "load_inception", never)
+    real, empty = _write_inputs(tmp_path / "real", 3), tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no frames here")
+    for paths, error in ([[tmp_path / "missing", empty], f"{tmp_path / 'missing'} not found"],
+                         [[real, empty], f"no videos or images in {empty}"],
+                         [[tmp_path / "stats.npz", real], f"{tmp_path / 'stats.npz'} not found"],
+                         [[empty, tmp_path / "out.npz", "--save_stats"], f"no videos or images in {empty}"]):
+        assert run(fid.main, [*map(str, paths), "--inception_checkpoint_path", str(tmp_path / "absent.pth")]) == 1
+        assert capsys.readouterr().err == f"error: {error}\n"  # no "loading InceptionV3" line before it
+    assert not (tmp_path / "out.npz").exists()
