@@ -46,8 +46,12 @@ def _shown_spellings(action):
 
 
 def argument_parser(doc):
-    """The parser of a script: the first paragraph of ``doc`` as its description, defaults in --help."""
-    return argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=HelpFormatter)
+    """The parser of a script: the first paragraph of ``doc`` as its description, defaults in
+    --help. A flag is taken as spelled, never as the start of a longer one: an abbreviation
+    would also match the hidden old spellings (--filelist: --filelist_dir or --filelists?), and
+    a new flag would make an old abbreviation ambiguous."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=HelpFormatter,
+                                   allow_abbrev=False)
 
 
 def flag(parser, name, *old_spellings, **settings):

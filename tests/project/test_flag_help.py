@@ -3,6 +3,7 @@ typed, and the benchmarks' batch sizes under inference's names (their first name
 
 import re
 
+import pytest
 from conftest import ROOT
 from test_benchmarks import benchmark
 from test_flags import SCRIPTS, parser_of
@@ -50,3 +51,15 @@ def test_det_max_side_says_what_no_value_means():
 
     action = next(a for a in build_parser()._actions if "--det_max_side" in a.option_strings)
     assert action.default is None and action.help.endswith("without it, faces are detected on the frames at their full size")
+
+
+def test_a_flag_is_taken_as_spelled_never_as_the_start_of_a_longer_one(capsys):
+    # --filelist, typed to a trainer (whose --filelist_dir has the hidden old spelling --filelists)
+    trainer = parser_of(ROOT / "wav2lip_train.py")
+    for typed in (["--filelist", "x"], ["--data_roo", "x"]):
+        with pytest.raises(SystemExit) as stopped:
+            trainer.parse_args(["--data_root", "d", "--checkpoint_dir", "c", "--syncnet_checkpoint_path", "s", *typed])
+        assert stopped.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1].endswith(f"unrecognized arguments: {' '.join(typed)}")
+    for path in SCRIPTS:
+        assert parser_of(path).allow_abbrev is False, path
