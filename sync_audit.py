@@ -52,7 +52,7 @@ def build_parser():
                         "syncnet_v2.model", required=True)
     p.add_argument("--filelist", help="audit only the <video>/<clip> folders this .txt filelist names (default: every clip)")
     p.add_argument("--max_offset", type=int, default=MAX_OFFSET, help="audio offsets -max_offset..+max_offset frames are tried")
-    p.add_argument("--report", help=f"per-clip results, .csv or .json (default <data_root>/{REPORT_NAME}); "
+    p.add_argument("--report", help=f"per-clip results, .csv or .json (default: <data_root>/{REPORT_NAME}); "
                                     "the histogram is written beside it (.png)")
     p.add_argument("--batch_size", type=int, default=32, help="5-frame windows per SyncNet batch")
     p.add_argument("--min_confidence", type=float, metavar="C",

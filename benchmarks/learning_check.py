@@ -120,8 +120,8 @@ def build_parser():
                                                          "CPU), cpu, cuda, cuda:1, mps")
     add_amp_flag(parser)
     add_hparams_argument(parser)  # to both trainers, after the check's own
-    parser.add_argument("--expert_steps", type=int, help="most expert steps (default 20000, reduced 4000)")
-    parser.add_argument("--generator_steps", type=int, help="most generator steps (default 20000, reduced 3000)")
+    parser.add_argument("--expert_steps", type=int, help="most expert steps (default: 20000; 4000 with --reduced)")
+    parser.add_argument("--generator_steps", type=int, help="most generator steps (default: 20000; 3000 with --reduced)")
     parser.add_argument("--report", action="store_true",
                         help="train no further: write the figures and the plot from the workdir's logs so far")
     parser.add_argument("--speakers", type=int, default=40, help="speakers of the synthetic corpus")

@@ -18,7 +18,7 @@ from training.checkpoints import (
     complete_steps,
 )
 from training.config import RECORDED, RUN_FILE, training_config
-from training.config_file import add_config_flag, take_config
+from training.config_file import add_config_flag, blame_file, take_config
 from training.dataset import add_min_confidence_flag
 from training.loop import run_training
 from training.sync_corrections import check_min_confidence, summary
@@ -112,7 +112,10 @@ def parse_config(objective_class, build_parser, argv):
         for dest in ("checkpoint_path", "disc_checkpoint_path"):
             if dest in from_file.flags and getattr(args, dest) == from_file.flags[dest]:
                 setattr(args, dest, None)
-    check_flags(args)
+    try:
+        check_flags(args)
+    except UserError as error:
+        raise blame_file(error, from_file, argv) from None
     apply_hparams_argument(args, from_file.hparams, f"--config {from_file.path}")
     cli.existing_folder(args.data_root, "--data_root")
     if args.min_confidence is not None:

@@ -92,20 +92,26 @@ def training_config(objective_class, args):
     filelists = args.filelist_dir
     if filelists is None:  # not given: filelists/, or the data's own
         filelists = find_filelists("filelists", args.data_root)
-    corrections, corrections_sha256 = fingerprint(args.data_root)
+    corrections, corrections_sha256 = fingerprint(absolute(args.data_root))
     return TrainingConfig(
-        objective=objective_class.name, data_root=args.data_root, filelist_dir=str(filelists),
+        objective=objective_class.name, data_root=absolute(args.data_root), filelist_dir=absolute(filelists),
         filelists_from_data_root=args.filelist_dir is None and filelists != Path("filelists"),
         min_confidence=args.min_confidence, sync_corrections=corrections, sync_corrections_sha256=corrections_sha256,
-        checkpoint_dir=args.checkpoint_dir, checkpoint_path=args.checkpoint_path,
-        disc_checkpoint_path=getattr(args, "disc_checkpoint_path", None),
-        syncnet_checkpoint_path=getattr(args, "syncnet_checkpoint_path", None),
+        checkpoint_dir=absolute(args.checkpoint_dir), checkpoint_path=absolute(args.checkpoint_path),
+        disc_checkpoint_path=absolute(getattr(args, "disc_checkpoint_path", None)),
+        syncnet_checkpoint_path=absolute(getattr(args, "syncnet_checkpoint_path", None)),
         resume=args.resume, start_over=args.start_over, max_steps=args.max_steps,
         eval_batches=args.eval_batches or objective_class.eval_batches, keep_last=args.keep_last,
         log_interval=args.log_interval, seed=args.seed, amp=args.amp, device=args.device, quiet=args.quiet,
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
         constants=MappingProxyType(objective_class.constants()), hparams=MappingProxyType(hparams.values()),
     )
+
+
+def absolute(path):
+    """A path as recorded: absolute (symbolic links kept), so that run.json repeats the run
+    from any working directory."""
+    return None if path is None else os.path.abspath(path)
 
 
 def _plain(value):

@@ -64,6 +64,8 @@ def take_config(parser, argv, recorded=()):
                 action.required = False
         elif key in recorded:
             found.recorded[key] = value
+        elif key == "config":
+            raise UserError(f"--config {path}: a config file cannot name another (config: {value!r})")
         else:
             close = difflib.get_close_matches(str(key), [*spellings, HPARAMS_KEY], n=1)
             raise UserError(f"--config {path}: unknown key {key!r}: not a flag of this script nor \"hparams\""
@@ -72,9 +74,19 @@ def take_config(parser, argv, recorded=()):
     return found
 
 
+def blame_file(error, from_file, argv):
+    """``error`` (a UserError about one flag, "--name ...") prefixed with the --config file
+    when that flag's value came from the file, not from the command line ``argv``."""
+    flag = str(error).split(" ", 1)[0]
+    given = any(part == flag or part.startswith(flag + "=") for part in map(str, argv))
+    if from_file.path and flag.startswith("--") and flag[2:] in from_file.flags and not given:
+        return UserError(f"--config {from_file.path}: {error}")
+    return error
+
+
 def _config_path(argv):
     """The file --config names in ``argv`` (None: none, or a --config the parser will refuse)."""
-    early = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    early = argparse.ArgumentParser(add_help=False, exit_on_error=False, allow_abbrev=False)
     early.add_argument("--config")
     try:
         return early.parse_known_args(argv)[0].config

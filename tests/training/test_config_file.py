@@ -3,6 +3,7 @@ line over them; a run's run.json repeats that run; a bad file is one line naming
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -81,6 +82,8 @@ def test_a_json_file_does_the_same_without_importing_yaml(corpus, tmp_path):
     ("hp_flag.yaml", "hparams: {save_optimizer_state: 'no'}\n", "hparams.save_optimizer_state must be true or false"),
     ("hp_range.yaml", "hparams: {batch_size: 0}\n", "hparams.batch_size must be a whole number above 0, not 0"),
     ("hp_text.yaml", "hparams: batch=8\n", "hparams: unknown hyper-parameter 'batch' (known: "),
+    ("range.yaml", "keep_last: -3\n", "--keep_last must be "),  # a value's range, checked after parsing
+    ("nested.yaml", "config: other.yaml\n", "a config file cannot name another (config: 'other.yaml')"),
 ])
 def test_a_bad_file_is_one_line_naming_it_and_the_key(corpus, tmp_path, capsys, name, text, message):
     file = tmp_path / name
@@ -98,11 +101,34 @@ def test_flags_the_file_gives_are_no_longer_required_on_the_command_line(corpus,
     file.write_text(f"data_root: {corpus}\ncheckpoint_dir: {tmp_path / 'out'}\n"
                     f"syncnet_checkpoint_path: {corpus / 'expert.pth'}\ndisc_checkpoint_path: d.pth\n")
     config = parse_config(GANGeneratorObjective, hq_wav2lip_train.build_parser, ["--config", str(file)])
-    assert (config.syncnet_checkpoint_path, config.disc_checkpoint_path) == (str(corpus / "expert.pth"), "d.pth")
+    assert (config.syncnet_checkpoint_path, config.disc_checkpoint_path) == (str(corpus / "expert.pth"),
+                                                                             os.path.abspath("d.pth"))
     file.write_text(f"data_root: {corpus}\n")  # --checkpoint_dir is still required: argparse says so
     with pytest.raises(SystemExit):
         parse_config(GANGeneratorObjective, hq_wav2lip_train.build_parser, ["--config", str(file)])
     assert "the following arguments are required: --checkpoint_dir, --syncnet_checkpoint_path" in capsys.readouterr().err
+
+
+def test_run_json_records_absolute_paths_so_the_run_repeats_from_any_folder(corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--data_root", os.path.relpath(corpus), "--checkpoint_dir", "out", "--filelist_dir",
+            os.path.relpath(corpus / "filelists")]
+    config = parse_config(ExpertObjective, color_syncnet_train.build_parser, argv)
+    assert (config.data_root, config.checkpoint_dir, config.filelist_dir) == \
+        (str(corpus), str(tmp_path / "out"), str(corpus / "filelists"))
+    (tmp_path / "out").mkdir()
+    config.write_run_file()
+    monkeypatch.chdir(tmp_path / "out")  # elsewhere: the relative paths typed would name nothing here
+    assert parse_config(ExpertObjective, color_syncnet_train.build_parser, ["--config", "run.json"]) == config
+
+
+def test_a_value_out_of_range_on_the_command_line_is_not_blamed_on_the_file(corpus, tmp_path, capsys):
+    file = tmp_path / "run.yaml"
+    file.write_text("keep_last: 2\n")
+    argv = ["--config", str(file), "--data_root", str(corpus), "--checkpoint_dir", str(tmp_path / "out"),
+            "--keep_last", "-3"]
+    assert cli.run(color_syncnet_train.main, argv) == 1
+    assert capsys.readouterr().err.startswith("error: --keep_last must be ")
 
 
 def test_run_json_is_a_config_that_gives_the_same_configuration(corpus, tmp_path, monkeypatch):
@@ -155,11 +181,11 @@ def test_resume_on_the_command_line_takes_the_newest_checkpoint_not_the_one_the_
     file = tmp_path / "fine_tune.json"
     file.write_text(json.dumps({"data_root": str(corpus), "checkpoint_dir": str(tmp_path / "out"),
                                 "checkpoint_path": "released.pth", "max_steps": 9}))
-    assert expert_config(["--config", file]).checkpoint_path == "released.pth"
+    assert expert_config(["--config", file]).checkpoint_path == os.path.abspath("released.pth")
     resumed = expert_config(["--config", file, "--resume"])
     assert (resumed.checkpoint_path, resumed.resume, resumed.max_steps) == (None, True, 9)
     chosen = expert_config(["--config", file, "--resume", "--checkpoint_path", "other.pth"])
-    assert chosen.checkpoint_path == "other.pth"
+    assert chosen.checkpoint_path == os.path.abspath("other.pth")
 
 
 def test_the_older_filelists_flag_still_parses_everywhere(corpus, tmp_path):
@@ -167,7 +193,7 @@ def test_the_older_filelists_flag_still_parses_everywhere(corpus, tmp_path):
     import synthetic_corpus
 
     assert expert_config(["--data_root", corpus, "--checkpoint_dir", tmp_path, "--filelists", "lists"]).filelist_dir \
-        == "lists"
+        == os.path.abspath("lists")
     assert make_filelists.build_parser().parse_args(["--preprocessed_root", "p", "--filelists", "l"]).filelist_dir == "l"
     assert synthetic_corpus.build_parser().parse_args(["--out", "o", "--filelists", "l"]).filelist_dir == "l"
     assert "--filelists" not in color_syncnet_train.build_parser().format_help()
