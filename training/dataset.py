@@ -314,6 +314,16 @@ class LRS2Clips(torch.utils.data.Dataset):
             wrong = self.rng.choice(ids)
         return frame, wrong
 
+    def pick_windows(self, clip):
+        """(a random frame, its window's ids, a wrong window's ids) of ``clip``, or None when the
+        clip is too short or either window has a gap (the draw is then redone)."""
+        frames = self.pick_frames(clip)
+        if frames is None:
+            return None
+        frame, wrong = frames
+        ids, wrong_ids = window_ids(self.frame_ids(clip), frame), window_ids(self.frame_ids(clip), wrong)
+        return None if ids is None or wrong_ids is None else (frame, ids, wrong_ids)
+
     def read_window(self, clip, ids):
         """The frames ``ids`` of ``clip`` as FACE_SIZE x FACE_SIZE BGR float arrays in [0, 1]."""
         size = FACE_SIZE
@@ -381,13 +391,10 @@ class ContrastiveExpertSamples(LRS2Clips):
         return 4 * (2 * 3 * WINDOW * (FACE_SIZE // 2) * FACE_SIZE + MEL_STEP * hparams.num_mels)
 
     def draw(self, clip):
-        frames = self.pick_frames(clip)
-        if frames is None:
+        windows = self.pick_windows(clip)
+        if windows is None:
             return None
-        frame, wrong = frames
-        ids, wrong_ids = window_ids(self.frame_ids(clip), frame), window_ids(self.frame_ids(clip), wrong)
-        if ids is None or wrong_ids is None:
-            return None
+        frame, ids, wrong_ids = windows
         mel, own = self.mel(clip)
         mel = crop_audio_window(mel, frame)
         if len(mel) != MEL_STEP or not holds_own_audio(own, frame, frame):
@@ -410,13 +417,10 @@ class GeneratorSamples(LRS2Clips):
         return 4 * ((6 + 3) * WINDOW * FACE_SIZE * FACE_SIZE + (WINDOW + 1) * MEL_STEP * hparams.num_mels)
 
     def draw(self, clip):
-        frames = self.pick_frames(clip)
-        if frames is None:
+        windows = self.pick_windows(clip)
+        if windows is None:
             return None
-        frame, wrong = frames
-        ids, wrong_ids = window_ids(self.frame_ids(clip), frame), window_ids(self.frame_ids(clip), wrong)
-        if ids is None or wrong_ids is None:
-            return None
+        frame, ids, wrong_ids = windows
         window, wrong_window = self.read_window(clip, ids), self.read_window(clip, wrong_ids)
         mel, own = self.mel(clip)
         window_mel = crop_audio_window(mel, frame)
