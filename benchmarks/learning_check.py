@@ -32,6 +32,7 @@ from benchmarks.shared import cpu_name  # noqa: E402
 from benchmarks.training_runs import curve, held, read_scalars, run_trainer  # noqa: E402
 from hparams import add_hparams_argument, apply_hparams_argument  # noqa: E402
 from system import cli, flags  # noqa: E402
+from system.atomic_write import check_writable  # noqa: E402
 from system.errors import UserError  # noqa: E402
 from training.checkpoints import checkpoints  # noqa: E402
 from training.command_line import add_amp_flag  # noqa: E402
@@ -145,6 +146,7 @@ def main(argv):
     from training.synthetic_data import make_corpus
 
     work = Path(args.workdir).absolute()  # the trainers run in the project's folder
+    check_writable(work)  # a file named as --workdir, or a read-only one: one line, before any work
     corpus, expert_dir, generator_dir = work / "corpus", work / "expert", work / "wav2lip"
     if args.report and not checkpoints(expert_dir):
         raise UserError(f"--workdir {work}: nothing to report, no expert checkpoint in {expert_dir} yet; "

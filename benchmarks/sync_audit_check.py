@@ -39,6 +39,7 @@ import system  # noqa: E402, F401 - the project's first: Ctrl-C from here on end
 from benchmarks.shared import cpu_name  # noqa: E402
 from benchmarks.training_runs import curve, read_scalars, run_trainer  # noqa: E402
 from system import cli, flags  # noqa: E402
+from system.atomic_write import check_writable  # noqa: E402
 from system.errors import UserError  # noqa: E402
 from training.checkpoints import checkpoints  # noqa: E402
 from training.command_line import add_amp_flag  # noqa: E402
@@ -159,6 +160,7 @@ def plot(out, curves):
 def main(argv):
     args = build_parser().parse_args(argv)
     work = Path(args.workdir).absolute()
+    check_writable(work)  # a file named as --workdir, or a read-only one: one line, before any work
     work.mkdir(parents=True, exist_ok=True)
     clean = write_corpus(work / "clean", args, shifted=False)
     expert_a, *_ = result_a = train_expert("A", clean, args)

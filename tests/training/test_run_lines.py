@@ -134,6 +134,12 @@ def test_the_learning_check_takes_a_config_and_hands_its_hyper_parameters_to_bot
                                        "\"hparams\" (did you mean 'workdir'?)\n")
 
 
+def test_a_learning_check_given_a_file_as_its_workdir_says_so_in_one_line(tmp_path, capsys):
+    (tmp_path / "run.json").write_text("{}")
+    assert cli.run(learning_check.main, ["--workdir", str(tmp_path / "run.json"), "--report"]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'run.json'}: Not a directory\n"
+
+
 def test_a_learning_check_whose_trainer_fails_says_so_in_one_line(tmp_path, capfd, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a --workdir relative to here, where the trainers do not run
     assert cli.run(learning_check.main, ["--workdir", "check", "--speakers", "8", "--clips", "1",
