@@ -10,6 +10,7 @@ records but takes no flag for (``recorded``) are handed back to it, to check, no
 
 import argparse
 import difflib
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,19 +109,44 @@ def read_config(path):
     except UnicodeDecodeError:
         raise UserError(f"--config {path}: not UTF-8 text") from None
     if kind == "JSON":
-        load, errors = json.loads, ValueError
+        load, errors = functools.partial(json.loads, object_pairs_hook=_unique_keys), ValueError
     else:
         import yaml  # only for a YAML file
 
-        load, errors = yaml.safe_load, yaml.YAMLError
+        load, errors = functools.partial(yaml.load, Loader=_unique_keys_yaml_loader()), yaml.YAMLError
     try:
-        values = load(text)
+        values = load(text) if text.strip() else None  # empty: "holds nothing", in JSON as in YAML
     except errors as error:
         raise UserError(f"--config {path}: not valid {kind} ({_where(error)})") from None
     if not isinstance(values, dict):
         raise UserError(f"--config {path}: holds {type(values).__name__ if values is not None else 'nothing'}, "
                         "not a mapping of flag names to values")
     return values
+
+
+def _unique_keys(pairs):
+    """A JSON object as a dict, refusing a key given twice (json takes the last silently)."""
+    keys = [key for key, _ in pairs]
+    twice = next((key for number, key in enumerate(keys) if key in keys[:number]), None)
+    if twice is not None:
+        raise ValueError(f"the key {twice!r} is given twice")
+    return dict(pairs)
+
+
+def _unique_keys_yaml_loader():
+    """yaml.SafeLoader refusing a key given twice in a mapping (it takes the last silently)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+            for number, key in enumerate(keys):
+                if key in keys[:number]:
+                    raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                            node.value[number][0].start_mark)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeys
 
 
 def _where(error):

@@ -82,7 +82,10 @@ def test_a_json_file_does_the_same_without_importing_yaml(corpus, tmp_path):
     ("hp_flag.yaml", "hparams: {save_optimizer_state: 'no'}\n", "hparams.save_optimizer_state must be true or false"),
     ("hp_range.yaml", "hparams: {batch_size: 0}\n", "hparams.batch_size must be a whole number above 0, not 0"),
     ("hp_text.yaml", "hparams: batch=8\n", "hparams: unknown hyper-parameter 'batch' (known: "),
-    ("range.yaml", "keep_last: -3\n", "--keep_last must be "),  # a value's range, checked after parsing
+    ("range.yaml", "keep_last: -3\n", "--keep_last must be "),
+    ("twice.yaml", "seed: 1\nseed: 2\n", "not valid YAML (the key 'seed' is given twice at line 2, column 1)"),
+    ("twice.json", '{"seed": 1, "seed": 2}', "not valid JSON (the key 'seed' is given twice)"),
+    ("empty.json", " \n", "holds nothing, not a mapping of flag names to values"),  # a value's range, checked after parsing
     ("nested.yaml", "config: other.yaml\n", "a config file cannot name another (config: 'other.yaml')"),
 ])
 def test_a_bad_file_is_one_line_naming_it_and_the_key(corpus, tmp_path, capsys, name, text, message):
