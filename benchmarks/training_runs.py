@@ -61,6 +61,6 @@ def run_trainer(script, args, stage_steps, interval, tag, target, checkpoint_dir
         steps, values = curve(read_scalars(checkpoint_dir / "tensorboard"), tag)
         if values:
             print(f"  {script} step {steps[-1]}: {tag} {values[-1]:.4f} ({time.time() - started:.0f} s)", flush=True)
-    last_logged = max((e.wall_time for events in read_scalars(checkpoint_dir / "tensorboard").values() for e in events),
+    last_logged = max((e.wall for events in read_scalars(checkpoint_dir / "tensorboard").values() for e in events),
                       default=started)
     return step, last_logged - started

@@ -149,3 +149,17 @@ def test_a_learning_check_whose_trainer_fails_says_so_in_one_line(tmp_path, capf
     assert err[1:] == [f"error: color_syncnet_train.py stopped with exit status 1 on its way to step 2000; "
                        f"{tmp_path / 'check' / 'expert'} keeps what it saved, and a rerun of the learning check goes "
                        "on from there"]
+
+
+def test_a_finished_benchmark_stage_is_read_back_from_its_logs(tmp_path):
+    """benchmarks' run_trainer on a stage already trained to its steps: nothing is run, and its
+    steps and wall time come from the checkpoints and the logs' wall times."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from benchmarks.training_runs import run_trainer
+
+    (tmp_path / "started_at").write_text("1000.0")
+    (tmp_path / "checkpoint_step000000005.pth").write_bytes(b"")
+    with SummaryWriter(tmp_path / "tensorboard") as writer:
+        writer.add_scalar("eval/loss", 0.5, 5, walltime=1042.0)
+    assert run_trainer("no_such_trainer.py", [], 5, 5, "eval/loss", None, tmp_path, "the check") == (5, 42.0)
