@@ -18,7 +18,7 @@ user runs the scripts, each in its own process:
 
 A, B, C and D share the seed, batch, learning rate, steps and precision. Their curves (evaluation
 loss and sync accuracy against steps, on each run's own validation clips) go to
-``sync_audit_check.png``; each final expert is also scored on the *clean* validation clips,
+``sync_audit_check.png``; each run's best-evaluated expert is also scored on the *clean* validation clips,
 so that the three are compared on the same data. Figures and machine: ``sync_audit_check.json``.
 A check left half-way goes on from where it stopped.
 """
@@ -41,7 +41,7 @@ from benchmarks.training_runs import curve, read_scalars, run_trainer  # noqa: E
 from system import cli, flags  # noqa: E402
 from system.atomic_write import check_writable  # noqa: E402
 from system.errors import UserError  # noqa: E402
-from training.checkpoints import checkpoints  # noqa: E402
+from training.checkpoints import CHECKPOINT_NAME, checkpoints  # noqa: E402
 from training.command_line import add_amp_flag  # noqa: E402
 
 NAME = "the sync-audit check"
@@ -86,14 +86,24 @@ def write_corpus(folder, args, shifted):
 def train_expert(run, corpus, args, loss="bce"):
     folder = Path(args.workdir).absolute() / f"expert_{run}"
     workers = min(8, os.cpu_count() or 1)
-    hp = f"syncnet_batch_size=16,num_workers={workers},syncnet_checkpoint_interval=100000,syncnet_eval_interval=100," \
+    # A checkpoint at each evaluation, all kept: the audit takes the best-evaluated one, as a user
+    # picks an expert (an evaluation of 25 batches of 16 can fall back near chance at one step).
+    hp = f"syncnet_batch_size=16,num_workers={workers},syncnet_checkpoint_interval=100,syncnet_eval_interval=100," \
          f"expert_loss={loss}"
     common = ["--data_root", str(corpus), "--filelist_dir", str(corpus / "filelists"), "--device", args.device,
-              "--amp", args.amp, "--log_interval", "25", "--keep_last", "1", "--seed", "0", "--hparams", hp,
+              "--amp", args.amp, "--log_interval", "25", "--keep_last", "0", "--seed", "0", "--hparams", hp,
               "--eval_batches", str(EVAL_BATCHES)]
     print(f"run {run} ({RUNS[run]}): training the expert", flush=True)
     steps, seconds = run_trainer("color_syncnet_train.py", common, args.steps, 250, "eval/loss", None, folder, NAME)
     return folder, steps, seconds
+
+
+def best_checkpoint(folder):
+    """The checkpoint of the step whose evaluation loss was lowest (the last one, if none was logged)."""
+    saved = {int(CHECKPOINT_NAME.match(path.name)["step"]): path for path in checkpoints(folder)}
+    evaluated = [(value, step) for step, value in zip(*curve(read_scalars(folder / "tensorboard"), "eval/loss"))
+                 if step in saved]
+    return saved[min(evaluated)[1]] if evaluated else saved[max(saved)]
 
 
 def audit_accuracy(report, truth):
@@ -112,15 +122,15 @@ def audit_accuracy(report, truth):
 
 
 def clean_accuracy(expert_dir, corpus, batches=50, batch_size=16, seed=1):
-    """(sync accuracy, loss) of a run's final expert on the clean corpus's validation clips: the
-    same pairs for every run."""
+    """(sync accuracy, loss) of a run's best-evaluated expert on the clean corpus's validation
+    clips: the same pairs for every run."""
     from models import SyncNet_color
     from models.checkpoint import load_weights
     from training import dataset
     from training.losses import cosine_loss, sync_accuracy
 
     expert = SyncNet_color()
-    load_weights(expert, checkpoints(expert_dir)[-1])
+    load_weights(expert, best_checkpoint(expert_dir))
     expert.eval()
     samples = dataset.ExpertSamples(dataset.read_filelist(corpus / "filelists", "val", corpus), seed)
     accuracy = loss = 0.0
@@ -167,8 +177,9 @@ def main(argv):
     shifted = write_corpus(work / "shifted", args, shifted=True)
 
     report = work / "audit.csv"  # audited with A's expert, as a user audits with the released one
+    expert = best_checkpoint(expert_a)
     print("auditing the shifted corpus with run A's expert", flush=True)
-    run_script("sync_audit.py", "--data_root", shifted, "--syncnet_checkpoint_path", checkpoints(expert_a)[-1],
+    run_script("sync_audit.py", "--data_root", shifted, "--syncnet_checkpoint_path", expert,
                "--report", report, "--device", args.device, "--quiet")
     audit = audit_accuracy(report, shifted / "av_offsets.csv")
     print(f"audit: {audit['shifted_found_within_1']:.1%} of {audit['shifted']} shifted clips found within +-1 frame, "
@@ -176,7 +187,7 @@ def main(argv):
 
     result_b = train_expert("B", shifted, args)  # the data as it is: the correction is written after B
     if not (shifted / "sync_corrections.csv").exists():
-        run_script("sync_audit.py", "--data_root", shifted, "--syncnet_checkpoint_path", checkpoints(expert_a)[-1],
+        run_script("sync_audit.py", "--data_root", shifted, "--syncnet_checkpoint_path", expert,
                    "--report", report, "--device", args.device, "--quiet", "--correct")
     # C trains on the same folder, which now holds the corrections: the training data reads them.
     result_c = train_expert("C", shifted, args)

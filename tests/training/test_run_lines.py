@@ -163,3 +163,16 @@ def test_a_finished_benchmark_stage_is_read_back_from_its_logs(tmp_path):
     with SummaryWriter(tmp_path / "tensorboard") as writer:
         writer.add_scalar("eval/loss", 0.5, 5, walltime=1042.0)
     assert run_trainer("no_such_trainer.py", [], 5, 5, "eval/loss", None, tmp_path, "the check") == (5, 42.0)
+
+
+def test_the_sync_audit_check_audits_with_the_best_evaluated_expert(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from benchmarks.sync_audit_check import best_checkpoint
+
+    for step in (100, 200, 300):
+        (tmp_path / f"checkpoint_step{step:09d}.pth").write_bytes(b"")
+    with SummaryWriter(tmp_path / "tensorboard") as writer:
+        for step, loss in ((100, 0.5), (200, 0.37), (300, 0.69)):  # the last evaluation fell back to chance
+            writer.add_scalar("eval/loss", loss, step)
+    assert best_checkpoint(tmp_path) == tmp_path / "checkpoint_step000000200.pth"
