@@ -347,6 +347,13 @@ class LRS2Clips(torch.utils.data.Dataset):
             print(f"warning: skipping clip {clip}: {reason}", file=sys.stderr)
             raise Unreadable(clip / "audio.wav") from error
 
+    def audio_window(self, clip, frame):
+        """The 16 mel frames of ``frame``'s audio (time-major), or None where they run off the
+        audio or into the silence a sync correction brought in (the draw is then redone)."""
+        mel, own = self.mel(clip)
+        window = crop_audio_window(mel, frame)
+        return window if len(window) == MEL_STEP and holds_own_audio(own, frame, frame) else None
+
     def draw(self, clip):
         raise NotImplementedError
 
@@ -372,9 +379,8 @@ class ExpertSamples(LRS2Clips):
         if ids is None:
             return None
         window = self.read_window(clip, ids)
-        mel, own = self.mel(clip)
-        mel = crop_audio_window(mel, frame)
-        if len(mel) != MEL_STEP or not holds_own_audio(own, frame, frame):
+        mel = self.audio_window(clip, frame)
+        if mel is None:
             return None
         faces = stack_lower_halves(torch.from_numpy(window).permute(3, 0, 1, 2))  # (T, H, W, 3) -> (3T, H/2, W)
         label = torch.ones(1) if positive else torch.zeros(1)
@@ -395,9 +401,8 @@ class ContrastiveExpertSamples(LRS2Clips):
         if windows is None:
             return None
         frame, ids, wrong_ids = windows
-        mel, own = self.mel(clip)
-        mel = crop_audio_window(mel, frame)
-        if len(mel) != MEL_STEP or not holds_own_audio(own, frame, frame):
+        mel = self.audio_window(clip, frame)
+        if mel is None:
             return None
         faces, shifted = (stack_lower_halves(torch.from_numpy(self.read_window(clip, window)).permute(3, 0, 1, 2))
                           for window in (ids, wrong_ids))

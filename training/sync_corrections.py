@@ -8,12 +8,12 @@ are never rewritten: the training data reads the clip's ``audio.wav`` and shifts
 as it loads them, so deleting this file undoes the correction.
 """
 
-import hashlib
 import math
 from pathlib import Path
 
 import numpy as np
 
+from models.checkpoint import file_digest
 from system.errors import UserError, check_number
 from system.reports import read_rows, write_rows
 
@@ -62,8 +62,8 @@ def shift_samples(offset, sample_rate, fps):
 def corrected_wav(wav, offset, sample_rate, fps):
     """``wav`` moved by ``offset`` frames back into sync, the same length: audio that came d
     frames late (offset -d) starts d frames sooner, silence filling its end; audio that came
-    early is delayed, silence filling its start. Frames whose sound is that silence have no
-    true audio: ``usable_frames`` says which."""
+    early is delayed, silence filling its start. The mel frames that touch that silence hold no
+    true audio: training.dataset.own_mel_frames says which."""
     samples = shift_samples(offset, sample_rate, fps)
     if samples == 0:
         return wav
@@ -77,7 +77,8 @@ def corrected_wav(wav, offset, sample_rate, fps):
 
 def usable_frames(offset, frame_count):
     """range of the frames whose corrected audio is the clip's own (not the silence the shift
-    brought in), for a clip of ``frame_count`` frames."""
+    brought in), for a clip of ``frame_count`` frames: the bound in frames; the mel frames that
+    training draws (training.dataset.own_mel_frames) keep a margin for the STFT's window."""
     return range(max(0, offset), frame_count + min(0, offset))
 
 
@@ -101,15 +102,15 @@ def fingerprint(data_root):
     path = corrections_path(data_root)
     if not path.is_file():
         return None, None
-    return str(path), hashlib.sha256(path.read_bytes()).hexdigest()
+    return str(path), file_digest(path)
 
 
 def summary(data_root):
     """"sync corrections: <path> shifts the audio of 37 of its 240 clips (delete it to undo)", or
     None without a corrections file."""
-    corrections = read_corrections(data_root)
     if not corrections_path(data_root).is_file():
         return None
+    corrections = read_corrections(data_root)
     shifted = sum(offset != 0 for offset, _ in corrections.values())
     return (f"sync corrections: {corrections_path(data_root)} shifts the audio of {shifted} of its "
             f"{len(corrections)} clips (delete it to undo)")
