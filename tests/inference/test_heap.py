@@ -10,6 +10,9 @@ from lipsync import heap
 
 # The generator on two worker threads, as inference runs it on the CPU: the minor page faults
 # a batch takes once each worker has run two, with glibc's defaults and with keep_freed_memory().
+# The median of five rounds: how the two workers' batches overlap (so how high the heap's peak
+# goes) varies from round to round, and a new peak faults pages in once (a single round of
+# 7,200 a batch made this test fail on a loaded machine; idle rounds measure 0-4,000, medians 0-432).
 _FAULTS = textwrap.dedent("""
     import resource, sys
     from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +36,12 @@ _FAULTS = textwrap.dedent("""
 
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(batch, range(4)))
-        before = faults()
-        list(pool.map(batch, range(4)))
-    print((faults() - before) / 4)
+        rounds = []
+        for _ in range(5):
+            before = faults()
+            list(pool.map(batch, range(4)))
+            rounds.append((faults() - before) / 4)
+    print(sorted(rounds)[2])
 """)
 
 
@@ -52,8 +58,8 @@ def test_the_generators_freed_memory_is_reused_instead_of_faulted_in_again():
     script = _FAULTS.format(root=str(ROOT))
     faults = {how: float(subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True,
                                         check=True).stdout) for how in ("default", "kept")}
-    assert faults["default"] > 10_000, faults  # 23,000-26,000 4-KB pages (90-100 MB) a batch, faulted in afresh
-    assert faults["kept"] < faults["default"] / 4, faults  # measured: under 500 (torch 2.13), 2,900 (torch 2.15)
+    assert faults["default"] > 5_000, faults  # medians of 11,000-20,000 4-KB pages (45-80 MB) a batch, faulted in afresh
+    assert faults["kept"] < faults["default"] / 4, faults  # medians measured: 0-432 (torch 2.13 and 2.14)
 
 
 def test_without_glibc_nothing_changes(monkeypatch):
