@@ -60,25 +60,42 @@ def _mono(channels):
 
 def _resampled(blocks, rate, sr):
     """float32 ``blocks`` at ``rate`` Hz resampled to ``sr`` as librosa.resample does the whole
-    signal (soxr's HQ filter, whose stream gives the same samples, then cut or padded with
-    zeros to ceil(length x ratio))."""
+    signal (Resampler)."""
     if rate == sr:
         yield from blocks
         return
-    import soxr  # noqa: PLC0415 - only where audio needs resampling
-
-    stream, ratio = soxr.ResampleStream(rate, sr, 1, dtype="float32", quality="HQ"), float(sr) / rate
-    taken, given, over = 0, 0, np.zeros(0, np.float32)
+    resampler = Resampler(rate, sr)
     for block in blocks:
-        taken += len(block)
-        out = np.concatenate([over, stream.resample_chunk(block)])
-        known = int(np.ceil(taken * ratio)) - given  # the length is at least this much so far
-        over = out[known:]
-        given += len(out[:known])
-        yield out[:known]
-    out = np.concatenate([over, stream.resample_chunk(np.zeros(0, np.float32), last=True)])
-    length = int(np.ceil(taken * ratio)) - given
-    yield np.pad(out[:length], (0, length - len(out[:length])))
+        yield resampler.push(block)
+    yield resampler.finish()
+
+
+class Resampler:
+    """A signal pushed a block at a time, resampled from ``rate`` to ``sr`` Hz as
+    librosa.resample does the whole of it: soxr's HQ filter, whose stream gives the same
+    samples, then cut or padded with zeros to ceil(length x ratio) at ``finish()``."""
+
+    def __init__(self, rate, sr):
+        import soxr  # noqa: PLC0415 - only where audio needs resampling
+
+        self.stream, self.ratio = soxr.ResampleStream(rate, sr, 1, dtype="float32", quality="HQ"), float(sr) / rate
+        self.taken, self.given, self.over = 0, 0, np.zeros(0, np.float32)
+
+    def push(self, block):
+        """The resampled samples that ``block`` (float32) completes: none past ceil(taken x ratio)."""
+        self.taken += len(block)
+        out = np.concatenate([self.over, self.stream.resample_chunk(np.asarray(block, np.float32))])
+        known = int(np.ceil(self.taken * self.ratio)) - self.given  # the length is at least this much so far
+        self.over, out = out[known:], out[:known]
+        self.given += len(out)
+        return out
+
+    def finish(self):
+        """The last samples: the filter's tail, cut or zero-padded to the signal's length."""
+        out = np.concatenate([self.over, self.stream.resample_chunk(np.zeros(0, np.float32), last=True)])
+        length = int(np.ceil(self.taken * self.ratio)) - self.given
+        self.given += length
+        return np.pad(out[:length], (0, length - len(out[:length])))
 
 
 def check_finite(samples, path):
@@ -255,6 +272,61 @@ def mel_pieces(blocks):
         yield _mel(_frames(np.pad(signal, half, mode="reflect")))
     else:
         yield _mel(_frames_of(signal, held_from, done, mel_columns(length), length))
+
+
+class MelStream:
+    """``melspectrogram`` of a signal pushed a block at a time, each column as soon as it is
+    final: column c spans samples c x hop +- n_fft / 2, so it is known once those are in (the
+    first columns reflect the signal's start, which is known from the first sample). The
+    columns near the end reflect the end, so ``finish()`` gives them once the signal is whole.
+    The same numbers as melspectrogram of the whole signal; only the samples of the columns
+    not yet computed are held."""
+
+    # The mel filter's matrix product over fewer columns than this takes another BLAS path
+    # whose sums differ in the last bit of float64; padded to this many, a column is the same
+    # however many are computed with it.
+    MIN_COLUMNS = 64
+
+    def __init__(self):
+        self.held, self.held_from, self.length, self.done, self.previous = [], 0, 0, 0, None
+
+    def push(self, block):
+        """The (num_mels, k) columns that ``block`` completes (k may be 0)."""
+        block = np.asarray(block)
+        if not len(block):
+            return self._none()
+        self.held.append(preemphasis(block, hp.preemphasis, hp.preemphasize, self.previous))
+        self.previous, self.length = block[-1], self.length + len(block)
+        hop, half = get_hop_size(), hp.n_fft // 2
+        # columns not touching the end (the first ones reflect the start: sample n_fft / 2 is needed)
+        final = (self.length - half) // hop + 1 if self.length > half else 0
+        if final <= self.done:
+            return self._none()
+        signal = np.concatenate(self.held)
+        columns = self._mel(_frames_of(signal, self.held_from, self.done, final))
+        self.done = final
+        keep_from = max(self.held_from, hop * final - half)
+        self.held, self.held_from = [signal[keep_from - self.held_from:]], keep_from
+        return columns
+
+    def finish(self):
+        """The last columns, whose STFT frames reflect the signal's end."""
+        signal = np.concatenate(self.held) if self.held else np.zeros(0, np.float64)
+        if self.length == 0:
+            return self._none()
+        if self.done == 0:  # the whole signal, padded as librosa pads it
+            return self._mel(_frames(np.pad(signal, hp.n_fft // 2, mode="reflect")))
+        return self._mel(_frames_of(signal, self.held_from, self.done, mel_columns(self.length), self.length))
+
+    def _mel(self, frames):
+        count = len(frames)
+        if count < self.MIN_COLUMNS:
+            frames = np.concatenate([frames, np.zeros((self.MIN_COLUMNS - count, frames.shape[1]), frames.dtype)])
+        return _mel(frames)[:, :count]
+
+    @staticmethod
+    def _none():
+        return np.zeros((hp.num_mels, 0), np.float64)
 
 
 def _frames_of(signal, start, first, stop, length=None):

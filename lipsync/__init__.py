@@ -15,6 +15,9 @@
     heap              glibc's allocator: freed memory kept for reuse, or given back
     sync_similarity   the expert's voice/face agreement, before and after
     batch             many (video, audio) pairs, resumably (the evaluation generators)
+    stream            LipSyncStream: audio pushed as it arrives, lip-synced frames out (realtime or not)
+    stream_audio      pushed audio -> utterances -> each frame's mel chunk, as the file pipeline cuts them
+    stream_face       the stream's face, prepared once: boxes, crops, frames looped
 """
 
 from lipsync.options import Options

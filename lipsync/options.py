@@ -97,17 +97,22 @@ class Options:
     def check(self):
         """Refuse settings that cannot work, before anything is read."""
         self.check_values()
-        if self.backend == "onnxruntime":
-            if self.precision not in ("auto", "fp32"):
-                raise UserError(f"--backend onnxruntime runs the exported fp32 networks: --precision {self.precision} "
-                                "is for --backend torch")
-            if Path(self.checkpoint_path).suffix != ".onnx" and not Path(self.generator_weights()).is_file():
-                raise UserError(f"Wav2Lip as ONNX not found at {self.generator_weights()} (--backend onnxruntime "
-                                f"reads the .onnx beside --checkpoint_path): python export.py {self.checkpoint_path} "
-                                "writes it")
+        self.check_backend()
         check_output(self.outfile, "--outfile", self.inputs())
         if self.syncnet_checkpoint_path:
             check_output(sync_json_path(self.outfile), "--outfile's .sync.json", self.inputs())
+
+    def check_backend(self):
+        """Refuse a backend that cannot run what is asked (onnxruntime: fp32, its .onnx file)."""
+        if self.backend != "onnxruntime":
+            return
+        if self.precision not in ("auto", "fp32"):
+            raise UserError(f"--backend onnxruntime runs the exported fp32 networks: --precision {self.precision} "
+                            "is for --backend torch")
+        if Path(self.checkpoint_path).suffix != ".onnx" and not Path(self.generator_weights()).is_file():
+            raise UserError(f"Wav2Lip as ONNX not found at {self.generator_weights()} (--backend onnxruntime "
+                            f"reads the .onnx beside --checkpoint_path): python export.py {self.checkpoint_path} "
+                            "writes it")
 
     def check_values(self):
         """Refuse flag values that cannot work, each in one line naming the flag and the value

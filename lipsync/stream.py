@@ -1,0 +1,271 @@
+"""Lip-sync as the speech arrives: audio chunks in, lip-synced frames out.
+
+    from lipsync.stream import LipSyncStream
+    stream = LipSyncStream(checkpoint_path, face, box=None, precision="auto", device="auto", realtime=False)
+    stream.push_audio(samples, sample_rate)   # 1-D float32 in [-1, 1] or int16, any chunk size, any rate
+    stream.flush()                            # the audio so far is complete: the frames it covers come out
+    stream.clear()                            # interruption: pending audio dropped, idle from the next frame
+    stream.close()                            # iteration ends once every frame is out
+    for frame in stream: ...                  # StreamFrame: image, audio, pts, speaking
+
+The audio between two flushes (an utterance) is cut into frames as inference cuts a file, so
+pushing a speech file and flushing gives inference.py's frames. Output frame k shows the
+face's frame k mod N (the face goes on looping through silences and interruptions): with
+its mouth generated while speaking, untouched while idle (no audio, a mel window quieter
+than ``silence_db``, or no face in the frame).
+
+With ``realtime=False`` an utterance's frames are drawn in inference's batches (1, 2, 4, ...
+frames, up to the batch size its frames allow), each as soon as the audio of its frames is
+there: PyTorch's CPU kernels round differently for different batch sizes, and these are
+what make the frames equal inference's, bit for bit (``wav2lip_batch_size`` bounds the wait).
+With ``realtime=True`` frame k leaves at the wall time of the
+first push + ``delay`` + k / fps, speaking when it was drawn in time and idle otherwise, so
+the frame rate never drops; ``delay`` defaults to the lookahead the mel window needs
+(stream_audio.LOOKAHEAD_SECONDS, 212.5 ms) and MARGIN_SECONDS for the generator.
+"""
+
+import dataclasses
+import math
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+from hparams import hparams
+from lipsync.compose import paste
+from lipsync.marking import Label
+from lipsync.options import Options
+from lipsync.pipeline import batch_plan, generator_for
+from lipsync.stream_audio import LOOKAHEAD_SECONDS, AudioInput, Utterance
+from lipsync.stream_face import StreamFace
+
+SILENCE_DB = -50.0  # a mel window's RMS level below which a frame is idle (room noise: -60 to -50 dBFS)
+MARGIN_SECONDS = 0.1  # realtime: the generator's time for a frame once its audio is in
+HORIZON_SECONDS = 0.25  # realtime: frames are drawn no earlier than this before their time (memory)
+
+
+@dataclasses.dataclass
+class StreamFrame:
+    image: np.ndarray  # H x W x 3 BGR uint8
+    audio: np.ndarray  # float32 samples at LipSyncStream.sample_rate played with this frame
+    pts: float  # seconds from the stream's first frame
+    speaking: bool  # the mouth was generated from the audio
+    index: int  # output frame number
+    latency: float = None  # speaking frames: seconds from their mel window's audio being pushed to leaving
+    _window_in_at: float = dataclasses.field(default=None, repr=False)
+
+
+class LipSyncStream:
+    """Lip-sync ``face`` (a video or an image) to audio pushed as it arrives; iterate for frames.
+
+    ``options`` are inference's (lipsync.Options: pads, nosmooth, resize_factor, crop, rotate,
+    face_cache, blend, wav2lip_batch_size, backend, label, ...); ``box`` is (top, bottom,
+    left, right) as --box. The face is prepared when the stream opens."""
+
+    sample_rate = hparams.sample_rate
+
+    def __init__(self, checkpoint_path, face, box=None, precision="auto", device="auto", realtime=False,
+                 silence_db=SILENCE_DB, delay=None, **options):
+        o = Options(str(checkpoint_path), str(face), "", box=tuple(box) if box else (-1, -1, -1, -1),
+                    precision=precision, device=device, **options)
+        o.check_values()
+        o.check_backend()
+        self.options, self.realtime, self.silence_db = o, realtime, silence_db
+        self.generator = generator_for(o)
+        self.face = StreamFace(o, self.generator.device)
+        self.fps = self.face.fps
+        width, height = self.face.source.frame_size  # inference's batches for frames of this size
+        self._batch_frames = self.generator.batch_size if self.face.source.static else \
+            batch_plan(width * height * 3, self.generator.batch_size)[0]
+        self._batch, self._batch_size = [], 1  # the batch being filled (realtime=False), and its size
+        self.delay = LOOKAHEAD_SECONDS + MARGIN_SECONDS if delay is None else float(delay)
+        self._label = Label(o.label, o.label_corner, o.label_size) if o.label is not None else None
+        self._input, self._utterance, self._first = AudioInput(), None, 0
+        self._jobs, self._ready, self._audio_of = deque(), {}, {}  # frame jobs; drawn frames; audio by frame
+        self._assigned = self._emitted = 0  # frames given audio; frames out
+        self._epoch, self._closed, self._error, self._started_at = 0, False, None, None
+        self._changed = threading.Condition()
+        self._workers = threading.Thread(target=self._run_workers, name="lip-sync stream", daemon=True)
+        self._workers.start()
+
+    # -- audio in
+
+    def push_audio(self, samples, sample_rate):
+        samples = self._input.take(samples, sample_rate)
+        with self._changed:
+            self._check_open()
+            now = time.perf_counter()
+            if self._started_at is None:  # the realtime clock starts
+                self._started_at = now
+                self._changed.notify_all()
+            if self._utterance is None:
+                self._utterance = Utterance(self.fps)
+                first = self._assigned
+                if self.realtime:  # the frame whose slot is now: frames passed by are gone
+                    first = max(first, math.ceil((now - self._started_at) * self.fps))
+                self._first = first
+            self._queue(self._utterance.push(samples, now))
+
+    def flush(self):
+        with self._changed:
+            self._check_open()
+            self._end_utterance()
+
+    def clear(self):
+        with self._changed:
+            self._epoch += 1  # frames being drawn are dropped when they come back
+            self._jobs.clear()
+            self._batch, self._batch_size = [], 1
+            self._audio_of.clear()
+            self._ready = {k: frame for k, frame in self._ready.items() if k < self._emitted}
+            self._input, self._utterance, self._assigned = AudioInput(), None, self._emitted
+            self._changed.notify_all()
+
+    def close(self):
+        with self._changed:
+            if not self._closed:
+                self._end_utterance()
+                self._closed = True
+                self._changed.notify_all()
+
+    def _check_open(self):
+        if self._closed:
+            raise ValueError("the stream is closed")
+
+    def _end_utterance(self):
+        if self._utterance is None:
+            self._input.finish()
+            return
+        frames = self._utterance.push(self._input.finish()) + self._utterance.finish()
+        self._queue(frames)
+        if self._batch:
+            self._jobs.append(self._batch)
+        self._batch, self._batch_size, self._utterance = [], 1, None
+        self._changed.notify_all()
+
+    def _queue(self, frames):
+        for frame in frames:
+            k = self._first + frame.index
+            self._audio_of[k] = frame.samples
+            self._assigned = k + 1
+            if self.realtime:  # the generator takes what is there
+                self._jobs.append([(k, frame)])
+                continue
+            self._batch.append((k, frame))
+            if len(self._batch) >= self._batch_size:  # inference's batches: 1, 2, 4, ... frames
+                self._jobs.append(self._batch)
+                self._batch, self._batch_size = [], min(2 * self._batch_size, self._batch_frames)
+        if frames:
+            self._changed.notify_all()
+
+    # -- frames out
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        with self._changed:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                k = self._emitted
+                if self._closed and k >= self._assigned and (self.realtime or k not in self._ready):
+                    raise StopIteration
+                if self.realtime and self._started_at is not None:
+                    left = self._due(k) - time.perf_counter()
+                    if left <= 0:
+                        return self._emit(k, self._ready.pop(k, None) or self._idle(k))
+                    self._changed.wait(left)
+                elif k in self._ready:
+                    return self._emit(k, self._ready.pop(k))
+                else:
+                    self._changed.wait()
+
+    def _due(self, k):
+        return self._started_at + self.delay + k / self.fps
+
+    def _emit(self, k, frame):
+        self._emitted = k + 1
+        self._audio_of.pop(k, None)
+        self.face.release(k)
+        if frame.speaking:
+            frame.latency = time.perf_counter() - frame._window_in_at
+        self._changed.notify_all()
+        return frame
+
+    def _idle(self, k):
+        """Frame k with the face's own mouth, and whatever audio it has."""
+        samples = self._audio_of.get(k)
+        if samples is None:
+            samples = np.zeros(round(self.sample_rate / self.fps), np.float32)
+        return self._drawn(k, samples)
+
+    def _drawn(self, k, samples, face=None, window_in_at=None):
+        image = self.face.frame(k).copy()
+        if face is not None:
+            paste(image, self.face.box(k), face, self.options.blend)
+        if self._label is not None:
+            self._label.draw(image)
+        return StreamFrame(image, samples, k / self.fps, face is not None, k, None, window_in_at)
+
+    # -- the generator's threads
+
+    def _run_workers(self):
+        """The generator's workers, as inference runs them (two on a CPU, half the threads each)."""
+        with self.generator.workers(detecting=False) as (pool, count):
+            for running in [pool.submit(self._work) for _ in range(count)]:
+                running.result()
+
+    def _work(self):
+        try:
+            while True:
+                with self._changed:
+                    while not self._has_work():
+                        if self._closed and not self._jobs:
+                            return
+                        self._changed.wait(0.05 if self.realtime else None)
+                    epoch, batch = self._epoch, self._take_batch()
+                frames = self._render(batch)
+                with self._changed:
+                    if epoch == self._epoch:
+                        self._ready.update((f.index, f) for f in frames if f.index >= self._emitted)
+                    self._changed.notify_all()
+        except BaseException as error:  # noqa: BLE001 - raised to whoever iterates
+            with self._changed:
+                self._error = error
+                self._changed.notify_all()
+
+    def _has_work(self):
+        if not self._jobs:
+            return False
+        if not self.realtime:  # frames in flight bounded as inference bounds them
+            return len(self._ready) < 2 * self._batch_frames
+        while self._jobs and self._jobs[0][0][0] < self._emitted:  # its time has passed: it leaves idle
+            self._jobs.popleft()
+        return bool(self._jobs) and self._soon(self._jobs[0], time.perf_counter())
+
+    def _take_batch(self):
+        if not self.realtime:
+            return self._jobs.popleft()
+        batch, now = [], time.perf_counter()  # the frames due soon, the first of them at least
+        while self._jobs and len(batch) < self._batch_frames and (not batch or self._soon(self._jobs[0], now)):
+            batch.extend(self._jobs.popleft())
+        return batch
+
+    def _soon(self, job, now):
+        """Realtime: the job's frame leaves within the generator's reach (its delay and a bit)."""
+        return self._due(job[0][0]) - now < self.delay + HORIZON_SECONDS
+
+    def _render(self, batch):
+        speaking = [(k, audio) for k, audio in batch if self._speaks(k, audio)]
+        faces = {}
+        if speaking:
+            crops = np.stack([self.face.crop(k) for k, _ in speaking])
+            mels = np.stack([audio.mel for _, audio in speaking])
+            faces = dict(zip((k for k, _ in speaking), self.generator.generate(crops, mels)))
+        return [self._drawn(k, audio.samples, faces.get(k), audio.window_in_at) for k, audio in batch]
+
+    def _speaks(self, k, audio):
+        loud = self.silence_db is None or audio.level_db >= self.silence_db
+        return audio.mel is not None and loud and self.face.box(k) is not None

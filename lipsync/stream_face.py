@@ -1,0 +1,67 @@
+"""The face of a stream, prepared once: its frames looped, each with its box and 96x96 crop."""
+
+import threading
+
+import cv2
+
+from lipsync.face_sources import face_source
+from lipsync.frames import FrameSource
+from models.inputs import FACE_SIZE
+from system.errors import UserError
+
+# Frames decoded ahead of the oldest one still wanted, at most: the generator's batches and
+# the frames waiting to leave (a 720p frame is 2.8 MB).
+DECODED_AHEAD = 256
+
+
+class StreamFace:
+    """Output frame k shows face frame k mod N, as inference loops a video (a still: one frame).
+
+    The boxes of every frame are found when the stream opens (--box, the face cache or S3FD,
+    as inference finds them); the frames are decoded again as the stream loops over them, so
+    memory does not grow with the face video's length. frame(k) may be asked from several
+    threads, in any order within DECODED_AHEAD of the oldest frame not yet released."""
+
+    def __init__(self, options, device):
+        self.source = source = FrameSource(options)
+        self.fps = float(source.fps)
+        everything = 1 << 40
+        boxes = face_source(options, source, everything, device)
+        self.boxes = [box for _, _, box in boxes.boxed_frames(source.frames(), everything)]
+        if not self.boxes:
+            raise UserError(f"no frames could be read from {options.face}")
+        self.counts = boxes.counts()
+        self._lock = threading.Lock()
+        self._decoded, self._next, self._frames = {}, 0, None
+
+    def box(self, k):
+        """(y1, y2, x1, x2) of output frame k's face, or None: no face there."""
+        return self.boxes[k % len(self.boxes)]
+
+    def crop(self, k):
+        """The 96x96 BGR crop the generator takes for output frame k (which has a box)."""
+        y1, y2, x1, x2 = self.box(k)
+        return cv2.resize(self.frame(k)[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE))
+
+    def frame(self, k):
+        """Output frame k's face frame (BGR; shared: copy it before drawing on it)."""
+        with self._lock:
+            if k in self._decoded:
+                return self._decoded[k]
+            if self._frames is None or k < self._next:  # not decoded yet, or released: decode anew from k
+                self._frames = self.source.looped()
+                for _ in range(k % len(self.boxes)):
+                    next(self._frames)
+                self._decoded, self._next = {}, k
+            while self._next <= k:
+                self._decoded[self._next] = next(self._frames)
+                self._next += 1
+                if len(self._decoded) > DECODED_AHEAD:
+                    del self._decoded[min(self._decoded)]
+            return self._decoded[k]
+
+    def release(self, k):
+        """Output frames up to k will not be asked for again."""
+        with self._lock:
+            for index in [index for index in self._decoded if index <= k]:
+                del self._decoded[index]

@@ -1,0 +1,167 @@
+"""lipsync.stream.LipSyncStream: speech pushed in chunks gives inference's frames; silence and
+interruptions leave the face's own mouth; realtime frames leave on their clock."""
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from inference_assets import BOX, assets, chunk_count, decoded, synced  # noqa: F401 - pytest fixtures
+
+import audio
+from lipsync.stream import LipSyncStream
+from media.synthetic import speech_like, write_media
+
+
+def pushed(stream, samples, rate=16000, seconds=0.02):
+    """Push ``samples`` in chunks of ``seconds``, as a microphone or a speech synthesiser would."""
+    size = max(1, round(rate * seconds))
+    for start in range(0, len(samples), size):
+        stream.push_audio(samples[start:start + size], rate)
+
+
+def all_frames(stream):
+    return list(stream)
+
+
+@pytest.mark.parametrize("kind", ["float32", "int16"])
+def test_pushed_in_20ms_chunks_the_frames_are_inference_pys(assets, kind):
+    expected, summary = synced(assets, "gen.pth", "face12.mp4", 1.4, box=BOX, wav2lip_batch_size=8)
+    samples = audio.load_wav(assets / "speech1.4.wav", 16000)
+    stream = LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False)
+    pushed(stream, np.rint(samples * 32768).astype(np.int16) if kind == "int16" else samples)
+    stream.flush()
+    stream.close()
+    got = all_frames(stream)
+    assert len(got) == len(expected) == summary.frames == 32  # 1.4 s at 25 fps: face12.mp4 looped
+    for k, (frame, image) in enumerate(zip(got, expected)):
+        assert np.array_equal(frame.image, image), k
+        assert frame.index == k and frame.pts == pytest.approx(k / 25) and frame.speaking
+    assert all(len(frame.audio) == 640 for frame in got[:-1])
+    assert np.array_equal(np.concatenate([frame.audio for frame in got])[:len(samples)], samples)
+
+
+def test_audio_at_another_rate_is_resampled_as_the_file_pipeline_resamples_it(assets, tmp_path):
+    samples = speech_like(1.0, rate=48000)
+    write_media(tmp_path / "speech1.0.wav", samples[None], 48000, audio_codec="pcm_f32le")
+    expected, _ = synced(tmp_path, str(assets / "gen.pth"), str(assets / "face12.mp4"), 1.0, box=BOX)
+    stream = LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False)
+    pushed(stream, samples, 48000)
+    stream.close()  # closing flushes
+    got = all_frames(stream)
+    assert len(got) == len(expected) == 22
+    assert all(np.array_equal(frame.image, image) for frame, image in zip(got, expected))
+
+
+def test_silence_shows_the_faces_own_frames_and_the_face_goes_on_looping(assets):
+    speech = speech_like(0.8)
+    samples = np.concatenate([speech, np.zeros(16000, np.float32), speech])  # 0.8 s, 1 s of silence, 0.8 s
+    stream = LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False)
+    pushed(stream, samples)
+    stream.close()
+    got, faces = all_frames(stream), decoded(assets / "face12.mp4")
+    silent = [frame.index for frame in got if not frame.speaking]
+    # the frames whose mel window (16 columns from int(k x 3.2), 200 samples each) is below -50 dBFS
+    windows = [samples[200 * int(k * 3.2):200 * (int(k * 3.2) + 16)] for k in range(len(got) - 1)]
+    quiet = [k for k, window in enumerate(windows) if 10 * np.log10(np.mean(np.square(window, dtype=float))) < -50]
+    assert silent == quiet and set(range(22, 40)) <= set(silent) and len(silent) < 25
+    for frame in got:
+        face = faces[frame.index % 12]
+        if frame.speaking:
+            assert not np.array_equal(frame.image, face)
+        else:
+            assert np.array_equal(frame.image, face)  # the face's own frame, untouched
+        y1, y2, x1, x2 = BOX
+        outside = frame.image.copy()
+        outside[y1:y2, x1:x2] = face[y1:y2, x1:x2]
+        assert np.array_equal(outside, face)  # nothing changes outside the box
+
+
+def test_clear_drops_the_pending_audio_and_the_next_utterance_starts_where_the_frames_are(assets):
+    expected, _ = synced(assets, "gen.pth", "face12.mp4", 1.0, box=BOX)
+    stream = LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False)
+    pushed(stream, speech_like(2.0, seed=5))  # interrupted before any frame is taken
+    stream.clear()
+    pushed(stream, audio.load_wav(assets / "speech1.0.wav", 16000))
+    stream.close()
+    got = all_frames(stream)
+    assert [frame.index for frame in got] == list(range(22))
+    assert all(np.array_equal(frame.image, image) for frame, image in zip(got, expected))
+
+
+def test_bad_audio_never_stops_the_stream(assets, capsys):
+    stream = LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False)
+    speech = speech_like(0.6)
+    stream.push_audio(np.zeros(0, np.float32), 16000)  # empty chunks
+    stream.push_audio(np.full(160, np.nan, np.float32), 16000)
+    stream.push_audio(np.full(160, np.inf, np.float32), 16000)
+    stream.push_audio(speech * 4, 16000)  # beyond full scale: clipped, as inference clips it
+    with pytest.raises(ValueError, match="1-D"):
+        stream.push_audio(np.zeros((2, 160), np.float32), 16000)
+    with pytest.raises(ValueError, match="sample rate"):
+        stream.push_audio(speech, 0)
+    stream.close()
+    got = all_frames(stream)
+    assert len(got) == chunk_count(0.62) and all(np.isfinite(frame.audio).all() for frame in got)
+    assert np.abs(np.concatenate([frame.audio for frame in got])).max() <= 1
+    assert capsys.readouterr().err.count("NaN or infinite") == 1
+    with pytest.raises(ValueError, match="closed"):
+        stream.push_audio(speech, 16000)
+
+
+def test_a_failure_in_the_generator_reaches_the_reader(assets):
+    stream = LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False)
+
+    def broken(faces, mels):
+        raise RuntimeError("out of memory")
+
+    stream.generator.generate = broken
+    pushed(stream, speech_like(0.6))
+    stream.close()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        all_frames(stream)
+
+
+def test_realtime_frames_drawn_late_leave_idle_with_their_audio_and_the_rate_holds(assets, tmp_path):
+    """The generator held back until frame 3 has left: frames 0-3 leave idle, on time, each with
+    its own audio; once it runs again the frames are lip-synced. (A still at 5 frames/s: 200 ms
+    a frame leaves a slow machine time to keep up.)"""
+    cv2.imwrite(str(tmp_path / "face.png"), decoded(assets / "face12.mp4")[0])
+    stream = LipSyncStream(assets / "gen.pth", tmp_path / "face.png", box=BOX, progress=False, realtime=True,
+                           delay=0.5, fps=5)
+    generate, resume = stream.generator.generate, threading.Event()
+
+    def held(faces, mels):
+        resume.wait(30)
+        return generate(faces, mels)
+
+    stream.generator.generate = held
+    samples = speech_like(4.0, seed=2)
+    stream.push_audio(samples, 16000)  # all at once, as a speech synthesiser gives it
+    stream.close()
+    got = []
+    for frame in stream:
+        got.append(frame)
+        if frame.index == 3:
+            resume.set()
+    still = cv2.imread(str(tmp_path / "face.png"))
+    assert [frame.index for frame in got] == list(range(len(got))) and len(got) == chunk_count(4.0, fps=5)
+    assert [frame.pts for frame in got] == pytest.approx([k / 5 for k in range(len(got))])
+    assert not any(frame.speaking for frame in got[:4])
+    assert all(np.array_equal(frame.image, still) for frame in got[:4])
+    assert all(frame.speaking for frame in got[-5:]) and all(frame.latency > 0 for frame in got[-5:])
+    assert np.array_equal(np.concatenate([frame.audio for frame in got])[:len(samples)], samples)
+
+
+def test_a_realtime_stream_waits_for_its_first_audio(assets):
+    stream = LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False, realtime=True,
+                           delay=5.0)
+    out = []
+    reader = threading.Thread(target=lambda: out.extend(stream))
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive() and not out  # no frame before any audio
+    pushed(stream, speech_like(0.6))
+    stream.close()
+    reader.join(60)
+    assert len(out) == chunk_count(0.6) and all(frame.speaking for frame in out)  # 5 s of slack: every frame drawn in time
