@@ -218,3 +218,32 @@ def test_mel_fps_is_the_sample_rate_over_the_hop(monkeypatch):
     monkeypatch.setitem(hparams._values, "frame_shift_ms", 12.5)
     monkeypatch.setitem(hparams._values, "sample_rate", 22050)
     assert audio.mel_fps() == 22050 / 275
+
+
+@pytest.mark.parametrize("seconds, chunk", [(0.02, 7), (0.2, 320), (1.3, 1), (3.7, 320), (9.0, 4001)])
+def test_a_pushed_signal_gives_each_final_column_at_once_and_the_whole_mel_at_the_end(seconds, chunk):
+    """MelStream: column c once samples up to c x hop + n_fft / 2 are in, the rest at finish();
+    the whole signal's mel as the generator takes it (float32), and in float64 from 64 columns on
+    (fewer columns take another BLAS path in the whole signal's own computation)."""
+    wav = speech_like(seconds, seed=7)
+    mel, stream, got = audio.melspectrogram(wav), audio.MelStream(), []
+    for start in range(0, len(wav), chunk):
+        got.append(stream.push(wav[start:start + chunk]))
+        pushed = min(len(wav), start + chunk)
+        assert stream.done == (max(0, (pushed - 400) // 200 + 1) if pushed > 400 else 0)
+    got.append(stream.finish())
+    got = np.concatenate(got, axis=1)
+    assert got.shape == mel.shape and np.array_equal(got.astype(np.float32), mel.astype(np.float32))
+    if mel.shape[1] >= audio.MelStream.MIN_COLUMNS:
+        assert np.array_equal(got, mel)
+
+
+@pytest.mark.parametrize("rate", [8000, 44100, 48000])
+def test_a_signal_resampled_in_pushed_chunks_equals_it_resampled_whole(rate):
+    samples = speech_like(1.3, rate=rate, seed=3)
+    whole = np.concatenate(list(audio._resampled([samples], rate, 16000)))
+    resampler = audio.Resampler(rate, 16000)
+    chunks = [resampler.push(samples[i:i + rate // 50]) for i in range(0, len(samples), rate // 50)]
+    got = np.concatenate([*chunks, resampler.finish()])
+    assert len(got) == len(whole) == int(np.ceil(len(samples) * 16000 / rate))
+    assert np.array_equal(got, whole)
