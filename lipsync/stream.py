@@ -69,6 +69,16 @@ class LipSyncStream:
                  silence_db=SILENCE_DB, delay=None, **options):
         o = Options(str(checkpoint_path), str(face), "", box=tuple(box) if box else (-1, -1, -1, -1),
                     precision=precision, device=device, **options)
+        self._open(o, realtime, silence_db, delay)
+
+    @classmethod
+    def from_options(cls, options, realtime=False, silence_db=SILENCE_DB, delay=None):
+        """A stream with inference's settings (lipsync.Options; its audio and outfile unused)."""
+        stream = cls.__new__(cls)
+        stream._open(options, realtime, silence_db, delay)
+        return stream
+
+    def _open(self, o, realtime, silence_db, delay):
         o.check_values()
         o.check_backend()
         self.options, self.realtime, self.silence_db = o, realtime, silence_db

@@ -7,6 +7,7 @@ constant rate by timestamps, as a player shows it. Colours convert exactly, by t
 colour description, and the output carries that description (see media/yuv.py).
 """
 
+import collections
 import contextlib
 import dataclasses
 import os
@@ -219,12 +220,14 @@ class VideoWriter:
     container as MP4 keys, any names kept. ``subtitles``, (start s, end s, text) cues, become a
     soft subtitle track (mov_text). ``sign``, when given, is called with the finished
     temporary file before it is renamed into place (to embed content credentials). ``threads``
-    caps the encoder's threads (0: as many as x264 likes, about 1.5 per core).
+    caps the encoder's threads (0: as many as x264 likes, about 1.5 per core). With ``audio_rate``
+    instead of ``audio_path``, the audio comes with the frames: ``write(frame, audio=samples)``.
     """
 
     def __init__(self, path, fps, audio_path=None, crf=18, preset="fast", colour=BT601, metadata=None, sign=None,
-                 subtitles=(), threads=0):
+                 subtitles=(), threads=0, audio_rate=None):
         self.path, self.fps, self.audio_path = Path(path), Fraction(fps).limit_denominator(100000), audio_path
+        self.audio_rate = audio_rate
         self.colour, self.metadata, self.sign, self.subtitles = colour, metadata or {}, sign, subtitles
         self.options = {"crf": str(crf), "preset": preset, "threads": str(threads)}
         self.frames_written = 0
@@ -241,13 +244,18 @@ class VideoWriter:
             if self.audio_path:
                 self._audio = _AudioTranscoder(self.audio_path, self._container)
                 stack.callback(self._audio.close)
+            elif self.audio_rate:
+                self._audio = _PushedAudio(self._container, self.audio_rate)
             if self.subtitles:
                 self._text = self._container.add_stream("mov_text")
                 self._text.codec_context.subtitle_header = _ASS_HEADER  # the encoder's styles: defaults
             self._cleanup = stack.pop_all()
         return self
 
-    def write(self, frame):
+    def write(self, frame, audio=None):
+        """Add a frame; with ``audio_rate``, ``audio`` is the mono float32 audio played with it."""
+        if audio is not None:
+            self._audio.add(audio)
         if self._video is None:
             self._open_video(frame.shape[1], frame.shape[0])
         if not isinstance(frame, Picture) or frame.colour != self.colour:
@@ -302,10 +310,10 @@ _ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name
                b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
 
 
-class _AudioTranscoder:
-    """Decodes an audio track and encodes it to AAC in an output container, a little at a time,
-    never past the time the video has reached: the track ends with the video (cut there, or
-    filled with silence up to it).
+class _AudioEncoder:
+    """Encodes audio to AAC in an output container, a little at a time, never past the time the
+    video has reached: the track ends with the video (cut there, or filled with silence up to
+    it). Where the audio comes from is the subclass's ``_next_frame``.
 
     Each frame carries its sample position as its pts, so the encoder's first packet starts at
     minus its priming samples (1024) and the muxer's edit list skips them: sound and picture
@@ -313,24 +321,12 @@ class _AudioTranscoder:
     (64 ms at 16 kHz), and the track ran on 0.1-0.2 s past the last frame.
     """
 
-    def __init__(self, path, output):
-        self._input = open_media(path, "audio")
-        if not self._input.streams.audio:
-            self._input.close()
-            raise UserError(f"{path} has no audio stream")
-        source = self._input.streams.audio[0]
-        layout = "mono" if source.channels == 1 else "stereo"
-        # The AAC encoder takes only the MPEG-4 rates (at most 96 kHz): others are resampled,
-        # by soxr, as PyAV's own resampler refuses some rates (50 Hz, 100 Hz) midway.
-        self.rate = rate = source.rate if source.rate in AAC_RATES else 48000
+    def __init__(self, output, rate, layout, name):
+        self.rate, self._output, self._path = rate, output, name
         self._stream = output.add_stream("aac", rate=rate, layout=layout)
-        self._output, self._path = output, path
-        self._frames = self._input.decode(source)
-        if rate != source.rate:
-            self._frames = _resampled(self._frames, source.rate, rate, layout)
         self._encoded = 0  # samples given to the encoder
         self._last = None  # the last frame encoded: the encoder takes only frames like it
-        self._held = None  # a decoded frame (or its tail) beyond what has been encoded
+        self._held = None  # a frame (or its tail) beyond what has been encoded
 
     def mux_until(self, seconds):
         """Encode the input audio up to ``seconds`` (or its end), not beyond."""
@@ -357,12 +353,6 @@ class _AudioTranscoder:
             self._encode(_silence(self._last, missing))
         self._encode(None)
 
-    def _next_frame(self):
-        try:
-            return next(self._frames, None)
-        except av.error.FFmpegError as error:
-            raise UserError(f"cannot read audio from {self._path}: {error.strerror}") from None
-
     def _encode(self, frame):
         """Encode ``frame`` at the next sample position (None: flush the encoder)."""
         try:
@@ -376,8 +366,53 @@ class _AudioTranscoder:
         except av.error.FFmpegError as error:  # its message names the hidden temporary: leave that out
             raise UserError(f"cannot encode the audio of {self._path} to AAC: {error.strerror}") from None
 
+
+
+class _AudioTranscoder(_AudioEncoder):
+    """The audio track of a media file, decoded as the video needs it."""
+
+    def __init__(self, path, output):
+        self._input = open_media(path, "audio")
+        if not self._input.streams.audio:
+            self._input.close()
+            raise UserError(f"{path} has no audio stream")
+        source = self._input.streams.audio[0]
+        layout = "mono" if source.channels == 1 else "stereo"
+        # The AAC encoder takes only the MPEG-4 rates (at most 96 kHz): others are resampled,
+        # by soxr, as PyAV's own resampler refuses some rates (50 Hz, 100 Hz) midway.
+        rate = source.rate if source.rate in AAC_RATES else 48000
+        super().__init__(output, rate, layout, path)
+        self._frames = self._input.decode(source)
+        if rate != source.rate:
+            self._frames = _resampled(self._frames, source.rate, rate, layout)
+
+    def _next_frame(self):
+        try:
+            return next(self._frames, None)
+        except av.error.FFmpegError as error:
+            raise UserError(f"cannot read audio from {self._path}: {error.strerror}") from None
+
     def close(self):
         self._input.close()
+
+
+class _PushedAudio(_AudioEncoder):
+    """Mono float32 samples handed over with the frames (a stream's), encoded as the video goes."""
+
+    def __init__(self, output, rate):
+        super().__init__(output, rate, "mono", "the stream")
+        self._pushed = collections.deque()
+
+    def add(self, samples):
+        frame = av.AudioFrame.from_ndarray(np.asarray(samples, np.float32).reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = self.rate
+        self._pushed.append(frame)
+
+    def _next_frame(self):
+        return self._pushed.popleft() if self._pushed else None
+
+    def close(self):
+        self._pushed.clear()
 
 
 def _split(frame, samples):

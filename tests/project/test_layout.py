@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import ROOT
 
 SCRIPTS = ["inference.py", "dub.py", "preprocess.py", "color_syncnet_train.py", "wav2lip_train.py", "hq_wav2lip_train.py",
-           "make_filelists.py", "synthetic_corpus.py", "export.py", "merge_shards.py", "sync_audit.py",
+           "make_filelists.py", "synthetic_corpus.py", "export.py", "merge_shards.py", "sync_audit.py", "stream.py",
            "evaluation/gen_videos_from_filelist.py",
            "evaluation/real_videos_inference.py", "evaluation/fid.py",
            "evaluation/scores_LSE/calculate_scores_LRS.py", "evaluation/scores_LSE/calculate_scores_real_videos.py"]
@@ -116,7 +116,8 @@ def test_every_script_answers_help_from_any_directory_with_its_defaults(tmp_path
             and "(default: False)" not in text, script
     # One name for the S3FD weights everywhere (tests/project/test_flags.py: the older ones still work, unlisted).
     detecting = [script for script, (_, text) in shown.items() if "--detector_checkpoint_path" in text]
-    assert sorted(detecting) == sorted(["inference.py", "dub.py", "preprocess.py", "evaluation/gen_videos_from_filelist.py",
+    assert sorted(detecting) == sorted(["inference.py", "dub.py", "stream.py", "preprocess.py",
+                                        "evaluation/gen_videos_from_filelist.py",
                                         "evaluation/real_videos_inference.py",
                                         "evaluation/scores_LSE/calculate_scores_real_videos.py"])
     assert not any("--detector_weights" in text or "--detector_path" in text for _, text in shown.values())
