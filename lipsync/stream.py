@@ -20,7 +20,8 @@ there: PyTorch's CPU kernels round differently for different batch sizes, and th
 what make the frames equal inference's, bit for bit (``wav2lip_batch_size`` bounds the wait).
 With ``realtime=True`` frame k leaves at the wall time of the
 first push + ``delay`` + k / fps, speaking when it was drawn in time and idle otherwise, so
-the frame rate never drops; ``delay`` defaults to the lookahead the mel window needs
+the frame rate never drops (audio pushed too late for its frames' slots goes on from the
+next frame to leave: a gap, nothing lost); ``delay`` defaults to the lookahead the mel window needs
 (stream_audio.LOOKAHEAD_SECONDS, 212.5 ms) and MARGIN_SECONDS for the generator.
 """
 
@@ -157,6 +158,9 @@ class LipSyncStream:
     def _queue(self, frames):
         for frame in frames:
             k = self._first + frame.index
+            if self.realtime and k < self._emitted:  # its slot left before its audio came: go on from the
+                self._first += self._emitted - k     # next frame to leave (a gap, no audio lost)
+                k = self._emitted
             self._audio_of[k] = frame.samples
             self._assigned = k + 1
             if self.realtime:  # the generator takes what is there

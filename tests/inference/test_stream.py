@@ -165,3 +165,28 @@ def test_a_realtime_stream_waits_for_its_first_audio(assets):
     stream.close()
     reader.join(60)
     assert len(out) == chunk_count(0.6) and all(frame.speaking for frame in out)  # 5 s of slack: every frame drawn in time
+
+
+def test_realtime_audio_that_comes_late_plays_from_the_next_frame_and_none_is_lost(assets, tmp_path):
+    """The speaker pauses mid-utterance longer than the stream's delay (a stalled network): the
+    frames meanwhile leave idle without audio, then the utterance goes on; every sample pushed
+    comes out once, in order."""
+    cv2.imwrite(str(tmp_path / "face.png"), decoded(assets / "face12.mp4")[0])
+    stream = LipSyncStream(assets / "gen.pth", tmp_path / "face.png", box=BOX, progress=False, realtime=True,
+                           delay=0.3, fps=10)
+    samples = speech_like(2.0, seed=4)
+    got, reader = [], threading.Thread(target=lambda: got.extend(stream))
+    reader.start()
+    stream.push_audio(samples[:8000], 16000)
+    while not got or got[-1].index < 15:  # the first half's frames and then some have left
+        reader.join(0.05)
+    stream.push_audio(samples[8000:], 16000)
+    stream.close()
+    reader.join(60)
+    assert [frame.index for frame in got] == list(range(len(got)))
+    carried = [frame.audio for frame in got if np.any(frame.audio)]  # frames without audio carry zeros
+    assert np.array_equal(np.concatenate(carried)[:len(samples)], samples)
+    gap = [frame.index for frame in got if not np.any(frame.audio)]
+    # one stretch, from frame 3: at 10 frames/s frame j's mel window ends at 0.1 j + 0.2125 s, so the
+    # first 0.5 s complete frames 0-2 only
+    assert gap == list(range(3, gap[-1] + 1)) and len(gap) >= 10
