@@ -14,6 +14,7 @@ import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends i
 from lipsync import Options
 from lipsync.command_line import add_lipsync_flags
 from system.cli import run
+from system.errors import check_number
 from system.flags import argument_parser
 
 
@@ -42,6 +43,9 @@ def main(argv):
     args = build_parser().parse_args(argv)
     from lipsync.stream_run import file_chunks, stdin_chunks, stream_to_file  # noqa: PLC0415 - after --help
 
+    check_number("--audio_rate", args.audio_rate, 1, whole=True)
+    if args.delay is not None:
+        check_number("--delay", args.delay, 0, 60)
     options = Options.from_args(args, audio="" if args.audio == "-" else args.audio)
     chunks = stdin_chunks(args.audio_rate) if args.audio == "-" else file_chunks(args.audio)
     summary = stream_to_file(options, chunks, realtime=not args.offline, paced=args.audio != "-" and not args.offline,

@@ -38,7 +38,7 @@ from lipsync.compose import paste
 from lipsync.marking import Label
 from lipsync.options import Options
 from lipsync.pipeline import batch_plan, generator_for
-from lipsync.stream_audio import LOOKAHEAD_SECONDS, AudioInput, Utterance
+from lipsync.stream_audio import LOOKAHEAD_SECONDS, AudioInput, Utterance, slot_samples
 from lipsync.stream_face import StreamFace
 
 SILENCE_DB = -50.0  # a mel window's RMS level below which a frame is idle (room noise: -60 to -50 dBFS)
@@ -68,6 +68,10 @@ class LipSyncStream:
 
     def __init__(self, checkpoint_path, face, box=None, precision="auto", device="auto", realtime=False,
                  silence_db=SILENCE_DB, delay=None, **options):
+        unknown = sorted(set(options) - {field.name for field in dataclasses.fields(Options)})
+        if unknown:
+            raise TypeError(f"LipSyncStream got unexpected keyword argument(s) {', '.join(unknown)} (not inference's "
+                            "settings: see lipsync.Options)")
         o = Options(str(checkpoint_path), str(face), "", box=tuple(box) if box else (-1, -1, -1, -1),
                     precision=precision, device=device, **options)
         self._open(o, realtime, silence_db, delay)
@@ -95,7 +99,7 @@ class LipSyncStream:
         self._input, self._utterance, self._first = AudioInput(), None, 0
         self._jobs, self._ready, self._audio_of = deque(), {}, {}  # frame jobs; drawn frames; audio by frame
         self._assigned = self._emitted = 0  # frames given audio; frames out
-        self._epoch, self._closed, self._error, self._started_at = 0, False, None, None
+        self._epoch, self._closed, self._stopped, self._error, self._started_at = 0, False, False, None, None
         self._changed = threading.Condition()
         self._workers = threading.Thread(target=self._run_workers, name="lip-sync stream", daemon=True)
         self._workers.start()
@@ -103,9 +107,9 @@ class LipSyncStream:
     # -- audio in
 
     def push_audio(self, samples, sample_rate):
-        samples = self._input.take(samples, sample_rate)
-        with self._changed:
+        with self._changed:  # push, flush, clear and close may come from different threads
             self._check_open()
+            samples = self._input.take(samples, sample_rate)
             now = time.perf_counter()
             if self._started_at is None:  # the realtime clock starts
                 self._started_at = now
@@ -130,7 +134,8 @@ class LipSyncStream:
             self._batch, self._batch_size = [], 1
             self._audio_of.clear()
             self._ready = {k: frame for k, frame in self._ready.items() if k < self._emitted}
-            self._input, self._utterance, self._assigned = AudioInput(), None, self._emitted
+            self._input.reset()
+            self._utterance, self._assigned = None, self._emitted
             self._changed.notify_all()
 
     def close(self):
@@ -139,6 +144,27 @@ class LipSyncStream:
                 self._end_utterance()
                 self._closed = True
                 self._changed.notify_all()
+
+    def stop(self):
+        """End the stream now, whatever is pending: audio and frames dropped, the generator's
+        threads gone, iteration over. A stream that is not read to its end needs this (or a
+        ``with`` block), or its threads wait for a reader for good."""
+        with self._changed:
+            self._closed = self._stopped = True
+            self._epoch += 1
+            self._jobs.clear()
+            self._ready.clear()
+            self._audio_of.clear()
+            self._assigned = self._emitted
+            self._changed.notify_all()
+        if threading.current_thread() is not self._workers:
+            self._workers.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        self.stop()
 
     def _check_open(self):
         if self._closed:
@@ -212,7 +238,7 @@ class LipSyncStream:
         """Frame k with the face's own mouth, and whatever audio it has."""
         samples = self._audio_of.get(k)
         if samples is None:
-            samples = np.zeros(round(self.sample_rate / self.fps), np.float32)
+            samples = np.zeros(slot_samples(k, self.fps), np.float32)
         return self._drawn(k, samples)
 
     def _drawn(self, k, samples, face=None, window_in_at=None):
@@ -236,13 +262,13 @@ class LipSyncStream:
             while True:
                 with self._changed:
                     while not self._has_work():
-                        if self._closed and not self._jobs:
+                        if self._stopped or (self._closed and not self._jobs):
                             return
                         self._changed.wait(0.05 if self.realtime else None)
                     epoch, batch = self._epoch, self._take_batch()
                 frames = self._render(batch)
                 with self._changed:
-                    if epoch == self._epoch:
+                    if epoch == self._epoch:  # not cleared or stopped meanwhile
                         self._ready.update((f.index, f) for f in frames if f.index >= self._emitted)
                     self._changed.notify_all()
         except BaseException as error:  # noqa: BLE001 - raised to whoever iterates
@@ -251,10 +277,10 @@ class LipSyncStream:
                 self._changed.notify_all()
 
     def _has_work(self):
-        if not self._jobs:
-            return False
-        if not self.realtime:  # frames in flight bounded as inference bounds them
-            return len(self._ready) < 2 * self._batch_frames
+        if not self._jobs or len(self._ready) >= 2 * self._batch_frames:  # frames in flight bounded as
+            return False                                                  # inference bounds them
+        if not self.realtime:
+            return True
         while self._jobs and self._jobs[0][0][0] < self._emitted:  # its time has passed: it leaves idle
             self._jobs.popleft()
         return bool(self._jobs) and self._soon(self._jobs[0], time.perf_counter())

@@ -62,17 +62,17 @@ class Utterance:
 
     def finish(self):
         """The frames left once the utterance is whole: as many as inference makes of a file
-        this long, the last one holding the last mel columns and the rest of the audio. Audio
-        too short for a mel window gives frames without mel chunks (to be shown idle)."""
+        this long, the last one with the last mel columns; then, for the audio beyond the last
+        frame (inference cuts it with the picture), frames without mel chunks (shown idle), as
+        for audio too short for a mel window."""
         self._add_columns(self.mel.finish())
         total, frames = audio.mel_columns(self.length) if self.length else 0, []
-        if total < MEL_STEP:
-            while self._audio_start(self.next) < self.length:
-                frames.append(self._frame(None, last=self._audio_start(self.next + 1) >= self.length))
-            return frames
-        while self._start(self.next) + MEL_STEP <= total:
-            frames.append(self._frame(self._start(self.next)))
-        frames.append(self._frame(total - MEL_STEP, last=True))
+        if total >= MEL_STEP:
+            while self._start(self.next) + MEL_STEP <= total:
+                frames.append(self._frame(self._start(self.next)))
+            frames.append(self._frame(total - MEL_STEP))
+        while self._audio_start(self.next) < self.length:
+            frames.append(self._frame(None))
         return frames
 
     def _start(self, index):
@@ -84,11 +84,11 @@ class Utterance:
     def _add_columns(self, columns):
         self.columns = np.concatenate([self.columns, columns.astype(np.float32)], axis=1)
 
-    def _frame(self, start, last=False):
+    def _frame(self, start):
         index, hop = self.next, self.hop
         begin, end = self._audio_start(index), self._audio_start(index + 1)
-        samples = self._held(begin, self.length if last else end)
-        samples = np.pad(samples, (0, max(0, end - begin - len(samples))))  # the audio ended in this frame
+        samples = self._held(begin, end)
+        samples = np.pad(samples, (0, end - begin - len(samples)))  # the audio ended in this frame
         if start is None:
             mel, window, window_end = None, samples, min(self.length, end)
         else:
@@ -120,6 +120,13 @@ class Utterance:
             self.columns_from = column
 
 
+def slot_samples(k, fps, rate=None):
+    """Samples at ``rate`` (hparams.sample_rate) of output frame k's slot: int((k + 1) rate / fps)
+    - int(k rate / fps), so that slots add up to the frames' time at any frame rate."""
+    rate, fps = rate or hparams.sample_rate, Fraction(fps).limit_denominator(1001)
+    return int((k + 1) * rate / fps) - int(k * rate / fps)
+
+
 def level_db(samples):
     """RMS level of ``samples`` in dB relative to full scale (-inf for silence or none)."""
     if not len(samples):
@@ -144,6 +151,8 @@ class AudioInput:
             raise ValueError(f"push_audio takes 1-D samples (mono), not an array of shape {samples.shape}")
         if samples.dtype == np.int16:
             samples = samples.astype(np.float32) / 32768
+        elif samples.dtype.kind not in "f":
+            raise ValueError(f"push_audio takes float samples in [-1, 1] or int16, not {samples.dtype}")
         samples = samples.astype(np.float32, copy=False)
         finite = np.isfinite(samples)
         if not finite.all():
@@ -152,9 +161,9 @@ class AudioInput:
             self.bad_samples += int((~finite).sum())
             samples = np.where(finite, samples, np.float32(0))
         samples = np.clip(samples, -1, 1)
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise ValueError(f"push_audio: the sample rate must be a positive whole number of Hz, not {sample_rate!r}")
         sample_rate = int(sample_rate)
-        if sample_rate <= 0:
-            raise ValueError(f"push_audio: the sample rate must be positive, not {sample_rate}")
         tail = np.zeros(0, np.float32)
         if sample_rate != self.rate:
             tail = self.finish()
@@ -164,6 +173,10 @@ class AudioInput:
         if self.resampler is None:
             return np.concatenate([tail, samples])
         return np.concatenate([tail, self.resampler.push(samples)])
+
+    def reset(self):
+        """Drop what the resampler holds (an interruption)."""
+        self.rate, self.resampler = None, None
 
     def finish(self):
         """What the resampler still holds, once the audio so far is complete."""

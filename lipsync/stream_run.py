@@ -101,6 +101,9 @@ def stream_to_file(options, chunks, realtime=True, paced=False, silence_db=None,
                 summary.latencies.append(frame.latency)
             bar.update(1)
         pusher.join()
+        if not pusher.pushed:  # nothing to write: the writer leaves no file
+            raise UserError("no audio came on standard input" if options.audio == "" else
+                            f"{options.audio} holds no audio samples")
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -111,7 +114,7 @@ class _Pusher(threading.Thread):
 
     def __init__(self, stream, chunks, paced):
         super().__init__(name="audio in", daemon=True)
-        self.stream, self.chunks, self.paced, self.error = stream, chunks, paced, None
+        self.stream, self.chunks, self.paced, self.error, self.pushed = stream, chunks, paced, None, 0
 
     def run(self):
         pushed, started = 0.0, time.perf_counter()
@@ -121,6 +124,7 @@ class _Pusher(threading.Thread):
                     pushed += len(samples) / rate
                     time.sleep(max(0.0, started + pushed - time.perf_counter()))
                 self.stream.push_audio(samples, rate)
+                self.pushed += len(samples)
         except BaseException as error:  # noqa: BLE001 - raised by join(), in the caller's thread
             self.error = error
         finally:

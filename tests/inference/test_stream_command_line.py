@@ -32,16 +32,18 @@ def test_offline_the_mp4_holds_inference_pys_frames_encoded_and_the_speech(asset
                             assets / "speech1.4.wav", *BOX_FLAGS, "--outfile", tmp_path / "stream.mp4", "--offline",
                             "--silence_db=-inf"], capsys)
     assert code == 0, out.err
-    assert "32 frames, 32 speaking, latency p50" in out.out
+    assert "35 frames, 32 speaking, latency p50" in out.out  # the speech after inference's last frame: idle frames
     assert run(inference.main, ["--checkpoint_path", str(assets / "gen.pth"), "--face", str(assets / "face12.mp4"),
                                 "--audio", str(assets / "speech1.4.wav"), *BOX_FLAGS,
                                 "--outfile", str(tmp_path / "file.mp4"), "--quiet"]) == 0
     streamed, filed = decoded(tmp_path / "stream.mp4"), decoded(tmp_path / "file.mp4")
-    assert len(streamed) == len(filed) == 32
+    assert len(streamed) == 35 and len(filed) == 32
     # The same frames before encoding (test_stream.py); inference.py keeps the input's own YUV
     # samples outside the box where the stream hands over BGR frames, so the encoder's choices differ.
-    assert max(np.abs(a.astype(int) - b).mean() for a, b in zip(streamed, filed)) < 1.5
-    assert audio_seconds(tmp_path / "stream.mp4") == pytest.approx(32 / 25, abs=0.002)  # the sound ends with the picture
+    assert max(np.abs(a.astype(int) - b).mean() for a, b in zip(streamed, filed)) < 2.5
+    # all the speech, with the picture (within the last AAC frame's padding, 1024 samples, which
+    # some decoders leave on)
+    assert 1.4 <= audio_seconds(tmp_path / "stream.mp4") < 1.4 + 1024 / 16000
     with av.open(str(tmp_path / "stream.mp4")) as container:
         assert container.metadata["synthetic_content"] == "lip movements"
         assert "stream.py" in container.metadata["software"]
@@ -54,7 +56,7 @@ def test_raw_pcm_from_standard_input(assets, tmp_path, capsys, monkeypatch):
     code, out = stream_cli(["--checkpoint_path", assets / "gen.pth", "--face", assets / "face12.mp4", "--audio", "-",
                             *BOX_FLAGS, "--outfile", tmp_path / "stdin.mp4", "--offline"], capsys)
     assert code == 0, out.err
-    assert "22 frames, 22 speaking" in out.out and len(decoded(tmp_path / "stdin.mp4")) == 22
+    assert "25 frames, 22 speaking" in out.out and len(decoded(tmp_path / "stdin.mp4")) == 25
 
 
 @pytest.mark.parametrize("argv, message", [
