@@ -279,13 +279,14 @@ class MelStream:
     final: column c spans samples c x hop +- n_fft / 2, so it is known once those are in (the
     first columns reflect the signal's start, which is known from the first sample). The
     columns near the end reflect the end, so ``finish()`` gives them once the signal is whole.
-    The same numbers as melspectrogram of the whole signal; only the samples of the columns
-    not yet computed are held."""
+    Only the samples of the columns not yet computed are held.
 
-    # The mel filter's matrix product over fewer columns than this takes another BLAS path
-    # whose sums differ in the last bit of float64; padded to this many, a column is the same
-    # however many are computed with it.
-    MIN_COLUMNS = 64
+    The whole signal's numbers in float32, as the generator takes them (tested on minutes of
+    speech): the mel filters' matrix product runs on one BLAS thread, over a few columns at a
+    time, where the whole signal's runs on all of them over a thousand, and BLAS sums those
+    in another order (last-bit float64 differences). All BLAS threads for two columns every
+    20 ms cost 10x the CPU, fighting the generator's threads for the cores.
+    """
 
     def __init__(self):
         self.held, self.held_from, self.length, self.done, self.previous = [], 0, 0, 0, None
@@ -318,15 +319,25 @@ class MelStream:
             return self._mel(_frames(np.pad(signal, hp.n_fft // 2, mode="reflect")))
         return self._mel(_frames_of(signal, self.held_from, self.done, mel_columns(self.length), self.length))
 
-    def _mel(self, frames):
-        count = len(frames)
-        if count < self.MIN_COLUMNS:
-            frames = np.concatenate([frames, np.zeros((self.MIN_COLUMNS - count, frames.shape[1]), frames.dtype)])
-        return _mel(frames)[:, :count]
+    @staticmethod
+    def _mel(frames):
+        with _one_blas_thread():
+            return _mel(frames)
 
     @staticmethod
     def _none():
         return np.zeros((hp.num_mels, 0), np.float64)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas():
+    from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - only where audio streams
+
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    return _blas().limit(limits=1, user_api="blas")
 
 
 def _frames_of(signal, start, first, stop, length=None):
