@@ -98,7 +98,8 @@ SCRIPTS = sorted(str(path.relative_to(ROOT)) for path in [*ROOT.glob("*.py"), *R
 
 
 def test_every_script_is_found():
-    assert len(SCRIPTS) == 16 and "inference.py" in SCRIPTS and "sync_audit.py" in SCRIPTS and "evaluation/fid.py" in SCRIPTS
+    assert len(SCRIPTS) == 17 and "inference.py" in SCRIPTS and "stream.py" in SCRIPTS and "sync_audit.py" in SCRIPTS \
+        and "evaluation/fid.py" in SCRIPTS
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
