@@ -5,8 +5,14 @@ import functools
 import cv2
 import numpy as np
 
-from media.yuv import Picture
+from media.yuv import Picture, bgr_of
 from models.inputs import FACE_SIZE
+
+
+def face_crop(frame, box):
+    """The 96x96 BGR face the generator takes from ``frame`` (BGR or a Picture) at ``box`` =
+    (y1, y2, x1, x2): the inverse of paste, for the file pipeline and the stream alike."""
+    return cv2.resize(bgr_of(frame, box), (FACE_SIZE, FACE_SIZE))
 
 
 def paste(frame, box, face, blend="paste"):

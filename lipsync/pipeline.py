@@ -31,12 +31,11 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from hparams import hparams
 from lipsync.audio_chunks import Speech
-from lipsync.compose import paste
+from lipsync.compose import face_crop, paste
 from lipsync.face_sources import face_source
 from lipsync.frames import FrameSource
 from lipsync.heap import keep_freed_memory
@@ -47,7 +46,6 @@ from lipsync.stage_clock import StageClock
 from lipsync.threads import Pipeline, Stopped
 from media.containers import VideoWriter
 from media.provenance import ContentCredentials, lip_sync_metadata
-from media.yuv import bgr_of
 from models.inputs import FACE_SIZE, MEL_STEP, WINDOW
 from system.atomic_write import atomic_output, check_writable, reading
 from system.errors import UserError
@@ -340,7 +338,7 @@ class _BatchBuilder:
         mel = next(self.mel_chunks)
         if box is not None:
             with self.clock.measure("crops"):
-                self.faces.append(cv2.resize(bgr_of(frame, box), (FACE_SIZE, FACE_SIZE)))
+                self.faces.append(face_crop(frame, box))
             self.mels.append(mel)
             self.face_indices.append(index)
         if len(self.boxes) >= self.size:

@@ -2,11 +2,9 @@
 
 import threading
 
-import cv2
-
+from lipsync.compose import face_crop
 from lipsync.face_sources import face_source
 from lipsync.frames import FrameSource
-from models.inputs import FACE_SIZE
 from system.errors import UserError
 
 # Frames decoded ahead of the oldest one still wanted, at most: the generator's batches and
@@ -30,7 +28,6 @@ class StreamFace:
         self.boxes = [box for _, _, box in boxes.boxed_frames(source.frames(), everything)]
         if not self.boxes:
             raise UserError(f"no frames could be read from {options.face}")
-        self.counts = boxes.counts()
         self._lock = threading.Lock()
         self._decoded, self._next, self._frames = {}, 0, None
 
@@ -40,8 +37,7 @@ class StreamFace:
 
     def crop(self, k):
         """The 96x96 BGR crop the generator takes for output frame k (which has a box)."""
-        y1, y2, x1, x2 = self.box(k)
-        return cv2.resize(self.frame(k)[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE))
+        return face_crop(self.frame(k), self.box(k))
 
     def frame(self, k):
         """Output frame k's face frame (BGR; shared: copy it before drawing on it)."""
