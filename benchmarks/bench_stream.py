@@ -8,7 +8,7 @@ with its box given, and speech-like audio pushed in 20 ms chunks at the pace it 
 (realtime=True), for ``--minutes``. The reader takes each frame as it leaves (no encoding).
 Each setting runs in a fresh process. Reported:
 
-    frames/s      frames out per second of wall time, from the first push to the last frame
+    frames/s      frames out per second of wall time, from the first frame out to the last
     speaking      share of frames drawn in time (the rest left idle: the generator was late)
     late          frames that left more than two frame periods after their time
     latency       speaking frames: from the push that completed the frame's mel window to the
@@ -57,7 +57,7 @@ def child(spec):
     from lipsync.stream import LipSyncStream
 
     stream = LipSyncStream(spec["weights"], spec["video"], box=spec["box"], realtime=True, progress=False,
-                           device=spec["device"], precision=spec["precision"])
+                           device=spec["device"], precision=spec["precision"], delay=spec["delay"])
     speech = audio.load_wav(spec["speech"], 16000)
     total = int(spec["minutes"] * 60 * 16000)
 
@@ -73,9 +73,11 @@ def child(spec):
     pusher = threading.Thread(target=push, daemon=True)
     pusher.start()
     period, late, latencies, speaking, frames, audio_out, carried, memory = 1 / stream.fps, 0, [], 0, 0, 0, 0, {}
+    first_at = last_at = None
     for frame in stream:
-        now = time.perf_counter()
-        if now - (stream._started_at + stream.delay + frame.pts) > 2 * period:
+        now = last_at = time.perf_counter()
+        first_at = first_at or now
+        if now - stream.due_at(frame.index) > 2 * period:
             late += 1
         if frame.speaking:
             speaking += 1
@@ -86,11 +88,11 @@ def child(spec):
             carried += len(frame.audio)
         if frames == int(60 * stream.fps):
             memory["after_1_min_mb"] = rss_mb()
-    wall = time.perf_counter() - stream._started_at
+    wall = last_at - first_at  # from the first frame out to the last
     memory["end_mb"] = rss_mb()
     print(json.dumps({
         "setting": spec["setting"], "minutes": spec["minutes"], "frames": frames, "wall_s": round(wall, 1),
-        "frames_per_s": round(frames / wall, 2), "speaking_share": round(speaking / max(1, frames), 4),
+        "frames_per_s": round((frames - 1) / wall, 2), "speaking_share": round(speaking / max(1, frames), 4),
         "late_frames": late, "latency_p50_ms": round(1000 * float(np.percentile(latencies, 50)), 1) if latencies else None,
         "latency_p95_ms": round(1000 * float(np.percentile(latencies, 95)), 1) if latencies else None,
         "drift_ms": round(1000 * (audio_out / 16000 - frames * period), 1), "delay_ms": round(1000 * stream.delay, 1),
@@ -103,6 +105,8 @@ def build_parser():
     p.add_argument("--minutes", type=float, default=10.0, help="how long the speech is pushed")
     p.add_argument("--precisions", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                    help="fast: bf16 on the CPU (the fast setting); fp32: the exact default")
+    p.add_argument("--delay", type=float, default=None,
+                   help="the stream's delay in seconds (default: the stream's, the mel window's 212.5 ms + 100 ms)")
     p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else the CPU), cpu, cuda, cuda:1, mps")
     return p
 
@@ -122,7 +126,7 @@ def main(argv):
         video, speech, box = make_input(folder, (1280, 720), 10)
         for setting in args.precisions:
             spec = {"weights": str(folder / "wav2lip.pth"), "video": str(video), "speech": str(speech), "box": box,
-                    "setting": setting, "minutes": args.minutes, "device": device,
+                    "setting": setting, "minutes": args.minutes, "device": device, "delay": args.delay,
                     "precision": SETTINGS[setting] if device == "cpu" or setting == "fp32" else "auto"}
             done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
                                   text=True, check=False)
@@ -132,11 +136,11 @@ def main(argv):
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"Realtime stream, 1280x720 face video (10 s, looped), --box, audio pushed in 20 ms chunks at the pace "
           f"it is spoken; {describe(device)}\n")
-    print("| setting | minutes | frames | frames/s | speaking | late (> 2 periods) | latency p50 / p95 ms | "
+    print("| setting | delay ms | minutes | frames | frames/s | speaking | late (> 2 periods) | latency p50 / p95 ms | "
           "drift ms | audio lost ms | memory after 1 min / end MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['setting']} | {row['minutes']:g} | {row['frames']} | {row['frames_per_s']} | "
+        print(f"| {row['setting']} | {row['delay_ms']:g} | {row['minutes']:g} | {row['frames']} | {row['frames_per_s']} | "
               f"{row['speaking_share']:.1%} | {row['late_frames']} | {row['latency_p50_ms']} / {row['latency_p95_ms']} | "
               f"{row['drift_ms']} | {row['audio_lost_ms']} | {row.get('after_1_min_mb', '-')} / {row['end_mb']} |")
     return 0

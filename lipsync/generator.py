@@ -85,7 +85,7 @@ class TorchGenerator:
         return f"{self.device}, {resolved_precision(self.device, self.precision)}"
 
     @contextlib.contextmanager
-    def workers(self, detecting):
+    def workers(self, detecting, single=False):
         """(a pool, its size) to generate batches side by side in.
 
         On a CPU of several cores, two batches at once with half the threads each: measured
@@ -93,9 +93,10 @@ class TorchGenerator:
         stage that takes a core then slows one batch down instead of stalling both threads of
         one batch at every layer. Not while S3FD runs in PyTorch beside it: torch keeps a
         thread count per thread, but a thread takes the last count set anywhere when it first
-        uses one, so detection could start on half its threads."""
+        uses one, so detection could start on half its threads. ``single``: one worker with
+        every thread (each batch sooner: a realtime stream)."""
         threads = torch.get_num_threads()
-        count = 2 if self.device.type == "cpu" and threads >= 2 and not detecting else 1
+        count = 2 if self.device.type == "cpu" and threads >= 2 and not detecting and not single else 1
         shares = iter([threads - threads // 2, threads // 2])  # each worker's threads
         try:
             with worker_pool(count, (lambda: _use_threads(next(shares))) if count > 1 else None) as pool:

@@ -31,10 +31,10 @@ class OnnxGenerator:
         return f"onnxruntime on {self.device}"
 
     @contextlib.contextmanager
-    def workers(self, detecting):
+    def workers(self, detecting, single=False):
         """(a pool, its size) to generate batches side by side in: a session runs calls
         concurrently, and S3FD's session has threads of its own, so detection changes nothing."""
-        count = 1 if self.device == "cuda" else self.cpu_workers
+        count = 1 if self.device == "cuda" or single else self.cpu_workers
         with worker_pool(count) as pool:
             yield pool, count
 

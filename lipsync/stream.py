@@ -26,7 +26,6 @@ next frame to leave: a gap, nothing lost); ``delay`` defaults to the lookahead t
 """
 
 import dataclasses
-import math
 import threading
 import time
 from collections import deque
@@ -34,16 +33,16 @@ from collections import deque
 import numpy as np
 
 from hparams import hparams
-from lipsync.compose import paste
+from lipsync.compose import face_crop, paste
 from lipsync.marking import Label
 from lipsync.options import Options
 from lipsync.pipeline import batch_plan, generator_for
 from lipsync.stream_audio import LOOKAHEAD_SECONDS, AudioInput, Utterance, slot_samples
 from lipsync.stream_face import StreamFace
+from lipsync.stream_pacing import Pacing
 
 SILENCE_DB = -50.0  # a mel window's RMS level below which a frame is idle (room noise: -60 to -50 dBFS)
 MARGIN_SECONDS = 0.1  # realtime: the generator's time for a frame once its audio is in
-HORIZON_SECONDS = 0.25  # realtime: frames are drawn no earlier than this before their time (memory)
 
 
 @dataclasses.dataclass
@@ -77,29 +76,32 @@ class LipSyncStream:
         self._open(o, realtime, silence_db, delay)
 
     @classmethod
-    def from_options(cls, options, realtime=False, silence_db=SILENCE_DB, delay=None):
-        """A stream with inference's settings (lipsync.Options; its audio and outfile unused)."""
+    def from_options(cls, options, realtime=False, silence_db=SILENCE_DB, delay=None, generator=None, boxes=None):
+        """A stream with inference's settings (lipsync.Options; its audio and outfile unused).
+        ``generator`` and ``boxes`` (the face's, as StreamFace.boxes): those of an earlier
+        stream with the same options, shared instead of loaded and found again."""
         stream = cls.__new__(cls)
-        stream._open(options, realtime, silence_db, delay)
+        stream._open(options, realtime, silence_db, delay, generator, boxes)
         return stream
 
-    def _open(self, o, realtime, silence_db, delay):
+    def _open(self, o, realtime, silence_db, delay, generator=None, boxes=None):
         o.check_values()
         o.check_backend()
         self.options, self.realtime, self.silence_db = o, realtime, silence_db
-        self.generator = generator_for(o)
-        self.face = StreamFace(o, self.generator.device)
+        self.generator = generator or generator_for(o)
+        self.face = StreamFace(o, self.generator.device, boxes)
         self.fps = self.face.fps
         width, height = self.face.source.frame_size  # inference's batches for frames of this size
         self._batch_frames = self.generator.batch_size if self.face.source.static else \
             batch_plan(width * height * 3, self.generator.batch_size)[0]
         self._batch, self._batch_size = [], 1  # the batch being filled (realtime=False), and its size
         self.delay = LOOKAHEAD_SECONDS + MARGIN_SECONDS if delay is None else float(delay)
+        self._pacing = Pacing(self.fps, self.delay)
         self._label = Label(o.label, o.label_corner, o.label_size) if o.label is not None else None
         self._input, self._utterance, self._first = AudioInput(), None, 0
         self._jobs, self._ready, self._audio_of = deque(), {}, {}  # frame jobs; drawn frames; audio by frame
         self._assigned = self._emitted = 0  # frames given audio; frames out
-        self._epoch, self._closed, self._stopped, self._error, self._started_at = 0, False, False, None, None
+        self._epoch, self._closed, self._stopped, self._error = 0, False, False, None
         self._changed = threading.Condition()
         self._workers = threading.Thread(target=self._run_workers, name="lip-sync stream", daemon=True)
         self._workers.start()
@@ -111,14 +113,14 @@ class LipSyncStream:
             self._check_open()
             samples = self._input.take(samples, sample_rate)
             now = time.perf_counter()
-            if self._started_at is None:  # the realtime clock starts
-                self._started_at = now
+            if self._pacing.started_at is None:  # the realtime clock starts
+                self._pacing.start(now)
                 self._changed.notify_all()
             if self._utterance is None:
                 self._utterance = Utterance(self.fps)
                 first = self._assigned
                 if self.realtime:  # the frame whose slot is now: frames passed by are gone
-                    first = max(first, math.ceil((now - self._started_at) * self.fps))
+                    first = max(first, self._pacing.current(now))
                 self._first = first
             self._queue(self._utterance.push(samples, now))
 
@@ -159,6 +161,7 @@ class LipSyncStream:
             self._changed.notify_all()
         if threading.current_thread() is not self._workers:
             self._workers.join()
+            self.face.close()
 
     def __enter__(self):
         return self
@@ -212,8 +215,8 @@ class LipSyncStream:
                 k = self._emitted
                 if self._closed and k >= self._assigned and (self.realtime or k not in self._ready):
                     raise StopIteration
-                if self.realtime and self._started_at is not None:
-                    left = self._due(k) - time.perf_counter()
+                if self.realtime and self._pacing.started_at is not None:
+                    left = self.due_at(k) - time.perf_counter()
                     if left <= 0:
                         return self._emit(k, self._ready.pop(k, None) or self._idle(k))
                     self._changed.wait(left)
@@ -222,8 +225,9 @@ class LipSyncStream:
                 else:
                     self._changed.wait()
 
-    def _due(self, k):
-        return self._started_at + self.delay + k / self.fps
+    def due_at(self, k):
+        """Realtime: when frame k leaves (time.perf_counter()), once audio has been pushed."""
+        return self._pacing.due(k)
 
     def _emit(self, k, frame):
         self._emitted = k + 1
@@ -241,8 +245,8 @@ class LipSyncStream:
             samples = np.zeros(slot_samples(k, self.fps), np.float32)
         return self._drawn(k, samples)
 
-    def _drawn(self, k, samples, face=None, window_in_at=None):
-        image = self.face.frame(k).copy()
+    def _drawn(self, k, samples, face=None, window_in_at=None, picture=None):
+        image = (self.face.frame(k) if picture is None else picture).copy()
         if face is not None:
             paste(image, self.face.box(k), face, self.options.blend)
         if self._label is not None:
@@ -252,8 +256,9 @@ class LipSyncStream:
     # -- the generator's threads
 
     def _run_workers(self):
-        """The generator's workers, as inference runs them (two on a CPU, half the threads each)."""
-        with self.generator.workers(detecting=False) as (pool, count):
+        """The generator's workers: as inference runs them (two on a CPU, half the threads
+        each), or in realtime one with every thread (each batch sooner, as many a second)."""
+        with self.generator.workers(detecting=False, single=self.realtime) as (pool, count):
             for running in [pool.submit(self._work) for _ in range(count)]:
                 running.result()
 
@@ -266,8 +271,10 @@ class LipSyncStream:
                             return
                         self._changed.wait(0.05 if self.realtime else None)
                     epoch, batch = self._epoch, self._take_batch()
+                started = time.perf_counter()
                 frames = self._render(batch)
                 with self._changed:
+                    self._pacing.drawn(sum(frame.speaking for frame in frames), time.perf_counter() - started)
                     if epoch == self._epoch:  # not cleared or stopped meanwhile
                         self._ready.update((f.index, f) for f in frames if f.index >= self._emitted)
                     self._changed.notify_all()
@@ -281,30 +288,27 @@ class LipSyncStream:
             return False                                                  # inference bounds them
         if not self.realtime:
             return True
-        while self._jobs and self._jobs[0][0][0] < self._emitted:  # its time has passed: it leaves idle
+        now = time.perf_counter()
+        while self._jobs and (self._jobs[0][0][0] < self._emitted  # its time has passed, or will before it is
+                              or not self._pacing.drawable(self._jobs[0][0][0], now)):  # drawn: it leaves idle
             self._jobs.popleft()
-        return bool(self._jobs) and self._soon(self._jobs[0], time.perf_counter())
+        return bool(self._jobs) and self._pacing.soon(self._jobs[0][0][0], now)
 
     def _take_batch(self):
         if not self.realtime:
             return self._jobs.popleft()
-        batch, now = [], time.perf_counter()  # the frames due soon, the first of them at least
-        while self._jobs and len(batch) < self._batch_frames and (not batch or self._soon(self._jobs[0], now)):
-            batch.extend(self._jobs.popleft())
-        return batch
-
-    def _soon(self, job, now):
-        """Realtime: the job's frame leaves within the generator's reach (its delay and a bit)."""
-        return self._due(job[0][0]) - now < self.delay + HORIZON_SECONDS
+        return self._pacing.batch(self._jobs, self._batch_frames, time.perf_counter())
 
     def _render(self, batch):
+        pictures = {k: self.face.frame(k) for k, _ in batch}  # None: it left while it waited (realtime)
+        batch = [(k, audio) for k, audio in batch if pictures[k] is not None]
         speaking = [(k, audio) for k, audio in batch if self._speaks(k, audio)]
         faces = {}
         if speaking:
-            crops = np.stack([self.face.crop(k) for k, _ in speaking])
+            crops = np.stack([face_crop(pictures[k], self.face.box(k)) for k, _ in speaking])
             mels = np.stack([audio.mel for _, audio in speaking])
             faces = dict(zip((k for k, _ in speaking), self.generator.generate(crops, mels)))
-        return [self._drawn(k, audio.samples, faces.get(k), audio.window_in_at) for k, audio in batch]
+        return [self._drawn(k, audio.samples, faces.get(k), audio.window_in_at, pictures[k]) for k, audio in batch]
 
     def _speaks(self, k, audio):
         loud = self.silence_db is None or audio.level_db >= self.silence_db

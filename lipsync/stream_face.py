@@ -20,31 +20,39 @@ class StreamFace:
     memory does not grow with the face video's length. frame(k) may be asked from several
     threads, in any order within DECODED_AHEAD of the oldest frame not yet released."""
 
-    def __init__(self, options, device):
+    def __init__(self, options, device, boxes=None):
         self.source = source = FrameSource(options)
         self.fps = float(source.fps)
-        everything = 1 << 40
-        boxes = face_source(options, source, everything, device)
-        self.boxes = [box for _, _, box in boxes.boxed_frames(source.frames(), everything)]
+        if boxes is None:  # not found yet (a server finds them once for all its streams)
+            everything = 1 << 40
+            found = face_source(options, source, everything, device)
+            boxes = [box for _, _, box in found.boxed_frames(source.frames(), everything)]
+        self.boxes = list(boxes)
         if not self.boxes:
             raise UserError(f"no frames could be read from {options.face}")
         self._lock = threading.Lock()
-        self._decoded, self._next, self._frames = {}, 0, None
+        self._decoded, self._next, self._frames, self._released = {}, 0, None, -1
 
     def box(self, k):
         """(y1, y2, x1, x2) of output frame k's face, or None: no face there."""
         return self.boxes[k % len(self.boxes)]
 
     def crop(self, k):
-        """The 96x96 BGR crop the generator takes for output frame k (which has a box)."""
-        return face_crop(self.frame(k), self.box(k))
+        """The 96x96 BGR crop the generator takes for output frame k (which has a box), or
+        None: the frame has left."""
+        frame = self.frame(k)
+        return None if frame is None else face_crop(frame, self.box(k))
 
     def frame(self, k):
-        """Output frame k's face frame (BGR; shared: copy it before drawing on it)."""
+        """Output frame k's face frame (BGR; shared: copy it before drawing on it), or None:
+        it was released (decoding it again from the video's start would hold every thread up)."""
         with self._lock:
             if k in self._decoded:
                 return self._decoded[k]
-            if self._frames is None or k < self._next:  # not decoded yet, or released: decode anew from k
+            if k <= self._released:
+                return None
+            if self._frames is None or k < self._next:  # not decoded yet: decode anew from k
+                self._close_decoder()
                 self._frames = self.source.looped()
                 for _ in range(k % len(self.boxes)):
                     next(self._frames)
@@ -59,5 +67,16 @@ class StreamFace:
     def release(self, k):
         """Output frames up to k will not be asked for again."""
         with self._lock:
+            self._released = max(self._released, k)
             for index in [index for index in self._decoded if index <= k]:
                 del self._decoded[index]
+
+    def close(self):
+        """The decoder closed (its threads end now, not whenever the garbage is collected)."""
+        with self._lock:
+            self._close_decoder()
+
+    def _close_decoder(self):
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None

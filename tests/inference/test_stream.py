@@ -2,6 +2,8 @@
 interruptions leave the face's own mouth; realtime frames leave on their clock."""
 
 import threading
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -214,8 +216,16 @@ def test_stop_ends_the_threads_of_a_stream_not_read_to_its_end(assets):
     with LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False) as stream:
         pushed(stream, speech_like(3.0))
         next(stream)  # the reader takes one frame and walks away
+        decoder_threads = [t for t in threading_names() if t.startswith("av:")]
     assert not stream._workers.is_alive()  # it ends once the generator's threads have
     assert list(stream) == []
+    assert decoder_threads and not [t for t in threading_names() if t.startswith("av:")]  # FFmpeg's too
+
+
+def threading_names():
+    """The names of this process's threads, as the kernel knows them (FFmpeg names its own)."""
+    tasks = Path("/proc/self/task")
+    return [(task / "comm").read_text().strip() for task in tasks.iterdir()] if tasks.exists() else []
 
 
 def test_idle_frames_carry_their_slots_of_silence_exactly_at_any_frame_rate(assets, tmp_path):
@@ -225,3 +235,48 @@ def test_idle_frames_carry_their_slots_of_silence_exactly_at_any_frame_rate(asse
     stream = LipSyncStream(assets / "gen.pth", tmp_path / "face.png", box=BOX, progress=False, fps=30)
     assert sum(len(stream._idle(k).audio) for k in range(300)) == 160000  # 10 s
     stream.stop()
+
+
+def test_a_frame_that_has_left_is_not_decoded_again(assets):
+    """A worker late with a frame the reader has passed: decoding it again would mean decoding
+    the video from its start, under the lock every thread needs for its frames."""
+    with LipSyncStream(assets / "gen.pth", assets / "face30.mp4", box=BOX, progress=False) as stream:
+        face = stream.face
+        pictures = [face.frame(k).copy() for k in range(20)]
+        face.release(15)
+        decoder = face._frames
+        assert face.frame(10) is None and face.crop(10) is None
+        assert face._frames is decoder
+        assert np.array_equal(face.frame(16), pictures[16]) and face.crop(17).shape == (96, 96, 3)
+
+
+def test_a_realtime_generator_slower_than_real_time_draws_what_it_can_and_no_frame_is_late(assets):
+    """A generator that draws 16 frames a second at best, at 25 frames a second, with 0.4 s of
+    delay beyond the mel window for its batches: well over a third of the frames are
+    lip-synced, and every frame leaves on time."""
+    stream = LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False, realtime=True,
+                           delay=0.6)
+
+    def slow(faces, mels):  # the crops themselves, at its pace
+        time.sleep(0.06 * len(faces))
+        return faces
+
+    stream.generator.generate = slow
+    samples = speech_like(4.0, seed=3)
+
+    def speak():
+        for start in range(0, len(samples), 320):
+            time.sleep(max(0.0, begun + start / 16000 - time.perf_counter()))
+            stream.push_audio(samples[start:start + 320], 16000)
+        stream.close()
+
+    begun = time.perf_counter()
+    threading.Thread(target=speak, daemon=True).start()
+    got, lateness = [], []
+    for frame in stream:
+        lateness.append(time.perf_counter() - stream.due_at(frame.index))
+        got.append(frame)
+    assert [frame.index for frame in got] == list(range(len(got))) and len(got) >= 100
+    assert max(lateness) < 2 / 25, max(lateness)
+    speaking = sum(frame.speaking for frame in got)
+    assert speaking >= len(got) / 3, speaking
