@@ -12,7 +12,7 @@ import sys
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from lipsync import Options
-from lipsync.command_line import add_lipsync_flags
+from lipsync.command_line import add_lipsync_flags, add_stream_flags, check_stream_flags
 from system.cli import run
 from system.errors import check_number
 from system.flags import argument_parser
@@ -30,12 +30,7 @@ def build_parser():
                         help="push the audio as fast as it is read and wait for every frame (with --silence_db=-inf: "
                              "the frames inference.py draws, bit for bit before encoding); without it, frames leave on the clock, idle when "
                              "drawn too late")
-    stream.add_argument("--silence_db", type=float, default=-50.0,
-                        help="a frame whose 200 ms of audio is quieter than this (dB below full scale) keeps the "
-                             "face's own mouth")
-    stream.add_argument("--delay", type=float, default=None,
-                        help="seconds from a frame's audio to its leaving the stream (default: the 212.5 ms the mel "
-                             "window needs, plus 100 ms for the generator)")
+    add_stream_flags(stream)
     return p
 
 
@@ -44,8 +39,7 @@ def main(argv):
     from lipsync.stream_run import file_chunks, stdin_chunks, stream_to_file  # noqa: PLC0415 - after --help
 
     check_number("--audio_rate", args.audio_rate, 1, whole=True)
-    if args.delay is not None:
-        check_number("--delay", args.delay, 0, 60)
+    check_stream_flags(args)
     options = Options.from_args(args, audio="" if args.audio == "-" else args.audio)
     chunks = stdin_chunks(args.audio_rate) if args.audio == "-" else file_chunks(args.audio)
     summary = stream_to_file(options, chunks, realtime=not args.offline, paced=args.audio != "-" and not args.offline,

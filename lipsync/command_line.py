@@ -13,6 +13,7 @@ from lipsync.marking import add_marking_flags
 from lipsync.options import CHOICES
 from lipsync.pipeline import sync_json_path
 from media.provenance import unmarked_warning
+from system.errors import check_number
 from system.flags import (
     add_detector_flag,
     add_face_det_batch_flag,
@@ -41,7 +42,8 @@ def add_lipsync_flags(p, audio=True, outfile="results/result_voice.mp4"):
     p.add_argument("--face", required=True, help="video or still image (.jpg .jpeg .png .webp .bmp, or recognised by content)")
     if audio:
         p.add_argument("--audio", required=True, help="any file with an audio track (wav, mp3, m4a, a video, ...)")
-    p.add_argument("--outfile", default=outfile, help="output mp4 (H.264 + AAC)")
+    if outfile is not None:  # None: the script writes no file of its own (serve.py)
+        p.add_argument("--outfile", default=outfile, help="output mp4 (H.264 + AAC)")
     p.add_argument("--static", type=_flag_or_bool, nargs="?", const=True, default=False,
                    help="use only the first frame of --face")
     p.add_argument("--fps", type=float, default=float(hparams.fps), help="frame rate of the output when --face is a still image")
@@ -80,6 +82,21 @@ def add_no_face_flags(p, default="interpolate", choices_mean=NO_FACE):
     p.add_argument("--on_no_face", choices=CHOICES["on_no_face"], default=default,
                    help=f"frames where no face is found: {choices_mean}")
     p.add_argument("--max_gap", type=float, default=0.5, help="longest face-less gap, in seconds, that interpolate fills")
+
+
+def add_stream_flags(group):
+    """The stream's own flags (stream.py, serve.py)."""
+    group.add_argument("--silence_db", type=float, default=-50.0,
+                       help="a frame whose 200 ms of audio is quieter than this (dB below full scale) keeps the "
+                            "face's own mouth")
+    group.add_argument("--delay", type=float, default=None,
+                       help="seconds from a frame's audio to its leaving the stream (default: the 212.5 ms the mel "
+                            "window needs, plus 100 ms for the generator)")
+
+
+def check_stream_flags(args):
+    if args.delay is not None:
+        check_number("--delay", args.delay, 0, 60)
 
 
 def _add_extra_flags(extra):

@@ -77,18 +77,19 @@ class Summary:
         self.cache = counts.cache
 
 
-def lip_sync(options, sink=None, clock=None):
+def lip_sync(options, sink=None, clock=None, on_frames=None):
     """Run inference as ``options`` say; returns a Summary.
 
     The video goes to ``options.outfile`` (a temporary file renamed at the end), or, when
     ``sink`` is given, each BGR frame goes to ``sink.write`` and nothing is written. ``clock``
     (a StageClock) may be started earlier, to count the imports in the start-up.
+    ``on_frames(done, total)`` is called as frames are written (a server's progress).
     """
     with reading(options.inputs()):  # no output of the run may replace one of its inputs
-        return _lip_sync(options, sink, clock)
+        return _lip_sync(options, sink, clock, on_frames)
 
 
-def _lip_sync(options, sink, clock):
+def _lip_sync(options, sink, clock, on_frames=None):
     clock = clock or StageClock()
     started = time.perf_counter()
     keep_freed_memory()  # each batch's activations reused, not faulted in again (process-wide)
@@ -98,6 +99,7 @@ def _lip_sync(options, sink, clock):
     if options.face_cache:
         check_writable(options.face_cache)
     job = _Job(options, clock)
+    job.on_frames = on_frames
     if sink is not None:
         summary = job.run(sink)
     else:
@@ -132,6 +134,8 @@ def encoder_threads(generator_device):
 
 class _Job:
     """One run: the inputs, the loaded networks and the three stages between them."""
+
+    on_frames = None  # on_frames(done, total) as frames are written
 
     def __init__(self, options, clock):
         self.options = o = options
@@ -246,7 +250,8 @@ class _Job:
         """Frames + generated faces -> the sink (the video writer)."""
         o, clock = self.options, self.clock
         label = Label(o.label, o.label_corner, o.label_size) if o.label is not None else None
-        with frame_bar("lip-sync", self.total, o.progress) as bar:
+        written = 0
+        with frame_bar("lip-sync", self.total, o.progress) as bar:  # a bar turned off counts nothing
             for frames, boxes, generated in inbox:
                 faces = iter(generated)
                 for frame, box in zip(frames, boxes):
@@ -261,6 +266,9 @@ class _Job:
                         sink.write(frame)
                     clock.frame_written()
                 bar.update(len(boxes))
+                written += len(boxes)
+                if self.on_frames is not None:
+                    self.on_frames(written, self.total)
 
 
 def generator_for(options, clock=None):

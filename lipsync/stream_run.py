@@ -30,14 +30,14 @@ class StreamSummary:
     seconds: float = 0.0
     latencies: list = dataclasses.field(default_factory=list)  # seconds, of the speaking frames
 
-    def line(self):
-        """``N frames, M speaking, latency p50 x ms p95 y ms`` (latency: speaking frames)."""
+    def line(self, sent=False):
+        """``N frames[ sent], M speaking, latency p50 x ms p95 y ms`` (latency: speaking frames)."""
         if self.latencies:
             p50, p95 = (1000 * float(np.percentile(self.latencies, q)) for q in (50, 95))
             latency = f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms"
         else:
             latency = "latency p50 - ms p95 - ms (no speaking frame)"
-        return f"{self.frames} frames, {self.speaking} speaking, {latency}"
+        return f"{self.frames} frames{' sent' if sent else ''}, {self.speaking} speaking, {latency}"
 
 
 def file_chunks(path, seconds=CHUNK_SECONDS):

@@ -98,7 +98,7 @@ SCRIPTS = sorted(str(path.relative_to(ROOT)) for path in [*ROOT.glob("*.py"), *R
 
 
 def test_every_script_is_found():
-    assert len(SCRIPTS) == 17 and "inference.py" in SCRIPTS and "stream.py" in SCRIPTS and "sync_audit.py" in SCRIPTS \
+    assert len(SCRIPTS) == 18 and "inference.py" in SCRIPTS and "stream.py" in SCRIPTS and "sync_audit.py" in SCRIPTS \
         and "evaluation/fid.py" in SCRIPTS
 
 

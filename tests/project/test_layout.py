@@ -10,14 +10,14 @@ from pathlib import Path
 from conftest import ROOT
 
 SCRIPTS = ["inference.py", "dub.py", "preprocess.py", "color_syncnet_train.py", "wav2lip_train.py", "hq_wav2lip_train.py",
-           "make_filelists.py", "synthetic_corpus.py", "export.py", "merge_shards.py", "sync_audit.py", "stream.py",
+           "make_filelists.py", "synthetic_corpus.py", "export.py", "merge_shards.py", "sync_audit.py", "stream.py", "serve.py",
            "evaluation/gen_videos_from_filelist.py",
            "evaluation/real_videos_inference.py", "evaluation/fid.py",
            "evaluation/scores_LSE/calculate_scores_LRS.py", "evaluation/scores_LSE/calculate_scores_real_videos.py"]
 FOUNDATIONS = ["hparams.py", "audio.py"]
 # Each package and the layer it sits in: a module imports only from lower layers and its own package.
 LAYERS = {"system": 0, "hparams": 1, "media": 1, "models": 1, "audio": 2, "face_detection": 2, "lipsync": 3,
-          "training": 3, "dubbing": 4, "evaluation": 4, "deployment": 5}
+          "training": 3, "dubbing": 4, "serving": 4, "evaluation": 4, "deployment": 5}
 
 
 def test_the_top_level_holds_scripts_and_shared_foundations_only():
@@ -116,7 +116,7 @@ def test_every_script_answers_help_from_any_directory_with_its_defaults(tmp_path
             and "(default: False)" not in text, script
     # One name for the S3FD weights everywhere (tests/project/test_flags.py: the older ones still work, unlisted).
     detecting = [script for script, (_, text) in shown.items() if "--detector_checkpoint_path" in text]
-    assert sorted(detecting) == sorted(["inference.py", "dub.py", "stream.py", "preprocess.py",
+    assert sorted(detecting) == sorted(["inference.py", "dub.py", "stream.py", "serve.py", "preprocess.py",
                                         "evaluation/gen_videos_from_filelist.py",
                                         "evaluation/real_videos_inference.py",
                                         "evaluation/scores_LSE/calculate_scores_real_videos.py"])

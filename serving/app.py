@@ -1,0 +1,189 @@
+"""serve.py's server on aiohttp: the page, its live sessions (WebRTC) and its upload jobs.
+
+Reachable from this machine only (127.0.0.1) unless a host is given, and then every request
+needs the access token. On loopback without a token, requests must name the server itself
+as their Host (a web page cannot point a name of its own at 127.0.0.1 and drive the server)
+and a browser's form or fetch from another site is refused by its Origin."""
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+
+from aiohttp import web
+
+from lipsync.pipeline import generator_for
+from lipsync.stream import SILENCE_DB, LipSyncStream
+from lipsync.stream_face import StreamFace
+from serving.jobs import TooLarge, UploadJobs
+from serving.live import LiveSession, in_thread
+from system.errors import UserError
+
+PAGE = Path(__file__).with_name("page")
+EXECUTOR_THREADS = 4
+
+
+@dataclasses.dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str = None  # required of every request when set
+    max_sessions: int = 1  # live sessions at once (a 2-core CPU draws one in real time)
+    max_upload_mb: float = 200.0
+    max_jobs: int = 4  # upload jobs waiting or running
+    session_timeout: float = 10.0  # seconds without microphone audio that end a session
+    silence_db: float = SILENCE_DB
+    delay: float = None
+    stun: tuple = ()  # STUN servers' URLs, for clients behind NAT
+
+    @property
+    def loopback(self):
+        with contextlib.suppress(ValueError):
+            return ipaddress.ip_address(self.host).is_loopback
+        return self.host == "localhost"
+
+
+class LipSyncServer:
+    """The face and the generator prepared once, shared by every live session."""
+
+    def __init__(self, options, settings):
+        if not settings.loopback and not settings.token:
+            raise UserError(f"--host {settings.host} opens the server to other machines: it needs an access token "
+                            "(--token, or let serve.py make one)")
+        self.options, self.settings = options, settings
+        self.sessions = {}
+        self.generator = generator_for(options)
+        self.face = StreamFace(options, self.generator.device)  # its boxes, found once
+        self.folder = tempfile.mkdtemp(prefix="lipsync-serve-")
+        self.jobs = UploadJobs(options, self.folder, int(settings.max_upload_mb * 2**20), settings.max_jobs)
+
+    def application(self):
+        app = web.Application(middlewares=[self._guard])
+        app.add_routes([web.get("/", self._page), web.get("/page.js", self._page), web.get("/config", self._config),
+                        web.post("/offer", self._offer), web.post("/jobs", self._new_job),
+                        web.get("/jobs/{id}", self._job), web.get("/jobs/{id}/result", self._result)])
+        app.on_shutdown.append(self._shutdown)
+        return app
+
+    @web.middleware
+    async def _guard(self, request, handler):
+        s = self.settings
+        if s.token:
+            given = request.headers.get("X-Token") or request.query.get("token") or ""
+            if not secrets.compare_digest(given.encode(), s.token.encode()):
+                return refusal(401, "this server needs its access token: open the address serve.py printed, with ?token=")
+        elif request.host.rsplit(":", 1)[0].strip("[]") not in ("127.0.0.1", "localhost", "::1", s.host):
+            return refusal(403, f"the Host {request.host} is not this server's")
+        origin = request.headers.get("Origin")
+        if request.method == "POST" and origin and origin.split("://", 1)[-1] != request.host:
+            return refusal(403, f"requests from {origin} are refused (another site)")
+        response = await handler(request)
+        response.headers.setdefault("Content-Security-Policy", "default-src 'self'; media-src 'self' blob: mediastream:")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    async def _page(self, request):
+        name = "page.js" if request.path.endswith(".js") else "index.html"
+        kind = "text/javascript" if name.endswith(".js") else "text/html"
+        return web.Response(text=(PAGE / name).read_text(), content_type=kind)
+
+    async def _config(self, request):
+        s = self.settings
+        return web.json_response({"max_upload_bytes": int(s.max_upload_mb * 2**20), "max_sessions": s.max_sessions,
+                                  "fps": self.face.fps, "stun": list(s.stun)})
+
+    async def _offer(self, request):
+        if len(self.sessions) >= self.settings.max_sessions:
+            return refusal(503, f"the server is busy: {len(self.sessions)} of {self.settings.max_sessions} live "
+                                "sessions in use (--max_sessions); try again later")
+        try:
+            offer = await request.json()
+            sdp, kind = str(offer["sdp"]), str(offer["type"])
+        except (ValueError, KeyError, TypeError):
+            return refusal(400, "the offer must be JSON with sdp and type")
+        placeholder = object()  # the slot is taken while the stream opens
+        self.sessions[id(placeholder)] = placeholder
+        try:
+            stream = await in_thread(self._stream)  # opens the face video, starts its threads
+        except UserError as error:
+            return refusal(500, str(error))
+        finally:
+            del self.sessions[id(placeholder)]
+        session = LiveSession(stream, self.settings.session_timeout, self._closed, self.settings.stun)
+        self.sessions[session.id] = session
+        try:
+            answer = await session.answer(sdp, kind)
+        except Exception as error:  # noqa: BLE001 - a malformed offer ends its session only
+            await session.close()
+            return refusal(400, f"the offer was refused: {error}")
+        print(f"session {session.id}: opened ({len(self.sessions)} of {self.settings.max_sessions})", flush=True)
+        return web.json_response(answer)
+
+    def _stream(self):
+        s = self.settings
+        return LipSyncStream.from_options(self.options, realtime=True, silence_db=s.silence_db, delay=s.delay,
+                                          generator=self.generator, boxes=self.face.boxes)
+
+    def _closed(self, session):
+        self.sessions.pop(session.id, None)
+
+    async def _new_job(self, request):
+        try:
+            job = await self.jobs.receive(request)
+        except TooLarge as error:
+            return refusal(413, str(error))
+        except UserError as error:
+            return refusal(400 if "--max_jobs" not in str(error) else 503, str(error))
+        return web.json_response(job.status(), status=202)
+
+    async def _job(self, request):
+        job = self.jobs.jobs.get(request.match_info["id"])
+        return web.json_response(job.status()) if job else refusal(404, "no such job (finished jobs are kept an hour)")
+
+    async def _result(self, request):
+        job = self.jobs.jobs.get(request.match_info["id"])
+        if job is None or job.state != "done":
+            return refusal(404, "no lip-synced video for this job (yet)")
+        return web.FileResponse(job.result, headers={"Content-Disposition": 'attachment; filename="lipsynced.mp4"'})
+
+    async def _shutdown(self, app):
+        await asyncio.gather(*(session.close() for session in list(self.sessions.values())
+                               if isinstance(session, LiveSession)))
+        await in_thread(self.jobs.close)
+
+
+def refusal(status, message):
+    """A refused request: one line for the page, as JSON."""
+    return web.Response(status=status, text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def serve(server, on_ready=print):
+    """Serve until cancelled (Ctrl-C); ``on_ready(address)`` once it listens."""
+    s = server.settings
+    # aiortc's encoders and aiohttp's file reads run in the loop's executor: its threads all
+    # started now, so that the server's thread count at rest stays what it is.
+    executor = concurrent.futures.ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="serve")
+    started = threading.Barrier(EXECUTOR_THREADS)
+    for _ in range(EXECUTOR_THREADS):
+        executor.submit(started.wait)
+    asyncio.get_running_loop().set_default_executor(executor)
+    runner = web.AppRunner(server.application(), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, s.host, s.port)
+        try:
+            await site.start()
+        except OSError as error:
+            raise UserError(f"cannot listen on {s.host}:{s.port}: {error.strerror or error}") from error
+        host, port = runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        on_ready(f"http://{shown}:{port}/" + (f"?token={s.token}" if s.token else ""))
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,189 @@
+"""One live session: the browser's microphone in over WebRTC, lip-synced frames and their
+audio back in one media stream (the browser keeps them in sync), and each frame's index and
+speaking flag on the page's data channel."""
+
+import asyncio
+import fractions
+import json
+import secrets
+import sys
+import threading
+
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+
+import audio
+from lipsync.stream_run import StreamSummary
+
+VIDEO_CLOCK = 90000  # RTP's clock for video
+QUEUED_SECONDS = 2.0  # frames waiting for a slow encoder at most; older ones are dropped
+OPUS_RATE, OPUS_FRAME = 48000, 960  # 20 ms
+
+
+class FrameTrack(MediaStreamTrack):
+    """Outgoing frames (video or audio) in the order the stream leaves them."""
+
+    def __init__(self, kind, on_sent=None):
+        super().__init__()
+        self.kind, self.on_sent, self.queue = kind, on_sent, asyncio.Queue()
+
+    def put(self, item, limit):
+        while self.queue.qsize() >= limit:  # a client too slow to take them: drop the oldest
+            self.queue.get_nowait()
+        self.queue.put_nowait(item)
+
+    async def recv(self):
+        item = await self.queue.get()
+        if item is None:
+            self.stop()
+            raise MediaStreamError
+        frame, meta = item
+        if self.on_sent is not None:
+            self.on_sent(meta)
+        return frame
+
+
+class LiveSession:
+    """A peer connection and the LipSyncStream behind it; ``close()`` ends both and prints the
+    session line. A session whose microphone sends nothing for ``timeout`` seconds (a closed
+    tab, a lost network) is closed."""
+
+    def __init__(self, stream, timeout, on_closed, stun=()):
+        self.id = secrets.token_hex(4)
+        self.stream = stream
+        self.timeout, self.on_closed = timeout, on_closed
+        self.summary = StreamSummary(None)
+        # No STUN server unless one is given (aiortc's default is Google's): on loopback and a
+        # LAN the host candidates are enough, and offline a STUN query only delays the answer.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in stun]))
+        self.video = FrameTrack("video", self._sent)
+        self.sound = FrameTrack("audio")
+        self.channel, self.listening, self.delivering, self.closing = None, None, None, False
+        self.bad_chunks = 0
+
+    async def answer(self, sdp, kind):
+        """The server's answer to the browser's offer; the session runs from here."""
+        pc, loop = self.pc, asyncio.get_running_loop()
+
+        @pc.on("track")
+        def on_track(track):
+            if track.kind == "audio" and self.listening is None:
+                self.listening = asyncio.ensure_future(self._listen(track))
+
+        @pc.on("datachannel")
+        def on_datachannel(channel):
+            self.channel = channel
+
+        @pc.on("connectionstatechange")
+        async def on_state():
+            if pc.connectionState in ("failed", "closed"):
+                await self.close()
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp, kind))
+        pc.addTrack(self.video)
+        pc.addTrack(self.sound)
+        await pc.setLocalDescription(await pc.createAnswer())
+        self.delivering = threading.Thread(target=self._deliver, args=(loop,), name=f"session {self.id}", daemon=True)
+        self.delivering.start()
+        if self.listening is None:  # an offer without a microphone: nothing will come
+            self.listening = asyncio.ensure_future(self._listen(None))
+        return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session": self.id}
+
+    async def _listen(self, track):
+        """The microphone's frames into the stream, until it ends or falls silent for good."""
+        while True:
+            try:
+                if track is None:
+                    raise MediaStreamError
+                frame = await asyncio.wait_for(track.recv(), self.timeout)
+            except (TimeoutError, MediaStreamError):
+                break
+            try:
+                self.stream.push_audio(mono(frame), frame.sample_rate)
+            except ValueError as error:  # odd audio is skipped; the stream goes on
+                if not self.bad_chunks:
+                    print(f"session {self.id}: audio skipped ({error})", file=sys.stderr, flush=True)
+                self.bad_chunks += 1
+        await self.close()
+
+    def _deliver(self, loop):
+        """In a thread: each frame as it leaves the stream, made a video frame, and its audio
+        made 20-ms frames at 48 kHz (Opus's own: aiortc sends what one audio frame encodes to
+        under one timestamp, so a frame must not make two packets)."""
+        fps = self.stream.fps
+        limit = max(2, int(QUEUED_SECONDS * fps))
+        upsample, pending, sent = audio.Resampler(self.stream.sample_rate, OPUS_RATE), np.zeros(0, np.float32), 0
+        for frame in self.stream:
+            picture = VideoFrame.from_ndarray(frame.image, format="bgr24")
+            picture.pts, picture.time_base = round(frame.index * VIDEO_CLOCK / fps), fractions.Fraction(1, VIDEO_CLOCK)
+            meta = {"index": frame.index, "speaking": frame.speaking, "latency": frame.latency}
+            loop.call_soon_threadsafe(self.video.put, (picture, meta), limit)
+            pending = np.concatenate([pending, upsample.push(frame.audio)])
+            while len(pending) >= OPUS_FRAME:
+                sound = AudioFrame.from_ndarray(pcm16(pending[:OPUS_FRAME])[None], format="s16", layout="mono")
+                sound.sample_rate, sound.pts, sound.time_base = OPUS_RATE, sent, fractions.Fraction(1, OPUS_RATE)
+                pending, sent = pending[OPUS_FRAME:], sent + OPUS_FRAME
+                loop.call_soon_threadsafe(self.sound.put, (sound, None), 2 * limit)
+        for track in (self.video, self.sound):
+            loop.call_soon_threadsafe(track.queue.put_nowait, None)
+
+    def _sent(self, meta):
+        """A frame handed to the video encoder: counted, and its flag told to the page."""
+        self.summary.frames += 1
+        if meta["speaking"]:
+            self.summary.speaking += 1
+            self.summary.latencies.append(meta["latency"])
+        if self.channel is not None and self.channel.readyState == "open":
+            self.channel.send(json.dumps({"index": meta["index"], "speaking": meta["speaking"]}))
+
+    async def close(self):
+        """End the session: the stream's threads, the tracks and the connection; once."""
+        if self.closing:
+            return
+        self.closing = True
+        await in_thread(self.stream.stop)  # joins the generator's threads
+        if self.delivering is not None:
+            await in_thread(self.delivering.join)
+        if self.listening is not None and self.listening is not asyncio.current_task():
+            self.listening.cancel()
+        for track in (self.video, self.sound):
+            track.stop()
+        await self.pc.close()
+        print(f"session {self.id}: {self.summary.line(sent=True)}", flush=True)
+        self.on_closed(self)
+
+
+async def in_thread(function):
+    """``function()`` in a thread of its own, which ends with it (a pool's would stay)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def run():
+        try:
+            result = function()
+        except BaseException as error:  # noqa: BLE001 - raised in the awaiting task
+            loop.call_soon_threadsafe(done.set_exception, error)
+        else:
+            loop.call_soon_threadsafe(done.set_result, result)
+
+    threading.Thread(target=run, daemon=True).start()
+    return await done
+
+
+def mono(frame):
+    """A decoded audio frame's samples, mono, as int16 or float32."""
+    samples = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        samples = samples.reshape(channels, -1)
+    else:  # packed: one row of interleaved samples
+        samples = samples.reshape(-1, channels).T
+    if channels == 1:
+        return samples[0]
+    return samples.astype(np.float32).mean(axis=0) / (32768 if samples.dtype == np.int16 else 1)
+
+
+def pcm16(samples):
+    return np.rint(np.clip(samples, -1, 1) * 32767).astype(np.int16)
