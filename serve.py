@@ -30,7 +30,7 @@ def build_parser():
     server.add_argument("--token", default=None,
                         help="access token every request must carry (default: none on loopback, a new random one "
                              "with --host)")
-    server.add_argument("--stun", nargs="*", default=[], metavar="URL",
+    server.add_argument("--stun", nargs="*", default=None, metavar="URL",
                         help="STUN servers for clients behind NAT (stun:host:port); none are needed on this machine "
                              "or a LAN")
     server.add_argument("--max_sessions", type=int, default=1,
@@ -56,8 +56,11 @@ def main(argv):
     check_number("--max_upload_mb", args.max_upload_mb, 0.001)
     check_number("--session_timeout", args.session_timeout, 0.1)
     check_stream_flags(args)
+    for url in args.stun or ():
+        if not url.startswith(("stun:", "stuns:")):
+            raise UserError(f"--stun takes STUN servers' addresses (stun:HOST:PORT), not {url}")
     settings = ServerSettings(args.host, args.port, args.token, args.max_sessions, args.max_upload_mb, args.max_jobs,
-                              args.session_timeout, args.silence_db, args.delay, tuple(args.stun))
+                              args.session_timeout, args.silence_db, args.delay, tuple(args.stun or ()))
     if not settings.loopback and not settings.token:
         settings.token = secrets.token_urlsafe(18)
     options = Options.from_args(args, audio="", outfile="", tool="serve.py")

@@ -18,6 +18,8 @@
     stream            LipSyncStream: audio pushed as it arrives, lip-synced frames out (realtime or not)
     stream_audio      pushed audio -> utterances -> each frame's mel chunk, as the file pipeline cuts them
     stream_face       the stream's face, prepared once: boxes, crops, frames looped
+    stream_pacing     realtime: when each frame leaves, and which frames the generator draws in time
+    stream_run        stream.py's work: audio from a file or standard input, the stream into an mp4
 """
 
 from lipsync.options import Options

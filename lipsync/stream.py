@@ -98,7 +98,7 @@ class LipSyncStream:
         self.delay = LOOKAHEAD_SECONDS + MARGIN_SECONDS if delay is None else float(delay)
         self._pacing = Pacing(self.fps, self.delay)
         self._label = Label(o.label, o.label_corner, o.label_size) if o.label is not None else None
-        self._input, self._utterance, self._first = AudioInput(), None, 0
+        self._input, self._utterance, self._first, self._behind = AudioInput(), None, 0, 0
         self._jobs, self._ready, self._audio_of = deque(), {}, {}  # frame jobs; drawn frames; audio by frame
         self._assigned = self._emitted = 0  # frames given audio; frames out
         self._epoch, self._closed, self._stopped, self._error = 0, False, False, None
@@ -121,7 +121,7 @@ class LipSyncStream:
                 first = self._assigned
                 if self.realtime:  # the frame whose slot is now: frames passed by are gone
                     first = max(first, self._pacing.current(now))
-                self._first = first
+                self._first, self._behind = first, 0
             self._queue(self._utterance.push(samples, now))
 
     def flush(self):
@@ -188,8 +188,13 @@ class LipSyncStream:
         for frame in frames:
             k = self._first + frame.index
             if self.realtime and k < self._emitted:  # its slot left before its audio came: go on from the
-                self._first += self._emitted - k     # next frame to leave (a gap, no audio lost)
+                self._behind += self._emitted - k    # next frame to leave (a gap, no audio lost), behind
+                self._first += self._emitted - k     # by as many frames
                 k = self._emitted
+            elif self._behind and self.silence_db is not None and frame.level_db < self.silence_db:
+                self._first -= 1  # behind, a quiet frame is left out: the stream catches up in pauses
+                self._behind -= 1
+                continue
             self._audio_of[k] = frame.samples
             self._assigned = k + 1
             if self.realtime:  # the generator takes what is there

@@ -61,10 +61,10 @@ class Pacing:
         return batch
 
     def drawn(self, frames, seconds):
-        """A batch of ``frames`` drawn frames took ``seconds``; the first batch is left out
-        (its kernels' first run)."""
-        self._batches += 1
+        """A batch of ``frames`` drawn frames took ``seconds``; the first batch that drew any
+        is left out (its kernels' first run)."""
         self._drawn_at = time.perf_counter()
+        self._batches += bool(frames)
         if frames and self._batches > 1:
             pace = seconds / frames
             self.per_frame = pace if not self.per_frame else (1 - PACE_WEIGHT) * self.per_frame + PACE_WEIGHT * pace

@@ -36,7 +36,7 @@ class StreamSummary:
             p50, p95 = (1000 * float(np.percentile(self.latencies, q)) for q in (50, 95))
             latency = f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms"
         else:
-            latency = "latency p50 - ms p95 - ms (no speaking frame)"
+            latency = "latency p50 - ms p95 - ms"  # no speaking frame
         return f"{self.frames} frames{' sent' if sent else ''}, {self.speaking} speaking, {latency}"
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import json
 import secrets
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -21,11 +22,16 @@ from aiohttp import web
 from lipsync.pipeline import generator_for
 from lipsync.stream import SILENCE_DB, LipSyncStream
 from lipsync.stream_face import StreamFace
-from serving.jobs import TooLarge, UploadJobs
+from serving.jobs import Busy, TooLarge, UploadJobs
 from serving.live import LiveSession, in_thread
 from system.errors import UserError
 
 PAGE = Path(__file__).with_name("page")
+PUBLIC = {"/": "index.html", "/page.js": "page.js", "/page.css": "page.css"}  # the page, served without a token
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+HEADERS = {"Content-Security-Policy": "default-src 'self'; media-src 'self' blob: mediastream:; frame-ancestors 'none'",
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 EXECUTOR_THREADS = 4
 
 
@@ -57,7 +63,7 @@ class LipSyncServer:
             raise UserError(f"--host {settings.host} opens the server to other machines: it needs an access token "
                             "(--token, or let serve.py make one)")
         self.options, self.settings = options, settings
-        self.sessions = {}
+        self.sessions, self.stopping = {}, False
         self.generator = generator_for(options)
         self.face = StreamFace(options, self.generator.device)  # its boxes, found once
         self.folder = tempfile.mkdtemp(prefix="lipsync-serve-")
@@ -65,33 +71,29 @@ class LipSyncServer:
 
     def application(self):
         app = web.Application(middlewares=[self._guard])
-        app.add_routes([web.get("/", self._page), web.get("/page.js", self._page), web.get("/config", self._config),
+        app.add_routes([*(web.get(path, self._page) for path in PUBLIC), web.get("/config", self._config),
                         web.post("/offer", self._offer), web.post("/jobs", self._new_job),
                         web.get("/jobs/{id}", self._job), web.get("/jobs/{id}/result", self._result)])
-        app.on_shutdown.append(self._shutdown)
+        app.on_shutdown.append(self._shutdown)  # before the requests still running are waited for,
+        app.on_cleanup.append(self._cleanup)  # and after
         return app
 
     @web.middleware
     async def _guard(self, request, handler):
-        s = self.settings
-        if s.token:
-            given = request.headers.get("X-Token") or request.query.get("token") or ""
-            if not secrets.compare_digest(given.encode(), s.token.encode()):
-                return refusal(401, "this server needs its access token: open the address serve.py printed, with ?token=")
-        elif request.host.rsplit(":", 1)[0].strip("[]") not in ("127.0.0.1", "localhost", "::1", s.host):
-            return refusal(403, f"the Host {request.host} is not this server's")
-        origin = request.headers.get("Origin")
-        if request.method == "POST" and origin and origin.split("://", 1)[-1] != request.host:
-            return refusal(403, f"requests from {origin} are refused (another site)")
-        response = await handler(request)
-        response.headers.setdefault("Content-Security-Policy", "default-src 'self'; media-src 'self' blob: mediastream:")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response = access_refusal(self.settings, request)
+        if response is None:
+            try:
+                response = await handler(request)
+            except web.HTTPException as error:
+                response = refusal(error.status, error.reason)
+            except Exception as error:  # noqa: BLE001 - a malformed request is refused in one line
+                response = refusal(400, f"the request could not be read: {type(error).__name__}")
+        response.headers.update(HEADERS)
         return response
 
     async def _page(self, request):
-        name = "page.js" if request.path.endswith(".js") else "index.html"
-        kind = "text/javascript" if name.endswith(".js") else "text/html"
-        return web.Response(text=(PAGE / name).read_text(), content_type=kind)
+        name = PUBLIC[request.path]
+        return web.Response(text=(PAGE / name).read_text(), content_type=CONTENT_TYPES[Path(name).suffix])
 
     async def _config(self, request):
         s = self.settings
@@ -99,29 +101,39 @@ class LipSyncServer:
                                   "fps": self.face.fps, "stun": list(s.stun)})
 
     async def _offer(self, request):
-        if len(self.sessions) >= self.settings.max_sessions:
-            return refusal(503, f"the server is busy: {len(self.sessions)} of {self.settings.max_sessions} live "
-                                "sessions in use (--max_sessions); try again later")
-        try:
-            offer = await request.json()
-            sdp, kind = str(offer["sdp"]), str(offer["type"])
-        except (ValueError, KeyError, TypeError):
-            return refusal(400, "the offer must be JSON with sdp and type")
-        placeholder = object()  # the slot is taken while the stream opens
+        if self.stopping or len(self.sessions) >= self.settings.max_sessions:
+            return refusal(503, "the server is stopping" if self.stopping else
+                           f"the server is busy: {len(self.sessions)} of {self.settings.max_sessions} live sessions "
+                           "taken (--max_sessions); try again later")
+        placeholder = object()  # the slot is taken from here on, while the offer is read and the stream opens
         self.sessions[id(placeholder)] = placeholder
         try:
-            stream = await in_thread(self._stream)  # opens the face video, starts its threads
-        except UserError as error:
-            return refusal(500, str(error))
+            try:
+                offer = await request.json()
+                sdp, kind = str(offer["sdp"]), str(offer["type"])
+            except (ValueError, KeyError, TypeError, RecursionError):
+                return refusal(400, "the offer must be JSON with sdp and type")
+            try:
+                stream = await in_thread(self._stream)  # opens the face video, starts its threads
+            except Exception as error:  # noqa: BLE001 - one line for the page and the log
+                print(f"a session could not open: {error}", file=sys.stderr, flush=True)
+                return refusal(500, f"the stream could not open: {error}")
         finally:
             del self.sessions[id(placeholder)]
-        session = LiveSession(stream, self.settings.session_timeout, self._closed, self.settings.stun)
+        try:
+            session = LiveSession(stream, self.settings.session_timeout, self._closed, self.settings.stun)
+        except BaseException:
+            await in_thread(stream.stop)
+            raise
         self.sessions[session.id] = session
         try:
             answer = await session.answer(sdp, kind)
         except Exception as error:  # noqa: BLE001 - a malformed offer ends its session only
             await session.close()
             return refusal(400, f"the offer was refused: {error}")
+        if self.stopping:  # the server began to stop while this session opened
+            await session.close()
+            return refusal(503, "the server is stopping")
         print(f"session {session.id}: opened ({len(self.sessions)} of {self.settings.max_sessions})", flush=True)
         return web.json_response(answer)
 
@@ -138,8 +150,10 @@ class LipSyncServer:
             job = await self.jobs.receive(request)
         except TooLarge as error:
             return refusal(413, str(error))
+        except Busy as error:
+            return refusal(503, str(error))
         except UserError as error:
-            return refusal(400 if "--max_jobs" not in str(error) else 503, str(error))
+            return refusal(400, str(error))
         return web.json_response(job.status(), status=202)
 
     async def _job(self, request):
@@ -153,9 +167,30 @@ class LipSyncServer:
         return web.FileResponse(job.result, headers={"Content-Disposition": 'attachment; filename="lipsynced.mp4"'})
 
     async def _shutdown(self, app):
+        self.stopping = self.jobs.closing = True  # requests still running refuse from here on
+        await self._close_sessions()
+
+    async def _cleanup(self, app):
+        await self._close_sessions()
+        await in_thread(self.jobs.close)
+
+    async def _close_sessions(self):
         await asyncio.gather(*(session.close() for session in list(self.sessions.values())
                                if isinstance(session, LiveSession)))
-        await in_thread(self.jobs.close)
+
+
+def access_refusal(s, request):
+    """Why the access rules refuse ``request`` (a response), or None; ``s``: ServerSettings."""
+    if s.token and request.path not in PUBLIC:  # the page holds no secret: its address carries the token
+        given = request.headers.get("X-Token") or request.query.get("token") or ""
+        if not secrets.compare_digest(given.encode(), s.token.encode()):
+            return refusal(401, "this server needs its access token: open the address serve.py printed, with ?token=")
+    elif not s.token and (request.host or "").rsplit(":", 1)[0].strip("[]") not in LOOPBACK_NAMES + (s.host,):
+        return refusal(403, f"the Host {request.host} is not this server's")
+    origin = request.headers.get("Origin")
+    if request.method == "POST" and origin and origin.split("://", 1)[-1] != request.host:
+        return refusal(403, f"requests from {origin} are refused (another site)")
+    return None
 
 
 def refusal(status, message):

@@ -18,10 +18,18 @@ from lipsync import lip_sync
 from system.errors import UserError
 
 KEEP_SECONDS = 3600  # a finished job's files are removed this long after it ends
-EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}")
+# Media extensions kept as a hint for the decoders; any other name is dropped (a playlist's,
+# .m3u8, would have FFmpeg open the files or addresses it lists).
+EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".wav",
+              ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac"}
+MAX_PARTS = 8  # fields of one upload form: face, audio, box and a few to spare
 
 
-class TooLarge(Exception):
+class TooLarge(UserError):
+    pass
+
+
+class Busy(UserError):
     pass
 
 
@@ -29,7 +37,7 @@ class TooLarge(Exception):
 class Job:
     id: str
     folder: Path
-    state: str = "queued"  # queued, running, done, failed
+    state: str = "queued"  # uploading, queued, running, done, failed
     done: int = 0  # frames written
     total: int = 0
     error: str = None
@@ -53,50 +61,74 @@ class UploadJobs:
         self.runner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="upload job")
 
     async def receive(self, request):
-        """A job from a multipart POST (face, audio, optional box); raises TooLarge, UserError."""
+        """A job from a multipart POST (face, audio, optional box); raises TooLarge, Busy or
+        UserError (a bad form)."""
         self._forget_old()
         if request.content_length is not None and request.content_length > self.max_bytes:
             raise TooLarge(f"the upload is {request.content_length / 2**20:.1f} MB; this server takes at most "
                            f"{self.max_bytes / 2**20:.1f} MB (--max_upload_mb)")
-        if sum(job.state in ("queued", "running") for job in self.jobs.values()) >= self.max_jobs:
-            raise UserError(f"the server has {self.max_jobs} jobs waiting or running (--max_jobs): try again later")
-        job = Job(secrets.token_urlsafe(16), self.folder / secrets.token_hex(8))
-        job.folder.mkdir()
+        if self.closing:
+            raise Busy("the server is stopping")
+        if sum(job.state in ("uploading", "queued", "running") for job in self.jobs.values()) >= self.max_jobs:
+            raise Busy(f"the server has {self.max_jobs} jobs uploading, waiting or running (--max_jobs): try again later")
+        job = Job(secrets.token_urlsafe(16), self.folder / secrets.token_hex(8), state="uploading")
+        self.jobs[job.id] = job  # counted from now on, while its files come
         try:
+            job.folder.mkdir()
             files, box = await self._read_parts(request, job.folder)
+            missing = [name for name in ("face", "audio") if name not in files]
+            if missing:
+                raise UserError(f"the form needs a {' and an '.join(missing)} file")
+            if self.closing:
+                raise Busy("the server is stopping")
         except BaseException:
+            del self.jobs[job.id]
             shutil.rmtree(job.folder, ignore_errors=True)
             raise
-        missing = [name for name in ("face", "audio") if name not in files]
-        if missing:
-            shutil.rmtree(job.folder, ignore_errors=True)
-            raise UserError(f"the form needs a {' and an '.join(missing)} file")
         options = dataclasses.replace(self.options, face=str(files["face"]), audio=str(files["audio"]),
                                       outfile=str(job.result), box=box, crop=[0, -1, 0, -1], rotate=False,
                                       resize_factor=1, static=False, face_cache=None, progress=False)
-        self.jobs[job.id] = job
+        job.state = "queued"
         self.runner.submit(self._run, job, options)
         return job
 
     async def _read_parts(self, request, folder):
-        reader, files, box, received = await request.multipart(), {}, [-1, -1, -1, -1], 0
-        while (part := await reader.next()) is not None:
-            if part.name in ("face", "audio") and part.name not in files:
-                suffix = Path(part.filename or "").suffix
-                path = folder / (part.name + (suffix.lower() if EXTENSION.fullmatch(suffix) else ""))
-                with path.open("wb") as handle:
-                    while chunk := await part.read_chunk(1 << 16):
-                        received += len(chunk)
-                        if received > self.max_bytes:
-                            raise TooLarge(f"the upload goes past {self.max_bytes / 2**20:.1f} MB, this server's "
-                                           "limit (--max_upload_mb)")
-                        handle.write(chunk)
-                files[part.name] = path
-            elif part.name == "box" and (text := (await part.text()).strip()):
-                box = parse_box(text)
+        try:
+            reader = await request.multipart()
+        except (AssertionError, KeyError, ValueError) as error:
+            raise UserError("the upload must be a multipart form (face, audio, box)") from error
+        files, box, self.received = {}, [-1, -1, -1, -1], 0
+        for _ in range(MAX_PARTS):
+            part = await reader.next()
+            if part is None:
+                return files, box
+            name = getattr(part, "name", None)
+            if name in ("face", "audio") and name not in files:
+                files[name] = folder / (name + media_extension(part.filename))
+                with files[name].open("wb") as handle:
+                    await self._copy(part, handle)
+                if is_text(files[name]):
+                    raise UserError(f"the {name} file is text, not media")
+            elif name == "box":
+                box = parse_box(await self._copy(part))
             else:
-                await part.release()
-        return files, box
+                await self._copy(part)
+        raise UserError(f"the form has more than {MAX_PARTS} fields")
+
+    async def _copy(self, part, handle=None):
+        """A part's bytes into ``handle`` (or returned as text, at most a short line), counted
+        against the limit as they come."""
+        kept = b""
+        while chunk := await part.read_chunk(1 << 16):
+            self.received += len(chunk)
+            if self.received > self.max_bytes:
+                raise TooLarge(f"the upload goes past {self.max_bytes / 2**20:.1f} MB, this server's limit "
+                               "(--max_upload_mb)")
+            if handle is not None:
+                handle.write(chunk)
+            else:
+                kept = (kept + chunk)[:100]
+        return kept.decode("utf-8", "replace").strip()
 
     def _run(self, job, options):
         job.state = "running"
@@ -110,14 +142,21 @@ class UploadJobs:
             lip_sync(options, on_frames=progress)
             job.state = "done"
         except UserError as error:
-            job.state, job.error = "failed", str(error).replace(f"{job.folder}/", "")  # the server's paths stay its own
+            job.state, job.error = "failed", self._without_paths(str(error), job)
         except Exception as error:  # noqa: BLE001 - the page says what went wrong; the server goes on
-            job.state, job.error = "failed", f"{type(error).__name__}: {error}".replace(f"{job.folder}/", "")
+            job.state, job.error = "failed", self._without_paths(f"{type(error).__name__}: {error}", job)
         finally:
             job.ended_at = time.monotonic()
             for upload in job.folder.iterdir():  # the inputs are not kept
                 if upload != job.result:
                     upload.unlink(missing_ok=True)
+
+    def _without_paths(self, text, job):
+        """An error for the page: the server's own paths left out."""
+        for path, shown in ((f"{job.folder}/", ""), (str(self.folder), "<uploads>"),
+                            (self.options.checkpoint_path, "<checkpoint>")):
+            text = text.replace(path, shown)
+        return text.splitlines()[0] if text else text
 
     def _forget_old(self):
         now = time.monotonic()
@@ -131,6 +170,21 @@ class UploadJobs:
         self.closing = True
         self.runner.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def media_extension(filename):
+    """The client's extension if it is a media file's, else none."""
+    suffix = Path(filename or "").suffix.lower()
+    return suffix if suffix in EXTENSIONS else ""
+
+
+def is_text(path):
+    """The file's first 4 kB hold no control bytes but line ends and tabs: text, such as a
+    playlist or a session description (HLS, SDP, ffconcat) that FFmpeg would follow to other
+    files or addresses. Media headers hold binary bytes (sizes, NULs) from their first bytes."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    return bool(head) and not any(byte < 9 or 13 < byte < 32 or byte == 127 for byte in head)
 
 
 def parse_box(text):

@@ -8,6 +8,7 @@ import json
 import secrets
 import sys
 import threading
+import time
 
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -20,6 +21,7 @@ from lipsync.stream_run import StreamSummary
 VIDEO_CLOCK = 90000  # RTP's clock for video
 QUEUED_SECONDS = 2.0  # frames waiting for a slow encoder at most; older ones are dropped
 OPUS_RATE, OPUS_FRAME = 48000, 960  # 20 ms
+AHEAD_SECONDS = 2.0  # microphone audio beyond this ahead of the wall clock is dropped (a flood)
 
 
 class FrameTrack(MediaStreamTrack):
@@ -60,8 +62,8 @@ class LiveSession:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(url) for url in stun]))
         self.video = FrameTrack("video", self._sent)
         self.sound = FrameTrack("audio")
-        self.channel, self.listening, self.delivering, self.closing = None, None, None, False
-        self.bad_chunks = 0
+        self.channel, self.listening, self.delivering, self.closing = None, None, None, None
+        self.bad_chunks, self.pushed_seconds, self.first_push_at, self.dropped_seconds = 0, 0.0, None, 0.0
 
     async def answer(self, sdp, kind):
         """The server's answer to the browser's offer; the session runs from here."""
@@ -93,25 +95,50 @@ class LiveSession:
 
     async def _listen(self, track):
         """The microphone's frames into the stream, until it ends or falls silent for good."""
-        while True:
-            try:
-                if track is None:
-                    raise MediaStreamError
-                frame = await asyncio.wait_for(track.recv(), self.timeout)
-            except (TimeoutError, MediaStreamError):
-                break
-            try:
-                self.stream.push_audio(mono(frame), frame.sample_rate)
-            except ValueError as error:  # odd audio is skipped; the stream goes on
-                if not self.bad_chunks:
-                    print(f"session {self.id}: audio skipped ({error})", file=sys.stderr, flush=True)
-                self.bad_chunks += 1
-        await self.close()
+        try:
+            while True:
+                try:
+                    if track is None:
+                        raise MediaStreamError
+                    frame = await asyncio.wait_for(track.recv(), self.timeout)
+                except (TimeoutError, MediaStreamError):
+                    break
+                self._push(frame)
+        finally:
+            await self.close()
+
+    def _push(self, frame):
+        """One microphone frame into the stream: odd audio is skipped, and audio that comes
+        faster than it can be spoken (a peer flooding the server) is dropped, not queued."""
+        now, seconds = time.monotonic(), frame.samples / max(1, frame.sample_rate or 1)
+        self.first_push_at = self.first_push_at or now
+        if self.pushed_seconds > now - self.first_push_at + AHEAD_SECONDS:
+            if not self.dropped_seconds:
+                print(f"session {self.id}: audio comes faster than real time: dropped", file=sys.stderr, flush=True)
+            self.dropped_seconds += seconds
+            return
+        try:
+            self.stream.push_audio(mono(frame), frame.sample_rate)
+            self.pushed_seconds += seconds
+        except ValueError as error:  # the stream goes on
+            if not self.bad_chunks:
+                print(f"session {self.id}: audio skipped ({error})", file=sys.stderr, flush=True)
+            self.bad_chunks += 1
 
     def _deliver(self, loop):
         """In a thread: each frame as it leaves the stream, made a video frame, and its audio
         made 20-ms frames at 48 kHz (Opus's own: aiortc sends what one audio frame encodes to
         under one timestamp, so a frame must not make two packets)."""
+        try:
+            self._send_frames(loop)
+        except Exception as error:  # noqa: BLE001 - the session ends in one line; the server goes on
+            print(f"session {self.id}: the stream failed: {error}", file=sys.stderr, flush=True)
+            asyncio.run_coroutine_threadsafe(self.close(), loop)
+        finally:
+            for track in (self.video, self.sound):
+                loop.call_soon_threadsafe(track.queue.put_nowait, None)
+
+    def _send_frames(self, loop):
         fps = self.stream.fps
         limit = max(2, int(QUEUED_SECONDS * fps))
         upsample, pending, sent = audio.Resampler(self.stream.sample_rate, OPUS_RATE), np.zeros(0, np.float32), 0
@@ -126,8 +153,6 @@ class LiveSession:
                 sound.sample_rate, sound.pts, sound.time_base = OPUS_RATE, sent, fractions.Fraction(1, OPUS_RATE)
                 pending, sent = pending[OPUS_FRAME:], sent + OPUS_FRAME
                 loop.call_soon_threadsafe(self.sound.put, (sound, None), 2 * limit)
-        for track in (self.video, self.sound):
-            loop.call_soon_threadsafe(track.queue.put_nowait, None)
 
     def _sent(self, meta):
         """A frame handed to the video encoder: counted, and its flag told to the page."""
@@ -139,20 +164,25 @@ class LiveSession:
             self.channel.send(json.dumps({"index": meta["index"], "speaking": meta["speaking"]}))
 
     async def close(self):
-        """End the session: the stream's threads, the tracks and the connection; once."""
-        if self.closing:
-            return
-        self.closing = True
-        await in_thread(self.stream.stop)  # joins the generator's threads
-        if self.delivering is not None:
-            await in_thread(self.delivering.join)
-        if self.listening is not None and self.listening is not asyncio.current_task():
-            self.listening.cancel()
-        for track in (self.video, self.sound):
-            track.stop()
-        await self.pc.close()
-        print(f"session {self.id}: {self.summary.line(sent=True)}", flush=True)
-        self.on_closed(self)
+        """End the session: the stream's threads, the tracks and the connection. Every caller
+        waits for the one closing."""
+        if self.closing is None:
+            self.closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self.closing)
+
+    async def _close(self):
+        try:
+            await in_thread(self.stream.stop)  # joins the generator's threads
+            if self.delivering is not None and self.delivering is not threading.current_thread():
+                await in_thread(self.delivering.join)
+            if self.listening is not None and self.listening is not asyncio.current_task():
+                self.listening.cancel()
+            for track in (self.video, self.sound):
+                track.stop()
+            await self.pc.close()
+        finally:
+            print(f"session {self.id}: {self.summary.line(sent=True)}", flush=True)
+            self.on_closed(self)
 
 
 async def in_thread(function):

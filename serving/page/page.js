@@ -7,7 +7,8 @@ const token = params.get("token");
 const headers = token ? { "X-Token": token } : {};
 const $ = (id) => document.getElementById(id);
 const stats = (window.lipsync = { state: "idle", session: null, framesDecoded: 0, flags: [], speaking: 0,
-                                   audioSamples: 0, error: null });
+                                   audioSamples: 0, error: null, policyViolations: [] });
+document.addEventListener("securitypolicyviolation", (e) => stats.policyViolations.push(e.violatedDirective));
 let pc = null, mic = null, statsTimer = null, config = null;
 
 async function errorOf(response) {
@@ -125,7 +126,10 @@ async function follow(id) {
   const bar = $("job-progress");
   const query = token ? `?token=${encodeURIComponent(token)}` : "";
   for (;;) {
-    const response = await fetch(`jobs/${id}`, { headers });
+    let response;
+    try { response = await fetch(`jobs/${id}`, { headers }); } catch (error) {
+      show("job-status", "The server cannot be reached.", true); return;
+    }
     if (!response.ok) { show("job-status", await errorOf(response), true); return; }
     const job = await response.json();
     if (job.state === "done") {
@@ -148,5 +152,5 @@ $("start").onclick = start;
 $("stop").onclick = () => stop("Stopped.");
 $("hear").onchange = () => { $("video").muted = !$("hear").checked; };
 $("upload").onsubmit = upload;
-fetch("config", { headers }).then((r) => r.json()).then((c) => { config = c; }).catch(() => {});
-if (params.get("autostart")) start();
+fetch("config", { headers }).then((r) => r.json()).then((c) => { config = c; }).catch(() => {})
+  .finally(() => { if (params.get("autostart")) start(); });

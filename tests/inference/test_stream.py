@@ -199,6 +199,31 @@ def test_realtime_audio_that_comes_late_plays_from_the_next_frame_and_none_is_lo
     assert gap == list(range(3, gap[-1] + 1)) and len(gap) >= 10
 
 
+def test_a_realtime_stream_behind_after_a_stall_catches_up_in_the_next_pause(assets, tmp_path):
+    """After a stall the stream runs late by the stall; in the next pause it leaves quiet
+    frames out until it is back on time (latency returns to the delay); speech is never cut."""
+    cv2.imwrite(str(tmp_path / "face.png"), decoded(assets / "face12.mp4")[0])
+    stream = LipSyncStream(assets / "gen.pth", tmp_path / "face.png", box=BOX, progress=False, realtime=True,
+                           delay=0.3, fps=10)
+    first, then = speech_like(1.0, seed=4), speech_like(0.5, seed=5)
+    rest = np.concatenate([np.zeros(32000, np.float32), then])  # 2 s of pause, then speech
+    got, reader = [], threading.Thread(target=lambda: got.extend(stream))
+    reader.start()
+    stream.push_audio(first[:8000], 16000)
+    while not got or got[-1].index < 15:  # a stall of a second or so
+        reader.join(0.05)
+    stream.push_audio(first[8000:], 16000)
+    stream.push_audio(rest, 16000)
+    stream.close()
+    reader.join(60)
+    gap = [frame.index for frame in got if not np.any(frame.audio)]
+    carried = np.concatenate([frame.audio for frame in got if np.any(frame.audio)])
+    assert np.array_equal(carried[:16000], first)  # the speech before and after the stall, whole
+    left_out = (16000 + len(rest) - len(carried)) // 1600  # quiet frames of 0.1 s left out
+    assert left_out >= len(gap) - 1 > 5  # as many frames as the stall put it behind
+    assert np.array_equal(carried[16000 + 32000 - 1600 * left_out:][:len(then)], then)
+
+
 def test_what_push_audio_refuses_and_what_a_stream_takes(assets):
     with pytest.raises(TypeError, match="LipSyncStream got unexpected keyword argument.*bogus"):
         LipSyncStream(assets / "gen.pth", assets / "face12.mp4", box=BOX, progress=False, bogus=1)

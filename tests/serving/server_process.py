@@ -11,9 +11,28 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+from support.synthetic_weights import save_released, seeded
+
+from media.synthetic import face_frames, speech_like, write_media, write_video
+from models import Wav2Lip
+
 ROOT = Path(__file__).resolve().parents[2]
 BOX = (20, 90, 30, 100)  # top bottom left right, of face_frames' face
 SPEECH_SECONDS, SILENCE_SECONDS = 2.0, 2.0
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """Seeded generator weights, a face video and speech with a pause (speech, then silence)."""
+    d = tmp_path_factory.mktemp("serve_media")
+    save_released(seeded(Wav2Lip(), 0), d / "gen.pth")
+    write_video(d / "face.mp4", face_frames(25))
+    speech = np.concatenate([speech_like(SPEECH_SECONDS), np.zeros(int(SILENCE_SECONDS * 16000), np.float32)])
+    write_media(d / "speech_then_silence.wav", speech[None], 16000, audio_codec="pcm_s16le")
+    write_media(d / "speech.wav", speech_like(1.0)[None], 16000, audio_codec="pcm_s16le")
+    return d
 
 
 class Server:
@@ -85,10 +104,11 @@ class Server:
 
 def client_process(url, wav, seconds):
     """live_session in a process of its own (to be killed)."""
-    code = ("import asyncio, sys; sys.path[:0] = sys.argv[3:5]; from server_process import live_session; "
-            "asyncio.run(live_session(sys.argv[1], sys.argv[2], float(sys.argv[5])))")
+    code = ("import asyncio, sys; sys.path[:0] = sys.argv[3:6]; from server_process import live_session; "
+            "asyncio.run(live_session(sys.argv[1], sys.argv[2], float(sys.argv[6])))")
     here = Path(__file__).parent
-    return subprocess.Popen([sys.executable, "-c", code, url, str(wav), str(here), str(here.parent), str(seconds)])
+    return subprocess.Popen([sys.executable, "-c", code, url, str(wav), str(here), str(here.parent), str(ROOT),
+                             str(seconds)], cwd=here)
 
 
 async def live_session(url, wav, seconds, token=None, on_started=None):

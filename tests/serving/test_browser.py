@@ -10,7 +10,7 @@ import time
 
 import aiohttp
 import pytest
-from server_process import SILENCE_SECONDS, Server
+from server_process import SILENCE_SECONDS, Server, media  # noqa: F401 - media: a pytest fixture
 from test_serve import SESSION_LINE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -66,6 +66,7 @@ def test_the_page_lip_syncs_the_microphone_in_chromium(media, tmp_path):
         finally:
             browser.close()
         found = server.wait_for(SESSION_LINE.replace(r"(\w+)", seen["session"]), 30)
+    assert seen["policyViolations"] == []  # the page runs under its own Content-Security-Policy
     sent, speaking = int(found.group(1)), int(found.group(2))
     flags = seen["flags"]
     assert sent >= len(flags) >= 8 * 25 * 0.9 and sent >= seen["framesDecoded"]

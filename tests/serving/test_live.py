@@ -82,7 +82,7 @@ def test_odd_microphone_frames_are_skipped_and_the_session_goes_on(capsys):
     assert stream.stopped == 1 and closed == [session] and session.bad_chunks == 2
     out = capsys.readouterr()
     assert out.err.count("audio skipped") == 1
-    assert f"session {session.id}: 0 frames sent, 0 speaking, latency p50 - ms p95 - ms (no speaking frame)" in out.out
+    assert f"session {session.id}: 0 frames sent, 0 speaking, latency p50 - ms p95 - ms" in out.out
 
 
 def test_a_microphone_that_falls_silent_ends_the_session(capsys):

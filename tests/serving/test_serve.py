@@ -10,7 +10,8 @@ import time
 import aiohttp
 import av
 import pytest
-from server_process import BOX, SILENCE_SECONDS, SPEECH_SECONDS, Server, client_process, live_session
+from server_process import (  # noqa: F401 - media: a pytest fixture
+    BOX, SILENCE_SECONDS, SPEECH_SECONDS, Server, client_process, live_session, media)
 
 SESSION_LINE = r"session (\w+): (\d+) frames sent, (\d+) speaking, latency p50 (\d+) ms p95 (\d+) ms"
 
@@ -82,11 +83,14 @@ def test_another_host_needs_the_token_it_prints(media):
     with Server(media, "--host", "0.0.0.0") as server:
         assert server.token and len(server.token) >= 20
         url = server.url.replace("0.0.0.0", "127.0.0.1")
-        status, body, _ = request("GET", url)
+        status, body, _ = request("GET", url + "config")
         assert status == 401 and "access token" in json.loads(body)["error"]
-        assert request("GET", url, params={"token": "wrong"})[0] == 401
-        assert request("GET", url, params={"token": server.token})[0] == 200
+        assert request("GET", url + "config", params={"token": "wrong"})[0] == 401
+        assert request("GET", url + "config", params={"token": server.token})[0] == 200
         assert request("GET", url + "config", headers={"X-Token": server.token})[0] == 200
+        # The page itself holds no secret (a script tag cannot send the token): served to all
+        assert all(request("GET", url + name)[0] == 200 for name in ("", "page.js", "page.css"))
+        assert request("GET", url + "config")[0] == 401 and request("POST", url + "offer", json={})[0] == 401
 
 
 def test_an_upload_is_lip_synced_by_the_file_pipeline_with_progress(server, media):
@@ -106,20 +110,26 @@ def test_an_upload_is_lip_synced_by_the_file_pipeline_with_progress(server, medi
     # The uploads are not kept; nothing was written outside the server's own folder
     kept = [path.name for path in server.tmpdir.rglob("*") if path.is_file() and path != result]
     assert kept == ["lipsynced.mp4"]
-    assert not list(media.parent.rglob("face.mp4"))[1:] or all(p.parent == media for p in media.parent.rglob("face.mp4"))
 
 
 def test_a_bad_upload_fails_in_one_line_without_the_servers_paths(server, media):
-    status, job = upload(server.url, {"face": ("face.mp4", b"not a video"),
+    status, job = upload(server.url, {"face": ("face.mp4", b"\x00\x01not a video\xff" * 20),
                                       "audio": ("speech.wav", (media / "speech.wav").read_bytes())})
     assert status == 202
     job, _ = finished(server.url, job["id"])
     assert job["state"] == "failed" and "\n" not in job["error"] and str(server.tmpdir) not in job["error"]
-    status, body = upload(server.url, {"face": ("face.mp4", b"x")})
+    status, body = upload(server.url, {"face": ("face.mp4", b"\x00x")})
     assert status == 400 and "audio" in body["error"]
-    status, body = upload(server.url, {"face": ("f.mp4", b"x"), "audio": ("a.wav", b"x")}, box="1 2 3")
+    status, body = upload(server.url, {"face": ("f.mp4", b"\x00x"), "audio": ("a.wav", b"\x00x")}, box="1 2 3")
     assert status == 400 and "four whole numbers" in body["error"]
-    assert request("GET", server.url + "jobs/../../etc/passwd")[0] == 404
+    assert raw_request(server.url, ["GET /jobs/..%2F..%2Fetc%2Fpasswd/result HTTP/1.1",
+                                    f"Host: {server.url.split('/')[2]}", "Connection: close"]) == 404
+    # A playlist (HLS) would have FFmpeg read the files or addresses it lists: text is no media
+    playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n" + str(media / "face.mp4").encode() + b"\n"
+    status, body = upload(server.url, {"face": ("face.m3u8", playlist), "audio": ("a.wav", playlist)})
+    assert status == 400 and "text, not media" in body["error"]
+    status, body, _ = request("POST", server.url + "jobs", data=b"not a form")
+    assert status == 400 and "multipart" in json.loads(body)["error"]
     assert request("GET", server.url + "jobs/nothing/result")[0] == 404
 
 
@@ -173,7 +183,14 @@ def test_sessions_beyond_the_limit_are_refused(server, media):
 
     since = server.mark()
     assert asyncio.run(both())["status"] == 200
-    server.wait_for(SESSION_LINE, 30, since)
+    server.wait_for(r"session \w+: \d+ frames sent", 30, since)
+
+    async def at_once():  # offers arriving together: one of them gets the slot
+        return await asyncio.gather(*(live_session(server.url, media / "speech.wav", 1) for _ in range(3)))
+
+    since = server.mark()
+    assert sorted(got["status"] for got in asyncio.run(at_once())) == [200, 503, 503]
+    server.wait_for(r"session \w+: \d+ frames sent", 30, since)
 
 
 def test_a_client_that_vanishes_frees_its_session(server, media):
@@ -198,9 +215,17 @@ def test_a_client_that_vanishes_frees_its_session(server, media):
     assert asyncio.run(live_session(server.url, media / "speech.wav", 0.5))["status"] == 200  # the slot is free again
 
 
-def test_stopping_the_server_leaves_no_file(media, tmp_path):
+def test_stopping_the_server_mid_session_ends_it_and_leaves_no_file(media, tmp_path):
     server = Server(media, tmpdir=tmp_path)
     assert list(tmp_path.glob("lipsync-serve-*"))
-    assert server.stop() == 0
+    client = client_process(server.url, media / "speech.wav", 60)
+    try:
+        session = server.wait_for(r"session (\w+): opened", 60).group(1)
+        time.sleep(1)
+        assert server.stop() == 0  # Ctrl-C
+    finally:
+        client.kill()
+        client.wait()
+    assert server.wait_for(rf"session {session}: \d+ frames sent", 1)
     assert "serve.py stopped" in server.lines[-1]
     assert not list(tmp_path.iterdir())
