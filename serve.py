@@ -10,12 +10,13 @@ one line: session <id>: <N> frames sent, <M> speaking, latency p50 <x> ms p95 <y
 The work is done by ``serving.app.LipSyncServer`` over ``lipsync.stream.LipSyncStream``.
 """
 
+import signal
 import sys
 
 import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends in one line (system/startup.py)
 from lipsync import Options
 from lipsync.command_line import add_lipsync_flags, add_stream_flags, check_stream_flags
-from system.cli import run
+from system.cli import Terminated, run
 from system.errors import UserError, check_number
 from system.flags import argument_parser
 
@@ -70,9 +71,13 @@ def main(argv):
         raise UserError("a live stream loops its face video: --short_video is for inference.py")
     server = LipSyncServer(options, settings)
     try:
-        asyncio.run(serve(server, lambda address: print(f"Serving on {address}  (Ctrl-C stops)", flush=True)))
+        stopped_by = asyncio.run(serve(server, lambda address: print(f"Serving on {address}  (Ctrl-C stops)",
+                                                                     flush=True)))
     except KeyboardInterrupt:
         print("serve.py stopped", flush=True)
+        return 0
+    if stopped_by == signal.SIGTERM:
+        raise Terminated()  # its usual line and status
     return 0
 
 

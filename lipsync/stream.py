@@ -98,7 +98,7 @@ class LipSyncStream:
         self.delay = LOOKAHEAD_SECONDS + MARGIN_SECONDS if delay is None else float(delay)
         self._pacing = Pacing(self.fps, self.delay)
         self._label = Label(o.label, o.label_corner, o.label_size) if o.label is not None else None
-        self._input, self._utterance, self._first, self._behind = AudioInput(), None, 0, 0
+        self._input, self._utterance, self._first, self._behind = AudioInput(), None, 0, False
         self._jobs, self._ready, self._audio_of = deque(), {}, {}  # frame jobs; drawn frames; audio by frame
         self._assigned = self._emitted = 0  # frames given audio; frames out
         self._epoch, self._closed, self._stopped, self._error = 0, False, False, None
@@ -121,7 +121,7 @@ class LipSyncStream:
                 first = self._assigned
                 if self.realtime:  # the frame whose slot is now: frames passed by are gone
                     first = max(first, self._pacing.current(now))
-                self._first, self._behind = first, 0
+                self._first, self._behind = first, False
             self._queue(self._utterance.push(samples, now))
 
     def flush(self):
@@ -184,17 +184,24 @@ class LipSyncStream:
         self._batch, self._batch_size, self._utterance = [], 1, None
         self._changed.notify_all()
 
+    def _lag(self, k, frame):
+        """Seconds by which frame k would leave later after its audio than the delay has it."""
+        return self._pacing.due(k) - frame.window_in_at - (self.delay - LOOKAHEAD_SECONDS)
+
     def _queue(self, frames):
         for frame in frames:
             k = self._first + frame.index
-            if self.realtime and k < self._emitted:  # its slot left before its audio came: go on from the
-                self._behind += self._emitted - k    # next frame to leave (a gap, no audio lost), behind
-                self._first += self._emitted - k     # by as many frames
-                k = self._emitted
+            if self.realtime and k < self._emitted:  # its slot left before its audio came (a stall, lost
+                # packets): it goes to the slot that gives it the delay again (a gap, no audio lost)
+                late_to = max(self._emitted, self._pacing.current(frame.window_in_at - LOOKAHEAD_SECONDS))
+                self._first, self._behind, k = self._first + late_to - k, True, late_to
             elif self._behind and self.silence_db is not None and frame.level_db < self.silence_db:
-                self._first -= 1  # behind, a quiet frame is left out: the stream catches up in pauses
-                self._behind -= 1
-                continue
+                # the audio that came with it queued behind it: caught up in the next pause (speech,
+                # and audio pushed ahead of time when nothing stalled, is never cut)
+                if self._lag(k, frame) > 1 / self.fps:
+                    self._first -= 1  # a quiet frame left out
+                    continue
+                self._behind = False  # on time again
             self._audio_of[k] = frame.samples
             self._assigned = k + 1
             if self.realtime:  # the generator takes what is there

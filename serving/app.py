@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import json
 import secrets
+import signal
 import sys
 import tempfile
 import threading
@@ -33,6 +34,7 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 HEADERS = {"Content-Security-Policy": "default-src 'self'; media-src 'self' blob: mediastream:; frame-ancestors 'none'",
            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 EXECUTOR_THREADS = 4
+OFFER_SECONDS = 10  # to send the offer's few kilobytes
 
 
 @dataclasses.dataclass
@@ -80,14 +82,14 @@ class LipSyncServer:
 
     @web.middleware
     async def _guard(self, request, handler):
-        response = access_refusal(self.settings, request)
-        if response is None:
-            try:
-                response = await handler(request)
-            except web.HTTPException as error:
-                response = refusal(error.status, error.reason)
-            except Exception as error:  # noqa: BLE001 - a malformed request is refused in one line
-                response = refusal(400, f"the request could not be read: {type(error).__name__}")
+        try:
+            response = access_refusal(self.settings, request) or await handler(request)
+        except web.HTTPException as error:
+            response = refusal(error.status, error.reason)
+        except Exception as error:  # noqa: BLE001 - one line here and for the page; the server goes on
+            print(f"{request.method} {request.path} failed: {type(error).__name__}: {error}", file=sys.stderr,
+                  flush=True)
+            response = refusal(500, f"the server failed: {type(error).__name__}")
         response.headers.update(HEADERS)
         return response
 
@@ -101,18 +103,20 @@ class LipSyncServer:
                                   "fps": self.face.fps, "stun": list(s.stun)})
 
     async def _offer(self, request):
+        try:  # read first, with a deadline: a client that sends nothing holds no slot
+            offer = await asyncio.wait_for(request.json(), OFFER_SECONDS)
+            sdp, kind = str(offer["sdp"]), str(offer["type"])
+        except TimeoutError:
+            return refusal(408, f"the offer did not come within {OFFER_SECONDS} s")
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return refusal(400, "the offer must be JSON with sdp and type")
         if self.stopping or len(self.sessions) >= self.settings.max_sessions:
             return refusal(503, "the server is stopping" if self.stopping else
                            f"the server is busy: {len(self.sessions)} of {self.settings.max_sessions} live sessions "
                            "taken (--max_sessions); try again later")
-        placeholder = object()  # the slot is taken from here on, while the offer is read and the stream opens
+        placeholder = object()  # the slot is taken from here on (no await since the count), while the stream opens
         self.sessions[id(placeholder)] = placeholder
         try:
-            try:
-                offer = await request.json()
-                sdp, kind = str(offer["sdp"]), str(offer["type"])
-            except (ValueError, KeyError, TypeError, RecursionError):
-                return refusal(400, "the offer must be JSON with sdp and type")
             try:
                 stream = await in_thread(self._stream)  # opens the face video, starts its threads
             except Exception as error:  # noqa: BLE001 - one line for the page and the log
@@ -176,14 +180,14 @@ class LipSyncServer:
 
     async def _close_sessions(self):
         await asyncio.gather(*(session.close() for session in list(self.sessions.values())
-                               if isinstance(session, LiveSession)))
+                               if isinstance(session, LiveSession)), return_exceptions=True)
 
 
 def access_refusal(s, request):
     """Why the access rules refuse ``request`` (a response), or None; ``s``: ServerSettings."""
     if s.token and request.path not in PUBLIC:  # the page holds no secret: its address carries the token
         given = request.headers.get("X-Token") or request.query.get("token") or ""
-        if not secrets.compare_digest(given.encode(), s.token.encode()):
+        if not secrets.compare_digest(given.encode("utf-8", "surrogateescape"), s.token.encode()):
             return refusal(401, "this server needs its access token: open the address serve.py printed, with ?token=")
     elif not s.token and (request.host or "").rsplit(":", 1)[0].strip("[]") not in LOOPBACK_NAMES + (s.host,):
         return refusal(403, f"the Host {request.host} is not this server's")
@@ -199,15 +203,20 @@ def refusal(status, message):
 
 
 async def serve(server, on_ready=print):
-    """Serve until cancelled (Ctrl-C); ``on_ready(address)`` once it listens."""
+    """Serve until cancelled (Ctrl-C) or SIGTERM, returned once every session is closed;
+    ``on_ready(address)`` once it listens."""
     s = server.settings
+    loop, terminated = asyncio.get_running_loop(), asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not Unix, not the main thread
+        # the loop's own handler: SIGTERM stops the server as Ctrl-C does, not midway through a callback
+        loop.add_signal_handler(signal.SIGTERM, terminated.set)
     # aiortc's encoders and aiohttp's file reads run in the loop's executor: its threads all
     # started now, so that the server's thread count at rest stays what it is.
     executor = concurrent.futures.ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="serve")
     started = threading.Barrier(EXECUTOR_THREADS)
     for _ in range(EXECUTOR_THREADS):
         executor.submit(started.wait)
-    asyncio.get_running_loop().set_default_executor(executor)
+    loop.set_default_executor(executor)
     runner = web.AppRunner(server.application(), access_log=None)
     await runner.setup()
     try:
@@ -219,6 +228,7 @@ async def serve(server, on_ready=print):
         host, port = runner.addresses[0][:2]
         shown = f"[{host}]" if ":" in host else host
         on_ready(f"http://{shown}:{port}/" + (f"?token={s.token}" if s.token else ""))
-        await asyncio.Event().wait()
+        await terminated.wait()
+        return signal.SIGTERM
     finally:
         await runner.cleanup()

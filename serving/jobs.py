@@ -6,6 +6,7 @@ the server; a client's file names are never used (only a plain extension is kept
 for the decoders). An upload larger than the limit is refused from its declared length before
 any of it is read, and cut off as soon as it goes past the limit when no length is declared."""
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import re
@@ -13,6 +14,8 @@ import secrets
 import shutil
 import time
 from pathlib import Path
+
+import av
 
 from lipsync import lip_sync
 from system.errors import UserError
@@ -23,6 +26,10 @@ KEEP_SECONDS = 3600  # a finished job's files are removed this long after it end
 EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".wav",
               ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac"}
 MAX_PARTS = 8  # fields of one upload form: face, audio, box and a few to spare
+STALLED_SECONDS = 30  # an upload that sends nothing this long is dropped (it holds a job's place)
+# FFmpeg's demuxers an upload may be: each reads its own file only (not hls, concat, sdp, ...)
+DEMUXERS = ",".join(("mov", "mp4", "matroska", "webm", "avi", "wav", "mp3", "aac", "ogg", "flac", "mpegts", "image2",
+                     "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "flv", "asf", "w64", "aiff", "caf"))
 
 
 class TooLarge(UserError):
@@ -70,7 +77,8 @@ class UploadJobs:
         if self.closing:
             raise Busy("the server is stopping")
         if sum(job.state in ("uploading", "queued", "running") for job in self.jobs.values()) >= self.max_jobs:
-            raise Busy(f"the server has {self.max_jobs} jobs uploading, waiting or running (--max_jobs): try again later")
+            raise Busy(f"the server has {self.max_jobs} jobs uploading, waiting or running (--max_jobs): "
+                       "try again later")
         job = Job(secrets.token_urlsafe(16), self.folder / secrets.token_hex(8), state="uploading")
         self.jobs[job.id] = job  # counted from now on, while its files come
         try:
@@ -78,7 +86,7 @@ class UploadJobs:
             files, box = await self._read_parts(request, job.folder)
             missing = [name for name in ("face", "audio") if name not in files]
             if missing:
-                raise UserError(f"the form needs a {' and an '.join(missing)} file")
+                raise UserError(f"the form has no {' and no '.join(missing)} file")
             if self.closing:
                 raise Busy("the server is stopping")
         except BaseException:
@@ -97,7 +105,7 @@ class UploadJobs:
             reader = await request.multipart()
         except (AssertionError, KeyError, ValueError) as error:
             raise UserError("the upload must be a multipart form (face, audio, box)") from error
-        files, box, self.received = {}, [-1, -1, -1, -1], 0
+        files, box, received = {}, [-1, -1, -1, -1], [0]  # this upload's bytes so far
         for _ in range(MAX_PARTS):
             part = await reader.next()
             if part is None:
@@ -106,22 +114,27 @@ class UploadJobs:
             if name in ("face", "audio") and name not in files:
                 files[name] = folder / (name + media_extension(part.filename))
                 with files[name].open("wb") as handle:
-                    await self._copy(part, handle)
-                if is_text(files[name]):
-                    raise UserError(f"the {name} file is text, not media")
+                    await self._copy(part, received, handle)
+                check_media(files[name], name)
             elif name == "box":
-                box = parse_box(await self._copy(part))
+                box = parse_box(await self._copy(part, received))
             else:
-                await self._copy(part)
+                await self._copy(part, received)
         raise UserError(f"the form has more than {MAX_PARTS} fields")
 
-    async def _copy(self, part, handle=None):
+    async def _copy(self, part, received, handle=None):
         """A part's bytes into ``handle`` (or returned as text, at most a short line), counted
-        against the limit as they come."""
+        against the limit as they come (``received``: [bytes of the upload so far])."""
         kept = b""
-        while chunk := await part.read_chunk(1 << 16):
-            self.received += len(chunk)
-            if self.received > self.max_bytes:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(part.read_chunk(1 << 16), STALLED_SECONDS)
+            except TimeoutError as error:
+                raise UserError(f"the upload stalled for {STALLED_SECONDS} s") from error
+            if not chunk:
+                break
+            received[0] += len(chunk)
+            if received[0] > self.max_bytes:
                 raise TooLarge(f"the upload goes past {self.max_bytes / 2**20:.1f} MB, this server's limit "
                                "(--max_upload_mb)")
             if handle is not None:
@@ -178,13 +191,19 @@ def media_extension(filename):
     return suffix if suffix in EXTENSIONS else ""
 
 
-def is_text(path):
-    """The file's first 4 kB hold no control bytes but line ends and tabs: text, such as a
-    playlist or a session description (HLS, SDP, ffconcat) that FFmpeg would follow to other
-    files or addresses. Media headers hold binary bytes (sizes, NULs) from their first bytes."""
+def check_media(path, name):
+    """Refuse an upload that is not a plain media file. Text (a playlist or a session
+    description: HLS, SDP, ffconcat) would have FFmpeg follow it to other files or addresses;
+    the rest must be a container of its own (not one that reads others)."""
     with path.open("rb") as handle:
         head = handle.read(4096)
-    return bool(head) and not any(byte < 9 or 13 < byte < 32 or byte == 127 for byte in head)
+    if head and not any(byte < 9 or 13 < byte < 32 or byte == 127 for byte in head):
+        raise UserError(f"the {name} file is text, not media")
+    try:  # FFmpeg opens only the demuxers listed, and those only local files
+        with av.open(str(path), options={"protocol_whitelist": "file", "format_whitelist": DEMUXERS}):
+            pass
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise UserError(f"the {name} file cannot be read as media ({error.__class__.__name__})") from error
 
 
 def parse_box(text):

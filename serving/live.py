@@ -126,33 +126,19 @@ class LiveSession:
             self.bad_chunks += 1
 
     def _deliver(self, loop):
-        """In a thread: each frame as it leaves the stream, made a video frame, and its audio
-        made 20-ms frames at 48 kHz (Opus's own: aiortc sends what one audio frame encodes to
-        under one timestamp, so a frame must not make two packets)."""
+        """In a thread: each frame as it leaves the stream, to the tracks."""
+        limit = max(2, int(QUEUED_SECONDS * self.stream.fps))
         try:
-            self._send_frames(loop)
+            for picture, meta, sounds in media_frames(self.stream):
+                loop.call_soon_threadsafe(self.video.put, (picture, meta), limit)
+                for sound in sounds:
+                    loop.call_soon_threadsafe(self.sound.put, (sound, None), 2 * limit)
         except Exception as error:  # noqa: BLE001 - the session ends in one line; the server goes on
             print(f"session {self.id}: the stream failed: {error}", file=sys.stderr, flush=True)
             asyncio.run_coroutine_threadsafe(self.close(), loop)
         finally:
             for track in (self.video, self.sound):
                 loop.call_soon_threadsafe(track.queue.put_nowait, None)
-
-    def _send_frames(self, loop):
-        fps = self.stream.fps
-        limit = max(2, int(QUEUED_SECONDS * fps))
-        upsample, pending, sent = audio.Resampler(self.stream.sample_rate, OPUS_RATE), np.zeros(0, np.float32), 0
-        for frame in self.stream:
-            picture = VideoFrame.from_ndarray(frame.image, format="bgr24")
-            picture.pts, picture.time_base = round(frame.index * VIDEO_CLOCK / fps), fractions.Fraction(1, VIDEO_CLOCK)
-            meta = {"index": frame.index, "speaking": frame.speaking, "latency": frame.latency}
-            loop.call_soon_threadsafe(self.video.put, (picture, meta), limit)
-            pending = np.concatenate([pending, upsample.push(frame.audio)])
-            while len(pending) >= OPUS_FRAME:
-                sound = AudioFrame.from_ndarray(pcm16(pending[:OPUS_FRAME])[None], format="s16", layout="mono")
-                sound.sample_rate, sound.pts, sound.time_base = OPUS_RATE, sent, fractions.Fraction(1, OPUS_RATE)
-                pending, sent = pending[OPUS_FRAME:], sent + OPUS_FRAME
-                loop.call_soon_threadsafe(self.sound.put, (sound, None), 2 * limit)
 
     def _sent(self, meta):
         """A frame handed to the video encoder: counted, and its flag told to the page."""
@@ -171,18 +157,43 @@ class LiveSession:
         await asyncio.shield(self.closing)
 
     async def _close(self):
-        try:
-            await in_thread(self.stream.stop)  # joins the generator's threads
-            if self.delivering is not None and self.delivering is not threading.current_thread():
-                await in_thread(self.delivering.join)
-            if self.listening is not None and self.listening is not asyncio.current_task():
-                self.listening.cancel()
-            for track in (self.video, self.sound):
-                track.stop()
-            await self.pc.close()
-        finally:
-            print(f"session {self.id}: {self.summary.line(sent=True)}", flush=True)
-            self.on_closed(self)
+        for step in (self._stop_stream, self._stop_tracks, self.pc.close):  # each, whatever the one before did
+            try:
+                await step()
+            except Exception as error:  # noqa: BLE001 - said in one line; the rest still closes
+                print(f"session {self.id}: closing: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        print(f"session {self.id}: {self.summary.line(sent=True)}", flush=True)
+        self.on_closed(self)
+
+    async def _stop_stream(self):
+        await in_thread(self.stream.stop)  # joins the generator's threads
+        if self.delivering is not None:
+            await in_thread(self.delivering.join)
+
+    async def _stop_tracks(self):
+        if self.listening is not None:
+            self.listening.cancel()  # (a listener that asked for the close waits behind the shield)
+        self.video.stop()
+        self.sound.stop()
+
+
+def media_frames(stream):
+    """(video frame, its meta, audio frames) for each frame of ``stream`` as it leaves: the
+    picture at RTP's 90 kHz clock, the audio as 20-ms frames at 48 kHz (Opus's own: aiortc
+    sends what one audio frame encodes to under one timestamp, so a frame must not make two
+    packets)."""
+    upsample, pending, sent = audio.Resampler(stream.sample_rate, OPUS_RATE), np.zeros(0, np.float32), 0
+    for frame in stream:
+        picture = VideoFrame.from_ndarray(frame.image, format="bgr24")
+        picture.pts = round(frame.index * VIDEO_CLOCK / stream.fps)
+        picture.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        pending, sounds = np.concatenate([pending, upsample.push(frame.audio)]), []
+        while len(pending) >= OPUS_FRAME:
+            sound = AudioFrame.from_ndarray(pcm16(pending[:OPUS_FRAME])[None], format="s16", layout="mono")
+            sound.sample_rate, sound.pts, sound.time_base = OPUS_RATE, sent, fractions.Fraction(1, OPUS_RATE)
+            pending, sent = pending[OPUS_FRAME:], sent + OPUS_FRAME
+            sounds.append(sound)
+        yield picture, {"index": frame.index, "speaking": frame.speaking, "latency": frame.latency}, sounds
 
 
 async def in_thread(function):

@@ -85,9 +85,9 @@ class Server:
     def threads(self):
         return len(os.listdir(f"/proc/{self.process.pid}/task"))
 
-    def stop(self):
+    def stop(self, signum=signal.SIGINT):
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signum)
             try:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:

@@ -4,6 +4,7 @@ browser) and the upload form, run as a user runs them."""
 import asyncio
 import json
 import re
+import signal
 import socket
 import time
 
@@ -12,6 +13,8 @@ import av
 import pytest
 from server_process import (  # noqa: F401 - media: a pytest fixture
     BOX, SILENCE_SECONDS, SPEECH_SECONDS, Server, client_process, live_session, media)
+
+from media.synthetic import speech_like, write_media
 
 SESSION_LINE = r"session (\w+): (\d+) frames sent, (\d+) speaking, latency p50 (\d+) ms p95 (\d+) ms"
 
@@ -113,14 +116,18 @@ def test_an_upload_is_lip_synced_by_the_file_pipeline_with_progress(server, medi
 
 
 def test_a_bad_upload_fails_in_one_line_without_the_servers_paths(server, media):
-    status, job = upload(server.url, {"face": ("face.mp4", b"\x00\x01not a video\xff" * 20),
-                                      "audio": ("speech.wav", (media / "speech.wav").read_bytes())})
+    status, body = upload(server.url, {"face": ("face.mp4", b"\x00\x01not a video\xff" * 20),
+                                       "audio": ("speech.wav", (media / "speech.wav").read_bytes())})
+    assert status == 400 and "the face file cannot be read as media" in body["error"]
+    video = (media / "face.mp4").read_bytes()  # media, but no speech in it: the job itself fails
+    status, job = upload(server.url, {"face": ("face.mp4", video), "audio": ("speech.mp4", video)})
     assert status == 202
     job, _ = finished(server.url, job["id"])
-    assert job["state"] == "failed" and "\n" not in job["error"] and str(server.tmpdir) not in job["error"]
-    status, body = upload(server.url, {"face": ("face.mp4", b"\x00x")})
-    assert status == 400 and "audio" in body["error"]
-    status, body = upload(server.url, {"face": ("f.mp4", b"\x00x"), "audio": ("a.wav", b"\x00x")}, box="1 2 3")
+    assert job["state"] == "failed" and "audio" in job["error"], job
+    assert "\n" not in job["error"] and str(server.tmpdir) not in job["error"] and "lipsync-serve" not in job["error"]
+    status, body = upload(server.url, {"face": ("face.mp4", video)})
+    assert status == 400 and body["error"] == "the form has no audio file"
+    status, body = upload(server.url, {"face": ("f.mp4", video), "audio": ("a.mp4", video)}, box="1 2 3")
     assert status == 400 and "four whole numbers" in body["error"]
     assert raw_request(server.url, ["GET /jobs/..%2F..%2Fetc%2Fpasswd/result HTTP/1.1",
                                     f"Host: {server.url.split('/')[2]}", "Connection: close"]) == 404
@@ -128,6 +135,9 @@ def test_a_bad_upload_fails_in_one_line_without_the_servers_paths(server, media)
     playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n" + str(media / "face.mp4").encode() + b"\n"
     status, body = upload(server.url, {"face": ("face.m3u8", playlist), "audio": ("a.wav", playlist)})
     assert status == 400 and "text, not media" in body["error"]
+    disguised = playlist.replace(b"#EXTINF", b"#\x01\n#EXTINF")  # a control byte in a comment: not text
+    status, body = upload(server.url, {"face": ("face.mp4", disguised), "audio": ("a.wav", disguised)})
+    assert status == 400 and body["error"] == "the face file cannot be read as media (InvalidDataError)", body
     status, body, _ = request("POST", server.url + "jobs", data=b"not a form")
     assert status == 400 and "multipart" in json.loads(body)["error"]
     assert request("GET", server.url + "jobs/nothing/result")[0] == 404
@@ -153,6 +163,24 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(server):
     assert [path for path in server.tmpdir.rglob("face*")] == []
 
 
+def test_uploads_at_once_are_each_held_to_the_limit_on_their_own(server, media, tmp_path):
+    speech = tmp_path / "long.wav"  # 0.7 MB: two of them go past the 1 MB limit together, not alone
+    write_media(speech, speech_like(22.0)[None], 16000, audio_codec="pcm_s16le")
+    files = {"face": ("face.mp4", (media / "face.mp4").read_bytes()), "audio": ("long.wav", speech.read_bytes())}
+
+    async def both():
+        async def one():
+            form = aiohttp.FormData()
+            for name, (filename, data) in files.items():
+                form.add_field(name, data, filename=filename)
+            form.add_field("box", "90 20 30 100")  # bottom above top: the job fails at once
+            async with aiohttp.ClientSession() as http, http.post(server.url + "jobs", data=form) as response:
+                return response.status
+        return await asyncio.gather(one(), one())
+
+    assert asyncio.run(both()) == [202, 202]
+
+
 def test_a_live_session_sends_lip_synced_frames_and_reports_them(server, media):
     got = asyncio.run(live_session(server.url, media / "speech_then_silence.wav", 7))
     assert got["status"] == 200
@@ -167,8 +195,8 @@ def test_a_live_session_sends_lip_synced_frames_and_reports_them(server, media):
     flags = got["flags"]
     assert len(flags) >= 0.9 * sent and got["indices"] == list(range(got["indices"][0], got["indices"][-1] + 1))
     shown = "".join("S" if speaks else "." for speaks in flags)
-    in_silence = [speaks for k, speaks in zip(got["indices"], flags)
-                  if SPEECH_SECONDS + 0.5 <= k / 25 % (SPEECH_SECONDS + SILENCE_SECONDS) <= SPEECH_SECONDS + SILENCE_SECONDS - 0.2]
+    period = SPEECH_SECONDS + SILENCE_SECONDS
+    in_silence = [speaks for k, speaks in zip(got["indices"], flags) if SPEECH_SECONDS + 0.5 <= k / 25 % period <= period - 0.2]
     assert len(in_silence) >= 25 and not any(in_silence), shown
     assert speaking >= 0.1 * sent and abs(speaking - sum(flags)) <= 0.1 * sent
     assert 0 < p50 <= p95
@@ -186,7 +214,7 @@ def test_sessions_beyond_the_limit_are_refused(server, media):
     server.wait_for(r"session \w+: \d+ frames sent", 30, since)
 
     async def at_once():  # offers arriving together: one of them gets the slot
-        return await asyncio.gather(*(live_session(server.url, media / "speech.wav", 1) for _ in range(3)))
+        return await asyncio.gather(*(live_session(server.url, media / "speech.wav", 3) for _ in range(3)))
 
     since = server.mark()
     assert sorted(got["status"] for got in asyncio.run(at_once())) == [200, 503, 503]
@@ -215,17 +243,19 @@ def test_a_client_that_vanishes_frees_its_session(server, media):
     assert asyncio.run(live_session(server.url, media / "speech.wav", 0.5))["status"] == 200  # the slot is free again
 
 
-def test_stopping_the_server_mid_session_ends_it_and_leaves_no_file(media, tmp_path):
+@pytest.mark.parametrize("signum, status, line", [(signal.SIGINT, 0, "serve.py stopped"),
+                                                  (signal.SIGTERM, 143, "terminated")])
+def test_stopping_the_server_mid_session_ends_it_and_leaves_no_file(media, tmp_path, signum, status, line):
     server = Server(media, tmpdir=tmp_path)
     assert list(tmp_path.glob("lipsync-serve-*"))
     client = client_process(server.url, media / "speech.wav", 60)
     try:
         session = server.wait_for(r"session (\w+): opened", 60).group(1)
         time.sleep(1)
-        assert server.stop() == 0  # Ctrl-C
+        assert server.stop(signum) == status
     finally:
         client.kill()
         client.wait()
     assert server.wait_for(rf"session {session}: \d+ frames sent", 1)
-    assert "serve.py stopped" in server.lines[-1]
+    assert line in server.lines[-1]
     assert not list(tmp_path.iterdir())
