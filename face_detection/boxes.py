@@ -60,3 +60,15 @@ def clip_to_frame(boxes, width, height):
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     boxes = np.clip(boxes[np.isfinite(boxes).all(axis=1)], 0, [width, height, width, height])
     return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+
+
+def box_area(box):
+    """Area of an x1y1x2y2 box (0 when it is empty)."""
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def iou(a, b):
+    """Intersection over union of two x1y1x2y2 boxes."""
+    inter = box_area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+    union = box_area(a) + box_area(b) - inter
+    return inter / union if union > 0 else 0.0

@@ -53,9 +53,11 @@ def add_lipsync_flags(p, audio=True, outfile="results/result_voice.mp4"):
     p.add_argument("--crop", nargs=4, type=int, default=[0, -1, 0, -1], metavar=SIDES,
                    help="crop each frame to this region, in pixels of the frame after --resize_factor and --rotate; "
                         "-1: to the edge")
-    p.add_argument("--box", nargs=4, type=int, default=[-1, -1, -1, -1], metavar=SIDES,
+    p.add_argument("--box", nargs=4, type=int, action="append", metavar=SIDES,
                    help="a fixed face box for every frame (no detection, no pads, no smoothing), in pixels of the frame "
-                        "after --resize_factor, --rotate and --crop")
+                        "after --resize_factor, --rotate and --crop; given several times, one box per face, of which "
+                        "--pick_face chooses one; --box -1 -1 -1 -1 drops the boxes given before it (default: detect "
+                        "the face)")
     p.add_argument("--rotate", action="store_true", help="rotate frames 90 degrees clockwise (after --resize_factor)")
     p.add_argument("--nosmooth", action="store_true", help="do not average face boxes over 5 frames")
     _add_extra_flags(p.add_argument_group("beyond the reference"))
@@ -101,6 +103,11 @@ def check_stream_flags(args):
 
 def _add_extra_flags(extra):
     add_no_face_flags(extra)
+    extra.add_argument("--pick_face", default="best", metavar="best|largest|X,Y",
+                       help="with several faces in the picture, which one to lip-sync: best, the detector's best box "
+                            "in each frame (the reference); largest, the face that takes up most of the video; X,Y, the "
+                            "face whose box holds that pixel where it first appears (pixels as --box counts them). "
+                            "Faces are followed from frame to frame; frames without the chosen one pass through")
     extra.add_argument("--syncnet_checkpoint_path",
                        help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
                             "after, and write the per-chunk cosine similarities to OUTFILE.sync.json (for "
@@ -141,7 +148,7 @@ def report(summary, options):
     """Print what a finished run did: the output, the speed, the faces and the sync measured;
     and on stderr, when it is unmarked, a warning."""
     faces = f"faces detected in {summary.faces_detected} frames, filled in {summary.faces_filled}, " \
-            f"{summary.passed_through} passed through" if options.box[0] == -1 else "fixed --box"
+            f"{summary.passed_through} passed through" if options.fixed_box is None else "fixed --box"
     lines = [(f"Wrote {summary.outfile}: {summary.frames} frames in {summary.seconds:.1f} s "
               f"({summary.frames / max(summary.seconds, 1e-9):.1f} frames/s, {summary.generator}); {faces}; "
               f"face cache: {summary.cache}")]

@@ -5,9 +5,12 @@ from pathlib import Path
 
 from face_detection.boxes import PAD_LIMIT
 from hparams import hparams
+from lipsync.face_tracks import parse_pick, pick_box
 from lipsync.marking import check_label
 from system.atomic_write import check_output
 from system.errors import UserError, check_number, within
+
+NO_BOX = (-1, -1, -1, -1)  # --box's default: detect the face
 
 CHOICES = {
     "on_no_face": ("error", "interpolate", "skip"),
@@ -46,7 +49,9 @@ class Options:
     wav2lip_batch_size: int = 128
     resize_factor: int = 1
     crop: tuple = (0, -1, 0, -1)  # top, bottom, left, right; -1: to the edge
-    box: tuple = (-1, -1, -1, -1)  # top, bottom, left, right: a fixed face box, no detection
+    box: tuple = NO_BOX  # top, bottom, left, right: a fixed face box, no detection
+    boxes: tuple = ()  # every --box when it is given more than once: --pick_face chooses one
+    pick_face: str = "best"  # best | largest | X,Y (lipsync/face_tracks.py)
     rotate: bool = False
     nosmooth: bool = False
     on_no_face: str = "interpolate"  # error | interpolate | skip
@@ -80,6 +85,7 @@ class Options:
     def __post_init__(self):
         for name in ("pads", "crop", "box", "resize_to"):  # lists from a parser: tuples, as the defaults
             setattr(self, name, tuple(getattr(self, name)))
+        self.boxes = tuple(tuple(box) for box in self.boxes)
 
     @classmethod
     def from_args(cls, args, **settings):
@@ -87,11 +93,25 @@ class Options:
         then ``settings``."""
         fields = {field.name for field in dataclasses.fields(cls)}
         values = {name: value for name, value in vars(args).items() if name in fields}
+        given = values.pop("box", None)
+        if given and isinstance(given[0], (list, tuple)):  # --box taken once or more (action="append")
+            cleared = [i for i, box in enumerate(given) if tuple(box) == NO_BOX]  # the reference's "no box"
+            given = given[cleared[-1] + 1:] if cleared else given
+            values["box"], values["boxes"] = (given[0], ()) if len(given) == 1 else (NO_BOX, tuple(given))
+        elif given is not None:
+            values["box"] = given
         return cls(**{**values, "progress": not getattr(args, "quiet", False), **settings})
 
     @property
+    def pick(self):
+        """--pick_face: "best", "largest" or (x, y)."""
+        return parse_pick(self.pick_face)
+
+    @property
     def fixed_box(self):
-        """The --box as (y1, y2, x1, x2), or None: detect faces."""
+        """The --box as (y1, y2, x1, x2) (of several, the one --pick_face chooses), or None: detect faces."""
+        if self.boxes:
+            return tuple(pick_box(self.boxes, self.pick))
         return tuple(self.box) if self.box[0] != -1 else None
 
     def check(self):
@@ -117,8 +137,14 @@ class Options:
     def check_values(self):
         """Refuse flag values that cannot work, each in one line naming the flag and the value
         (what they name is not looked at)."""
-        if len(self.pads) != 4 or len(self.crop) != 4 or len(self.box) != 4:
+        if len(self.pads) != 4 or len(self.crop) != 4 or not all(len(box) == 4 for box in (self.box, *self.boxes)):
             raise UserError("--pads, --crop and --box take four numbers: top bottom left right")
+        pick = self.pick
+        if pick != "best" and self.face_cache:
+            raise UserError(f"--face_cache keeps the best face of each frame: it does not go with --pick_face "
+                            f"{self.pick_face}")
+        if self.boxes:
+            pick_box(self.boxes, pick)  # several --box need a --pick_face that chooses among them
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
@@ -154,8 +180,9 @@ class Options:
         width, height = x2 - x1, y2 - y1
         if self.fixed_box is not None:  # the reference does not clip a fixed box
             cropped = self.crop != (0, -1, 0, -1)
-            _check_region("--box", self.box, self.box, width, height,
-                          steps + [f"--crop {' '.join(map(str, self.crop))}"] * cropped)
+            for box in self.boxes or (self.box,):
+                _check_region("--box", box, box, width, height,
+                              steps + [f"--crop {' '.join(map(str, self.crop))}"] * cropped)
         return width, height
 
     def generator_weights(self):
@@ -198,9 +225,10 @@ def _check_numbers(options):
     if not all(within(value, -PAD_LIMIT, PAD_LIMIT) for value in options.pads):
         raise UserError(f"--pads must be whole numbers from {-PAD_LIMIT} to {PAD_LIMIT}, "
                         f"not {' '.join(map(str, options.pads))}")
-    if options.box != (-1, -1, -1, -1) and min(options.box) < 0:
-        raise UserError(f"--box {' '.join(map(str, options.box))}: give four pixel positions, 0 or more "
-                        "(top bottom left right), or leave --box out to detect the face")
+    for box in options.boxes or (options.box,):
+        if box != NO_BOX and min(box) < 0:
+            raise UserError(f"--box {' '.join(map(str, box))}: give four pixel positions, 0 or more "
+                            "(top bottom left right), or leave --box out to detect the face")
 
 
 def _check_region(flag, given, region, width, height, steps=()):

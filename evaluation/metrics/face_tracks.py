@@ -19,7 +19,7 @@ from scipy.signal import medfilt
 import audio
 from evaluation.metrics.lse import AUDIO_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from face_detection import kept_boxes
-from face_detection.boxes import clip_to_frame
+from face_detection.boxes import clip_to_frame, iou
 from media.containers import read_frames
 
 DETECTION_SCALE = 0.25
@@ -65,14 +65,6 @@ def detect_faces(detector, frames_bgr, scale=DETECTION_SCALE, min_score=MIN_SCOR
     height, width = frames_bgr[0].shape[:2]
     return [clip_to_frame(boxes[boxes[:, 4] >= min_score, :4].astype(np.float64) / scale, width, height)
             for boxes in found]
-
-
-def iou(a, b):
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclasses.dataclass
