@@ -103,11 +103,13 @@ def check_stream_flags(args):
 
 def _add_extra_flags(extra):
     add_no_face_flags(extra)
-    extra.add_argument("--pick_face", default="best", metavar="best|largest|X,Y",
+    extra.add_argument("--pick_face", default="best", metavar="best|largest|X,Y|auto",
                        help="with several faces in the picture, which one to lip-sync: best, the detector's best box "
                             "in each frame (the reference); largest, the face that takes up most of the video; X,Y, the "
-                            "face whose box holds that pixel where it first appears (pixels as --box counts them). "
-                            "Faces are followed from frame to frame; frames without the chosen one pass through")
+                            "face whose box holds that pixel in the first frame where a box holds it (pixels as --box "
+                            "counts them); auto, whoever speaks in the video's own audio, as --syncnet_checkpoint_path's "
+                            "expert hears it. Faces are followed from frame to frame; frames without the chosen one pass "
+                            "through (--on_no_face error too)")
     extra.add_argument("--syncnet_checkpoint_path",
                        help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
                             "after, and write the per-chunk cosine similarities to OUTFILE.sync.json (for "

@@ -5,32 +5,14 @@ Each source turns the first pass over the frames into (index, frame, box) for th
 are all out, its ``counts()`` say what it found (FaceCounts), for the caller to report.
 """
 
-import contextlib
-import dataclasses
 from collections import deque
 
-import cv2
-import numpy as np
-
-from face_detection.boxes import has_area, pad_and_clip, to_int_box
-from lipsync.box_planning import FACE, NO_FACE, NOT_RUN, BoxPlanner
-from lipsync.face_tracks import MISSED_SECONDS, link_tracks, pick_track, track_detections
+from lipsync.box_planning import FACE, NO_FACE, NOT_RUN
+from lipsync.face_detections import FaceCounts, box_planner, detect_faces
 from lipsync.heap import trim_heap
 from lipsync.progress import frame_bar
-from media.yuv import bgr_of
-from system.progress import counted, loading, say
-
-NO_PADS = (0, 0, 0, 0)
-
-
-@dataclasses.dataclass(frozen=True)
-class FaceCounts:
-    """What a box source found in the frames it boxed."""
-
-    detected: int = 0  # frames with a detected face
-    filled: int = 0  # frames given a box from their neighbours
-    passed_through: int = 0  # frames without a box
-    cache: str = "off"  # the face cache: off, hit, or miss (saved)
+from lipsync.tracked_boxes import TrackedBoxes
+from system.progress import loading
 
 
 def face_source(options, frames, total, device):
@@ -39,14 +21,9 @@ def face_source(options, frames, total, device):
         return GivenBox(options.fixed_box)
     from lipsync.detection_cache import DetectionCache  # noqa: PLC0415 - torch only when detecting
 
-    tracking = options.pick != "best"
-    # A chosen face may leave the picture: frames without it pass through rather than stop the run.
-    on_no_face = "skip" if tracking and options.on_no_face == "error" else options.on_no_face
-    planner = BoxPlanner(frames.frame_size, options.pads, not options.nosmooth, on_no_face,
-                         max_gap=int(options.max_gap * float(frames.fps)), limit=total, fps=float(frames.fps),
-                         stride=options.det_stride, source=frames.described, single_frame=frames.static)
-    if tracking:
-        return TrackedBoxes(_detector(options, device), planner, options, frames, device, total)
+    if options.pick != "best":
+        return TrackedBoxes(_detector(options, device), options, frames, device, total)
+    planner = box_planner(options, frames, total)
     cache = None
     if options.face_cache and not frames.static:
         cache = DetectionCache(options.face_cache, options.face, options.detection_settings(device))
@@ -168,87 +145,3 @@ class DetectedBoxes:
             else:
                 status[k] = NO_FACE
         return boxes, status
-
-
-class TrackedBoxes:
-    """--pick_face largest or X,Y: S3FD finds every face in a first pass over the frames (every
-    --det_stride'th), the faces are linked into tracks (lipsync/face_tracks.py), and the chosen
-    track's boxes are planned as the one face's are; frames without it pass through."""
-
-    detects = False  # its detection is over before the generator starts
-
-    def __init__(self, detector, planner, options, source, device, total):
-        self.detector, self.planner, self.options = detector, planner, options
-        self.source, self.device, self.total = source, device, total
-
-    def boxed_frames(self, frames, total):
-        detections = self._detect_all()
-        o, fps = self.options, float(self.source.fps)
-        tracks = link_tracks(detections, max(o.det_stride, round(MISSED_SECONDS * fps)))
-        track = pick_track(tracks, o.pick, self.source.described)
-        say(f"{counted(len(tracks), 'face')} found in {self.source.described}; lip-syncing {track.described()}",
-            o.progress)
-        ran = [index for index, found in enumerate(detections) if found is not None]
-        self.planner.add(*track_detections(track, ran, len(detections)))
-        self.planner.finish()
-        for index, frame in zip(range(self.planner.ready), frames):
-            yield index, frame, self.planner.box(index)
-
-    def _detect_all(self):
-        """Every face of every --det_stride'th frame of the output's first pass: None where not run."""
-        o, detections, block = self.options, [], []
-        count = min(self.total, self.source.frame_count)
-        with frame_bar("face detection", -(-count // o.det_stride), o.progress) as bar:
-            self.detector.on_frames_done = bar.update
-            try:
-                for index, frame in zip(range(self.total), self.source.frames()):
-                    detections.append(None)
-                    if index % o.det_stride == 0:
-                        block.append((index, frame))
-                    if len(block) == o.face_det_batch_size:
-                        self._detect_block(block, detections)
-                if block:
-                    self._detect_block(block, detections)
-            finally:
-                self.detector.on_frames_done = None
-        return detections
-
-    def _detect_block(self, block, detections):
-        found = detect_faces(self.detector, [frame for _, frame in block], self.options, self.source.frame_size,
-                             self.device, every_face=True)
-        for (index, _), faces in zip(block, found):
-            detections[index] = faces
-        block.clear()
-        trim_heap()
-
-    def counts(self):
-        return FaceCounts(*self.planner.counts())
-
-
-def detect_faces(detector, frames, options, frame_size, device, every_face=False):
-    """For each of ``frames``, the face boxes [x1, y1, x2, y2] (whole pixels of the frame): the
-    reference's best one (or none), or ``every_face`` S3FD keeps (the best first)."""
-    from face_detection.detect import best_box, kept_boxes  # noqa: PLC0415 - torch only when detecting
-
-    frames = [bgr_of(frame) for frame in frames]
-    scale = 1.0
-    if options.det_max_side and max(frame_size) > options.det_max_side:
-        scale = options.det_max_side / max(frame_size)
-        size = tuple(max(1, round(side * scale)) for side in frame_size)
-        frames = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
-    if options.backend == "torch":
-        from lipsync.generator import autocast  # noqa: PLC0415
-
-        context = autocast(device, options.precision)
-    else:  # onnxruntime runs the exported fp32 network
-        context = contextlib.nullcontext()
-    with context:
-        detections = detector.detect(np.stack(frames), select=kept_boxes if every_face else best_box) if frames else []
-    found = []
-    for detection in detections:
-        rows = np.zeros((0, 5)) if detection is None else np.asarray(detection).reshape(-1, 5)
-        boxes = [to_int_box(row[:4] / scale) for row in rows]
-        # A box with nothing in the frame (outside it, or absurd) is no face; one that the
-        # pads empty is the planner's to refuse.
-        found.append([box for box in boxes if has_area(pad_and_clip([box], frame_size, NO_PADS)[0])])
-    return found

@@ -2,12 +2,13 @@
 ``--pick_face`` chooses (or the one of several ``--box`` it chooses).
 
 A track follows one face while its boxes overlap from one detection to the next (IoU above
-0.5); a face that jumps (a cut, another person) starts a new track, and a track that has not
-been seen for a second ends. ``--pick_face``:
+0.5), and takes it up again where it comes back to the same place (after a cut-away); a face
+anywhere else (another person, a jump) starts a new track. ``--pick_face``:
 
     best      the reference: the best-scoring box of each frame, whoever it belongs to
     largest   the face that takes up most of the video (its box areas summed over the frames)
     X,Y       the face whose box holds that pixel in the first frame where a box holds it
+    auto      whoever speaks in the video's own audio, as the expert hears it (lipsync/speakers.py)
 """
 
 import dataclasses
@@ -20,13 +21,12 @@ from lipsync.box_planning import FACE, NO_FACE, NOT_RUN
 from system.errors import UserError
 
 LINK_IOU = 0.5
-MISSED_SECONDS = 1.0  # a face unseen this long is gone: the next one there is another track
-PICKS = "best, largest or X,Y (a pixel of the face, as --box counts them)"
+PICKS = "best, largest, X,Y (a pixel of the face, as --box counts them) or auto"
 
 
 def parse_pick(text):
-    """--pick_face's value: "best", "largest" or (x, y)."""
-    if text in ("best", "largest"):
+    """--pick_face's value: "best", "largest", "auto" or (x, y)."""
+    if text in ("best", "largest", "auto"):
         return text
     found = re.fullmatch(r"\s*(\d+)\s*,\s*(\d+)\s*", str(text))
     if found is None:
@@ -64,22 +64,21 @@ class FaceTrack:
                 "top bottom left right)")
 
 
-def link_tracks(detections, max_missed):
+def link_tracks(detections):
     """Face tracks from per-frame detections: None where the detector did not run, else the
-    frame's boxes (k x 4+, x1 y1 x2 y2 first). Each box joins the live track it overlaps most
-    (IoU above LINK_IOU, each track one box a frame); a track last seen more than
-    ``max_missed`` frames back has ended."""
-    tracks, live = [], []
+    frame's boxes (k x 4+, x1 y1 x2 y2 first). Each box joins the track whose last box it
+    overlaps most (IoU above LINK_IOU; each track one box a frame), however long ago that
+    was: a face back where it left (after a cut-away) is the same face; any other starts a track."""
+    tracks = []
     for index, boxes in enumerate(detections):
         if boxes is None:
             continue
-        live = [track for track in live if index - track.frames[-1] <= max_missed]
-        pairs = sorted(((iou(track.boxes[-1], box), t, j) for t, track in enumerate(live)
-                        for j, box in enumerate(boxes)), reverse=True)
+        pairs = sorted(((iou(track.boxes[-1], box), t, j) for t, track in enumerate(tracks)
+                        for j, box in enumerate(boxes)), key=lambda pair: (-pair[0], pair[1], pair[2]))
         taken_tracks, taken_boxes = set(), set()
         for overlap, t, j in pairs:
             if overlap > LINK_IOU and t not in taken_tracks and j not in taken_boxes:
-                live[t].add(index, boxes[j])
+                tracks[t].add(index, boxes[j])
                 taken_tracks.add(t)
                 taken_boxes.add(j)
         for j, box in enumerate(boxes):
@@ -87,7 +86,6 @@ def link_tracks(detections, max_missed):
                 track = FaceTrack(len(tracks) + 1)
                 track.add(index, box)
                 tracks.append(track)
-                live.append(track)
     return tracks
 
 
@@ -108,14 +106,17 @@ def pick_track(tracks, pick, source):
 def pick_box(boxes, pick):
     """The --box (top, bottom, left, right) that ``pick`` chooses among several."""
     as_xy = [(left, top, right, bottom) for top, bottom, left, right in boxes]
-    if pick == "best":
-        raise UserError(f"{len(boxes)} --box given: --pick_face largest or X,Y says which face to lip-sync "
-                        "(best is the detector's choice)")
+    if pick == "auto":
+        raise UserError("--pick_face auto follows detected faces as they speak: with several --box, pick one with "
+                        "largest or X,Y")
+    if pick == "best":  # the reference: the last --box given
+        return boxes[-1]
     if pick == "largest":
         return boxes[max(range(len(boxes)), key=lambda i: (box_area(as_xy[i]), -i))]
     holding = [i for i in range(len(boxes)) if holds(as_xy[i], pick)]
     if not holding:
-        raise UserError(f"--pick_face {pick[0]},{pick[1]}: none of the {len(boxes)} --box holds that pixel")
+        where = "the --box does not hold" if len(boxes) == 1 else f"none of the {len(boxes)} --box holds"
+        raise UserError(f"--pick_face {pick[0]},{pick[1]}: {where} that pixel")
     return boxes[min(holding, key=lambda i: (box_area(as_xy[i]), i))]
 
 

@@ -109,7 +109,8 @@ class Options:
 
     @property
     def fixed_box(self):
-        """The --box as (y1, y2, x1, x2) (of several, the one --pick_face chooses), or None: detect faces."""
+        """The --box as (y1, y2, x1, x2) (of several, the one --pick_face chooses, by default the
+        last, as the reference took the last --box given), or None: detect faces."""
         if self.boxes:
             return tuple(pick_box(self.boxes, self.pick))
         return tuple(self.box) if self.box[0] != -1 else None
@@ -143,8 +144,8 @@ class Options:
         if pick != "best" and self.face_cache:
             raise UserError(f"--face_cache keeps the best face of each frame: it does not go with --pick_face "
                             f"{self.pick_face}")
-        if self.boxes:
-            pick_box(self.boxes, pick)  # several --box need a --pick_face that chooses among them
+        if self.boxes or (pick != "best" and self.box != NO_BOX):
+            pick_box(self.boxes or (self.box,), pick)  # the point in a box; auto is for detected faces
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
@@ -178,11 +179,14 @@ class Options:
         steps = [f"--resize_factor {self.resize_factor}"] * (self.resize_factor > 1) + ["--rotate"] * self.rotate
         _check_region("--crop", self.crop, (y1, y2, x1, x2), width, height, steps)
         width, height = x2 - x1, y2 - y1
+        steps += [f"--crop {' '.join(map(str, self.crop))}"] * (self.crop != (0, -1, 0, -1))
+        if isinstance(self.pick, tuple) and not (self.pick[0] < width and self.pick[1] < height):
+            made = f" after {', '.join(steps)}" if steps else ""
+            raise UserError(f"--pick_face {self.pick[0]},{self.pick[1]} lies outside the {width}x{height} frame{made} "
+                            "(X,Y: a pixel of the face, as --box counts them)")
         if self.fixed_box is not None:  # the reference does not clip a fixed box
-            cropped = self.crop != (0, -1, 0, -1)
             for box in self.boxes or (self.box,):
-                _check_region("--box", box, box, width, height,
-                              steps + [f"--crop {' '.join(map(str, self.crop))}"] * cropped)
+                _check_region("--box", box, box, width, height, steps)
         return width, height
 
     def generator_weights(self):

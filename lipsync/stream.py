@@ -37,11 +37,10 @@ from lipsync.compose import face_crop, paste
 from lipsync.marking import Label
 from lipsync.options import Options
 from lipsync.pipeline import batch_plan, generator_for
-from lipsync.stream_audio import LOOKAHEAD_SECONDS, AudioInput, Utterance, slot_samples
+from lipsync.stream_audio import LOOKAHEAD_SECONDS, SILENCE_DB, AudioInput, Utterance, slot_samples
 from lipsync.stream_face import StreamFace
 from lipsync.stream_pacing import Pacing
 
-SILENCE_DB = -50.0  # a mel window's RMS level below which a frame is idle (room noise: -60 to -50 dBFS)
 MARGIN_SECONDS = 0.1  # realtime: the generator's time for a frame once its audio is in
 
 

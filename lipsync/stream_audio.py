@@ -22,6 +22,7 @@ from models.inputs import MEL_STEP
 # From a frame's start in the audio to the last sample its mel chunk needs: the 16 columns'
 # 200 ms, and the STFT's half window past the last column's centre (one hop beyond them).
 LOOKAHEAD_SECONDS = (MEL_STEP + 1) * audio.get_hop_size() / hparams.sample_rate
+SILENCE_DB = -50.0  # a mel window's RMS level below which nobody speaks (room noise: -60 to -50 dBFS)
 
 
 @dataclasses.dataclass

@@ -51,18 +51,22 @@ class SyncSimilarity:
         self._score()
         return self.scores
 
-    @torch.no_grad()
     def _score(self):
         if not self._windows:
             return
         starts = [window[0][0] for window in self._windows]
-        mel = np.stack([window[0][3] for window in self._windows])  # the chunk of the window's first frame
-        audio = torch.from_numpy(mel).float().unsqueeze(1).to(self.device)
+        mels = [window[0][3] for window in self._windows]  # the chunk of the window's first frame
         for key, column in (("input", 1), ("result", 2)):
-            windows = np.stack([[item[column] for item in window] for window in self._windows])  # (n, T, H, W, 3)
-            faces = stack_lower_halves(torch.from_numpy(windows).to(self.device).permute(0, 4, 1, 2, 3).float() / 255)
-            audio_embedding, face_embedding = self.model(audio, faces)
-            self.scores[key].extend((audio_embedding * face_embedding).sum(1).cpu().tolist())
+            self.scores[key].extend(self.cosines(mels, [[item[column] for item in window] for window in self._windows]))
         self.scores["chunks"].extend(starts)
         self._windows = []
+
+    @torch.no_grad()
+    def cosines(self, mels, windows):
+        """The cosine similarity of each mel chunk (80 x 16) with its window of T 96x96 BGR faces."""
+        audio = torch.from_numpy(np.stack(mels)).float().unsqueeze(1).to(self.device)
+        windows = np.stack(windows)  # (n, T, H, W, 3)
+        faces = stack_lower_halves(torch.from_numpy(windows).to(self.device).permute(0, 4, 1, 2, 3).float() / 255)
+        audio_embedding, face_embedding = self.model(audio, faces)
+        return (audio_embedding * face_embedding).sum(1).cpu().tolist()
 

@@ -12,7 +12,8 @@ from lipsync.box_planning import (
     plan_boxes,
     smooth_boxes,
 )
-from lipsync.face_sources import CachedBoxes, FaceCounts, GivenBox
+from lipsync.face_detections import FaceCounts
+from lipsync.face_sources import CachedBoxes, GivenBox
 
 
 def column(values):

@@ -29,8 +29,7 @@ ERROR_CASES = {
     "wrong checkpoint": (lambda a, t: ["--checkpoint_path", a / "sync.pth"], "expert lip-sync SyncNet"),
     "missing s3fd": (lambda a, t: ["--box", -1, -1, -1, -1, "--detector_path", t / "s3fd.pth"],
                      "S3FD face-detector weights not found"),
-    "bad box": (lambda a, t: ["--box", -1, -1, -1, -1, "--box", 0, 500, 0, 50],
-                "--box 0 500 0 50 does not fit in the 160x128 frame"),
+    "bad box": (lambda a, t: ["--box", 0, 500, 0, 50], "--box 0 500 0 50 does not fit in the 160x128 frame"),
     "bad crop": (lambda a, t: ["--crop", 50, 20, 0, -1], "--crop 50 20 0 -1 does not fit"),
     "output over input": (lambda a, t: ["--outfile", a / "face12.mp4"], "would be overwritten"),
 }

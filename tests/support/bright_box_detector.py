@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from face_detection.detect import kept_boxes
+from face_detection.detect import best_box, kept_boxes
 
 
 def bright_box(frame, threshold=200):
@@ -29,7 +29,7 @@ class BrightBoxDetector:
         if select is kept_boxes:
             return [bright_regions(frame) for frame in frames]
         found = [None if (box := bright_box(f)) is None else np.array([*box, 0.99], np.float32) for f in frames]
-        if select is None:
+        if select is None or select is best_box:  # as S3FD's: a row or None
             return found
         return [np.zeros((0, 5), np.float32) if box is None else box[None] for box in found]
 

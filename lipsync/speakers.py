@@ -1,0 +1,116 @@
+"""--pick_face auto: which face is speaking, at each moment, in the input video's own audio.
+
+The expert SyncNet (--syncnet_checkpoint_path) scores each face track's five-frame windows
+(the lower halves of its 96x96 crops, cut as the generator's are) against the mel window of
+the video's own audio at the same frames: the face that says what is heard scores higher.
+Each frame's score is the mean of the windows that hold it, averaged again over
+SMOOTHING_SECONDS around the frame (the video is whole: the choice may look ahead). Where the
+video's audio is quiet (below the stream's silence level) nobody speaks and no face is
+edited; elsewhere the best-scoring face is chosen, and the choice moves to another face only
+when that one leads by SWITCH_MARGIN (hysteresis: the mouth does not flicker between faces).
+"""
+
+from collections import deque
+
+import numpy as np
+
+import audio
+from face_detection.boxes import has_area, pad_and_clip
+from hparams import hparams
+from lipsync.compose import face_crop
+from lipsync.stream_audio import SILENCE_DB, Utterance
+from models.inputs import WINDOW
+
+SMOOTHING_SECONDS = 0.4
+SWITCH_MARGIN = 0.05  # of cosine similarity
+SCORED_AT_ONCE = 64  # windows per expert call
+
+
+def choose_speakers(scores, quiet, fps, smoothing=SMOOTHING_SECONDS, margin=SWITCH_MARGIN):
+    """Per frame, the number of the track speaking, or None. ``scores``: {track number: (n,)
+    scores, NaN where the track has none}; ``quiet``: (n,) bool, frames where nobody speaks."""
+    width = max(1, round(smoothing * fps))
+    kernel = np.ones(width)
+    smoothed = {}
+    for number, values in scores.items():
+        known = np.isfinite(values)
+        total = np.convolve(np.where(known, values, 0.0), kernel, "same")
+        count = np.convolve(known.astype(np.float64), kernel, "same")
+        smoothed[number] = np.where(known, total / np.maximum(count, 1), np.nan)  # only where the face is
+    chosen, current = [], None
+    for i, silent in enumerate(quiet):
+        here = {number: values[i] for number, values in smoothed.items() if np.isfinite(values[i])}
+        if silent or not here:
+            chosen.append(None)
+            continue
+        leader = max(here, key=lambda number: (here[number], -number))
+        if current not in here or here[leader] > here[current] + margin:
+            current = leader
+        chosen.append(current)
+    return chosen
+
+
+def track_boxes(track, count, frame_size, pads):
+    """The crop box (y1, y2, x1, x2) of ``track`` in each of ``count`` frames, None outside its
+    span: detections padded as the generator's are, interpolated over the frames between them."""
+    frames = np.arange(track.frames[0], min(track.frames[-1] + 1, count))
+    boxes = [None] * count
+    if not len(frames):
+        return boxes
+    seen = np.array(track.boxes)
+    between = np.stack([np.interp(frames, track.frames, seen[:, k]) for k in range(4)], axis=1)
+    for index, box in zip(frames, pad_and_clip(np.rint(between), frame_size, pads)):
+        boxes[index] = tuple(int(v) for v in box) if has_area(box) else None
+    return boxes
+
+
+def own_audio(path, fps, count):
+    """The video's own audio as the generator would hear it, frame by frame: (mel chunks, quiet),
+    each a list of ``count`` (a mel chunk or None where the audio has ended)."""
+    utterance, frames = Utterance(fps), []
+    for block in audio.mono_blocks(path, hparams.sample_rate, clip=True):
+        frames.extend(utterance.push(block.astype(np.float32), now=0.0))
+        if len(frames) >= count:
+            break
+    else:
+        frames.extend(utterance.finish())
+    frames = frames[:count]
+    mels = [frame.mel for frame in frames] + [None] * (count - len(frames))
+    quiet = [frame.level_db < SILENCE_DB for frame in frames] + [True] * (count - len(frames))
+    return mels, np.array(quiet)
+
+
+def speaker_scores(similarity, tracks, frames, mels, frame_size, pads, on_window=None):
+    """{track number: (n,) mean cosine similarity of the windows holding each frame, NaN where
+    none does} over ``frames`` (the first pass again), scored by ``similarity`` (SyncSimilarity)."""
+    count = len(mels)
+    boxes = {track.number: track_boxes(track, count, frame_size, pads) for track in tracks}
+    sums = {number: np.zeros(count) for number in boxes}
+    counts = {number: np.zeros(count) for number in boxes}
+    recent = {number: deque(maxlen=WINDOW) for number in boxes}
+    pending = []
+
+    def score():
+        values = similarity.cosines([mels[start] for _, start, _ in pending], [faces for _, _, faces in pending])
+        for (number, start, _), value in zip(pending, values):
+            sums[number][start:start + WINDOW] += value
+            counts[number][start:start + WINDOW] += 1
+        if on_window:
+            on_window(len(pending))
+        pending.clear()
+
+    for index, frame in zip(range(count), frames):
+        for number, box in ((number, found[index]) for number, found in boxes.items()):
+            if box is None:
+                recent[number].clear()
+                continue
+            recent[number].append(face_crop(frame, box))
+            start = index - WINDOW + 1
+            if len(recent[number]) == WINDOW and mels[start] is not None:
+                pending.append((number, start, np.stack(recent[number])))
+        if len(pending) >= SCORED_AT_ONCE:
+            score()
+    if pending:
+        score()
+    return {number: np.where(counts[number] > 0, sums[number] / np.maximum(counts[number], 1), np.nan)
+            for number in boxes}
