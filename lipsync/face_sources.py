@@ -19,6 +19,8 @@ def face_source(options, frames, total, device):
     """The box source ``options`` ask for, for ``frames`` (a FrameSource) and ``total`` output frames."""
     if options.fixed_box is not None:
         return GivenBox(options.fixed_box)
+    if options.given_boxes:  # --pick_face auto among them
+        return TrackedBoxes(None, options, frames, device, total)
     from lipsync.detection_cache import DetectionCache  # noqa: PLC0415 - torch only when detecting
 
     if options.pick != "best":

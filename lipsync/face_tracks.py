@@ -106,9 +106,6 @@ def pick_track(tracks, pick, source):
 def pick_box(boxes, pick):
     """The --box (top, bottom, left, right) that ``pick`` chooses among several."""
     as_xy = [(left, top, right, bottom) for top, bottom, left, right in boxes]
-    if pick == "auto":
-        raise UserError("--pick_face auto follows detected faces as they speak: with several --box, pick one with "
-                        "largest or X,Y")
     if pick == "best":  # the reference: the last --box given
         return boxes[-1]
     if pick == "largest":

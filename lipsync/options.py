@@ -111,9 +111,16 @@ class Options:
     def fixed_box(self):
         """The --box as (y1, y2, x1, x2) (of several, the one --pick_face chooses, by default the
         last, as the reference took the last --box given), or None: detect faces."""
+        if self.pick == "auto":  # whoever speaks: lipsync/tracked_boxes.py, among given boxes too
+            return None
         if self.boxes:
             return tuple(pick_box(self.boxes, self.pick))
         return tuple(self.box) if self.box[0] != -1 else None
+
+    @property
+    def given_boxes(self):
+        """Every --box given (top, bottom, left, right), or none: detect faces."""
+        return self.boxes or ((tuple(self.box),) if self.box != NO_BOX else ())
 
     def check(self):
         """Refuse settings that cannot work, before anything is read."""
@@ -144,8 +151,8 @@ class Options:
         if pick != "best" and self.face_cache:
             raise UserError(f"--face_cache keeps the best face of each frame: it does not go with --pick_face "
                             f"{self.pick_face}")
-        if self.boxes or (pick != "best" and self.box != NO_BOX):
-            pick_box(self.boxes or (self.box,), pick)  # the point in a box; auto is for detected faces
+        if pick not in ("best", "auto") and self.given_boxes:
+            pick_box(self.given_boxes, pick)  # the point is in a box
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
@@ -159,7 +166,7 @@ class Options:
 
     def inputs(self):
         """{flag: path} of every file the run reads: no output may replace one (atomic_write.reading)."""
-        detecting = self.fixed_box is None
+        detecting = not self.given_boxes
         return {"--checkpoint_path": self.generator_weights(), "--face": self.face, "--audio": self.audio,
                 "--syncnet_checkpoint_path": self.syncnet_checkpoint_path,
                 "--detector_checkpoint_path": self.detector_weights() if detecting else None,
@@ -184,9 +191,8 @@ class Options:
             made = f" after {', '.join(steps)}" if steps else ""
             raise UserError(f"--pick_face {self.pick[0]},{self.pick[1]} lies outside the {width}x{height} frame{made} "
                             "(X,Y: a pixel of the face, as --box counts them)")
-        if self.fixed_box is not None:  # the reference does not clip a fixed box
-            for box in self.boxes or (self.box,):
-                _check_region("--box", box, box, width, height, steps)
+        for box in self.given_boxes:  # the reference does not clip a fixed box
+            _check_region("--box", box, box, width, height, steps)
         return width, height
 
     def generator_weights(self):

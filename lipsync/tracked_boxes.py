@@ -1,4 +1,5 @@
-"""--pick_face largest, X,Y or auto: the boxes of one face among several, followed from frame to frame.
+"""--pick_face largest, X,Y or auto: the boxes of one face among several, followed from frame to
+frame (or, with auto, one of several --box at a time).
 
 S3FD finds every face in a first pass over the output's frames (every --det_stride'th), the
 faces are linked into tracks (face_tracks), and the chosen track's boxes are planned as the
@@ -50,6 +51,10 @@ class TrackedBoxes:
     def _plan(self, track, start, stop, ran, boxes):
         """The planned boxes of ``track`` over frames [start, stop) into ``boxes``; returns the
         frames with a detection and those given a box from their neighbours."""
+        if self.detector is None:  # a --box: as given, no pads, no smoothing
+            x1, y1, x2, y2 = (int(v) for v in track.boxes[0])
+            boxes[start:stop] = [(y1, y2, x1, x2)] * (stop - start)
+            return 0, 0
         # A chosen face may leave the picture: frames without it pass through rather than stop the run.
         planner = box_planner(self.options, self.source, on_no_face="skip" if self.options.on_no_face == "error"
                               else None)
@@ -92,9 +97,10 @@ class TrackedBoxes:
             return None
         loading("the expert SyncNet", o.syncnet_checkpoint_path, o.progress)
         similarity = SyncSimilarity(o.syncnet_checkpoint_path, self.device)
+        pads = o.pads if self.detector is not None else (0, 0, 0, 0)  # a --box is the crop itself
         with frame_bar("who speaks", count, o.progress) as bar:
             frames = (bar.update(1) or frame for frame in source.frames())
-            scores = speaker_scores(similarity, tracks, frames, mels, source.frame_size, o.pads)
+            scores = speaker_scores(similarity, tracks, frames, mels, source.frame_size, pads)
         chosen = choose_speakers(scores, quiet, float(source.fps))
         by_number = {track.number: track for track in tracks}
         turns, start = [], 0
@@ -109,8 +115,12 @@ class TrackedBoxes:
         return turns
 
     def _detect_all(self):
-        """Every face of every --det_stride'th frame of the output's first pass: None where not run."""
+        """Every face of every --det_stride'th frame of the output's first pass: None where not run
+        (the --box given, in every frame, when there is no detector)."""
         o, detections, block = self.options, [], []
+        if self.detector is None:
+            given = [(left, top, right, bottom) for top, bottom, left, right in o.given_boxes]
+            return [given for _ in zip(range(self.total), self.source.frames())]
         count = min(self.total, self.source.frame_count)
         with frame_bar("face detection", -(-count // o.det_stride), o.progress) as bar:
             self.detector.on_frames_done = bar.update
