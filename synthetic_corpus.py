@@ -3,6 +3,7 @@
     python synthetic_corpus.py --out corpus_raw --layout raw            # LRS2-style mp4s
     python synthetic_corpus.py --out corpus --layout preprocessed       # face crops + audio.wav + filelists
     python synthetic_corpus.py --out corpus_shifted --av_offset_share 0.4 --av_offset_max 8   # 40 % out of sync
+    python synthetic_corpus.py --out talks --layout conversation --people 2 --clips 4 --seconds 20   # who speaks when
 
 Raw clips are <out>/<speaker>/<clip>.mp4 (H.264 + AAC, 25 fps, 160x160) with the face inside
 the box 16 144 16 144 (top bottom left right), which preprocess.py --box turns into the
@@ -13,6 +14,11 @@ filelists split by speaker. What the speakers say and how: training/synthetic_da
 number of frames in -K..-1 or 1..K (K: --av_offset_max), the clip's length kept, and writes
 each clip's offset (LSE's sign: audio d frames late is -d; 0 in sync) to <out>/av_offsets.csv,
 the truth a sync audit (sync_audit.py) can be measured against.
+
+--layout conversation writes --clips scenes of --people speakers side by side taking turns,
+<out>/conversationNNN.mp4 (160 pixels high, 160 wide per person; person i's face inside the box
+16 144 16+160i 144+160i), each with the truth of who speaks when beside it,
+conversationNNN.speakers.csv (training/synthetic_conversations.py).
 """
 
 import sys
@@ -23,16 +29,19 @@ from system import cli, flags
 from system.atomic_write import check_output, check_writable
 from system.errors import UserError, check_number
 from training.dataset import MIN_FRAMES, SPLITS
+from training.synthetic_conversations import make_conversations
 from training.synthetic_data import FPS, OFFSETS_FILE, make_corpus
 
 
 def build_parser():
     parser = flags.argument_parser(__doc__)
     parser.add_argument("--out", required=True, help="folder to write the corpus to")
-    parser.add_argument("--layout", choices=["raw", "preprocessed"], default="preprocessed",
-                        help="raw: LRS2-style <speaker>/<clip>.mp4; preprocessed: face crops + audio.wav + filelists")
+    parser.add_argument("--layout", choices=["raw", "preprocessed", "conversation"], default="preprocessed",
+                        help="raw: LRS2-style <speaker>/<clip>.mp4; preprocessed: face crops + audio.wav + filelists; "
+                             "conversation: scenes of --people speakers taking turns, with who speaks when")
     parser.add_argument("--speakers", type=int, default=24, help="cartoon speakers, each with their own face and voice")
-    parser.add_argument("--clips", type=int, default=6, help="clips per speaker")
+    parser.add_argument("--clips", type=int, default=6, help="clips per speaker (conversation: scenes)")
+    parser.add_argument("--people", type=int, default=2, help="speakers in each scene of the conversation layout (2 or 3)")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each clip")
     flags.add_seed_flag(parser, help="seeds the speakers and what they say, so that a rerun writes the same corpus")
     flags.add_filelist_dir_flag(parser, help="where the preprocessed layout's filelists go (default: <out>/filelists)")
@@ -58,6 +67,13 @@ def main(argv):
     check_number("--av_offset_share", args.av_offset_share, 0, 1)
     if args.av_offset_share > 0:
         check_number("--av_offset_max", args.av_offset_max, 1, int(args.seconds * FPS) - MIN_FRAMES - 1, whole=True)
+    if args.layout == "conversation":
+        check_number("--people", args.people, 2, 3, whole=True)
+        check_writable(args.out)
+        paths = make_conversations(args.out, args.clips, args.people, args.seconds, args.seed, progress=True)
+        print(f"wrote {len(paths)} conversations of {args.people} people to {args.out}; who speaks when: "
+              f"{paths[0].with_suffix('.speakers.csv').name} and the others beside them")
+        return 0
     for folder in (args.out, args.filelist_dir):
         if folder:
             check_writable(folder)

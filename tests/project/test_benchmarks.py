@@ -64,3 +64,14 @@ def test_sizes_read_and_show_as_width_x_height():
     parser = benchmark("bench_inference").build_parser()
     assert parser.parse_args(["--sizes", "640X360"]).sizes == [(640, 360)]
     assert "(default: 1280x720 1920x1080)" in " ".join(parser.format_help().split())  # as typed
+
+
+def test_who_speaks_check_counts_switches_and_releases_per_turn(tmp_path, capsys):
+    check = benchmark("who_speaks_check")
+    #          turn of person 0 (frames 0-5), pause, turn of person 1 (frames 8-13)
+    turn = [0] * 6 + [None] * 2 + [1] * 6
+    speaking = [None, 0, 0, None, 0, None, None, None, 1, 1, 1, 1, None, None]
+    chosen = [None, None, 0, 0, 0, 0, 0, None, None, None, 1, 1, 1, None]
+    assert check.turn_figures(chosen, speaking, turn) == ([1, 2], [2, 1])  # switch 1 and 2 frames late; 2 and 1 after
+    assert run(check.main, ["--syncnet_checkpoint_path", str(tmp_path / "none.pth"), "--workdir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"error: no expert at {tmp_path / 'none.pth'} (--syncnet_checkpoint_path)\n"

@@ -1,5 +1,6 @@
 """The synthetic corpus: mouths that follow what is said, in shape as well as in opening; clips out of sync."""
 
+import itertools
 import random
 
 import numpy as np
@@ -114,3 +115,34 @@ def test_bad_offset_flags_are_one_line_before_any_work(tmp_path, capsys, flags, 
     assert cli.run(synthetic_corpus.main, ["--out", str(tmp_path / "corpus"), "--seconds", "1.2", *flags]) != 0
     assert capsys.readouterr().err == f"error: {message}\n"
     assert not (tmp_path / "corpus").exists()
+
+
+def test_conversations_take_turns_and_say_who_speaks_when(tmp_path, capsys):
+    import csv
+
+    import synthetic_corpus
+    from media.containers import read_frames
+    from training.synthetic_conversations import conversation_media
+
+    assert synthetic_corpus.main(["--out", str(tmp_path), "--layout", "conversation", "--people", "3", "--clips", "1",
+                                  "--seconds", "8", "--seed", "2"]) == 0
+    with open(tmp_path / "conversation000.speakers.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    frames = list(read_frames(tmp_path / "conversation000.mp4"))
+    sound = audio.load_wav(tmp_path / "conversation000.mp4", 16000)
+    assert len(rows) == len(frames) == 200 and frames[0].shape == (160, 480, 3)
+    turns = [int(turn) for turn, _ in itertools.groupby(row["turn"] for row in rows) if turn]
+    assert len(turns) >= 3 and all(a != b for a, b in itertools.pairwise(turns))  # turns pass to someone else
+    assert all(row["speaking"] in ("", row["turn"]) for row in rows)  # a syllable sounds only in its speaker's turn
+    level = [np.sqrt(np.mean(sound[k * 640:(k + 1) * 640] ** 2)) for k in range(len(rows))]
+    speaking = [row["speaking"] != "" for row in rows]
+    assert min(l for l, s in zip(level, speaking) if s) > 5 * max(l for l, r in zip(level, rows) if not r["turn"])
+    # whoever is not speaking shows a closed mouth: their part of the frame is their face at rest
+    speakers = [sc.random_speaker(random.Random(k)) for k in range(2)]
+    frames, _, truth = conversation_media(speakers, 6.0, seed=3)
+    for k in range(0, len(frames), 3):
+        for person, speaker in enumerate(speakers):
+            at_rest = sc.render_frame(speaker, sc.REST_MOUTH, k / sc.FPS)
+            part = frames[k][:, person * sc.FRAME_SIZE:(person + 1) * sc.FRAME_SIZE]
+            assert np.array_equal(part, at_rest) == (truth[k]["speaking"] != person), (k, person)
+    assert "wrote 1 conversations of 3 people" in capsys.readouterr().out
