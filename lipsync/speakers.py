@@ -5,8 +5,8 @@ The expert SyncNet (--syncnet_checkpoint_path) scores each face track's five-fra
 the video's own audio at the same frames: the face that says what is heard scores higher.
 Each frame's score is the mean of the windows that hold it, averaged again over
 SMOOTHING_SECONDS around the frame (the video is whole: the choice may look ahead). Where the
-video's audio is quiet (below the stream's silence level) nobody speaks and no face is
-edited; elsewhere the best-scoring face is chosen, and the choice moves to another face only
+video's audio is quiet (within 10 dB of its own noise floor: ``quiet_level``) nobody speaks
+and no face is edited; elsewhere the best-scoring face is chosen, and the choice moves to another face only
 when that one leads by SWITCH_MARGIN (hysteresis: the mouth does not flicker between faces).
 """
 
@@ -21,6 +21,8 @@ from lipsync.compose import face_crop
 from lipsync.stream_audio import SILENCE_DB, Utterance
 from models.inputs import WINDOW
 
+NOISE_MARGIN_DB = 10.0  # above the video's own noise floor: someone speaks
+LOUDEST_QUIET_DB = -30.0
 SMOOTHING_SECONDS = 0.4
 SWITCH_MARGIN = 0.05  # of cosine similarity
 SCORED_AT_ONCE = 64  # windows per expert call
@@ -76,8 +78,16 @@ def own_audio(path, fps, count):
         frames.extend(utterance.finish())
     frames = frames[:count]
     mels = [frame.mel for frame in frames] + [None] * (count - len(frames))
-    quiet = [frame.level_db < SILENCE_DB for frame in frames] + [True] * (count - len(frames))
-    return mels, np.array(quiet)
+    levels = np.array([frame.level_db for frame in frames] + [-np.inf] * (count - len(frames)))
+    return mels, levels < quiet_level(levels)
+
+
+def quiet_level(levels):
+    """The level (dBFS) below which nobody speaks in a video whose mel windows have ``levels``:
+    its own noise floor (the quietest 5 % of its windows) plus 10 dB, within SILENCE_DB (-50,
+    digital silence) and -30 (a video without pauses, whose quietest windows are speech)."""
+    floor = np.percentile(levels, 5, method="lower") if len(levels) else -np.inf  # -inf: digital silence
+    return float(np.clip(floor + NOISE_MARGIN_DB, SILENCE_DB, LOUDEST_QUIET_DB))
 
 
 def speaker_scores(similarity, tracks, frames, mels, frame_size, pads, on_window=None):

@@ -59,7 +59,7 @@ class TrackedBoxes:
         planner = box_planner(self.options, self.source, on_no_face="skip" if self.options.on_no_face == "error"
                               else None)
         # Outside the face's span (its first to last detection, and the frames beside them the
-        # detector skipped) it is not there: those frames pass through, whatever --on_no_face
+        # detector skipped) it is not there: those frames stay untouched, whatever --on_no_face says
         start = max(start, max((index + 1 for index in ran if index < track.frames[0]), default=0))
         stop = min(stop, min((index for index in ran if index > track.frames[-1]), default=stop))
         if start >= stop:
