@@ -111,11 +111,9 @@ class Options:
     def fixed_box(self):
         """The --box as (y1, y2, x1, x2) (of several, the one --pick_face chooses, by default the
         last, as the reference took the last --box given), or None: detect faces."""
-        if self.pick == "auto":  # whoever speaks: lipsync/tracked_boxes.py, among given boxes too
+        if self.pick == "auto" or not self.given_boxes:  # auto: whoever speaks (lipsync/tracked_boxes.py)
             return None
-        if self.boxes:
-            return tuple(pick_box(self.boxes, self.pick))
-        return tuple(self.box) if self.box[0] != -1 else None
+        return tuple(pick_box(self.given_boxes, self.pick))
 
     @property
     def given_boxes(self):
@@ -235,8 +233,8 @@ def _check_numbers(options):
     if not all(within(value, -PAD_LIMIT, PAD_LIMIT) for value in options.pads):
         raise UserError(f"--pads must be whole numbers from {-PAD_LIMIT} to {PAD_LIMIT}, "
                         f"not {' '.join(map(str, options.pads))}")
-    for box in options.boxes or (options.box,):
-        if box != NO_BOX and min(box) < 0:
+    for box in options.given_boxes:
+        if min(box) < 0:
             raise UserError(f"--box {' '.join(map(str, box))}: give four pixel positions, 0 or more "
                             "(top bottom left right), or leave --box out to detect the face")
 

@@ -90,7 +90,7 @@ def quiet_level(levels):
     return float(np.clip(floor + NOISE_MARGIN_DB, SILENCE_DB, LOUDEST_QUIET_DB))
 
 
-def speaker_scores(similarity, tracks, frames, mels, frame_size, pads, on_window=None):
+def speaker_scores(similarity, tracks, frames, mels, frame_size, pads):
     """{track number: (n,) mean cosine similarity of the windows holding each frame, NaN where
     none does} over ``frames`` (the first pass again), scored by ``similarity`` (SyncSimilarity)."""
     count = len(mels)
@@ -105,8 +105,6 @@ def speaker_scores(similarity, tracks, frames, mels, frame_size, pads, on_window
         for (number, start, _), value in zip(pending, values):
             sums[number][start:start + WINDOW] += value
             counts[number][start:start + WINDOW] += 1
-        if on_window:
-            on_window(len(pending))
         pending.clear()
 
     for index, frame in zip(range(count), frames):
