@@ -70,6 +70,24 @@ def _resampled(blocks, rate, sr):
     yield resampler.finish()
 
 
+class BlockReader:
+    """Samples from ``blocks`` (arrays of any lengths, in order), taken a number at a time;
+    fewer, then none, once the blocks end."""
+
+    def __init__(self, blocks):
+        self._blocks, self._held = iter(blocks), np.zeros(0, np.float32)
+
+    def take(self, count):
+        parts, have = [self._held], len(self._held)
+        while have < count and (block := next(self._blocks, None)) is not None:
+            parts.append(block)
+            have += len(block)
+        parts = [part for part in parts if len(part)] or [self._held]
+        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)  # one part is not copied
+        taken, self._held = joined[:count], joined[count:]
+        return taken
+
+
 class Resampler:
     """A signal pushed a block at a time, resampled from ``rate`` to ``sr`` Hz as
     librosa.resample does the whole of it: soxr's HQ filter, whose stream gives the same

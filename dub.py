@@ -34,6 +34,12 @@ def build_parser():
     speech.add_argument("--original_audio", choices=["mute", "duck"], default="mute",
                         help="the video's own soundtrack: left out, or kept under the speech, lowered while it plays")
     speech.add_argument("--duck_db", type=float, default=12.0, help="how far --original_audio duck lowers it, in dB")
+    speech.add_argument("--speaker_face", action="append", metavar="NAME=X,Y",
+                        help="a dialogue: the cues of speaker NAME (WebVTT's <v NAME>, or 'NAME: ...' starting a cue) "
+                             "move the face holding pixel X,Y (as --pick_face counts it), in their own voice; given "
+                             "once per speaker. Cues of speakers without a face are spoken but move no mouth")
+    speech.add_argument("--speaker_voice", action="append", metavar="NAME=VOICE",
+                        help="the voice speaker NAME's cues are spoken in (the others: --voice); given once per speaker")
     speech.add_argument("--no_subtitle_track", dest="subtitle_track", action="store_false",
                         help="do not put the --subtitles cues into the mp4 as a soft subtitle track")
     add_lipsync_flags(p, audio=False, outfile="results/dubbed.mp4")

@@ -1,6 +1,7 @@
 """Text or timed subtitles -> synthesised speech (over the original soundtrack, muted or
 ducked) -> a lip-synced video of --face, marked as synthetic in picture and in sound."""
 
+import contextlib
 import dataclasses
 import math
 from pathlib import Path
@@ -12,11 +13,13 @@ from tqdm import tqdm
 import audio
 from dubbing.engines import speech_engine
 from dubbing.mixing import Mix
+from dubbing.speakers import Speakers
 from dubbing.speech import check_finite, check_settings
 from dubbing.subtitles import read_cues
 from dubbing.timeline import far_past_the_video, place_speech
-from dubbing.wav_writer import float_wav
+from media.wav_writer import float_wav
 from lipsync import lip_sync
+from lipsync.frames import FrameSource
 from media import containers
 from system.atomic_write import check_output, check_writable, scratch_file
 from system.errors import UserError
@@ -37,10 +40,17 @@ class Speaking:
     original_audio: str = "mute"  # mute | duck
     duck_db: float = 12.0
     subtitle_track: bool = True
+    speaker_face: tuple = ()  # NAME=X,Y: the face a speaker of --subtitles moves (dubbing/speakers.py)
+    speaker_voice: tuple = ()  # NAME=VOICE: the voice a speaker is given (the others: --voice)
 
     @classmethod
     def from_args(cls, args):
-        return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})
+        return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)
+                      if getattr(args, field.name, None) is not None})
+
+    @property
+    def speakers(self):
+        return Speakers.from_flags(self.speaker_face, self.speaker_voice)
 
     def check(self, face):
         given = [flag for flag in ("text", "text_file", "subtitles") if getattr(self, flag) is not None]
@@ -57,45 +67,103 @@ class Speaking:
                             "a finite number)")
         if self.original_audio == "duck" and (containers.is_image(face) or not _has_audio(face)):
             raise UserError(f"--original_audio duck: {face} has no soundtrack to keep; use --original_audio mute")
+        if self.speakers and self.subtitles is None:
+            raise UserError("--speaker_face and --speaker_voice name the speakers of --subtitles: give --subtitles")
 
 
 def dub(speaking, options, notes=print):
     """Synthesise, mix and lip-sync as ``speaking`` and the lip-sync ``options`` (whose
-    ``audio`` is ignored) say; returns the lip-sync Summary. Cue timing notes go to ``notes``."""
+    ``audio`` is ignored) say; returns the lip-sync Summary. Cue timing notes go to ``notes``.
+
+    With speakers given faces (--speaker_face), each such speaker's speech alone drives their
+    face, and the output's sound is everyone's speech (over the original, as asked)."""
+    if options.pick_faces:
+        raise UserError("dub.py takes one --pick_face; give each speaker's face with --speaker_face NAME=X,Y")
     options.check()
     speaking.check(options.face)
     check_output(options.outfile, "--outfile", {"--subtitles": speaking.subtitles, "--text_file": speaking.text_file})
     check_writable(Path(options.outfile).parent)  # before the speech is made and written there
-    cues = read_cues(speaking.subtitles) if speaking.subtitles else None
+    speakers = speaking.speakers
+    cues = read_cues(speaking.subtitles, speakers=bool(speakers)) if speaking.subtitles else None
     text = None if cues else _text(speaking)
+    faced = _faced(speakers, cues, speaking, options, notes) if speakers else []
     if cues and (warning := far_past_the_video(cues, _video_seconds(options.face), speaking.subtitles)):
         notes(warning)
     engine = speech_engine(speaking.engine)
+    engine.check_voice(speaking.voice)  # every voice before any speech is made
+    for name, voice in speakers.voices.items():
+        engine.check_voice(voice, f"--speaker_voice {name}={voice}")
     rate = engine.sample_rate
     original = _soundtrack(options.face, rate) if speaking.original_audio == "duck" else None
 
-    def say(words, where):
-        speech = engine.synthesize(words, speaking.voice, speaking.speech_rate, speaking.pitch)
+    def say(words, where, voice=speaking.voice):
+        speech = engine.synthesize(words, voice, speaking.speech_rate, speaking.pitch)
         return check_finite(speech, engine, where)
 
-    # Beside the output, not in tempfile's folder: a killed run's speech is removed by the next.
-    with scratch_file(Path(options.outfile).with_suffix(".speech.wav")) as wav:
-        with float_wav(wav, rate) as write:
-            mix = Mix(write, rate, original, speaking.duck_db)
-            subtitles = _speak_cues(cues, say, mix, speaking, notes, options.progress) if cues else \
-                _speak_text(text, say, mix, speaking)
+    outfile = Path(options.outfile)
+    with contextlib.ExitStack() as scratch:
+        # Beside the output, not in tempfile's folder: a killed run's speech is removed by the next.
+        wav = scratch.enter_context(scratch_file(outfile.with_suffix(".speech.wav")))
+        own = {name: scratch.enter_context(scratch_file(outfile.with_suffix(f".speaker{n}.wav")))
+               for n, name in enumerate(faced, 1)}
+        with contextlib.ExitStack() as writing:
+            mix = Mix(writing.enter_context(float_wav(wav, rate)), rate, original, speaking.duck_db)
+            tracks = {name: Mix(writing.enter_context(float_wav(path, rate)), rate) for name, path in own.items()}
+            subtitles = _speak_cues(cues, say, mix, tracks, speaking, speakers, notes, options.progress) if cues \
+                else _speak_text(text, say, mix, speaking)
         synthesised_by = (engine.digital_source_type, engine.synthesiser)
-        return lip_sync(dataclasses.replace(options, audio=wav, tool="dub.py", synthetic_speech=synthesised_by,
-                                            subtitles=subtitles if speaking.subtitle_track else ()))
+        with speakers.naming_faces():
+            return lip_sync(dataclasses.replace(options, **_voices(wav, own, speakers), tool="dub.py",
+                                                synthetic_speech=synthesised_by,
+                                                subtitles=subtitles if speaking.subtitle_track else ()))
 
 
-def _speak_cues(cues, say, mix, speaking, notes, progress=True):
-    """Each cue spoken from its start time into ``mix`` (a bar counts them); returns the subtitle
-    track's cues."""
+def _faced(speakers, cues, speaking, options, notes):
+    """The speakers given faces, in the order they first speak, checked before any speech is
+    made: each speaks, their faces are in the frame and apart (a warning names the cues that
+    move no face)."""
+    if speakers.faces and options.pick_face != "best":
+        raise UserError(f"--pick_face {options.pick_face} and --speaker_face both choose faces: with speakers, give "
+                        "each one's face with --speaker_face NAME=X,Y")
+    if (warning := speakers.check(cues, speaking.subtitles)) is not None:
+        notes(warning)
+    faced = speakers.with_faces(cues)
+    if faced:  # the points checked against the frame (and against the --box given) now, not after the speech
+        with speakers.naming_faces():
+            planned = dataclasses.replace(options, **_voices("", dict.fromkeys(faced, ""), speakers))
+            planned.check_values()
+            FrameSource(planned)
+    return faced
+
+
+def _voices(speech, own, speakers):
+    """The lip-sync settings for the speech: one voice (--audio), or one per speaker with a face
+    ({name: their speech}) driving it, everyone's ``speech`` being the output's sound."""
+    if not own:
+        return {"audio": speech}
+    names = list(own)
+    if len(names) == 1:
+        return {"audio": own[names[0]], "pick_face": speakers.faces[names[0]], "soundtrack": speech}
+    return {"audios": list(own.values()), "pick_faces": [speakers.faces[name] for name in names], "soundtrack": speech}
+
+
+def _speak_cues(cues, say, mix, tracks, speaking, speakers, notes, progress=True):
+    """Each cue spoken from its start time into ``mix``, and into its speaker's own track when
+    ``tracks`` ({name: Mix}) has one (a bar counts them); returns the subtitle track's cues."""
+    placing = iter(cues)  # place_speech adds each cue's speech once, in cue order
+
+    def add(start, samples):
+        mix.add(start, samples)
+        if (track := tracks.get(next(placing).speaker)) is not None:
+            track.add(start, samples)
+
     with tqdm(cues, desc="speech", unit="cue", disable=not progress, dynamic_ncols=True) as counted:
-        speeches = (say(cue.text, f"the cue at line {cue.line} of {speaking.subtitles}") for cue in counted)  # one at a time
-        placed = place_speech(cues, speeches, mix.add, speaking.max_speedup)
-    mix.finish(until=cues[-1].end)
+        speeches = (say(cue.text, f"the cue at line {cue.line} of {speaking.subtitles}",
+                        speakers.voice(cue, speaking.voice)) for cue in counted)  # one at a time
+        placed = place_speech(cues, speeches, add, speaking.max_speedup)
+    length = mix.finish(until=cues[-1].end)
+    for track in tracks.values():  # every speaker's track as long as the whole
+        track.finish(until=length / mix.sample_rate)
     for placement in placed:
         for line in placement.notes(speaking.max_speedup):
             notes(line)

@@ -37,6 +37,17 @@ class EspeakEngine:
         """The language codes eSpeak NG has (file names under espeak-ng-data/lang)."""
         return sorted({path.name for path in (self._data / "lang").rglob("*") if path.is_file()})
 
+    def check_voice(self, voice, given=None):
+        """Refuse, in one line naming ``given`` (the flag, by default --voice VOICE), a voice
+        eSpeak NG does not have."""
+        with _LOCK:
+            self._set_voice(voice, given)
+
+    def _set_voice(self, voice, given=None):
+        if self._lib.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
+            raise UserError(f"{given or f'--voice {voice!r}'}: eSpeak NG has no such voice "
+                            f"(for example: en, en-us, es, fr, de, hi, ja, zh; {len(self.voices())} in all)")
+
     def synthesize(self, text, voice="en", rate=1.0, pitch=50):
         check_settings(rate, pitch)
         chunks = []
@@ -49,9 +60,7 @@ class EspeakEngine:
 
         encoded = text.encode("utf-8") + b"\0"
         with _LOCK:
-            if self._lib.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
-                raise UserError(f"--voice {voice!r}: eSpeak NG has no such voice "
-                                f"(for example: en, en-us, es, fr, de, hi, ja, zh; {len(self.voices())} in all)")
+            self._set_voice(voice)
             self._lib.espeak_SetParameter(_RATE, round(_NORMAL_WORDS_PER_MINUTE * rate), 0)
             self._lib.espeak_SetParameter(_PITCH, round(pitch), 0)
             self._lib.espeak_SetSynthCallback(collect)

@@ -3,6 +3,8 @@ made and written in pieces: memory stays the same whatever the track's length.""
 
 import numpy as np
 
+from audio import BlockReader
+
 BLOCK = 1 << 20  # samples a piece of the track holds at most (4 MB of float32)
 
 
@@ -14,10 +16,14 @@ class Mix:
 
     def __init__(self, write, sample_rate, original=None, duck_db=0.0, ramp=0.05):
         self._write, self._rate, self._duck_db, self._ramp = write, sample_rate, duck_db, ramp
-        self._original = None if original is None else _Reader(original)
+        self._original = None if original is None else BlockReader(original)
         self._pieces = []  # (first sample, samples) of speech not wholly written yet
         self._spans = []  # (start, end) seconds of that speech, as ``ducked`` takes them
         self._written = self._end = 0
+
+    @property
+    def sample_rate(self):
+        return self._rate
 
     def add(self, start, samples):
         """Speech ``samples`` from ``start`` seconds, which is no earlier than the last added's start."""
@@ -56,24 +62,6 @@ class Mix:
             return speech
         original = self._original.take(last - first)
         return ducked(original, speech, self._spans, self._rate, self._duck_db, first, self._ramp)
-
-
-class _Reader:
-    """Samples from ``blocks`` (arrays of any lengths, in order), taken a number at a time;
-    fewer, then none, once the blocks end."""
-
-    def __init__(self, blocks):
-        self._blocks, self._held = iter(blocks), np.zeros(0, np.float32)
-
-    def take(self, count):
-        parts, have = [self._held], len(self._held)
-        while have < count and (block := next(self._blocks, None)) is not None:
-            parts.append(block)
-            have += len(block)
-        parts = [part for part in parts if len(part)] or [self._held]
-        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)  # one part is not copied
-        taken, self._held = joined[:count], joined[count:]
-        return taken
 
 
 def ramped(start, end, sample_rate, ramp):

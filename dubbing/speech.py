@@ -7,8 +7,9 @@ touching the rest: each turns text into mono float32 samples.
 
 An engine is a class with ``name``, ``synthesiser`` (its name in the output's metadata),
 ``digital_source_type`` (the IPTC term for what it makes: trainedAlgorithmicMedia for a
-neural voice), ``sample_rate`` (of all it makes), ``voices()`` and
-``synthesize(text, voice, rate, pitch)``, listed in ``dubbing.engines.ENGINES``. ``rate``
+neural voice), ``sample_rate`` (of all it makes), ``voices()``, ``check_voice(voice, given)``
+(a voice it lacks refused in one line naming ``given``, the flag) and ``synthesize(text, voice, rate,
+pitch)``, listed in ``dubbing.engines.ENGINES``. ``rate``
 multiplies the voice's normal speaking rate; ``pitch`` is 0..100 with 50 the voice's own.
 """
 

@@ -5,6 +5,9 @@ cannot read. A dub made from a file with a broken cue would silently lose a sent
 this reader refuses such a file instead, in one line naming the line: a malformed
 timestamp, a cue that ends before it starts, a cue with no text, cues that overlap, text
 that is not UTF-8.
+
+With ``speakers``, each cue's speaker is read too: a WebVTT voice span (<v Alice>) or a name
+and a colon starting the cue (Alice: ...), which is then not part of the text spoken.
 """
 
 import dataclasses
@@ -17,18 +20,21 @@ from system.errors import UserError
 _TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)[,.](\d{3})"
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s+.*)?$")
 _TAGS = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # <i>, <v Speaker>, <00:01.000>, {\an8}
+_VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]*?)\s*>")  # <v Alice>, <v.loud Alice Smith>
+_LABEL = re.compile(r"([^\W\d_][\w.'\- ]{0,39}?)\s*:(?:\s+|$)(.*)", re.DOTALL)  # "Alice: ...", "Dr. Bo: ..."
 
 
 @dataclasses.dataclass(frozen=True)
 class Cue:
     start: float  # seconds
     end: float
-    text: str  # one line: the cue's lines joined by spaces, markup removed
+    text: str  # one line: the cue's lines joined by spaces, markup (and with speakers, the name) removed
     line: int  # where its timing line is in the file
+    speaker: str = None  # who says it, when read with speakers and the cue names one
 
 
-def read_cues(path):
-    """The cues of an .srt or .vtt file, in time order."""
+def read_cues(path, speakers=False):
+    """The cues of an .srt or .vtt file, in time order; with ``speakers``, each with its speaker."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--subtitles file not found: {path}")
@@ -42,7 +48,7 @@ def read_cues(path):
     webvtt = lines[0].startswith("WEBVTT")
     if not webvtt and path.suffix.lower() == ".vtt":
         raise UserError(f"{path} line 1: a WebVTT file starts with WEBVTT")
-    cues = [_cue(path, block) for block in _blocks(lines[1:] if webvtt else lines, 2 if webvtt else 1)]
+    cues = [_cue(path, block, speakers) for block in _blocks(lines[1:] if webvtt else lines, 2 if webvtt else 1)]
     cues = [cue for cue in cues if cue is not None]
     if not cues:
         raise UserError(f"{path}: no cues found")
@@ -66,7 +72,7 @@ def _blocks(lines, first_number):
         yield block
 
 
-def _cue(path, block):
+def _cue(path, block, speakers=False):
     """A Cue from one block, or None for WebVTT's NOTE, STYLE and REGION blocks."""
     if block[0][1].startswith(("NOTE", "STYLE", "REGION")):
         return None
@@ -84,9 +90,24 @@ def _cue(path, block):
     if end <= start:
         raise UserError(f"{path} line {number}: the cue ends ({end:.3f} s) before it starts ({start:.3f} s)")
     text = " ".join(_TAGS.sub("", line).strip() for _, line in block[timed[0] + 1:]).strip()
+    speaker = None
+    if speakers:
+        speaker, text = _speaker(path, number, [line for _, line in block[timed[0] + 1:]], text)
     if not text:
         raise UserError(f"{path} line {number}: the cue has no text")
-    return Cue(start, end, " ".join(text.split()), number)
+    return Cue(start, end, " ".join(text.split()), number, speaker)
+
+
+def _speaker(path, number, lines, text):
+    """(the speaker, the text without a leading name) of a cue: its voice span, else its label."""
+    voices = list(dict.fromkeys(name for line in lines for name in _VOICE.findall(line) if name))
+    if len(voices) > 1:
+        raise UserError(f"{path} line {number}: the cue has {len(voices)} speakers ({', '.join(voices)}); give each "
+                        "its own cue, so that each face says its own words")
+    if voices:
+        return voices[0], text
+    label = _LABEL.fullmatch(text)
+    return (label.group(1).strip(), label.group(2).strip()) if label else (None, text)
 
 
 def _seconds(groups):

@@ -50,7 +50,8 @@ def place_speech(cues, speeches, add, max_speedup=1.3):
         speedup = min(max(1.0, speech.seconds / slot), max_speedup)
         if speedup > 1.0:  # a phase vocoder: faster, at the same pitch
             samples = librosa.effects.time_stretch(samples, rate=speedup)
-        start = max(cue.start, free_from)
+        # Under half a sample later is not later (1.1 s + 0.3 s is 1.4000000000000001 s).
+        start = free_from if round((free_from - cue.start) * speech.sample_rate) > 0 else cue.start
         placed.append(Placement(cue, start, len(samples) / speech.sample_rate, speedup, start - cue.start))
         add(start, samples)
         free_from = placed[-1].end

@@ -1,6 +1,7 @@
 """The speech as the generator hears it: its mel spectrogram and the chunk each output frame gets."""
 
 import contextlib
+import itertools
 import sys
 
 import numpy as np
@@ -17,6 +18,7 @@ class Speech:
 
         speech = Speech(path)      NaN or infinite samples refused, samples beyond full scale counted
         speech.mel_frames          the width of its (num_mels, frames) mel spectrogram, at hparams.sample_rate
+        speech.pad_to(samples)     silence after it, up to that length (a voice shorter than another)
         speech.chunks(starts)      the (num_mels, MEL_STEP) mel chunk at each start, in order
 
     Samples beyond full scale are clipped to [-1, 1], as a player plays them (and as the AAC
@@ -30,7 +32,14 @@ class Speech:
         if self.clipped:
             print(f"warning: {path}: {found.beyond_full_scale:,} of {found.samples:,} audio samples lie beyond "
                   "full scale; clipped to [-1, 1]", file=sys.stderr)
-        self.mel_frames = audio.mel_columns(found.length_at(hparams.sample_rate))
+        self.samples = found.length_at(hparams.sample_rate)
+        self.mel_frames = audio.mel_columns(self.samples)
+        self._silence = 0
+
+    def pad_to(self, samples):
+        """Go on with silence up to ``samples`` (at hparams.sample_rate), as if the file held it."""
+        self._silence = max(0, samples - self.samples)
+        self.mel_frames = audio.mel_columns(self.samples + self._silence)
 
     def chunk_starts(self, fps):
         return mel_chunk_starts(self.mel_frames, fps)
@@ -38,7 +47,8 @@ class Speech:
     def chunks(self, starts):
         """The mel chunk at each of ``starts`` (never decreasing), its mel computed a piece at a
         time as the starts reach it; only the pieces a chunk spans are held."""
-        pieces = audio.mel_pieces(audio.mono_blocks(self.path, hparams.sample_rate, clip=self.clipped))
+        blocks = audio.mono_blocks(self.path, hparams.sample_rate, clip=self.clipped)
+        pieces = audio.mel_pieces(itertools.chain(blocks, _silence(self._silence)))
         with contextlib.closing(pieces):
             columns, first = np.zeros((hparams.num_mels, 0), np.float32), 0  # mel columns from column ``first`` on
             for start in starts:
@@ -47,6 +57,12 @@ class Speech:
                     columns = np.concatenate([columns[:, dropped:], next(pieces).astype(np.float32)], axis=1)
                     first += dropped
                 yield columns[:, start - first:start - first + MEL_STEP]
+
+
+def _silence(samples, block=1 << 18):
+    while samples > 0:
+        yield np.zeros(min(samples, block), np.float32)
+        samples -= block
 
 
 def mel_chunk_starts(mel_frames, fps):

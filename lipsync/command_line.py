@@ -41,7 +41,10 @@ def add_lipsync_flags(p, audio=True, outfile="results/result_voice.mp4"):
     add_checkpoint_flag(p)
     p.add_argument("--face", required=True, help="video or still image (.jpg .jpeg .png .webp .bmp, or recognised by content)")
     if audio:
-        p.add_argument("--audio", required=True, help="any file with an audio track (wav, mp3, m4a, a video, ...)")
+        p.add_argument("--audio", required=True, action="append",
+                       help="any file with an audio track (wav, mp3, m4a, a video, ...); given several times, one voice "
+                            "per face: the n-th drives the face of the n-th --pick_face X,Y, and the output's sound is "
+                            "the voices mixed")
     if outfile is not None:  # None: the script writes no file of its own (serve.py)
         p.add_argument("--outfile", default=outfile, help="output mp4 (H.264 + AAC)")
     p.add_argument("--static", type=_flag_or_bool, nargs="?", const=True, default=False,
@@ -103,13 +106,14 @@ def check_stream_flags(args):
 
 def _add_extra_flags(extra):
     add_no_face_flags(extra)
-    extra.add_argument("--pick_face", default="best", metavar="best|largest|X,Y|auto",
+    extra.add_argument("--pick_face", action="append", metavar="best|largest|X,Y|auto",
                        help="with several faces in the picture, which one to lip-sync: best, the detector's best box "
                             "in each frame (the reference); largest, the face that takes up most of the video; X,Y, the "
                             "face whose box holds that pixel in the first frame where a box holds it (pixels as --box "
                             "counts them); auto, whoever speaks in the video's own audio, as --syncnet_checkpoint_path's "
                             "expert hears it. Faces are followed from frame to frame; frames without the chosen one pass "
-                            "through (--on_no_face error too)")
+                            "through (--on_no_face error too). Given once per --audio, X,Y each time: the faces those "
+                            "voices drive (default: best)")
     extra.add_argument("--syncnet_checkpoint_path",
                        help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
                             "after, and write the per-chunk cosine similarities to OUTFILE.sync.json (for "
@@ -155,9 +159,12 @@ def report(summary, options):
               f"({summary.frames / max(summary.seconds, 1e-9):.1f} frames/s, {summary.generator}); {faces}; "
               f"face cache: {summary.cache}")]
     if summary.sync is not None:
-        lines += [f"Voice/face sync of the input video (cosine similarity per chunk): {describe(summary.sync['input'])}",
-                  f"Voice/face sync of the result: {describe(summary.sync['result'])}",
-                  f"Per-chunk values: {sync_json_path(options.outfile)}"]
+        for voice in summary.sync.get("voices", [summary.sync]):  # several voices: each face's own
+            whose = f" (face at {voice['pick_face']}, {voice['audio']})" if "audio" in voice else ""
+            lines += [f"Voice/face sync of the input video{whose} (cosine similarity per chunk): "
+                      f"{describe(voice['input'])}",
+                      f"Voice/face sync of the result{whose}: {describe(voice['result'])}"]
+        lines.append(f"Per-chunk values: {sync_json_path(options.outfile)}")
     print("\n".join(lines))
     if options.unmarked:
         print(unmarked_warning(summary.outfile), file=sys.stderr)

@@ -1,6 +1,7 @@
 """What a lip-sync run is asked to do (inference.py's flags), and the checks on it."""
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 from face_detection.boxes import PAD_LIMIT
@@ -51,7 +52,10 @@ class Options:
     crop: tuple = (0, -1, 0, -1)  # top, bottom, left, right; -1: to the edge
     box: tuple = NO_BOX  # top, bottom, left, right: a fixed face box, no detection
     boxes: tuple = ()  # every --box when it is given more than once: --pick_face chooses one
-    pick_face: str = "best"  # best | largest | X,Y (lipsync/face_tracks.py)
+    pick_face: str = "best"  # best | largest | X,Y | auto (lipsync/face_tracks.py)
+    audios: tuple = ()  # every --audio when it is given more than once: one voice per face...
+    pick_faces: tuple = ()  # ...each driving the face of the --pick_face X,Y given in the same place
+    soundtrack: str = None  # the output's audio when it is not the voices' (dub.py: every speaker, the original)
     rotate: bool = False
     nosmooth: bool = False
     on_no_face: str = "interpolate"  # error | interpolate | skip
@@ -86,6 +90,9 @@ class Options:
         for name in ("pads", "crop", "box", "resize_to"):  # lists from a parser: tuples, as the defaults
             setattr(self, name, tuple(getattr(self, name)))
         self.boxes = tuple(tuple(box) for box in self.boxes)
+        self.audios, self.pick_faces = tuple(self.audios), tuple(self.pick_faces)
+        self.audio = self.audios[0] if self.audios else self.audio  # the first of several stands for them all
+        self.pick_face = self.pick_faces[0] if self.pick_faces else self.pick_face
 
     @classmethod
     def from_args(cls, args, **settings):
@@ -100,6 +107,12 @@ class Options:
             values["box"], values["boxes"] = (given[0], ()) if len(given) == 1 else (NO_BOX, tuple(given))
         elif given is not None:
             values["box"] = given
+        for name, several in (("audio", "audios"), ("pick_face", "pick_faces")):  # action="append"
+            given = values.pop(name, None)
+            if isinstance(given, list):
+                values[name], values[several] = given[0], tuple(given) if len(given) > 1 else ()
+            elif given is not None:
+                values[name] = given
         return cls(**{**values, "progress": not getattr(args, "quiet", False), **settings})
 
     @property
@@ -108,10 +121,19 @@ class Options:
         return parse_pick(self.pick_face)
 
     @property
+    def voices(self):
+        """(audio, --pick_face) of each voice: the --audio and --pick_face, or each of several
+        --audio with the --pick_face X,Y in the same place."""
+        if self.audios:
+            return list(zip(self.audios, self.pick_faces))
+        return [(self.audio, self.pick_face)]
+
+    @property
     def fixed_box(self):
         """The --box as (y1, y2, x1, x2) (of several, the one --pick_face chooses, by default the
         last, as the reference took the last --box given), or None: detect faces."""
-        if self.pick == "auto" or not self.given_boxes:  # auto: whoever speaks (lipsync/tracked_boxes.py)
+        # auto: whoever speaks; several voices: a face each (lipsync/tracked_boxes.py)
+        if self.pick == "auto" or not self.given_boxes or self.audios:
             return None
         return tuple(pick_box(self.given_boxes, self.pick))
 
@@ -127,6 +149,29 @@ class Options:
         check_output(self.outfile, "--outfile", self.inputs())
         if self.syncnet_checkpoint_path:
             check_output(sync_json_path(self.outfile), "--outfile's .sync.json", self.inputs())
+
+    def check_voices(self):
+        """Several --audio: as many --pick_face X,Y, naming as many faces."""
+        audios, picks = len(self.audios) or 1, len(self.pick_faces) or 1
+        if picks > audios:
+            raise UserError(f"--pick_face is given {picks} times for {'one' if audios == 1 else audios} --audio: one "
+                            "face per voice (give an --audio for each --pick_face X,Y, in the same order)")
+        if audios > picks:
+            raise UserError(f"{audios} --audio but {picks} --pick_face: each voice drives the face of the "
+                            "--pick_face X,Y given in the same place (--pick_face X,Y once per --audio)")
+        if not self.audios:
+            return
+        points = [parse_pick(pick) for _, pick in self.voices]
+        named = [pick for pick in points if not isinstance(pick, tuple)]
+        if named:
+            raise UserError(f"--pick_face {named[0]} with several --audio: name each voice's face by a pixel of it, "
+                            "--pick_face X,Y")
+        if self.given_boxes:
+            boxes = [pick_box(self.given_boxes, point) for point in points]
+            for (a, b), (c, d) in itertools.combinations(zip(points, boxes), 2):
+                if b == d:
+                    raise UserError(f"--pick_face {a[0]},{a[1]} and --pick_face {c[0]},{c[1]} name the same --box "
+                                    f"{' '.join(map(str, b))}: each voice needs a face of its own")
 
     def check_backend(self):
         """Refuse a backend that cannot run what is asked (onnxruntime: fp32, its .onnx file)."""
@@ -145,12 +190,14 @@ class Options:
         (what they name is not looked at)."""
         if len(self.pads) != 4 or len(self.crop) != 4 or not all(len(box) == 4 for box in (self.box, *self.boxes)):
             raise UserError("--pads, --crop and --box take four numbers: top bottom left right")
+        self.check_voices()
         pick = self.pick
         if pick != "best" and self.face_cache:
             raise UserError(f"--face_cache keeps the best face of each frame: it does not go with --pick_face "
                             f"{self.pick_face}")
         if pick not in ("best", "auto") and self.given_boxes:
-            pick_box(self.given_boxes, pick)  # the point is in a box
+            for _, point in self.voices:
+                pick_box(self.given_boxes, parse_pick(point))  # the point is in a box
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"--{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
@@ -165,7 +212,9 @@ class Options:
     def inputs(self):
         """{flag: path} of every file the run reads: no output may replace one (atomic_write.reading)."""
         detecting = not self.given_boxes
-        return {"--checkpoint_path": self.generator_weights(), "--face": self.face, "--audio": self.audio,
+        audios = {f"--audio (voice {n})": path for n, path in enumerate(self.audios, 1)} or {"--audio": self.audio}
+        return {"--checkpoint_path": self.generator_weights(), "--face": self.face, **audios,
+                "--soundtrack": self.soundtrack,
                 "--syncnet_checkpoint_path": self.syncnet_checkpoint_path,
                 "--detector_checkpoint_path": self.detector_weights() if detecting else None,
                 "--c2pa_cert": self.c2pa_cert, "--c2pa_key": self.c2pa_key}
@@ -185,10 +234,11 @@ class Options:
         _check_region("--crop", self.crop, (y1, y2, x1, x2), width, height, steps)
         width, height = x2 - x1, y2 - y1
         steps += [f"--crop {' '.join(map(str, self.crop))}"] * (self.crop != (0, -1, 0, -1))
-        if isinstance(self.pick, tuple) and not (self.pick[0] < width and self.pick[1] < height):
-            made = f" after {', '.join(steps)}" if steps else ""
-            raise UserError(f"--pick_face {self.pick[0]},{self.pick[1]} lies outside the {width}x{height} frame{made} "
-                            "(X,Y: a pixel of the face, as --box counts them)")
+        for point in (parse_pick(pick) for _, pick in self.voices):
+            if isinstance(point, tuple) and not (point[0] < width and point[1] < height):
+                made = f" after {', '.join(steps)}" if steps else ""
+                raise UserError(f"--pick_face {point[0]},{point[1]} lies outside the {width}x{height} frame{made} "
+                                "(X,Y: a pixel of the face, as --box counts them)")
         for box in self.given_boxes:  # the reference does not clip a fixed box
             _check_region("--box", box, box, width, height, steps)
         return width, height

@@ -19,7 +19,9 @@ written with the input's own numbers.
 
 With faces found in every frame the frames written are the reference's: output frame i
 shows input frame i mod N with mel chunk i, the video looping when the audio is longer and
-cut when it is shorter. Where the time goes is kept by a StageClock (Summary.timings).
+cut when it is shorter. With several voices (one --audio per face) each frame carries a box
+per voice, each face gets its own voice's mel chunk i, and the longest voice sets the length.
+Where the time goes is kept by a StageClock (Summary.timings).
 """
 
 import collections
@@ -44,10 +46,11 @@ from lipsync.options import sync_json_path
 from lipsync.progress import frame_bar
 from lipsync.stage_clock import StageClock
 from lipsync.threads import Pipeline, Stopped
+from lipsync.voices import mix_voices
 from media.containers import VideoWriter
 from media.provenance import ContentCredentials, lip_sync_metadata
 from models.inputs import FACE_SIZE, MEL_STEP, WINDOW
-from system.atomic_write import atomic_output, check_writable, reading
+from system.atomic_write import atomic_output, check_writable, reading, scratch_file
 from system.errors import UserError
 from system.processes import usable_cores
 from system.progress import loading
@@ -108,9 +111,10 @@ def _lip_sync(options, sink, clock, on_frames=None):
         if metadata is not None and options.generation_record:  # test-set generation: what made the video
             metadata["generation"] = options.generation_record
         sign = job.credentials and (lambda path: job.credentials.sign(path, metadata))
-        with VideoWriter(options.outfile, job.frames.fps, audio_path=options.audio, crf=options.crf,
-                         preset=options.preset, colour=job.frames.colour, metadata=metadata, sign=sign,
-                         subtitles=options.subtitles, threads=encoder_threads(job.generator.device)) as writer:
+        with _soundtrack(options) as soundtrack, \
+                VideoWriter(options.outfile, job.frames.fps, audio_path=soundtrack, crf=options.crf,
+                            preset=options.preset, colour=job.frames.colour, metadata=metadata, sign=sign,
+                            subtitles=options.subtitles, threads=encoder_threads(job.generator.device)) as writer:
             summary = job.run(writer)
     summary.seconds = time.perf_counter() - started
     summary.timings = clock.figures()
@@ -120,6 +124,19 @@ def _lip_sync(options, sink, clock, on_frames=None):
             with atomic_output(sync_json_path(options.outfile)) as temporary:
                 Path(temporary).write_text(json.dumps(summary.sync))
     return summary
+
+
+@contextlib.contextmanager
+def _soundtrack(options):
+    """The output's audio: --audio, the soundtrack given (dub.py's), or the voices mixed into a
+    scratch file beside the output (removed at the end; a killed run's, by the next run)."""
+    voices = [path for path, _ in options.voices]
+    if options.soundtrack or len(voices) == 1:
+        yield options.soundtrack or options.audio
+        return
+    with scratch_file(Path(options.outfile).with_suffix(".voices.wav")) as mixed:
+        mix_voices(voices, mixed)
+        yield mixed
 
 
 def encoder_threads(generator_device):
@@ -143,9 +160,12 @@ class _Job:
         o.check()
         self.credentials = ContentCredentials(o.c2pa_cert, o.c2pa_key) if o.c2pa_cert else None
         self.frames = FrameSource(o)
-        with clock.measure("mel"):
-            self.speech = Speech(o.audio)  # NaN or infinite samples refused here, before any work
-        self.chunk_starts = self.speech.chunk_starts(float(self.frames.fps))
+        with clock.measure("mel"):  # NaN or infinite samples refused here, before any work
+            self.speeches = [Speech(path) for path, _ in o.voices]
+        longest = max(speech.samples for speech in self.speeches)
+        for speech in self.speeches:  # a shorter voice goes on in silence: its face's mouth closes
+            speech.pad_to(longest)
+        self.chunk_starts = self.speeches[0].chunk_starts(float(self.frames.fps))
         self.total = len(self.chunk_starts)
         self.frames.stretch_to(self.total)
         self.generator = generator_for(o, clock)
@@ -159,6 +179,7 @@ class _Job:
 
                 self.sync = SyncSimilarity(o.syncnet_checkpoint_path,
                                            "cpu" if o.backend == "onnxruntime" else self.device)
+                self.voice_syncs = [self.sync] + [self.sync.another() for _ in self.speeches[1:]]
             self.boxes = face_source(o, self.frames, self.total, self.device)
 
     def run(self, sink):
@@ -172,7 +193,8 @@ class _Job:
         pipeline.start(self._compose_stage, to_compose, sink)
         # the expert's scoring takes seconds on a CPU: its own bar, counting the windows of five
         # faces it scores (one per chunk that has them: at most the chunks less four)
-        self.sync_bar = frame_bar("sync score", max(0, self.total - WINDOW + 1), self.options.progress, "chunk") \
+        windows = max(0, self.total - WINDOW + 1) * len(self.speeches)
+        self.sync_bar = frame_bar("sync score", windows, self.options.progress, "chunk") \
             if self.sync is not None else contextlib.nullcontext()
         try:
             with self.generator.workers(detecting=self.boxes.detects) as (pool, count):
@@ -193,10 +215,22 @@ class _Job:
             pipeline.join()
             self.clock.pipeline_ended()
             if self.sync is not None:  # the windows left over, before the writer closes
-                summary.sync = self.sync.finish()
-                self.sync_bar.total = self.sync.scored  # faceless frames leave windows out
-                self.sync_bar.update(self.sync.scored - self.sync_bar.n)
+                summary.sync = self._sync_scores()
+                self.sync_bar.total = self._scored()  # faceless frames leave windows out
+                self.sync_bar.update(self._scored() - self.sync_bar.n)
         return summary
+
+    def _sync_scores(self):
+        """The expert's scores: {"chunks", "input", "result"}, or with several voices those of
+        each under "voices", with its --audio and --pick_face."""
+        scores = [sync.finish() for sync in self.voice_syncs]
+        if len(scores) == 1:
+            return scores[0]
+        return {"voices": [{"audio": str(path), "pick_face": pick, **score}
+                           for (path, pick), score in zip(self.options.voices, scores)]}
+
+    def _scored(self):
+        return sum(sync.scored for sync in self.voice_syncs)
 
     def _generate(self, batch):
         with self.clock.measure("generator"):
@@ -207,8 +241,11 @@ class _Job:
         generated = generating.result()
         if self.sync is not None:
             with self.clock.measure("generator"):
-                self.sync.add(batch.face_indices, batch.faces, generated, batch.mels)
-            self.sync_bar.update(self.sync.scored - self.sync_bar.n)
+                for voice, sync in enumerate(self.voice_syncs):
+                    mine = [k for k, of in enumerate(batch.voices) if of == voice]
+                    sync.add([batch.face_indices[k] for k in mine], batch.faces[mine], generated[mine],
+                             batch.mels[mine])
+            self.sync_bar.update(self._scored() - self.sync_bar.n)
         to_compose.put((batch.frames, batch.boxes, generated))
 
     def _batch_plan(self):
@@ -221,7 +258,9 @@ class _Job:
 
     def _faces_stage(self, out, summary):
         """Frames -> boxes -> generator batches (which carry the frames on), for every output frame."""
-        with contextlib.closing(self.speech.chunks(self.chunk_starts)) as mel_chunks:
+        with contextlib.ExitStack() as stack:
+            mel_chunks = [stack.enter_context(contextlib.closing(speech.chunks(self.chunk_starts)))
+                          for speech in self.speeches]
             self._build_batches(_BatchBuilder(mel_chunks, self.batch_frames, out, self.clock), summary)
         out.close()
 
@@ -229,7 +268,10 @@ class _Job:
         """The first pass's frames with their boxes, then (the audio being longer) the video looped."""
         clock, boxes, written = self.clock, [], 0
         frames = clock.timed(self.frames.frames(self.pictures), "decode")
-        for index, frame, box in clock.timed(self.boxes.boxed_frames(frames, self.total), "boxes"):
+        boxed = self.boxes.boxed_frames(frames, self.total)
+        if len(self.speeches) == 1:  # a box source of one face gives a box (or None), not one per voice
+            boxed = ((index, frame, (box,)) for index, frame, box in boxed)
+        for index, frame, box in clock.timed(boxed, "boxes"):
             boxes.append(box)
             for _ in range(self.frames.times_shown(index)):
                 batch.add(written, frame, box)  # the same frame when shown again: compose pastes into copies
@@ -254,12 +296,13 @@ class _Job:
         with frame_bar("lip-sync", self.total, o.progress) as bar:  # a bar turned off counts nothing
             for frames, boxes, generated in inbox:
                 faces = iter(generated)
-                for frame, box in zip(frames, boxes):
+                for frame, voice_boxes in zip(frames, boxes):
                     with clock.measure("paste"):
-                        if box is not None or label is not None:
+                        if voice_boxes != (None,) * len(voice_boxes) or label is not None:
                             frame = frame.copy()  # batches share a frame shown again (a still)
-                        if box is not None:
-                            paste(frame, box, next(faces), o.blend)
+                        for box in voice_boxes:  # in voice order: where boxes overlap, the later face is on top
+                            if box is not None:
+                                paste(frame, box, next(faces), o.blend)
                         if label is not None:
                             label.draw(frame)
                     with clock.measure("encode"):
@@ -337,19 +380,21 @@ class _BatchBuilder:
         self._reset()
 
     def _reset(self):
-        self.frames, self.boxes, self.faces, self.mels, self.face_indices = [], [], [], [], []
+        self.frames, self.boxes, self.faces, self.mels, self.face_indices, self.voices = [], [], [], [], [], []
 
-    def add(self, index, frame, box):
-        """Output frame ``index`` (they come in order: each takes the next mel chunk)."""
+    def add(self, index, frame, boxes):
+        """Output frame ``index`` with a box (or None) per voice (they come in order: each takes
+        the next mel chunk of every voice)."""
         self.frames.append(frame)
-        self.boxes.append(box)
-        mel = next(self.mel_chunks)
-        if box is not None:
-            with self.clock.measure("crops"):
-                self.faces.append(face_crop(frame, box))
-            self.mels.append(mel)
-            self.face_indices.append(index)
-        if len(self.boxes) >= self.size:
+        self.boxes.append(boxes)
+        for voice, (box, mel) in enumerate(zip(boxes, [next(chunks) for chunks in self.mel_chunks], strict=True)):
+            if box is not None:
+                with self.clock.measure("crops"):
+                    self.faces.append(face_crop(frame, box))
+                self.mels.append(mel)
+                self.face_indices.append(index)
+                self.voices.append(voice)
+        if max(len(self.boxes), len(self.faces)) >= self.size:  # several voices: the generator's batch in crops
             self.flush()
             self.size = min(2 * self.size, self.batch_size)
 
@@ -357,14 +402,15 @@ class _BatchBuilder:
         if self.boxes:
             faces = np.stack(self.faces) if self.faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
             mels = np.stack(self.mels) if self.mels else np.zeros((0, hparams.num_mels, MEL_STEP), np.float32)
-            self.out.put(_Batch(self.frames, self.boxes, faces, mels, self.face_indices))
+            self.out.put(_Batch(self.frames, self.boxes, faces, mels, self.face_indices, self.voices))
             self._reset()
 
 
 @dataclasses.dataclass
 class _Batch:
     frames: list  # the output frames (BGR arrays or yuv.Pictures), pasted into by the compose stage
-    boxes: list  # per output frame: (y1, y2, x1, x2), or None to pass the frame through
-    faces: np.ndarray  # (k, 96, 96, 3) uint8 BGR crops of the frames with a box
+    boxes: list  # per output frame, per voice: (y1, y2, x1, x2), or None (all None: pass the frame through)
+    faces: np.ndarray  # (k, 96, 96, 3) uint8 BGR crops of the boxes
     mels: np.ndarray  # (k, num_mels, MEL_STEP) float32
     face_indices: list  # output frame index of each crop
+    voices: list  # the voice of each crop

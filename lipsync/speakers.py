@@ -10,6 +10,7 @@ and no face is edited; elsewhere the best-scoring face is chosen, and the choice
 when that one leads by SWITCH_MARGIN (hysteresis: the mouth does not flicker between faces).
 """
 
+import itertools
 from collections import deque
 
 import numpy as np
@@ -19,13 +20,56 @@ from face_detection.boxes import has_area, pad_and_clip
 from hparams import hparams
 from lipsync.compose import face_crop
 from lipsync.stream_audio import SILENCE_DB, Utterance
+from lipsync.progress import frame_bar
 from models.inputs import WINDOW
+from system.errors import UserError
+from system.progress import counted, loading, say
 
 NOISE_MARGIN_DB = 10.0  # above the video's own noise floor: someone speaks
 LOUDEST_QUIET_DB = -30.0
 SMOOTHING_SECONDS = 0.4
 SWITCH_MARGIN = 0.05  # of cosine similarity
 SCORED_AT_ONCE = 64  # windows per expert call
+
+
+def speaking_turns(options, source, tracks, count, device, detected=True):
+    """(track, start, stop) of each turn of --pick_face auto over ``count`` frames of ``source``
+    (a FrameSource), or None (said in one line): take the largest. ``detected``: the tracks are
+    S3FD's, padded as the generator's crops are (not --box, which is the crop itself)."""
+    from lipsync.sync_similarity import SyncSimilarity  # noqa: PLC0415 - torch
+
+    o = options
+    why = None
+    if not o.syncnet_checkpoint_path:
+        why = "it needs the expert (--syncnet_checkpoint_path) to tell who speaks"
+    elif source.static:
+        why = "a still image has no speaker to follow"
+    else:
+        try:
+            mels, quiet = own_audio(o.face, float(source.fps), count)
+        except UserError:
+            why = f"{source.described} has no audio of its own to tell who speaks"
+    if why or not tracks:
+        say(f"--pick_face auto: {why or 'no face found'}; taking the largest face", o.progress)
+        return None
+    loading("the expert SyncNet", o.syncnet_checkpoint_path, o.progress)
+    similarity = SyncSimilarity(o.syncnet_checkpoint_path, device)
+    pads = o.pads if detected else (0, 0, 0, 0)
+    with frame_bar("who speaks", count, o.progress) as bar:
+        frames = (bar.update(1) or frame for frame in source.frames())
+        scores = speaker_scores(similarity, tracks, frames, mels, source.frame_size, pads)
+    chosen = choose_speakers(scores, quiet, float(source.fps))
+    by_number = {track.number: track for track in tracks}
+    turns, start = [], 0
+    for number, run in itertools.groupby(chosen):
+        length = len(list(run))
+        if number is not None:
+            turns.append((by_number[number], start, start + length))
+        start += length
+    spoken = ", ".join(f"face {number} in {sum(c == number for c in chosen)}" for number in sorted(set(chosen) - {None}))
+    say(f"{counted(len(tracks), 'face')} found in {source.described}; lip-syncing whoever speaks: "
+        f"{spoken or 'nobody'} of {count} frames, {counted(len(turns), 'turn')}", o.progress)
+    return turns
 
 
 def choose_speakers(scores, quiet, fps, smoothing=SMOOTHING_SECONDS, margin=SWITCH_MARGIN):

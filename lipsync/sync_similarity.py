@@ -7,6 +7,7 @@ mismatched ones.
 """
 
 import collections
+import copy
 
 import numpy as np
 import torch
@@ -33,6 +34,13 @@ class SyncSimilarity:
         self._recent = collections.deque(maxlen=WINDOW)  # (index, input face, generated face, mel chunk)
         self._windows = []
         self.scores = {"chunks": [], "input": [], "result": []}
+
+    def another(self):
+        """A collector of its own (another voice's faces) scored by the same expert."""
+        other = copy.copy(self)
+        other._recent, other._windows = collections.deque(maxlen=WINDOW), []
+        other.scores = {"chunks": [], "input": [], "result": []}
+        return other
 
     def add(self, indices, input_faces, generated_faces, mels):
         """Each output frame's index, input and generated faces, and mel chunk."""

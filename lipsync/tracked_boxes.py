@@ -1,5 +1,5 @@
 """--pick_face largest, X,Y or auto: the boxes of one face among several, followed from frame to
-frame (or, with auto, one of several --box at a time).
+frame (or, with auto, one of several --box at a time); with several voices, of one face per voice.
 
 S3FD finds every face in a first pass over the output's frames (every --det_stride'th), the
 faces are linked into tracks (face_tracks), and the chosen track's boxes are planned as the
@@ -12,11 +12,11 @@ import itertools
 
 from lipsync.box_planning import NoFaceError
 from lipsync.face_detections import FaceCounts, box_planner, detect_faces
-from lipsync.face_tracks import link_tracks, pick_track, track_detections
+from lipsync.face_tracks import link_tracks, parse_pick, pick_track, track_detections
 from lipsync.heap import trim_heap
 from lipsync.progress import frame_bar
 from system.errors import UserError
-from system.progress import counted, loading, say
+from system.progress import counted, say
 
 
 class TrackedBoxes:
@@ -27,23 +27,41 @@ class TrackedBoxes:
         self._counts = FaceCounts()  # once the frames are out
 
     def boxed_frames(self, frames, total):
+        """(index, frame, box), or with several voices (index, frame, a box per voice)."""
         detections = self._detect_all()
-        o, count = self.options, len(detections)
+        count = len(detections)
         tracks = link_tracks(detections)
         ran = [index for index, found in enumerate(detections) if found is not None]
-        turns = self._turns(tracks, count) if o.pick == "auto" else None
-        if turns is None:
-            track = pick_track(tracks, "largest" if o.pick == "auto" else o.pick, self.source.described)
-            say(f"{counted(len(tracks), 'face')} found in {self.source.described}; lip-syncing {track.described()}",
-                o.progress)
-            turns = [(track, 0, count)]
-        boxes, detected, filled = [None] * count, 0, 0
-        for track, start, stop in turns:
-            found = self._plan(track, start, stop, ran, boxes)
-            detected, filled = detected + found[0], filled + found[1]
-        self._counts = FaceCounts(detected, filled, sum(box is None for box in boxes))
+        plans, detected, filled = [], 0, 0
+        for turns in self._voice_turns(tracks, count):
+            boxes = [None] * count
+            for track, start, stop in turns:
+                found = self._plan(track, start, stop, ran, boxes)
+                detected, filled = detected + found[0], filled + found[1]
+            plans.append(boxes)
+        self._counts = FaceCounts(detected, filled, sum(all(plan[i] is None for plan in plans) for i in range(count)))
         for index, frame in zip(range(count), frames):
-            yield index, frame, boxes[index]
+            yield index, frame, tuple(plan[index] for plan in plans) if len(plans) > 1 else plans[0][index]
+
+    def _voice_turns(self, tracks, count):
+        """Per voice, the (track, start, stop) turns its face is lip-synced in."""
+        o, described = self.options, self.source.described
+        if o.pick == "auto":
+            from lipsync.speakers import speaking_turns  # noqa: PLC0415 - the expert, only for auto
+
+            turns = speaking_turns(o, self.source, tracks, count, self.device, self.detector is not None)
+            if turns is not None:
+                return [turns]
+        chosen = [pick_track(tracks, "largest" if pick == "auto" else parse_pick(pick), described)
+                  for _, pick in o.voices]
+        for (a, first), (b, second) in itertools.combinations(zip(o.voices, chosen), 2):
+            if first is second:
+                raise UserError(f"--pick_face {a[1]} and --pick_face {b[1]} both name {first.described()} in "
+                                f"{described}: each voice needs a face of its own")
+        faces = [track.described() + (f" to {path}" if len(chosen) > 1 else "")
+                 for (path, _), track in zip(o.voices, chosen)]
+        say(f"{counted(len(tracks), 'face')} found in {described}; lip-syncing {', '.join(faces)}", o.progress)
+        return [[(track, 0, count)] for track in chosen]
 
     def counts(self):
         return self._counts
@@ -75,44 +93,6 @@ class TrackedBoxes:
         for index in range(start, stop):
             boxes[index] = planner.box(index - start)
         return planner.counts()[:2]
-
-    def _turns(self, tracks, count):
-        """(track, start, stop) of each turn with --pick_face auto, or None: take the largest."""
-        from lipsync.speakers import choose_speakers, own_audio, speaker_scores  # noqa: PLC0415
-        from lipsync.sync_similarity import SyncSimilarity  # noqa: PLC0415
-
-        o, source = self.options, self.source
-        why = None
-        if not o.syncnet_checkpoint_path:
-            why = "it needs the expert (--syncnet_checkpoint_path) to tell who speaks"
-        elif source.static:
-            why = "a still image has no speaker to follow"
-        else:
-            try:
-                mels, quiet = own_audio(o.face, float(source.fps), count)
-            except UserError:
-                why = f"{source.described} has no audio of its own to tell who speaks"
-        if why or not tracks:
-            say(f"--pick_face auto: {why or 'no face found'}; taking the largest face", o.progress)
-            return None
-        loading("the expert SyncNet", o.syncnet_checkpoint_path, o.progress)
-        similarity = SyncSimilarity(o.syncnet_checkpoint_path, self.device)
-        pads = o.pads if self.detector is not None else (0, 0, 0, 0)  # a --box is the crop itself
-        with frame_bar("who speaks", count, o.progress) as bar:
-            frames = (bar.update(1) or frame for frame in source.frames())
-            scores = speaker_scores(similarity, tracks, frames, mels, source.frame_size, pads)
-        chosen = choose_speakers(scores, quiet, float(source.fps))
-        by_number = {track.number: track for track in tracks}
-        turns, start = [], 0
-        for number, run in itertools.groupby(chosen):
-            length = len(list(run))
-            if number is not None:
-                turns.append((by_number[number], start, start + length))
-            start += length
-        spoken = ", ".join(f"face {number} in {sum(c == number for c in chosen)}" for number in sorted(set(chosen) - {None}))
-        say(f"{counted(len(tracks), 'face')} found in {source.described}; lip-syncing whoever speaks: "
-            f"{spoken or 'nobody'} of {count} frames, {counted(len(turns), 'turn')}", o.progress)
-        return turns
 
     def _detect_all(self):
         """Every face of every --det_stride'th frame of the output's first pass: None where not run

@@ -34,6 +34,14 @@ def test_speech_that_fits_starts_at_its_cue_and_nothing_is_reported():
     assert np.all(track[at(4):at(4.8)] == 0.25) and not any(p.notes(1.3) for p in placed)
 
 
+def test_speech_that_ends_where_the_next_cue_starts_does_not_delay_it():
+    # 1.1 + 6615 / 22050 is 1.4000000000000001 in floating point: no "delayed by 0.000 s"
+    cues = [Cue(1.1, 1.4, "a", 2), Cue(1.4, 1.8, "b", 6)]
+    speeches = [Speech(np.full(6615, 0.5, np.float32), 22050), Speech(np.full(6615, 0.25, np.float32), 22050)]
+    _, _, placed = placed_track(cues, speeches)
+    assert [(p.start, p.delay) for p in placed] == [(1.1, 0.0), (1.4, 0.0)] and not any(p.notes(1.3) for p in placed)
+
+
 def test_long_speech_is_sped_up_to_its_cue_then_runs_over_and_delays_the_next():
     # Cue 1 lasts 1 s: 1.2 s of speech fits at 1.2x. Cue 2 lasts 1 s: 2 s of speech is
     # played at the 1.3x limit, 2 / 1.3 = 1.538 s, so it runs 0.538 s past its end (3.0 s)

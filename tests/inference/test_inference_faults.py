@@ -39,9 +39,10 @@ ERROR_CASES = {
 def test_bad_input_gives_one_line_and_no_output(assets, tmp_path, capsys, case):
     make, message = ERROR_CASES[case]
     outfile = tmp_path / "out" / "result.mp4"
-    argv = ["--checkpoint_path", assets / "constant.pth", "--face", assets / "face12.mp4",
-            "--audio", assets / "speech0.6.wav", "--outfile", outfile, "--box", *BOX]
-    argv += make(assets, tmp_path)
+    given = make(assets, tmp_path)
+    audio_flag = [] if "--audio" in given else ["--audio", assets / "speech0.6.wav"]  # --audio twice: two voices
+    argv = ["--checkpoint_path", assets / "constant.pth", "--face", assets / "face12.mp4", *audio_flag,
+            "--outfile", outfile, "--box", *BOX, *given]
     before = (assets / "face12.mp4").read_bytes()
     code, captured = cli(argv, capsys)
     lines = captured.err.strip().splitlines()
@@ -52,8 +53,9 @@ def test_bad_input_gives_one_line_and_no_output(assets, tmp_path, capsys, case):
 # --- failures: a read-only folder, a full disk, audio of any rate ------------------------------
 
 def inference_args(assets, outfile, *extra):
+    audio_flag = [] if "--audio" in extra else ["--audio", assets / "speech1.4.wav"]  # --audio twice: two voices
     return ["--checkpoint_path", assets / "constant.pth", "--face", assets / "face30.mp4",
-            "--audio", assets / "speech1.4.wav", "--outfile", outfile, "--box", *BOX, "--quiet", *extra]
+            *audio_flag, "--outfile", outfile, "--box", *BOX, "--quiet", *extra]
 
 
 def test_a_read_only_output_folder_is_one_line_before_decoding(assets, tmp_path):
