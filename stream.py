@@ -14,7 +14,7 @@ import system  # noqa: F401 - first of all: Ctrl-C while the rest imports ends i
 from lipsync import Options
 from lipsync.command_line import add_lipsync_flags, add_stream_flags, check_stream_flags
 from system.cli import run
-from system.errors import check_number
+from system.errors import UserError, check_number
 from system.flags import argument_parser
 
 
@@ -22,8 +22,8 @@ def build_parser():
     p = argument_parser(__doc__)
     add_lipsync_flags(p, audio=False, outfile="results/stream.mp4")
     stream = p.add_argument_group("the stream")
-    stream.add_argument("--audio", required=True,
-                        help="speech: any file with an audio track, pushed at the pace it is spoken; or - for raw "
+    stream.add_argument("--audio", required=True, action="append",
+                        help="speech (one voice): any file with an audio track, pushed at the pace it is spoken; or - for raw "
                              "signed 16-bit little-endian mono PCM on standard input, at --audio_rate")
     stream.add_argument("--audio_rate", type=int, default=16000, help="sample rate of the raw PCM of --audio -")
     stream.add_argument("--offline", action="store_true",
@@ -40,6 +40,10 @@ def main(argv):
 
     check_number("--audio_rate", args.audio_rate, 1, whole=True)
     check_stream_flags(args)
+    if len(args.audio) > 1:
+        raise UserError(f"--audio is given {len(args.audio)} times: a stream lip-syncs one voice (inference.py takes "
+                        "a voice per face)")
+    args.audio = args.audio[0]
     options = Options.from_args(args, audio="" if args.audio == "-" else args.audio)
     chunks = stdin_chunks(args.audio_rate) if args.audio == "-" else file_chunks(args.audio)
     summary = stream_to_file(options, chunks, realtime=not args.offline, paced=args.audio != "-" and not args.offline,

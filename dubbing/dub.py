@@ -86,13 +86,15 @@ def dub(speaking, options, notes=print):
     speakers = speaking.speakers
     cues = read_cues(speaking.subtitles, speakers=bool(speakers)) if speaking.subtitles else None
     text = None if cues else _text(speaking)
-    faced = _faced(speakers, cues, speaking, options, notes) if speakers else []
+    faced, faceless = _faced(speakers, cues, speaking, options) if speakers else ([], None)
     if cues and (warning := far_past_the_video(cues, _video_seconds(options.face), speaking.subtitles)):
         notes(warning)
     engine = speech_engine(speaking.engine)
     engine.check_voice(speaking.voice)  # every voice before any speech is made
     for name, voice in speakers.voices.items():
         engine.check_voice(voice, f"--speaker_voice {name}={voice}")
+    if faceless:  # once every check has passed
+        notes(faceless)
     rate = engine.sample_rate
     original = _soundtrack(options.face, rate) if speaking.original_audio == "duck" else None
 
@@ -118,22 +120,21 @@ def dub(speaking, options, notes=print):
                                                 subtitles=subtitles if speaking.subtitle_track else ()))
 
 
-def _faced(speakers, cues, speaking, options, notes):
-    """The speakers given faces, in the order they first speak, checked before any speech is
-    made: each speaks, their faces are in the frame and apart (a warning names the cues that
-    move no face)."""
+def _faced(speakers, cues, speaking, options):
+    """(the speakers given faces, in the order they first speak; the warning naming the cues that
+    move no face, or None), checked before any speech is made: each speaks, their faces are in
+    the frame and apart."""
     if speakers.faces and options.pick_face != "best":
         raise UserError(f"--pick_face {options.pick_face} and --speaker_face both choose faces: with speakers, give "
                         "each one's face with --speaker_face NAME=X,Y")
-    if (warning := speakers.check(cues, speaking.subtitles)) is not None:
-        notes(warning)
+    warning = speakers.check(cues, speaking.subtitles)
     faced = speakers.with_faces(cues)
     if faced:  # the points checked against the frame (and against the --box given) now, not after the speech
         with speakers.naming_faces():
             planned = dataclasses.replace(options, **_voices("", dict.fromkeys(faced, ""), speakers))
             planned.check_values()
             FrameSource(planned)
-    return faced
+    return faced, warning
 
 
 def _voices(speech, own, speakers):
@@ -144,7 +145,8 @@ def _voices(speech, own, speakers):
     names = list(own)
     if len(names) == 1:
         return {"audio": own[names[0]], "pick_face": speakers.faces[names[0]], "soundtrack": speech}
-    return {"audios": list(own.values()), "pick_faces": [speakers.faces[name] for name in names], "soundtrack": speech}
+    return {"audios": list(own.values()), "pick_faces": [speakers.faces[name] for name in names], "soundtrack": speech,
+            "voice_names": names}
 
 
 def _speak_cues(cues, say, mix, tracks, speaking, speakers, notes, progress=True):

@@ -1,7 +1,7 @@
 """A dialogue dubbed in one command: the subtitles' speakers, each given a face and a voice.
 
     --speaker_face Alice=120,80    Alice's cues move the face holding that pixel (X,Y as --pick_face)
-    --speaker_voice Alice=en-gb    and are spoken in that voice (the others in --voice)
+    --speaker_voice Alice=es       and are spoken in that voice (the others in --voice)
 
 Speakers are read from the subtitles (dubbing.subtitles): WebVTT voice spans (<v Alice>) and
 cues starting with a name and a colon (Alice: ...). Cues of a speaker with no face are spoken
@@ -28,7 +28,7 @@ class Speakers:
     @classmethod
     def from_flags(cls, speaker_face=(), speaker_voice=()):
         """From --speaker_face NAME=X,Y and --speaker_voice NAME=VOICE, each given any number of times."""
-        faces = _mapping(speaker_face, "--speaker_face", "NAME=X,Y")
+        faces, points = _mapping(speaker_face, "--speaker_face", "NAME=X,Y"), {}
         for name, point in faces.items():
             try:
                 pick = parse_pick(point)
@@ -36,6 +36,10 @@ class Speakers:
                 pick = None
             if not isinstance(pick, tuple):
                 raise UserError(f"--speaker_face {name}={point}: give a pixel of the speaker's face, X,Y")
+            if pick in points:
+                raise UserError(f"--speaker_face {points[pick]}={faces[points[pick]]} and --speaker_face {name}={point} "
+                                "give the same pixel: each speaker needs a face of their own")
+            points[pick] = name
         return cls(faces, _mapping(speaker_voice, "--speaker_voice", "NAME=VOICE"))
 
     def __bool__(self):
@@ -77,7 +81,8 @@ class Speakers:
             message = str(error)
             for name, point in self.faces.items():
                 x, y = parse_pick(point)
-                message = re.sub(rf"--pick_face {x},{y}\b", f"--speaker_face {name}={x},{y}", message)
+                message = re.sub(rf"--pick_face {x},{y}\b", lambda _, given=f"--speaker_face {name}={point}": given,
+                                 message)
             if message == str(error):
                 raise
             raise UserError(message) from error

@@ -21,7 +21,8 @@ _TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)[,.](\d{3})"
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s+.*)?$")
 _TAGS = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # <i>, <v Speaker>, <00:01.000>, {\an8}
 _VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]*?)\s*>")  # <v Alice>, <v.loud Alice Smith>
-_LABEL = re.compile(r"([^\W\d_][\w.'\- ]{0,39}?)\s*:(?:\s+|$)(.*)", re.DOTALL)  # "Alice: ...", "Dr. Bo: ..."
+# "Alice: ...", "Dr. Bo: ...", "- Jean-Luc: ..." (a dialogue dash): a name of letters, spaces and .'-
+_LABEL = re.compile(r"(?:-\s*)?([^\W\d_](?:[^\W\d_]|[ .'\-]){0,39}?)\s*:(?:\s+|$)(.*)", re.DOTALL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,25 +90,40 @@ def _cue(path, block, speakers=False):
     start, end = _seconds(match.groups()[:4]), _seconds(match.groups()[4:])
     if end <= start:
         raise UserError(f"{path} line {number}: the cue ends ({end:.3f} s) before it starts ({start:.3f} s)")
-    text = " ".join(_TAGS.sub("", line).strip() for _, line in block[timed[0] + 1:]).strip()
+    lines = [line for _, line in block[timed[0] + 1:]]
+    text = " ".join(_TAGS.sub("", line).strip() for line in lines).strip()
     speaker = None
     if speakers:
-        speaker, text = _speaker(path, number, [line for _, line in block[timed[0] + 1:]], text)
+        speaker, text = _speaker(path, number, lines, text)
     if not text:
         raise UserError(f"{path} line {number}: the cue has no text")
     return Cue(start, end, " ".join(text.split()), number, speaker)
 
 
 def _speaker(path, number, lines, text):
-    """(the speaker, the text without a leading name) of a cue: its voice span, else its label."""
+    """(the speaker, the text without the name) of a cue: its voice span, else the name starting
+    its first line. A cue in which two speakers talk is refused."""
     voices = list(dict.fromkeys(name for line in lines for name in _VOICE.findall(line) if name))
-    if len(voices) > 1:
-        raise UserError(f"{path} line {number}: the cue has {len(voices)} speakers ({', '.join(voices)}); give each "
-                        "its own cue, so that each face says its own words")
     if voices:
+        _one_speaker(path, number, voices)
         return voices[0], text
-    label = _LABEL.fullmatch(text)
-    return (label.group(1).strip(), label.group(2).strip()) if label else (None, text)
+    lines = [_TAGS.sub("", line).strip() for line in lines]
+    labels = [_LABEL.fullmatch(line) for line in lines]
+    if not labels[0]:
+        later = [label.group(1).strip() for label in labels if label]
+        if later:  # words of nobody named, then a name: two speakers
+            _one_speaker(path, number, ["no one named", *later])
+        return None, text
+    names = list(dict.fromkeys(label.group(1).strip() for label in labels if label))
+    _one_speaker(path, number, names)
+    said = " ".join(label.group(2).strip() if label else line for label, line in zip(labels, lines))
+    return names[0], said.strip()
+
+
+def _one_speaker(path, number, names):
+    if len(names) > 1:
+        raise UserError(f"{path} line {number}: the cue has {len(names)} speakers ({', '.join(names)}); give each "
+                        "its own cue, so that each face says its own words")
 
 
 def _seconds(groups):

@@ -13,7 +13,7 @@ from lipsync.marking import add_marking_flags
 from lipsync.options import CHOICES
 from lipsync.pipeline import sync_json_path
 from media.provenance import unmarked_warning
-from system.errors import check_number
+from system.errors import UserError, check_number
 from system.flags import (
     add_detector_flag,
     add_face_det_batch_flag,
@@ -63,7 +63,7 @@ def add_lipsync_flags(p, audio=True, outfile="results/result_voice.mp4"):
                         "the face)")
     p.add_argument("--rotate", action="store_true", help="rotate frames 90 degrees clockwise (after --resize_factor)")
     p.add_argument("--nosmooth", action="store_true", help="do not average face boxes over 5 frames")
-    _add_extra_flags(p.add_argument_group("beyond the reference"))
+    _add_extra_flags(p.add_argument_group("beyond the reference"), voices=audio)
     add_marking_flags(p)
 
 
@@ -102,9 +102,12 @@ def add_stream_flags(group):
 def check_stream_flags(args):
     if args.delay is not None:
         check_number("--delay", args.delay, 0, 60)
+    if args.pick_face and len(args.pick_face) > 1:
+        raise UserError(f"--pick_face is given {len(args.pick_face)} times: a stream lip-syncs one face to one voice "
+                        "(inference.py takes a face per --audio)")
 
 
-def _add_extra_flags(extra):
+def _add_extra_flags(extra, voices=True):
     add_no_face_flags(extra)
     extra.add_argument("--pick_face", action="append", metavar="best|largest|X,Y|auto",
                        help="with several faces in the picture, which one to lip-sync: best, the detector's best box "
@@ -112,8 +115,9 @@ def _add_extra_flags(extra):
                             "face whose box holds that pixel in the first frame where a box holds it (pixels as --box "
                             "counts them); auto, whoever speaks in the video's own audio, as --syncnet_checkpoint_path's "
                             "expert hears it. Faces are followed from frame to frame; frames without the chosen one pass "
-                            "through (--on_no_face error too). Given once per --audio, X,Y each time: the faces those "
-                            "voices drive (default: best)")
+                            "through (--on_no_face error too)" + (". Given once per --audio, X,Y each time: the faces "
+                                                                  "those voices drive" if voices else "") +
+                            " (default: best)")
     extra.add_argument("--syncnet_checkpoint_path",
                        help="expert SyncNet (lipsync_expert.pth): print how well the voice matches the face, before and "
                             "after, and write the per-chunk cosine similarities to OUTFILE.sync.json (for "
@@ -154,13 +158,15 @@ def report(summary, options):
     """Print what a finished run did: the output, the speed, the faces and the sync measured;
     and on stderr, when it is unmarked, a warning."""
     faces = f"faces detected in {summary.faces_detected} frames, filled in {summary.faces_filled}, " \
-            f"{summary.passed_through} passed through" if options.fixed_box is None else "fixed --box"
+            f"{summary.passed_through} passed through"
+    if options.given_boxes:  # no detection (auto among the boxes passes the quiet frames through)
+        faces = "fixed --box" + (f", {summary.passed_through} frames passed through" if summary.passed_through else "")
     lines = [(f"Wrote {summary.outfile}: {summary.frames} frames in {summary.seconds:.1f} s "
               f"({summary.frames / max(summary.seconds, 1e-9):.1f} frames/s, {summary.generator}); {faces}; "
               f"face cache: {summary.cache}")]
     if summary.sync is not None:
         for voice in summary.sync.get("voices", [summary.sync]):  # several voices: each face's own
-            whose = f" (face at {voice['pick_face']}, {voice['audio']})" if "audio" in voice else ""
+            whose = f" (face at {voice['pick_face']}, {voice['voice']})" if "voice" in voice else ""
             lines += [f"Voice/face sync of the input video{whose} (cosine similarity per chunk): "
                       f"{describe(voice['input'])}",
                       f"Voice/face sync of the result{whose}: {describe(voice['result'])}"]

@@ -56,6 +56,7 @@ class Options:
     audios: tuple = ()  # every --audio when it is given more than once: one voice per face...
     pick_faces: tuple = ()  # ...each driving the face of the --pick_face X,Y given in the same place
     soundtrack: str = None  # the output's audio when it is not the voices' (dub.py: every speaker, the original)
+    voice_names: tuple = ()  # what each of several voices is called in messages (its --audio; dub.py: a speaker)
     rotate: bool = False
     nosmooth: bool = False
     on_no_face: str = "interpolate"  # error | interpolate | skip
@@ -91,6 +92,7 @@ class Options:
             setattr(self, name, tuple(getattr(self, name)))
         self.boxes = tuple(tuple(box) for box in self.boxes)
         self.audios, self.pick_faces = tuple(self.audios), tuple(self.pick_faces)
+        self.voice_names = tuple(self.voice_names)
         self.audio = self.audios[0] if self.audios else self.audio  # the first of several stands for them all
         self.pick_face = self.pick_faces[0] if self.pick_faces else self.pick_face
 
@@ -129,6 +131,12 @@ class Options:
         return [(self.audio, self.pick_face)]
 
     @property
+    def named_voices(self):
+        """(name, --pick_face) of each voice: its voice_names entry, else its --audio."""
+        names = self.voice_names or [path for path, _ in self.voices]
+        return [(name, pick) for name, (_, pick) in zip(names, self.voices)]
+
+    @property
     def fixed_box(self):
         """The --box as (y1, y2, x1, x2) (of several, the one --pick_face chooses, by default the
         last, as the reference took the last --box given), or None: detect faces."""
@@ -157,7 +165,8 @@ class Options:
             raise UserError(f"--pick_face is given {picks} times for {'one' if audios == 1 else audios} --audio: one "
                             "face per voice (give an --audio for each --pick_face X,Y, in the same order)")
         if audios > picks:
-            raise UserError(f"{audios} --audio but {picks} --pick_face: each voice drives the face of the "
+            given = picks if self.pick_faces or self.pick_face != "best" else "no"  # "best": the default
+            raise UserError(f"{audios} --audio but {given} --pick_face: each voice drives the face of the "
                             "--pick_face X,Y given in the same place (--pick_face X,Y once per --audio)")
         if not self.audios:
             return

@@ -222,12 +222,12 @@ class _Job:
 
     def _sync_scores(self):
         """The expert's scores: {"chunks", "input", "result"}, or with several voices those of
-        each under "voices", with its --audio and --pick_face."""
+        each under "voices", with its name (its --audio, or dub.py's speaker) and --pick_face."""
         scores = [sync.finish() for sync in self.voice_syncs]
         if len(scores) == 1:
             return scores[0]
-        return {"voices": [{"audio": str(path), "pick_face": pick, **score}
-                           for (path, pick), score in zip(self.options.voices, scores)]}
+        return {"voices": [{"voice": str(name), "pick_face": pick, **score}
+                           for (name, pick), score in zip(self.options.named_voices, scores)]}
 
     def _scored(self):
         return sum(sync.scored for sync in self.voice_syncs)
@@ -384,17 +384,20 @@ class _BatchBuilder:
 
     def add(self, index, frame, boxes):
         """Output frame ``index`` with a box (or None) per voice (they come in order: each takes
-        the next mel chunk of every voice)."""
+        the next mel chunk of every voice). A batch holds at most its size in faces, or one frame's."""
+        mels = [next(chunks) for chunks in self.mel_chunks]
+        if self.faces and len(self.faces) + sum(box is not None for box in boxes) > self.size:
+            self.flush()  # several voices: this frame's faces would overfill the batch
         self.frames.append(frame)
         self.boxes.append(boxes)
-        for voice, (box, mel) in enumerate(zip(boxes, [next(chunks) for chunks in self.mel_chunks], strict=True)):
+        for voice, (box, mel) in enumerate(zip(boxes, mels, strict=True)):
             if box is not None:
                 with self.clock.measure("crops"):
                     self.faces.append(face_crop(frame, box))
                 self.mels.append(mel)
                 self.face_indices.append(index)
                 self.voices.append(voice)
-        if max(len(self.boxes), len(self.faces)) >= self.size:  # several voices: the generator's batch in crops
+        if max(len(self.boxes), len(self.faces)) >= self.size:
             self.flush()
             self.size = min(2 * self.size, self.batch_size)
 

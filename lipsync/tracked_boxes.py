@@ -32,14 +32,19 @@ class TrackedBoxes:
         count = len(detections)
         tracks = link_tracks(detections)
         ran = [index for index, found in enumerate(detections) if found is not None]
-        plans, detected, filled = [], 0, 0
-        for turns in self._voice_turns(tracks, count):
+        plans, detected, filled, voice_turns = [], 0, 0, self._voice_turns(tracks, count)
+        for turns in voice_turns:
             boxes = [None] * count
             for track, start, stop in turns:
                 found = self._plan(track, start, stop, ran, boxes)
                 detected, filled = detected + found[0], filled + found[1]
             plans.append(boxes)
-        self._counts = FaceCounts(detected, filled, sum(all(plan[i] is None for plan in plans) for i in range(count)))
+        boxed = [i for i in range(count) if any(plan[i] is not None for plan in plans)]
+        if len(plans) > 1 and self.detector is not None:  # counted in frames: one where any face was detected
+            seen = {i for turns in voice_turns for track, start, stop in turns for i in track.frames if start <= i < stop}
+            detected = sum(i in seen for i in boxed)
+            filled = len(boxed) - detected
+        self._counts = FaceCounts(detected, filled, count - len(boxed))
         for index, frame in zip(range(count), frames):
             yield index, frame, tuple(plan[index] for plan in plans) if len(plans) > 1 else plans[0][index]
 
@@ -58,8 +63,8 @@ class TrackedBoxes:
             if first is second:
                 raise UserError(f"--pick_face {a[1]} and --pick_face {b[1]} both name {first.described()} in "
                                 f"{described}: each voice needs a face of its own")
-        faces = [track.described() + (f" to {path}" if len(chosen) > 1 else "")
-                 for (path, _), track in zip(o.voices, chosen)]
+        faces = [track.described() + (f" to {name}" if len(chosen) > 1 else "")
+                 for (name, _), track in zip(o.named_voices, chosen)]
         say(f"{counted(len(tracks), 'face')} found in {described}; lip-syncing {', '.join(faces)}", o.progress)
         return [[(track, 0, count)] for track in chosen]
 
@@ -100,6 +105,8 @@ class TrackedBoxes:
         o, detections, block = self.options, [], []
         if self.detector is None:
             given = [(left, top, right, bottom) for top, bottom, left, right in o.given_boxes]
+            if o.pick != "auto":  # the same boxes in every frame: no pass over the video to count them
+                return [given] * self.total
             return [given for _ in zip(range(self.total), self.source.frames())]
         count = min(self.total, self.source.frame_count)
         with frame_bar("face detection", -(-count // o.det_stride), o.progress) as bar:

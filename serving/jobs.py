@@ -96,7 +96,7 @@ class UploadJobs:
         # The server's own face settings are not the upload's: its boxes and points name its face
         pick_face = "largest" if self.options.pick == "largest" else "best"
         options = dataclasses.replace(self.options, face=str(files["face"]), audio=str(files["audio"]),
-                                      outfile=str(job.result), box=box, boxes=(), pick_face=pick_face,
+                                      outfile=str(job.result), box=box, boxes=(), pick_face=pick_face, pick_faces=(),
                                       crop=[0, -1, 0, -1], rotate=False, resize_factor=1, static=False,
                                       face_cache=None, progress=False)
         job.state = "queued"

@@ -1,5 +1,6 @@
 """A dialogue dubbed in one command: speakers read from the subtitles, each given a face and a voice."""
 
+import json
 import re
 
 import numpy as np
@@ -14,7 +15,7 @@ from dubbing.speech import Speech
 from dubbing.subtitles import Cue, read_cues
 from media import containers
 from media.synthetic import speech_like, write_video
-from models import Wav2Lip
+from models import SyncNet_color, Wav2Lip
 from system.errors import UserError
 
 RATE = 22050
@@ -53,6 +54,7 @@ def inputs(tmp_path_factory):
     write_video(d / "two.mp4", two_faces(10))
     (d / "talk.vtt").write_text(DIALOGUE, encoding="utf-8")
     save_released(seeded(Wav2Lip(), 0), d / "gen.pth")
+    save_released(seeded(SyncNet_color(), 1), d / "sync.pth")
     return d
 
 
@@ -116,6 +118,12 @@ def test_speakers_are_read_from_webvtt_voices_and_srt_names_only_when_asked(tmp_
                      speakers=True)
     with pytest.raises(UserError, match=r"^.*empty.srt line 2: the cue has no text$"):
         read_cues_of(tmp_path, "empty.srt", "1\n00:00:01,000 --> 00:00:02,000\nBob:\n", speakers=True)
+    dialogue = "1\n00:00:01,000 --> 00:00:02,000\n- Ann: Hello.\n"
+    assert read_cues_of(tmp_path, "dash.srt", dialogue, speakers=True)[0].speaker == "Ann"  # a dialogue dash
+    for both, said in (("Ann: Hello.\nBob: Hi.", "Ann, Bob"), ("- Ann: Hello.\n- Bob: Hi.", "Ann, Bob"),
+                       ("Hello.\nBob: Hi.", "no one named, Bob")):
+        with pytest.raises(UserError, match=rf"^.*both.srt line 2: the cue has 2 speakers \({said}\); give each"):
+            read_cues_of(tmp_path, "both.srt", f"1\n00:00:01,000 --> 00:00:02,000\n{both}\n", speakers=True)
 
 
 def read_cues_of(tmp_path, name, text, speakers=False):
@@ -130,6 +138,8 @@ def read_cues_of(tmp_path, name, text, speakers=False):
     (["Bob=largest"], [], "--speaker_face Bob=largest: give a pixel of the speaker's face, X,Y"),
     (["Bob=x"], [], "--speaker_face Bob=x: give a pixel of the speaker's face, X,Y"),
     ([], ["=es"], "--speaker_voice takes NAME=VOICE, not '=es'"),
+    (["Ann=40,50", "Bob=40, 50"], [], "--speaker_face Ann=40,50 and --speaker_face Bob=40, 50 give the same pixel: each "
+                                  "speaker needs a face of their own"),
 ])
 def test_malformed_mappings_are_one_line(faces, voices, said):
     with pytest.raises(UserError, match=f"^{re.escape(said)}$"):
@@ -186,6 +196,9 @@ def test_voices_alone_keep_one_face_for_every_cue(inputs, tmp_path, monkeypatch)
     (["--speaker_face", "Alice=40,50", "--speaker_face", "Bob=41,51"],
      r"--speaker_face Alice=40,50 and --speaker_face Bob=41,51 name the same --box 30 80 20 60: each voice needs a "
      r"face of its own$"),
+    (["--speaker_face", "Alice=040,050", "--speaker_face", "Bob=041,051"],
+     r"--speaker_face Alice=040,050 and --speaker_face Bob=041,051 name the same --box 30 80 20 60: each voice needs "
+     r"a face of its own$"),
     (["--speaker_face", "Alice=40,50", "--speaker_face", "Bob=400,51"],
      r"--speaker_face Bob=400,51: none of the 2 --box holds that pixel$"),
     (["--speaker_face", "Alice=40,50", "--speaker_voice", "Bob=nobody"],
@@ -211,10 +224,16 @@ def test_a_dialogue_is_dubbed_in_one_command(inputs, tmp_path, capsys):
     """eSpeak NG, two voices, both faces lip-synced in one pass: the video and its sound come out
     whole, with nothing left beside them."""
     code = dub.main(dub_flags(inputs, tmp_path, "--speaker_face", f"Alice={ALICE}", "--speaker_face", f"Bob={BOB}",
-                              "--speaker_voice", "Bob=es", "--device", "cpu"))
+                              "--speaker_voice", "Bob=es", "--device", "cpu", "--syncnet_checkpoint_path",
+                              str(inputs / "sync.pth")))
     assert code == 0
     out = tmp_path / "dialogue.mp4"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["dialogue.mp4"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["dialogue.mp4", "dialogue.mp4.sync.json"]
+    scores = json.loads((tmp_path / "dialogue.mp4.sync.json").read_text())
+    assert [(voice["voice"], voice["pick_face"]) for voice in scores["voices"]] == [("Alice", ALICE), ("Bob", BOB)]
+    captured = capsys.readouterr()
+    assert f"Voice/face sync of the result (face at {ALICE}, Alice): " in captured.out
+    assert "fixed --box; face cache" in captured.out
     ends = containers.stream_ends(out)
     assert ends["video"] >= 1.8 and abs(ends["audio"] - ends["video"]) < 0.05
     heard = audio.load_wav(out, RATE)
@@ -223,4 +242,4 @@ def test_a_dialogue_is_dubbed_in_one_command(inputs, tmp_path, capsys):
     before = two_faces(1)[0]
     for top, bottom, left, right in (SMALL, LARGE):  # both faces redrawn by the generator
         assert np.abs(frames[5][top:bottom, left:right].astype(int) - before[top:bottom, left:right]).mean() > 30
-    assert "are spoken but move no mouth" in capsys.readouterr().err
+    assert "are spoken but move no mouth" in captured.err

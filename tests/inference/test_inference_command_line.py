@@ -45,7 +45,8 @@ def test_every_flag_reaches_the_options_by_name():
     # Set by the evaluation scripts and dub.py, not by flags (boxes, audios, pick_faces: --box, --audio and
     # --pick_face given more than once):
     assert flags <= fields and fields - flags == {"progress", "resize_to", "tool", "synthetic_speech", "subtitles",
-                                                  "generation_record", "boxes", "audios", "pick_faces", "soundtrack"}
+                                                  "generation_record", "boxes", "audios", "pick_faces", "soundtrack",
+                                                  "voice_names"}
     args = parser.parse_args(["--checkpoint_path", "g.pth", "--face", "f.mp4", "--audio", "a.wav", "--pads", "1", "2",
                               "3", "4", "--box", "5", "6", "7", "8", "--det_stride", "3", "--device", "cpu", "--quiet"])
     options = Options.from_args(args)

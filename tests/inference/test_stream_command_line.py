@@ -64,7 +64,10 @@ def test_raw_pcm_from_standard_input(assets, tmp_path, capsys, monkeypatch):
     (["--audio", "{face}"], "has no audio stream"),
     (["--audio", "{speech}", "--syncnet_checkpoint_path", "{gen}"], "stream.py does not score the sync"),
     (["--audio", "{speech}", "--short_video", "stretch"], "a stream loops its face video"),
-], ids=["missing", "no-audio", "syncnet", "short_video"])
+    (["--audio", "{speech}", "--audio", "{speech}"], "--audio is given 2 times: a stream lip-syncs one voice"),
+    (["--audio", "{speech}", "--pick_face", "40,50", "--pick_face", "60,50"],
+     "--pick_face is given 2 times: a stream lip-syncs one face to one voice"),
+], ids=["missing", "no-audio", "syncnet", "short_video", "two voices", "two faces"])
 def test_bad_input_is_one_line_before_the_work_and_leaves_nothing(assets, tmp_path, capsys, argv, message):
     names = {"face": assets / "face12.mp4", "speech": assets / "speech0.6.wav", "gen": assets / "gen.pth"}
     argv = [part.format(**names) for part in argv]

@@ -62,7 +62,7 @@ def test_each_voice_drives_its_own_face_and_nothing_else_changes(assets, voices,
             untouched[top - 3:bottom + 13, left - 3:right + 3] = False  # the boxes, with the detector's pads
         assert np.array_equal(frame[untouched], frames[i % 15][untouched])
     assert summary.passed_through == 0
-    assert summary.faces_detected == (0 if boxes else 2 * 15)  # both faces in each frame of the first pass
+    assert summary.faces_detected == (0 if boxes else 15)  # frames of the first pass with a face detected
 
 
 def test_a_shorter_voice_is_its_file_padded_with_silence(voices):
@@ -94,6 +94,7 @@ def test_the_output_s_sound_is_the_voices_mixed_and_no_scratch_file_stays(assets
                           "--audio", a, "--pick_face", SMALL_POINT, "--audio", b, "--pick_face", LARGE_POINT,
                           "--box", *SMALL, "--box", *LARGE, "--outfile", out], capsys)
     assert code == 0, captured.err
+    assert f"Wrote {out}: {chunk_count(1.0)} frames in " in captured.out and "; fixed --box; face cache" in captured.out
     assert sorted(path.name for path in out.parent.iterdir()) == ["dialogue.mp4"]
     assert len(decoded(out)) == chunk_count(1.0)
     heard = audio.load_wav(out, 16000)
@@ -115,7 +116,7 @@ def test_the_expert_scores_each_voice_with_its_face(assets, voices, capsys, tmp_
     assert code == 0, captured.err
     scores = json.loads((tmp_path / "scored.mp4.sync.json").read_text())
     windows = chunk_count(1.0) - 4
-    assert [(voice["audio"], voice["pick_face"], len(voice["chunks"]), len(voice["result"]))
+    assert [(voice["voice"], voice["pick_face"], len(voice["chunks"]), len(voice["result"]))
             for voice in scores["voices"]] == [(str(a), SMALL_POINT, windows, windows), (str(b), LARGE_POINT, windows,
                                                                                         windows)]
     assert scores["voices"][0]["result"] != scores["voices"][1]["result"]
@@ -127,7 +128,7 @@ def test_the_expert_scores_each_voice_with_its_face(assets, voices, capsys, tmp_
     (["--audio", "B", "--pick_face", SMALL_POINT],
      "error: 2 --audio but 1 --pick_face: each voice drives the face of the --pick_face X,Y given in the same place "
      "(--pick_face X,Y once per --audio)"),
-    (["--audio", "B"], "error: 2 --audio but 1 --pick_face: each voice drives the face of the --pick_face X,Y given "
+    (["--audio", "B"], "error: 2 --audio but no --pick_face: each voice drives the face of the --pick_face X,Y given "
                        "in the same place (--pick_face X,Y once per --audio)"),
     (["--pick_face", SMALL_POINT, "--pick_face", LARGE_POINT],
      "error: --pick_face is given 2 times for one --audio: one face per voice (give an --audio for each --pick_face "
@@ -151,6 +152,21 @@ def test_voices_and_faces_that_do_not_pair_up_are_one_line(assets, voices, detec
         assert (code, captured.err.strip()) == (1, said)
         assert detector.calls == []
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_batch_holds_at_most_its_size_in_faces(assets, voices, monkeypatch):
+    import lipsync.generator
+
+    sizes = []
+    generate = lipsync.generator.TorchGenerator.generate
+    monkeypatch.setattr(lipsync.generator.TorchGenerator, "generate",
+                        lambda self, faces, mels: sizes.append(len(faces)) or generate(self, faces, mels))
+    a, _, b = voices
+    got, _ = run(assets, [(a, SMALL_POINT), (b, LARGE_POINT)], boxes=(SMALL, LARGE), wav2lip_batch_size=3)
+    assert sum(sizes) == 2 * len(got) and max(sizes) == 2  # a frame's two faces, never a third beside them
+    sizes.clear()
+    run(assets, [(a, SMALL_POINT), (b, LARGE_POINT)], boxes=(SMALL, LARGE), wav2lip_batch_size=4)
+    assert max(sizes) == 4 and sum(sizes) == 2 * len(got)
 
 
 def test_two_points_on_one_detected_face_are_one_line(assets, voices, detector, capsys, tmp_path):
