@@ -151,6 +151,9 @@ hparams = HParams(
     fmin=55,
     fmax=7600,
     # Video and training.
+    # The reference's img_size: the networks' face, 96 pixels a side as released, or 192 or 384
+    # (models.inputs.FACE_SIZES: larger networks, recorded in every checkpoint).
+    face_size=96,
     fps=25,
     batch_size=16,
     initial_learning_rate=1e-4,
@@ -208,6 +211,7 @@ RULES = {
     "ref_level_db": _FINITE,
     "fmin": _NOT_NEGATIVE,
     "fmax": _POSITIVE,
+    "face_size": ("96, 192 or 384 (pixels a side)", lambda v: v in (96, 192, 384) and _whole(v)),
     "fps": _POSITIVE,
     "batch_size": _ABOVE_ZERO,
     "initial_learning_rate": _POSITIVE,

@@ -4,11 +4,17 @@
     python synthetic_corpus.py --out corpus --layout preprocessed       # face crops + audio.wav + filelists
     python synthetic_corpus.py --out corpus_shifted --av_offset_share 0.4 --av_offset_max 8   # 40 % out of sync
     python synthetic_corpus.py --out talks --layout conversation --people 2 --clips 4 --seconds 20   # who speaks when
+    python synthetic_corpus.py --out corpus192 --face_size 192           # for 192-pixel networks
 
 Raw clips are <out>/<speaker>/<clip>.mp4 (H.264 + AAC, 25 fps, 160x160) with the face inside
 the box 16 144 16 144 (top bottom left right), which preprocess.py --box turns into the
 preprocessed layout; --layout preprocessed writes that directly, with train/val/test
 filelists split by speaker. What the speakers say and how: training/synthetic_data.py.
+
+--face_size 192 (or 384) draws the same speakers saying the same things at twice (three
+times) the size, 320x320 frames with the face in 32 288 32 288, for networks of that face
+size: the face crops are then 256 (384) pixels, and the mouths have lip creases, gaps between
+the teeth, lower teeth and a tongue, drawn a pixel or two wide, which a 96-pixel crop loses.
 
 --av_offset_share S moves the sound of that share of the clips against the picture by a whole
 number of frames in -K..-1 or 1..K (K: --av_offset_max), the clip's length kept, and writes
@@ -30,7 +36,7 @@ from system.atomic_write import check_output, check_writable
 from system.errors import UserError, check_number
 from training.dataset import MIN_FRAMES, SPLITS
 from training.synthetic_conversations import make_conversations
-from training.synthetic_data import FPS, OFFSETS_FILE, make_corpus
+from training.synthetic_data import FPS, OFFSETS_FILE, SCALES, make_corpus
 
 
 def build_parser():
@@ -43,6 +49,9 @@ def build_parser():
     parser.add_argument("--clips", type=int, default=6, help="clips per speaker (conversation: scenes)")
     parser.add_argument("--people", type=int, default=2, help="speakers in each scene of the conversation layout (2 or 3)")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each clip")
+    parser.add_argument("--face_size", type=int, choices=sorted(SCALES), default=96,
+                        help="the networks' face size the corpus is for: frames drawn large enough for it "
+                             "(faces of 128, 256, 384 pixels), with lip creases, teeth and tongue from 192 on")
     flags.add_seed_flag(parser, help="seeds the speakers and what they say, so that a rerun writes the same corpus")
     flags.add_filelist_dir_flag(parser, help="where the preprocessed layout's filelists go (default: <out>/filelists)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing filelists in --filelist_dir")
@@ -68,6 +77,8 @@ def main(argv):
     if args.av_offset_share > 0:
         check_number("--av_offset_max", args.av_offset_max, 1, int(args.seconds * FPS) - MIN_FRAMES - 1, whole=True)
     if args.layout == "conversation":
+        if args.face_size != 96:
+            raise UserError("--face_size is for the raw and preprocessed layouts; conversations are drawn for 96")
         check_number("--people", args.people, 2, 3, whole=True)
         check_writable(args.out)
         paths = make_conversations(args.out, args.clips, args.people, args.seconds, args.seed, progress=True)
@@ -82,7 +93,7 @@ def main(argv):
             check_output(Path(args.filelist_dir or Path(args.out) / "filelists") / f"{split}.txt", "--filelist_dir")
     count = make_corpus(args.out, args.layout, args.speakers, args.clips, args.seconds, args.seed, args.filelist_dir,
                         args.overwrite, progress=True, av_offset_share=args.av_offset_share,
-                        av_offset_max=args.av_offset_max)
+                        av_offset_max=args.av_offset_max, face_size=args.face_size)
     print(f"wrote {count} clips ({args.layout}) to {args.out}")
     shifted = round(args.av_offset_share * count)
     if shifted:

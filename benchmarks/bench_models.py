@@ -56,10 +56,10 @@ def timed(step, device, repeats):
     return min(once() for _ in range(repeats))
 
 
-def generator_variants(device):
+def generator_variants(device, face_size=96):
     """(name, model, input dtype, autocast dtype) for each way inference can run the generator."""
     torch.manual_seed(0)
-    model = Wav2Lip().eval().to(device)
+    model = Wav2Lip(face_size).eval().to(device)
     variants = [("fp32", model, torch.float32, None), ("fp32, BN folded, channels-last", fuse_for_inference(model), torch.float32, None)]
     if device.type == "cuda":
         variants.append(("fp16", fuse_for_inference(model).half(), torch.float16, None))
@@ -68,11 +68,12 @@ def generator_variants(device):
     return variants
 
 
-def bench_generator(device, batch, repeats):
+def bench_generator(device, batch, repeats, face_size=96, variants=None):
     rows = []
-    for name, model, dtype, autocast in generator_variants(device):
+    for name, model, dtype, autocast in generator_variants(device, face_size)[variants or slice(None)]:
         mel = torch.randn(batch, 1, 80, 16, device=device, dtype=dtype)
-        faces = torch.rand(batch, 6, 96, 96, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        faces = torch.rand(batch, 6, face_size, face_size, device=device, dtype=dtype).contiguous(
+            memory_format=torch.channels_last)
 
         def step():
             with torch.inference_mode(), torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
@@ -82,15 +83,26 @@ def bench_generator(device, batch, repeats):
     return rows
 
 
-def bench_training_step(device, batch, repeats):
+def half_precision(device):
+    """The half-precision type training's --amp takes on ``device``."""
+    return torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+
+
+def training_precisions(device):
+    half = half_precision(device)
+    return (("fp32", None), (f"{str(half)[6:]} autocast", half))
+
+
+def bench_training_step(device, batch, repeats, face_size=96, precisions=None):
+    """wav2lip_train.py's step: the generator, the frozen expert's sync loss, L1, backward, Adam."""
     torch.manual_seed(0)
-    generator, expert = Wav2Lip().to(device), SyncNet_color().to(device)
+    generator, expert = Wav2Lip(face_size).to(device), SyncNet_color(face_size).to(device)
     optimizer = torch.optim.Adam(generator.parameters(), lr=1e-4)
-    faces, target = torch.rand(batch, 6, 5, 96, 96, device=device), torch.rand(batch, 3, 5, 96, 96, device=device)
+    faces = torch.rand(batch, 6, 5, face_size, face_size, device=device)
+    target = torch.rand(batch, 3, 5, face_size, face_size, device=device)
     frame_mels, mel = torch.randn(batch, 5, 1, 80, 16, device=device), torch.randn(batch, 1, 80, 16, device=device)
-    half = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
     rows = []
-    for name, dtype in (("fp32", None), (f"{str(half)[6:]} autocast", half)):
+    for name, dtype in precisions or training_precisions(device):
         def step():
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 generated = generator(frame_mels, faces)
@@ -102,6 +114,27 @@ def bench_training_step(device, batch, repeats):
             optimizer.step()
 
         rows.append((f"Wav2Lip training step, batch {batch}x5", name, batch * 5 / timed(step, device, repeats)))
+    return rows
+
+
+def bench_expert_step(device, batch, repeats, face_size=96, precisions=None):
+    """color_syncnet_train.py's step: the expert on ``batch`` windows, BCE of the cosine, backward, Adam."""
+    torch.manual_seed(0)
+    expert = SyncNet_color(face_size).to(device)
+    optimizer = torch.optim.Adam(expert.parameters(), lr=1e-4)
+    faces = torch.rand(batch, 15, face_size // 2, face_size, device=device)
+    mel, label = torch.randn(batch, 1, 80, 16, device=device), (torch.rand(batch, 1, device=device) > 0.5).float()
+    rows = []
+    for name, dtype in precisions or training_precisions(device):
+        def step():
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                audio_embedding, face_embedding = expert(mel, faces)
+            loss = cosine_loss(audio_embedding.float(), face_embedding.float(), label)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        rows.append((f"expert training step, batch {batch}", name, batch * 5 / timed(step, device, repeats)))
     return rows
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/learning_check.py --workdir /tmp/learning_check            # GPU: reference batch sizes
     python benchmarks/learning_check.py --workdir /tmp/learning_check --reduced  # CPU: small batches, fewer steps
+    python benchmarks/learning_check.py --workdir /tmp/learning_check192 --reduced --face_size 192  # larger networks
 
 It writes a synthetic corpus (synthetic_corpus.py), trains the expert SyncNet with
 color_syncnet_train.py until its evaluation loss is <= 0.35 (chance is 0.693), then trains
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import system  # noqa: E402, F401 - the project's first: Ctrl-C from here on ends in one line
 from benchmarks.shared import cpu_name  # noqa: E402
 from benchmarks.training_runs import curve, held, read_scalars, run_trainer  # noqa: E402
-from hparams import add_hparams_argument, apply_hparams_argument  # noqa: E402
+from hparams import add_hparams_argument, apply_hparams_argument, hparams  # noqa: E402
 from system import cli, flags  # noqa: E402
 from system.atomic_write import check_writable  # noqa: E402
 from system.errors import UserError  # noqa: E402
@@ -54,16 +55,15 @@ def sync_scale(expert_checkpoint, generator_checkpoint, corpus, batches=25, batc
     one: both are as high as for a wrong window only if the generated mouths follow their
     own audio (rather than pleasing the expert whatever the audio)."""
     from models import SyncNet_color, Wav2Lip
-    from models.checkpoint import load_weights
+    from models.checkpoint import load_network
     from models.inputs import stack_lower_halves
     from training import dataset
     from training.losses import cosine_loss
 
-    expert, generator = SyncNet_color(), Wav2Lip()
-    load_weights(expert, expert_checkpoint)  # left in train mode, as the generator's trainer uses it
-    load_weights(generator, generator_checkpoint)
-    generator.eval()
-    samples = dataset.GeneratorSamples(dataset.read_filelist(corpus / "filelists", "val", corpus), seed)
+    expert = load_network(SyncNet_color, expert_checkpoint)[0]  # left in train mode, as the generator's trainer uses it
+    generator = load_network(Wav2Lip, generator_checkpoint)[0].eval()
+    samples = dataset.GeneratorSamples(dataset.read_filelist(corpus / "filelists", "val", corpus), seed,
+                                       face_size=generator.face_size)
     sums = {}
     with torch.no_grad():
         for b in range(batches):
@@ -84,7 +84,7 @@ def sync_scale(expert_checkpoint, generator_checkpoint, corpus, batches=25, batc
     return {name: round(value, 3) for name, value in sums.items()}
 
 
-def plot(out, expert, generator, scale):
+def plot(out, expert, generator, scale, face_size=96):
     """The expert's curves, and the generator's beside them once it has trained (None: not yet)."""
     import matplotlib
     matplotlib.use("Agg")
@@ -96,7 +96,7 @@ def plot(out, expert, generator, scale):
     left.plot(*expert["train"], alpha=0.5, label="training (running mean)")
     left.axhline(0.693, color="grey", ls=":", label="chance 0.693")
     left.axhline(EXPERT_TARGET, color="green", ls="--", label=f"target {EXPERT_TARGET}")
-    left.set(title="expert SyncNet: BCE loss", xlabel="step")
+    left.set(title=f"expert SyncNet, {face_size}-pixel faces: BCE loss", xlabel="step")
     left.legend()
     if generator:
         right = axes[0][1]
@@ -105,7 +105,7 @@ def plot(out, expert, generator, scale):
         right.axhline(GENERATOR_TARGET, color="green", ls="--", label=f"syncnet_wt switch {GENERATOR_TARGET}")
         for name, style in (("truth", "-."), ("still", ":"), ("wrong window", (0, (5, 5)))):
             right.axhline(scale[name], color="grey", ls=style, label=f"expert on {name} mouths {scale[name]:.2f}")
-        right.set(title="Wav2Lip: sync loss under the expert", xlabel="step")
+        right.set(title=f"Wav2Lip, {face_size}-pixel faces: sync loss under the expert", xlabel="step")
         right.legend()
     figure.tight_layout()
     figure.savefig(out, dpi=110)
@@ -125,6 +125,8 @@ def build_parser():
     parser.add_argument("--generator_steps", type=int, help="most generator steps (default: 20000; 3000 with --reduced)")
     parser.add_argument("--report", action="store_true",
                         help="train no further: write the figures and the plot from the workdir's logs so far")
+    parser.add_argument("--face_size", type=int, choices=[96, 192, 384],
+                        help="the networks' face size (default: --hparams face_size, 96); the corpus is drawn for it")
     parser.add_argument("--speakers", type=int, default=40, help="speakers of the synthetic corpus")
     parser.add_argument("--clips", type=int, default=6, help="clips per speaker")
     flags.add_verbose_flag(parser)
@@ -142,18 +144,22 @@ def hparams_text(from_file, given):
 def main(argv):
     args, from_file = parse_with_config(build_parser(), argv)
     apply_hparams_argument(args, from_file.hparams, f"--config {from_file.path}")  # checked here, once
-    extra_hp = hparams_text(from_file.hparams, args.hparams)
+    face_size = args.face_size or hparams.face_size
+    extra_hp = hparams_text(from_file.hparams, ",".join(part for part in (args.hparams, f"face_size={face_size}") if part))
     from training.synthetic_data import make_corpus
 
     work = Path(args.workdir).absolute()  # the trainers run in the project's folder
     check_writable(work)  # a file named as --workdir, or a read-only one: one line, before any work
-    corpus, expert_dir, generator_dir = work / "corpus", work / "expert", work / "wav2lip"
+    # Each face size has its corpus; a workdir's runs are of one size (a resume at another is one line).
+    corpus = work / ("corpus" if face_size == 96 else f"corpus{face_size}")
+    expert_dir, generator_dir = work / "expert", work / "wav2lip"
     if args.report and not checkpoints(expert_dir):
         raise UserError(f"--workdir {work}: nothing to report, no expert checkpoint in {expert_dir} yet; "
                         "run the learning check without --report first")
     if not (corpus / "filelists" / "train.txt").exists():
         print(f"writing the synthetic corpus to {corpus}", flush=True)
-        make_corpus(corpus, "preprocessed", speakers=args.speakers, clips=args.clips, seconds=4.0, seed=0)
+        make_corpus(corpus, "preprocessed", speakers=args.speakers, clips=args.clips, seconds=4.0, seed=0,
+                    face_size=face_size)
     workers = min(8, os.cpu_count() or 1)
     if args.reduced:
         expert_hp = f"syncnet_batch_size=16,num_workers={workers},syncnet_checkpoint_interval=100000,syncnet_eval_interval=100"
@@ -192,7 +198,7 @@ def main(argv):
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
         f"CPU: {cpu_name()}, {os.cpu_count()} cores"
     result = {
-        "machine": device, "torch": torch.__version__, "reduced": args.reduced, "amp": args.amp,
+        "machine": device, "torch": torch.__version__, "reduced": args.reduced, "amp": args.amp, "face_size": face_size,
         "corpus": {"speakers": args.speakers, "clips_per_speaker": args.clips, "seconds": 4.0},
         "expert": {"steps": e_steps, "seconds": round(e_seconds), **evaluations(expert["eval"][1]),
                    "hparams": expert_hp},
@@ -209,7 +215,7 @@ def main(argv):
         print(f"{generator_dir}: no generator checkpoint yet: the expert alone is reported")
     (work / "learning_check.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-    plot(work / "learning_check.png", expert, generator, result.get("sync_scale"))
+    plot(work / "learning_check.png", expert, generator, result.get("sync_scale"), face_size)
     print(f"plot: {work / 'learning_check.png'}")
     ok = held(expert["eval"][1], EXPERT_TARGET) and generator is not None and held(generator["eval"][1], GENERATOR_TARGET)
     print("PASS" if ok else "NOT REACHED")

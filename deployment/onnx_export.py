@@ -33,25 +33,39 @@ class OnnxSpec:
     dynamic: tuple  # per input: {axis: name} of the dimensions that vary
 
 
-GENERATOR = OnnxSpec((("mel", (2, 1, 80, 16)), ("face", (2, 6, 96, 96))), ("generated",),
-                     ({0: "batch"}, {0: "batch"}))
+def generator_spec(face_size):
+    return OnnxSpec((("mel", (2, 1, 80, 16)), ("face", (2, 6, face_size, face_size))), ("generated",),
+                    ({0: "batch"}, {0: "batch"}))
+
+
+def expert_spec(face_size):
+    return OnnxSpec((("mel", (2, 1, 80, 16)), ("faces", (2, 15, face_size // 2, face_size))),
+                    ("audio_embedding", "face_embedding"), ({0: "batch"}, {0: "batch"}))
+
+
 S3FD_SPEC = OnnxSpec((("frames", (1, 3, 160, 224)),),
                      tuple(f"{kind}{level}" for level in range(1, 7) for kind in ("cls", "loc")),
                      ({0: "batch", 2: "height", 3: "width"},))
-EXPERT = OnnxSpec((("mel", (2, 1, 80, 16)), ("faces", (2, 15, 48, 96))), ("audio_embedding", "face_embedding"),
-                  ({0: "batch"}, {0: "batch"}))
 LSE_SYNCNET = OnnxSpec((("mfcc", (2, 1, 13, 20)), ("frames", (2, 3, 5, 224, 224))), ("audio_embedding", "lip_embedding"),
                        ({0: "audio_batch"}, {0: "video_batch"}))
 
 
 def _networks():
-    """identify_network's names -> (spec, model builder); imported here, as torch is needed only to export."""
+    """identify_network's names -> (spec of a face size, loader of a checkpoint, preparation); imported here,
+    as torch is needed only to export. The generator and the expert are built at the face size
+    their checkpoint records, and exported at it."""
     import torch
 
     from evaluation.metrics.syncnet import S
     from face_detection import S3FD
     from models import SyncNet_color, Wav2Lip
+    from models.checkpoint import load_network, load_weights
     from models.fusion import fuse_for_inference
+
+    def loaded(network_class, path):
+        net = network_class()
+        load_weights(net, path)
+        return net
 
     class BothEmbeddings(torch.nn.Module):
         """The LSE SyncNet's two towers as one graph: (mfcc, frames) -> (audio, lip) embeddings."""
@@ -64,10 +78,11 @@ def _networks():
             return self.net.forward_aud(mfcc), self.net.forward_lip(frames)
 
     return {
-        "the Wav2Lip generator": (GENERATOR, Wav2Lip, lambda net: fuse_for_inference(net, in_place=True)),
-        "the expert lip-sync SyncNet": (EXPERT, SyncNet_color, lambda net: net),
-        "the S3FD face detector": (S3FD_SPEC, S3FD, lambda net: net),
-        "the LSE SyncNet": (LSE_SYNCNET, S, BothEmbeddings),
+        "the Wav2Lip generator": (generator_spec, lambda path: load_network(Wav2Lip, path)[0],
+                                  lambda net: fuse_for_inference(net, in_place=True)),
+        "the expert lip-sync SyncNet": (expert_spec, lambda path: load_network(SyncNet_color, path)[0], lambda net: net),
+        "the S3FD face detector": (lambda _: S3FD_SPEC, lambda path: loaded(S3FD, path), lambda net: net),
+        "the LSE SyncNet": (lambda _: LSE_SYNCNET, lambda path: loaded(S, path), BothEmbeddings),
     }
 
 
@@ -78,7 +93,7 @@ def export_network(checkpoint_path, onnx_path, seed=0, opset=17, tolerance=EXPOR
     is called once the file is known to hold a network it exports, before the slow part."""
     import torch
 
-    from models.checkpoint import identify_network, load_weights, read_checkpoint
+    from models.checkpoint import identify_network, read_checkpoint
 
     try:
         import onnx  # noqa: F401 - the exporter writes through it
@@ -90,11 +105,11 @@ def export_network(checkpoint_path, onnx_path, seed=0, opset=17, tolerance=EXPOR
     if name is None:
         raise UserError(f"{checkpoint_path} holds {found or 'an unknown network'}: ONNX export knows "
                         + ", ".join(known))
-    spec, build, prepare = known[name]
+    spec_of, load, prepare = known[name]
     if on_start is not None:
         on_start(found)
-    net = build()
-    load_weights(net, checkpoint_path)
+    net = load(checkpoint_path)
+    spec = spec_of(getattr(net, "face_size", None))
     net = prepare(net.eval()).eval()
     generator = torch.Generator().manual_seed(seed)
     examples = tuple(torch.rand(shape, generator=generator) for _, shape in spec.inputs)

@@ -5,7 +5,8 @@
 
 --mode dubbed syncs every file in --data_root to its own audio; tts and random read
 --filelist, whose lines are "VIDEO AUDIO" relative to --data_root (with extensions). Frames
-are scaled so the face is about --face_res pixels, as the reference does. A video shorter
+are scaled so the face is about --face_res pixels, as the reference does (180; a larger
+generator's own face size when that is more). A video shorter
 than its audio is an error, except in tts mode, where its frames are repeated evenly. A video
 that fails, for any reason, is a line on stderr and a row of RESULTS/failures.csv, and the
 others go on; the summary counts them and the exit status is then 1.
@@ -27,6 +28,7 @@ from evaluation.command_line import (
 )
 from evaluation.generation import Pair, face_scaled_sizes, generate, read_filelist
 from media.containers import visible
+from models.checkpoint import face_size_of, read_checkpoint
 from system.cli import existing_folder, run
 from system.devices import pick_device
 from system.errors import UserError
@@ -34,6 +36,7 @@ from system.flags import argument_parser
 from system.sharding import Shard
 
 TOOL = "real_videos_inference.py"
+REFERENCE_FACE_RES = 180  # pixels: the face size the reference tests the 96-pixel networks at
 
 
 def build_parser():
@@ -43,7 +46,8 @@ def build_parser():
     p.add_argument("--filelist", default=None, help="lines of 'video audio', relative to --data_root")
     p.add_argument("--data_root", required=True, help="folder of the videos (and audio files)")
     add_generation_flags(p, pads=[0, 10, 0, 0])
-    p.add_argument("--face_res", type=int, default=180, help="approximate face size, in pixels, to test at")
+    p.add_argument("--face_res", type=int, help="approximate face size, in pixels, to test at (default: the "
+                                                "reference's 180, or the generator's face size when larger)")
     p.add_argument("--min_frame_res", type=int, default=480, help="do not downscale the short side below this")
     p.add_argument("--max_frame_res", type=int, default=720, help="downscale the short side to at most this")
     return p
@@ -51,6 +55,8 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    if args.face_res is None:  # a 192-pixel generator is not given faces scaled down to 180 pixels
+        args.face_res = max(REFERENCE_FACE_RES, face_size_of(read_checkpoint(args.checkpoint_path), args.checkpoint_path))
     check_flags(args, [("face_res", 1), ("min_frame_res", 0), ("max_frame_res", 1)])
     root = existing_folder(args.data_root, "--data_root")
     if args.mode == "dubbed":

@@ -10,7 +10,7 @@ both, for both networks).
 Two networks can score: LSE's SyncNet (syncnet_v2.model), which sees the crops and MFCCs as it
 sees a video's frames, and the training expert (lipsync_expert.pth, or a checkpoint of
 color_syncnet_train.py), which sees what it was trained on: the lower halves of 5 crops resized
-to 96 pixels beside the 16 mel steps of the first frame. The expert's distance is 1 - the
+to its face size (96 pixels as released; the size its checkpoint records) beside the 16 mel steps of the first frame. The expert's distance is 1 - the
 cosine of its embeddings: the cosine is what it was trained to push to 1 in sync and to 0 out
 of sync. At each offset the average is over the windows whose audio is there (the offset does not
 take it past either end of the clip): LSE instead counts a missing audio feature as a zero
@@ -41,10 +41,10 @@ from models.checkpoint import (
     CheckpointError,
     file_digest,
     identify_network,
-    load_weights,
+    load_network,
     read_checkpoint,
 )
-from models.inputs import FACE_SIZE, MEL_STEP, WINDOW, stack_lower_halves
+from models.inputs import MEL_STEP, WINDOW, stack_lower_halves
 from system.atomic_write import atomic_output
 from system.errors import UserError
 from system.reports import read_rows, write_rows
@@ -101,9 +101,7 @@ class ExpertAuditor:
 
     def __init__(self, path, device, batch_size, max_offset):
         self.device, self.batch_size, self.max_offset = torch.device(device), batch_size, max_offset
-        self.model = SyncNet_color()
-        load_weights(self.model, path, self.device)
-        self.model.eval()
+        self.model = load_network(SyncNet_color, path, self.device)[0].eval()  # at the face size it records
 
     @torch.no_grad()
     def score(self, folder):
@@ -113,7 +111,7 @@ class ExpertAuditor:
         if not starts:
             raise UserError(f"too short to audit: {len(ids)} face crops, never {WINDOW} in a row")
         mel = audio.melspectrogram(clip_audio(folder, hparams.sample_rate)).T.astype(np.float32)  # as training reads it
-        crops = dict(zip(ids, read_crops(folder, ids, FACE_SIZE)))
+        crops = dict(zip(ids, read_crops(folder, ids, self.model.face_size)))
         lip = self._lip_features(crops, starts)
         first = starts[0] - self.max_offset  # the audio windows any offset of any window reaches
         aud, usable = self._audio_features(mel, range(first, starts[-1] + self.max_offset + 1))

@@ -8,7 +8,7 @@ import torch
 
 from lipsync.threads import worker_pool
 from models import Wav2Lip
-from models.checkpoint import file_version, load_weights
+from models.checkpoint import file_version, load_network
 from models.fusion import fuse_for_inference
 from models.inputs import mask_lower_half
 from system.devices import pick_device
@@ -73,6 +73,7 @@ class TorchGenerator:
         autocast(self.device, precision)  # checks the precision first
         self.batch_size = batch_size(requested_batch, self.device, precision)
         self.model = load_generator(path, self.device)
+        self.face_size = self.model.face_size  # the checkpoint's: 96 as released
         if notes:  # --verbose: the same note on every run of every day would be noise
             suggest_bf16(self.device, precision)
 
@@ -120,14 +121,14 @@ def load_generator(path, device):
 
 @functools.lru_cache(maxsize=1)
 def _load_generator(path, version, device):
-    with torch.device("meta"):  # no random initialisation of weights about to be replaced: 0.2-0.3 s
-        generator = Wav2Lip()
-    load_weights(generator, path, "cpu")
+    # Built at the face size the checkpoint records, on the meta device: no random
+    # initialisation of weights about to be replaced (0.2-0.3 s).
+    generator, _ = load_network(Wav2Lip, path, "cpu", meta=True)
     return fuse_for_inference(generator, in_place=True).to(device)
 
 
 def prepare_generator_input(faces, mels, device):
-    """(k, 96, 96, 3) uint8 BGR faces and (k, MEL_BINS, MEL_STEP) mel chunks (models.inputs) -> the
+    """(k, S, S, 3) uint8 BGR faces (S: the generator's face size) and (k, MEL_BINS, MEL_STEP) mel chunks (models.inputs) -> the
     generator's tensors on ``device``.
 
     As the reference: [face with its lower half zeroed, face] on channels, scaled to [0, 1].
@@ -142,7 +143,7 @@ def prepare_generator_input(faces, mels, device):
 
 @torch.no_grad()
 def generate(generator, faces, mels, device, precision):
-    """Generated (k, 96, 96, 3) uint8 BGR faces for the crops and mel chunks of one batch."""
+    """Generated (k, S, S, 3) uint8 BGR faces for the crops and mel chunks of one batch."""
     if not len(faces):
         return faces
     mels, faces = prepare_generator_input(faces, mels, device)

@@ -24,6 +24,7 @@ class OnnxGenerator:
         on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
         self.device = "cuda" if on_gpu else "cpu"
         self.batch_size = requested_batch if on_gpu else min(requested_batch, CPU_BATCH)
+        self.face_size = self.session.get_inputs()[1].shape[-1]  # the exported network's: (batch, 6, S, S)
 
     @property
     def described(self):
@@ -39,7 +40,7 @@ class OnnxGenerator:
             yield pool, count
 
     def generate(self, faces, mels):
-        """(k, 96, 96, 3) uint8 BGR crops and (k, MEL_BINS, MEL_STEP) mel chunks -> (k, 96, 96, 3) uint8 BGR."""
+        """(k, S, S, 3) uint8 BGR crops and (k, MEL_BINS, MEL_STEP) mel chunks -> (k, S, S, 3) uint8 BGR."""
         if not len(faces):
             return faces
         # As the reference: [face with its lower half zeroed, face] on channels, scaled to [0, 1].

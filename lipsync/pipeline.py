@@ -3,7 +3,7 @@
 Three stages run at once, joined by small bounded queues, so memory does not grow with the
 video's length:
 
-    faces      decode -> face boxes (face_sources) -> 96x96 crops + mel chunks  (a thread)
+    faces      decode -> face boxes (face_sources) -> face crops + mel chunks  (a thread)
     generate   Wav2Lip on batches of crops and mel chunks (generator)         (worker threads fed
                                                                               by the caller's)
     compose    paste the generated faces into the frames (compose) -> encode  (a thread)
@@ -49,7 +49,7 @@ from lipsync.threads import Pipeline, Stopped
 from lipsync.voices import mix_voices
 from media.containers import VideoWriter
 from media.provenance import ContentCredentials, lip_sync_metadata
-from models.inputs import FACE_SIZE, MEL_STEP, WINDOW
+from models.inputs import MEL_STEP, WINDOW
 from system.atomic_write import atomic_output, check_writable, reading, scratch_file
 from system.errors import UserError
 from system.processes import usable_cores
@@ -261,7 +261,7 @@ class _Job:
         with contextlib.ExitStack() as stack:
             mel_chunks = [stack.enter_context(contextlib.closing(speech.chunks(self.chunk_starts)))
                           for speech in self.speeches]
-            self._build_batches(_BatchBuilder(mel_chunks, self.batch_frames, out, self.clock), summary)
+            self._build_batches(_BatchBuilder(mel_chunks, self.batch_frames, self.generator.face_size, out, self.clock), summary)
         out.close()
 
     def _build_batches(self, batch, summary):
@@ -370,12 +370,13 @@ def batch_plan(frame_bytes, generator_batch):
 
 
 class _BatchBuilder:
-    """Collects output frames into generator batches: frames, boxes, 96x96 face crops, mel chunks.
+    """Collects output frames into generator batches: frames, boxes, face crops (of the
+    generator's size), mel chunks.
 
     The first batches are small (1, 2, 4, ...) so that the first frames come out at once."""
 
-    def __init__(self, mel_chunks, batch_size, out, clock):
-        self.mel_chunks, self.batch_size, self.out, self.clock = mel_chunks, batch_size, out, clock
+    def __init__(self, mel_chunks, batch_size, face_size, out, clock):
+        self.mel_chunks, self.batch_size, self.face_size, self.out, self.clock = mel_chunks, batch_size, face_size, out, clock
         self.size = 1
         self._reset()
 
@@ -393,7 +394,7 @@ class _BatchBuilder:
         for voice, (box, mel) in enumerate(zip(boxes, mels, strict=True)):
             if box is not None:
                 with self.clock.measure("crops"):
-                    self.faces.append(face_crop(frame, box))
+                    self.faces.append(face_crop(frame, box, self.face_size))
                 self.mels.append(mel)
                 self.face_indices.append(index)
                 self.voices.append(voice)
@@ -403,7 +404,7 @@ class _BatchBuilder:
 
     def flush(self):
         if self.boxes:
-            faces = np.stack(self.faces) if self.faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+            faces = np.stack(self.faces) if self.faces else np.zeros((0, self.face_size, self.face_size, 3), np.uint8)
             mels = np.stack(self.mels) if self.mels else np.zeros((0, hparams.num_mels, MEL_STEP), np.float32)
             self.out.put(_Batch(self.frames, self.boxes, faces, mels, self.face_indices, self.voices))
             self._reset()
@@ -413,7 +414,7 @@ class _BatchBuilder:
 class _Batch:
     frames: list  # the output frames (BGR arrays or yuv.Pictures), pasted into by the compose stage
     boxes: list  # per output frame, per voice: (y1, y2, x1, x2), or None (all None: pass the frame through)
-    faces: np.ndarray  # (k, 96, 96, 3) uint8 BGR crops of the boxes
+    faces: np.ndarray  # (k, S, S, 3) uint8 BGR crops of the boxes, S the generator's face size
     mels: np.ndarray  # (k, num_mels, MEL_STEP) float32
     face_indices: list  # output frame index of each crop
     voices: list  # the voice of each crop

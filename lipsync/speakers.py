@@ -1,7 +1,7 @@
 """--pick_face auto: which face is speaking, at each moment, in the input video's own audio.
 
 The expert SyncNet (--syncnet_checkpoint_path) scores each face track's five-frame windows
-(the lower halves of its 96x96 crops, cut as the generator's are) against the mel window of
+(the lower halves of its crops at the expert's face size, cut as the generator's are) against the mel window of
 the video's own audio at the same frames: the face that says what is heard scores higher.
 Each frame's score is the mean of the windows that hold it, averaged again over
 SMOOTHING_SECONDS around the frame (the video is whole: the choice may look ahead). Where the
@@ -156,7 +156,7 @@ def speaker_scores(similarity, tracks, frames, mels, frame_size, pads):
             if box is None:
                 recent[number].clear()
                 continue
-            recent[number].append(face_crop(frame, box))
+            recent[number].append(face_crop(frame, box, similarity.face_size))
             start = index - WINDOW + 1
             if len(recent[number]) == WINDOW and mels[start] is not None:
                 pending.append((number, start, np.stack(recent[number])))

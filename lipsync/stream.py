@@ -316,7 +316,7 @@ class LipSyncStream:
         speaking = [(k, audio) for k, audio in batch if self._speaks(k, audio)]
         faces = {}
         if speaking:
-            crops = np.stack([face_crop(pictures[k], self.face.box(k)) for k, _ in speaking])
+            crops = np.stack([face_crop(pictures[k], self.face.box(k), self.generator.face_size) for k, _ in speaking])
             mels = np.stack([audio.mel for _, audio in speaking])
             faces = dict(zip((k for k, _ in speaking), self.generator.generate(crops, mels)))
         return [self._drawn(k, audio.samples, faces.get(k), audio.window_in_at, pictures[k]) for k, audio in batch]

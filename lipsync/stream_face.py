@@ -1,8 +1,7 @@
-"""The face of a stream, prepared once: its frames looped, each with its box and 96x96 crop."""
+"""The face of a stream, prepared once: its frames looped, each with its box."""
 
 import threading
 
-from lipsync.compose import face_crop
 from lipsync.face_sources import face_source
 from lipsync.frames import FrameSource
 from system.errors import UserError
@@ -36,12 +35,6 @@ class StreamFace:
     def box(self, k):
         """(y1, y2, x1, x2) of output frame k's face, or None: no face there."""
         return self.boxes[k % len(self.boxes)]
-
-    def crop(self, k):
-        """The 96x96 BGR crop the generator takes for output frame k (which has a box), or
-        None: the frame has left."""
-        frame = self.frame(k)
-        return None if frame is None else face_crop(frame, self.box(k))
 
     def frame(self, k):
         """Output frame k's face frame (BGR; shared: copy it before drawing on it), or None:

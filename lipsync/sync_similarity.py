@@ -1,7 +1,9 @@
 """Does this voice belong to this face? The expert SyncNet's audio-visual cosine similarities.
 
 For each mel chunk i whose five faces i..i+4 all exist, the expert embeds the chunk and the
-lower halves of the five 96x96 faces (BGR, stacked on channels, as it was trained); their
+lower halves of the five faces (BGR, stacked on channels, as it was trained, at the face size
+its checkpoint records: faces of another size, a generator's of 192 pixels scored by the
+released 96-pixel expert, are resized to it); their
 dot product is a cosine similarity. Matched voice/person pairs score far higher than
 mismatched ones.
 """
@@ -9,11 +11,12 @@ mismatched ones.
 import collections
 import copy
 
+import cv2
 import numpy as np
 import torch
 
 from models import SyncNet_color
-from models.checkpoint import load_weights
+from models.checkpoint import load_network
 from models.inputs import WINDOW, stack_lower_halves
 
 
@@ -28,8 +31,8 @@ class SyncSimilarity:
     """
 
     def __init__(self, checkpoint_path, device="cpu", batch_size=64):
-        self.model = SyncNet_color().eval()
-        load_weights(self.model, checkpoint_path, device)
+        self.model = load_network(SyncNet_color, checkpoint_path, device)[0].eval()
+        self.face_size = self.model.face_size
         self.device, self.batch_size = torch.device(device), batch_size
         self._recent = collections.deque(maxlen=WINDOW)  # (index, input face, generated face, mel chunk)
         self._windows = []
@@ -71,9 +74,11 @@ class SyncSimilarity:
 
     @torch.no_grad()
     def cosines(self, mels, windows):
-        """The cosine similarity of each mel chunk (80 x 16) with its window of T 96x96 BGR faces."""
+        """The cosine similarity of each mel chunk (80 x 16) with its window of T square BGR faces."""
         audio = torch.from_numpy(np.stack(mels)).float().unsqueeze(1).to(self.device)
         windows = np.stack(windows)  # (n, T, H, W, 3)
+        if windows.shape[2] != self.face_size:
+            windows = np.stack([[cv2.resize(face, (self.face_size,) * 2) for face in window] for window in windows])
         faces = stack_lower_halves(torch.from_numpy(windows).to(self.device).permute(0, 4, 1, 2, 3).float() / 255)
         audio_embedding, face_embedding = self.model(audio, faces)
         return (audio_embedding * face_embedding).sum(1).cpu().tolist()

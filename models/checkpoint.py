@@ -10,6 +10,7 @@ an error naming the file, not a weight of -1e37. The legacy format (the released
 no checksums.
 """
 
+import contextlib
 import hashlib
 import pickle
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from models.inputs import FACE_SIZE, FACE_SIZES
 from system.atomic_write import atomic_output
 from system.errors import UserError
 
@@ -37,6 +39,14 @@ _LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickle protocol 
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be used: missing, not a checkpoint, damaged, or of another network."""
+
+
+class FaceSizeMismatch(CheckpointError):
+    """A checkpoint of the right network for faces of another size (``found``, ``wanted``)."""
+
+    def __init__(self, message, found, wanted):
+        super().__init__(message)
+        self.found, self.wanted = found, wanted
 
 
 def identify_network(keys):
@@ -127,15 +137,59 @@ def _normalise(data, path):
 def load_weights(model, path, device="cpu"):
     """Load ``path`` into ``model`` strictly, move it to ``device``; returns the checkpoint dict.
 
-    A file of another network, missing or unexpected keys and shape mismatches are
-    CheckpointErrors that say which.
+    A file of another network or of another face size, missing or unexpected keys and shape
+    mismatches are CheckpointErrors that say which.
     """
     checkpoint = read_checkpoint(path)
+    _load_state(model, checkpoint, path, device)
+    return checkpoint
+
+
+def load_network(network_class, path, device="cpu", meta=False):
+    """(the network of ``path`` built at the face size it records, its checkpoint dict): a
+    ``network_class`` (Wav2Lip, SyncNet_color, Wav2Lip_disc_qual) taking ``face_size``.
+    ``meta``: built without memory or random initialisation, the file's tensors taken as they are."""
+    checkpoint = read_checkpoint(path)
+    with torch.device("meta") if meta else contextlib.nullcontext():
+        model = network_class(face_size=face_size_of(checkpoint, path))
+    _load_state(model, checkpoint, path, device)
+    return model, checkpoint
+
+
+def face_size_of(checkpoint, path):
+    """The face size (pixels a side) of a checkpoint's generator, expert or discriminator: the
+    one it records (key "face_size", in every checkpoint the trainers write), checked against its
+    layers, where each doubling of 96 adds face-encoder levels (models.inputs.FACE_SIZES). The
+    released files record none: their layers say 96."""
+    layers, recorded = _size_of_layers(checkpoint["state_dict"]), checkpoint.get("face_size")
+    if recorded is not None and recorded not in FACE_SIZES:
+        raise CheckpointError(f"{path} records face_size {recorded!r}, not one of {', '.join(map(str, FACE_SIZES))}")
+    if None not in (layers, recorded) and layers != recorded:
+        raise CheckpointError(f"{path} records face_size {recorded}, but its layers are those of a {layers}-pixel network")
+    return layers or recorded or FACE_SIZE
+
+
+def _size_of_layers(state):
+    """The face size the numbered face-encoder layers of a state dict make (None if they make
+    none): 7 blocks of the generator or discriminator, 17 layers of the expert, at 96 pixels."""
+    for prefix, at_96, per_level in (("face_encoder_blocks.", 7, 1), ("face_encoder.", 17, 2)):
+        count = len({key[len(prefix):].split(".")[0] for key in state if key.startswith(prefix)})
+        levels, odd = divmod(count - at_96, per_level)
+        if count and not odd and 0 <= levels < len(FACE_SIZES):
+            return FACE_SIZES[levels]
+    return None
+
+
+def _load_state(model, checkpoint, path, device):
     state = checkpoint["state_dict"]
     expected = model.state_dict()
     wanted, found = identify_network(expected), identify_network(state)
     if found is not None and found != wanted:
         raise CheckpointError(f"{path} is a checkpoint of {found}, but {wanted or type(model).__name__} is needed here")
+    wanted_size = getattr(model, "face_size", None)
+    if wanted_size is not None and (size := face_size_of(checkpoint, path)) != wanted_size:
+        raise FaceSizeMismatch(f"{path} holds {found or 'a network'} for {size}-pixel faces (face_size {size}), "
+                               f"but one for {wanted_size}-pixel faces is needed here", size, wanted_size)
 
     # Files saved before PyTorch 0.4.1 have no BatchNorm step counters; they are unused in eval.
     state.update({key: value for key, value in expected.items() if key.endswith("num_batches_tracked") and key not in state})
@@ -164,21 +218,22 @@ def load_weights(model, path, device="cpu"):
     else:
         model.load_state_dict(state, strict=True)
     model.to(device)
-    return checkpoint
 
 
 def save_checkpoint(path, model, optimizer=None, global_step=0, global_epoch=0, **extras):
     """Write the released 4-key format atomically; ``module.`` wrappers (DDP) are unwrapped.
 
-    ``extras`` (such as the trainers' ``syncnet_wt``) are added as further keys, which
-    readers of the released format ignore.
+    The network's ``face_size`` and ``extras`` (such as the trainers' ``syncnet_wt``) are added
+    as further keys, which readers of the released format ignore.
     """
     model = getattr(model, "module", model)
+    recorded = {"face_size": model.face_size} if hasattr(model, "face_size") else {}  # see face_size_of
     checkpoint = {
         "state_dict": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "global_step": int(global_step),
         "global_epoch": int(global_epoch),
+        **recorded,
         **extras,
     }
     with atomic_output(path) as temporary, open(temporary, "wb", buffering=0) as handle:

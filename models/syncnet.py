@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv import Conv2d, residual_blocks
+from .inputs import FACE_SIZE, extra_levels
 
 
 class SyncNet_color(nn.Module):
@@ -12,12 +13,17 @@ class SyncNet_color(nn.Module):
     forward(mel (B,1,80,16), faces (B,15,48,96)) -> (audio, face) embeddings, each (B,512)
     and L2-normalised, so their dot product is the cosine similarity the expert was trained
     to push to 1 for in-sync pairs. ``faces`` stacks the 5 BGR lower halves on channels.
+    A larger ``face_size`` (faces (B,15,face_size/2,face_size)) adds a stride-2 level (32
+    channels and a residual block) after the first block per doubling; the audio tower is the same.
     """
 
-    def __init__(self):
+    def __init__(self, face_size=FACE_SIZE):
         super().__init__()
+        self.face_size = face_size
+        extra = [block for _ in range(extra_levels(face_size)) for block in (Conv2d(32, 32, 3, 2, 1), *residual_blocks(32, 1))]
         self.face_encoder = nn.Sequential(
-            Conv2d(15, 32, 7, 1, 3),  # 48x96
+            Conv2d(15, 32, 7, 1, 3),  # face_size/2 x face_size
+            *extra,  # halved, to 48x96
             Conv2d(32, 64, 5, (1, 2), 1), *residual_blocks(64, 2),  # 46x47
             Conv2d(64, 128, 3, 2, 1), *residual_blocks(128, 3),  # 23x24
             Conv2d(128, 256, 3, 2, 1), *residual_blocks(256, 2),  # 12x12

@@ -44,7 +44,11 @@ def data_loader(dataset_class, split, config, batch_size, session, steps_per_epo
     process, which runs threads (PyTorch's, OpenCV's, TensorBoard's), can hang forever.
     """
     clips = dataset.read_filelist(config.filelist_dir, split, config.data_root, config.min_confidence)
-    samples = dataset_class(clips, seed=f"{config.seed}/{split}")
+    if split == "train" and session.is_main:
+        note = dataset.small_crops_note(clips, config.hparams["face_size"])
+        if note:
+            print(note, flush=True)
+    samples = dataset_class(clips, seed=f"{config.seed}/{split}", face_size=config.hparams["face_size"])
     steps = steps_per_epoch or max(1, len(clips) // (batch_size * session.world_size))
     workers = loader_workers(config)
     return torch.utils.data.DataLoader(

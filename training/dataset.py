@@ -33,7 +33,6 @@ import torch
 import audio
 from hparams import hparams
 from models.inputs import (
-    FACE_SIZE,
     MEL_STEP,
     WINDOW,
     mask_lower_half,
@@ -245,6 +244,26 @@ def window_ids(ids, start):
     return window if list(ids[at:at + WINDOW]) == window else None
 
 
+def small_crops_note(clips, face_size, looked_at=64):
+    """A note on the clips, of up to ``looked_at`` spread over ``clips``, whose first face crop is
+    smaller than ``face_size`` on a side (None if none is). Such crops are upscaled to it, as
+    every crop is resized to it: they train a larger network, but hold only their own detail."""
+    step = max(1, len(clips) // looked_at)
+    sizes = {}
+    for clip in clips[::step][:looked_at]:
+        ids = frame_ids(clip)
+        image = cv2.imread(str(clip / f"{ids[0]}.jpg")) if ids else None
+        if image is not None:
+            sizes[clip] = image.shape[:2]
+    small = {clip: size for clip, size in sizes.items() if min(size) < face_size}
+    if not small:
+        return None
+    clip, (height, width) = next(iter(small.items()))
+    return (f"note: {len(small)} of {len(sizes)} clips looked at have face crops smaller than the face size "
+            f"{face_size} (e.g. {width}x{height} in {clip}): they are upscaled to it and hold no more detail than "
+            "at their own size (preprocess.py keeps crops at the video's resolution: larger faces give larger crops)")
+
+
 class Unreadable(Exception):
     """A frame or audio file that cannot be read: the draw is skipped and counted."""
 
@@ -259,8 +278,9 @@ class LRS2Clips(torch.utils.data.Dataset):
     of unreadable draws skipped before it.
     """
 
-    def __init__(self, clips, seed=0):
+    def __init__(self, clips, seed=0, face_size=None):
         self.clips = [Path(clip) for clip in clips]
+        self.face_size = face_size or hparams.face_size  # the crops are resized to it, up or down
         if not self.clips:
             raise DataError("the filelist names no clip")
         self.offsets = clip_offsets(self.clips)  # the corrected clips' audio offsets, in frames
@@ -325,8 +345,8 @@ class LRS2Clips(torch.utils.data.Dataset):
         return None if ids is None or wrong_ids is None else (frame, ids, wrong_ids)
 
     def read_window(self, clip, ids):
-        """The frames ``ids`` of ``clip`` as FACE_SIZE x FACE_SIZE BGR float arrays in [0, 1]."""
-        size = FACE_SIZE
+        """The frames ``ids`` of ``clip`` as face_size x face_size BGR float arrays in [0, 1]."""
+        size = self.face_size
         window = []
         for frame in ids:
             image = cv2.imread(str(clip / f"{frame}.jpg"))
@@ -359,7 +379,8 @@ class LRS2Clips(torch.utils.data.Dataset):
 
 
 class ExpertSamples(LRS2Clips):
-    """Samples for the expert SyncNet: (lower halves 15x48x96, mel 1x80x16, label, skipped).
+    """Samples for the expert SyncNet: (lower halves 15 x S/2 x S (S: face_size, 96 as released),
+    mel 1x80x16, label, skipped).
 
     With probability 1/2 the window starts at the frame (label 1), else at the wrong frame
     (label 0); the audio is always the frame's.
@@ -367,7 +388,7 @@ class ExpertSamples(LRS2Clips):
 
     @staticmethod
     def sample_bytes():
-        return 4 * (3 * WINDOW * (FACE_SIZE // 2) * FACE_SIZE + MEL_STEP * hparams.num_mels + 1)
+        return 4 * (3 * WINDOW * hparams.face_size ** 2 // 2 + MEL_STEP * hparams.num_mels + 1)
 
     def draw(self, clip):
         frames = self.pick_frames(clip)
@@ -389,12 +410,12 @@ class ExpertSamples(LRS2Clips):
 
 class ContrastiveExpertSamples(LRS2Clips):
     """Samples for the expert's contrastive loss (``expert_loss=infonce``): (the in-sync window's
-    lower halves 15x48x96, a window of the same clip shifted off its audio, likewise, mel
+    lower halves 15 x S/2 x S, a window of the same clip shifted off its audio, likewise, mel
     1x80x16, skipped). Drawn as ExpertSamples draws, without the coin: both windows each time."""
 
     @staticmethod
     def sample_bytes():
-        return 4 * (2 * 3 * WINDOW * (FACE_SIZE // 2) * FACE_SIZE + MEL_STEP * hparams.num_mels)
+        return 4 * (2 * 3 * WINDOW * hparams.face_size ** 2 // 2 + MEL_STEP * hparams.num_mels)
 
     def draw(self, clip):
         windows = self.pick_windows(clip)
@@ -410,8 +431,8 @@ class ContrastiveExpertSamples(LRS2Clips):
 
 
 class GeneratorSamples(LRS2Clips):
-    """Samples for Wav2Lip: (input 6x5x96x96, per-frame mels 5x1x80x16, window mel 1x80x16,
-    target 3x5x96x96, skipped).
+    """Samples for Wav2Lip: (input 6x5xSxS, per-frame mels 5x1x80x16, window mel 1x80x16,
+    target 3x5xSxS, skipped), S the face size (96 as released).
 
     The input stacks the window with its lower half zeroed and a wrong window; per-frame audio
     starts one frame earlier than each frame (see ``segmented_mels``).
@@ -419,7 +440,7 @@ class GeneratorSamples(LRS2Clips):
 
     @staticmethod
     def sample_bytes():
-        return 4 * ((6 + 3) * WINDOW * FACE_SIZE * FACE_SIZE + (WINDOW + 1) * MEL_STEP * hparams.num_mels)
+        return 4 * ((6 + 3) * WINDOW * hparams.face_size ** 2 + (WINDOW + 1) * MEL_STEP * hparams.num_mels)
 
     def draw(self, clip):
         windows = self.pick_windows(clip)

@@ -8,13 +8,14 @@ its settings from the run's ``TrainingConfig`` (training/config.py), which recor
 constants too (``constants()``).
 """
 
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 
 from models import SyncNet_color, Wav2Lip, Wav2Lip_disc_qual
-from models.checkpoint import load_weights
+from models.checkpoint import FaceSizeMismatch, load_weights
 from models.inputs import stack_lower_halves
 from training.checkpoints import (
     DISC_PREFIX,
@@ -70,7 +71,8 @@ class Objective:
         returns (model wrapped for DDP, optimiser, checkpoint dict)."""
         model.to(self.session.device)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, betas=self.betas)
-        state = restore(self.session, model, optimizer, self.source(prefix), self.config)
+        with sized_for_this_run():
+            state = restore(self.session, model, optimizer, self.source(prefix), self.config)
         self.trained_networks[prefix] = (self.session.wrap(model), optimizer)
         self.resumed_runs[prefix] = state.get("run_id")
         return (*self.trained_networks[prefix], state)
@@ -138,7 +140,7 @@ class ExpertObjective(Objective):
         self.contrastive = hparams["expert_loss"] == "infonce"
         if self.contrastive:  # each sample: the in-sync window and the same clip's shifted one, for one audio
             self.dataset_class = ContrastiveExpertSamples
-        self.model, self.optimizer, state = self.resumable(SyncNet_color(), hparams["syncnet_lr"])
+        self.model, self.optimizer, state = self.resumable(SyncNet_color(hparams["face_size"]), hparams["syncnet_lr"])
         self.start_from(state)
         self.learning_since = self.global_step  # the last evaluation away from chance (or the run's start)
         self.warned = False
@@ -203,11 +205,12 @@ class GeneratorObjective(Objective):
         self.syncnet_wt = hparams["syncnet_wt"]
         # The expert is frozen but, as in the reference, never put in eval mode: its BatchNorm
         # layers normalise with the statistics of each batch of generated frames.
-        self.expert = SyncNet_color()
-        load_weights(self.expert, config.syncnet_checkpoint_path, session.device)
+        self.expert = SyncNet_color(hparams["face_size"])
+        with sized_for_this_run():  # an expert of another size than the generator: one line, before any step
+            load_weights(self.expert, config.syncnet_checkpoint_path, session.device)
         for parameter in self.expert.parameters():
             parameter.requires_grad = False
-        self.model, self.optimizer, state = self.resumable(Wav2Lip(), hparams["initial_learning_rate"])
+        self.model, self.optimizer, state = self.resumable(Wav2Lip(hparams["face_size"]), hparams["initial_learning_rate"])
         self.start_from(state)
         if "syncnet_wt" in state:
             self.syncnet_wt = float(state["syncnet_wt"])
@@ -307,7 +310,7 @@ class GANGeneratorObjective(GeneratorObjective):
         super().__init__(session, config)
         self.disc_wt = config.hparams["disc_wt"]
         self.disc, self.disc_optimizer, state = self.resumable(
-            Wav2Lip_disc_qual(), config.hparams["disc_initial_learning_rate"], prefix=DISC_PREFIX)
+            Wav2Lip_disc_qual(config.hparams["face_size"]), config.hparams["disc_initial_learning_rate"], prefix=DISC_PREFIX)
         check_same_run({self.source(prefix): self.resumed_runs[prefix] for prefix in self.prefixes})
         if state and state.get("global_step", 0) != self.global_step and session.is_main:
             print(f"note: the discriminator's checkpoint is at step {state.get('global_step', 0)}, "
@@ -340,6 +343,16 @@ class GANGeneratorObjective(GeneratorObjective):
         generated, losses = self.generator_losses(faces, frame_mels, mel, target, evaluating=True)
         losses.update(disc_real=self.realness(target, real=True), disc_fake=self.realness(generated, real=False))
         return {**{name: value.item() for name, value in losses.items()}, **self.expert_verdicts(batch, generated)}
+
+
+@contextlib.contextmanager
+def sized_for_this_run():
+    """A checkpoint of another face size than the run's: its error says how to train at the file's."""
+    try:
+        yield
+    except FaceSizeMismatch as error:
+        raise FaceSizeMismatch(f"{error} (this run's --hparams face_size={error.wanted}; --hparams "
+                               f"face_size={error.found} trains at the file's)", error.found, error.wanted) from None
 
 
 def stuck_at_chance(data_root, since, step):

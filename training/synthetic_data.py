@@ -36,6 +36,9 @@ FPS = 25
 SAMPLE_RATE = 16000
 FRAME_SIZE = 160
 FACE_BOX = (16, 144, 16, 144)  # top, bottom, left, right: where every speaker's face lies
+# The scale frames are drawn at for each face size of the networks (models.inputs.FACE_SIZES),
+# so that the face box (128 pixels at scale 1) holds at least that many pixels: 256 and 384.
+SCALES = {96: 1, 192: 2, 384: 3}
 
 # Vowel: formants F1..F3 (Hz) and the mouth it is said with: width and opening, as
 # fractions of the face's width, at full articulation.
@@ -131,15 +134,23 @@ def speech(speaker, syllable_list, seconds, noise, sample_rate=SAMPLE_RATE):
     return np.clip(wav, -1, 1).astype(np.float32)
 
 
-def render_frame(speaker, mouth, t):
-    """One 160x160 BGR frame: the speaker's face inside FACE_BOX with the given mouth."""
-    frame = np.empty((FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
+def face_box(scale=1):
+    """FACE_BOX in a frame drawn at ``scale``."""
+    return tuple(scale * edge for edge in FACE_BOX)
+
+
+def render_frame(speaker, mouth, t, scale=1):
+    """One BGR frame of FRAME_SIZE x ``scale`` pixels a side: the speaker's face inside
+    face_box(scale) with the given mouth. Scale 1 is the corpus the 96-pixel networks train on;
+    from scale 2 on, the mouth also has what a 96-pixel crop cannot hold (mouth_detail)."""
+    frame = np.empty((FRAME_SIZE * scale, FRAME_SIZE * scale, 3), np.uint8)
     frame[:] = speaker.background
-    top, bottom, left, right = FACE_BOX
+    top, bottom, left, right = face_box(scale)
     box = bottom - top
     amplitude, frequency, phase = speaker.sway
-    cx = (left + right) / 2 + speaker.offset[0] + amplitude * math.sin(2 * math.pi * frequency * t + phase)
-    cy = (top + bottom) / 2 + speaker.offset[1] + 0.6 * amplitude * math.cos(2 * math.pi * frequency * 0.7 * t + phase)
+    amplitude *= scale
+    cx = (left + right) / 2 + scale * speaker.offset[0] + amplitude * math.sin(2 * math.pi * frequency * t + phase)
+    cy = (top + bottom) / 2 + scale * speaker.offset[1] + 0.6 * amplitude * math.cos(2 * math.pi * frequency * 0.7 * t + phase)
     half = speaker.face_scale * box
 
     def ellipse(x, y, ax, ay, colour):
@@ -158,15 +169,49 @@ def render_frame(speaker, mouth, t):
     ellipse(mx, my, width * half * 0.82, opening * half, (25, 20, 45))
     if opening > 0.06:  # upper teeth show once the mouth is open
         ellipse(mx, my - opening * half * 0.6, width * half * 0.55, opening * half * 0.3, (235, 235, 235))
+    if scale > 1:
+        mouth_detail(frame, speaker, mouth, (mx, my), half, scale)
     return frame
 
 
-def clip_media(speaker, seconds, seed):
+def mouth_detail(frame, speaker, mouth, centre, half, scale):
+    """What only a large face shows, drawn in lines one or two pixels wide at the frame's
+    resolution (under a pixel once the face is cut to 96): the lips' creases, the gaps between
+    the upper teeth, the lower teeth and the tongue of a wide-open mouth. All follow the mouth,
+    so they too are said by the audio."""
+    width, opening = mouth
+    mx, my = centre
+    thin = max(1, scale // 2)
+    crease = tuple(int(c * 0.7) for c in speaker.lips)
+    for k in range(-5, 6):  # vertical creases on both lips, between the mouth's edge and the lips'
+        dx = k * width * half / 7
+        outer = (opening + 0.07) * half * math.sqrt(max(0.0, 1 - (dx / (width * half)) ** 2))
+        inner = opening * half * math.sqrt(max(0.0, 1 - (dx / (0.82 * width * half)) ** 2))
+        for y0, y1 in ((my - outer, my - inner), (my + inner, my + outer)):
+            if y1 - y0 > 2 * thin:
+                cv2.line(frame, (round(mx + dx), round(y0 + thin)), (round(mx + dx), round(y1 - thin)), crease, thin,
+                         cv2.LINE_AA)
+    if opening > 0.06:
+        teeth_top, teeth_bottom = my - opening * half * 0.9, my - opening * half * 0.3
+        for k in range(-3, 4):  # the gaps between the upper teeth
+            x = mx + k * width * half * 0.55 / 3.5
+            cv2.line(frame, (round(x), round(teeth_top)), (round(x), round(teeth_bottom)), (150, 150, 160), thin,
+                     cv2.LINE_AA)
+    if opening > 0.12:  # a wide-open mouth: lower teeth, and the tongue behind them
+        cv2.ellipse(frame, (round(mx), round(my + opening * half * 0.45)),
+                    (round(width * half * 0.45), round(opening * half * 0.35)), 0, 0, 360, (90, 80, 190), -1, cv2.LINE_AA)
+        cv2.ellipse(frame, (round(mx), round(my + opening * half * 0.8)),
+                    (round(width * half * 0.45), round(opening * half * 0.15)), 0, 180, 360, (225, 225, 225), -1,
+                    cv2.LINE_AA)
+
+
+def clip_media(speaker, seconds, seed, scale=1):
     """(frames, audio) of one clip of ``seconds``, the same for the same ``seed``."""
     syllable_list = syllables(random.Random(seed), speaker, seconds)
     wav = speech(speaker, syllable_list, seconds, np.random.default_rng(seed))
     # Frame k shows the mouth in the middle of its 40 ms.
-    frames = [render_frame(speaker, mouth_at(syllable_list, (k + 0.5) / FPS), k / FPS) for k in range(int(seconds * FPS))]
+    frames = [render_frame(speaker, mouth_at(syllable_list, (k + 0.5) / FPS), k / FPS, scale)
+              for k in range(int(seconds * FPS))]
     return frames, wav
 
 
@@ -190,7 +235,7 @@ def out_of_sync(wav, offset, seed, sample_rate=SAMPLE_RATE):
 
 
 def face_crop(frame):
-    top, bottom, left, right = FACE_BOX
+    top, bottom, left, right = face_box(len(frame) // FRAME_SIZE)
     return frame[top:bottom, left:right]
 
 
@@ -212,10 +257,13 @@ def write_preprocessed_clip(folder, frames, wav):
 
 
 def make_corpus(out, layout="preprocessed", speakers=24, clips=6, seconds=3.0, seed=0, filelists=None, overwrite=False,
-                progress=False, av_offset_share=0.0, av_offset_max=8):
+                progress=False, av_offset_share=0.0, av_offset_max=8, face_size=96):
     """Write the corpus; returns the number of clips (and writes filelists for the preprocessed
     layout). With ``av_offset_share``, that share of the clips is out of sync (``out_of_sync``)
-    by up to ``av_offset_max`` frames, and ``<out>/av_offsets.csv`` holds every clip's offset."""
+    by up to ``av_offset_max`` frames, and ``<out>/av_offsets.csv`` holds every clip's offset.
+    ``face_size`` (96, 192, 384) draws the frames at its SCALES, the face box at least that large;
+    the speakers, their speech and their mouths' movements are the same at every size."""
+    scale = SCALES[face_size]
     out = Path(out)
     rng = random.Random(seed)
     offsets = chosen_offsets(seed, speakers * clips, av_offset_share, av_offset_max)
@@ -225,7 +273,7 @@ def make_corpus(out, layout="preprocessed", speakers=24, clips=6, seconds=3.0, s
         speaker = random_speaker(rng)
         for c in range(clips):
             clip_seed = seed * 1_000_003 + s * 1009 + c
-            frames, wav = clip_media(speaker, seconds, clip_seed)
+            frames, wav = clip_media(speaker, seconds, clip_seed, scale)
             offset = offsets.get(count, 0)
             if offset:
                 wav = out_of_sync(wav, offset, [clip_seed, 1])

@@ -200,6 +200,25 @@ def test_real_videos_are_scaled_to_the_face_and_tts_stretches_short_videos(data,
     assert f"30 frames but the audio needs {chunks(root / 'long.wav')}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("face_size, face_res", [(96, 180), (192, 192)])
+def test_real_videos_are_scaled_for_the_generator_s_face_size_by_default(data, monkeypatch, face_size, face_res):
+    """The reference's 180 pixels for the 96-pixel generator; a larger one's faces are not scaled below its size."""
+    from models.checkpoint import save_checkpoint
+
+    save_checkpoint(data / "gen192.pth", seeded(Wav2Lip(192), 0))
+    root = data / "real"
+    root.mkdir()
+    write_video(root / "talk.mp4", face_frames(20, (200, 160), seed=1), audio=speech_like(0.6))
+    asked = []
+    scaled = real_videos_inference.face_scaled_sizes
+    monkeypatch.setattr(real_videos_inference, "face_scaled_sizes", lambda *a: asked.append(a[3]) or scaled(*a))
+    checkpoint = data / ("gen.pth" if face_size == 96 else "gen192.pth")
+    assert real_videos_inference.main(["--mode", "dubbed", "--results_dir", str(data / "out"), "--data_root", str(root),
+                                       "--checkpoint_path", str(checkpoint), "--detector_path", str(data / "weights.pth"),
+                                       "--quiet"]) == 0
+    assert asked == [face_res] and frame_count(data / "out" / "0.mp4") == chunks(root / "talk.mp4")
+
+
 # Runs gen_videos_from_filelist.py in a process of its own, with the stand-in detector.
 RUNNER = """
 import sys

@@ -119,8 +119,8 @@ def test_save_checkpoint_writes_the_released_format_atomically(tmp_path):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     path = save_checkpoint(tmp_path / "sub" / "checkpoint_step000000005.pth", model, optimizer, 5, 2)
     data = torch.load(path, weights_only=True)
-    assert set(data) == {"state_dict", "optimizer", "global_step", "global_epoch"}
-    assert (data["global_step"], data["global_epoch"]) == (5, 2)
+    assert set(data) == {"state_dict", "optimizer", "global_step", "global_epoch", "face_size"}
+    assert (data["global_step"], data["global_epoch"], data["face_size"]) == (5, 2, 96)
     assert not any(key.startswith("module.") for key in data["state_dict"])
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     restored = SyncNet_color()

@@ -10,7 +10,7 @@ LOCK = threading.Lock()
 
 
 class NeedsTheLock(torch.utils.data.Dataset):
-    def __init__(self, clips, seed=0):
+    def __init__(self, clips, seed=0, face_size=96):
         self.clips, self.seed = clips, seed
 
     def __len__(self):

@@ -93,7 +93,8 @@ def test_expert_trains_checkpoints_and_resumes(corpus, tmp_path, capsys):
     state = read_checkpoint(out / "checkpoint_step000000003.pth")
     # The released four keys, and the hyper-parameters and configuration it was trained with (readers of
     # the released format ignore them).
-    assert sorted(state) == ["config", "global_epoch", "global_step", "hparams", "optimizer", "run_id", "state_dict"]
+    assert sorted(state) == ["config", "face_size", "global_epoch", "global_step", "hparams", "optimizer", "run_id",
+                             "state_dict"]
     assert state["hparams"] == hparams.values() and state["hparams"]["syncnet_batch_size"] == 4
     assert state["optimizer"]["state"] and state["global_epoch"] == 2  # 4 training clips, batch 4: an epoch a step
     load_weights(SyncNet_color(), out / "checkpoint_step000000003.pth")  # the released layout, strictly
@@ -423,7 +424,7 @@ def test_data_loader_workers_start_while_another_thread_holds_a_lock(tmp_path):
     config = parse_config(ExpertObjective, color_syncnet_train.build_parser,
                           ["--data_root", str(tmp_path), "--filelist_dir", str(tmp_path / "lists"), "--checkpoint_dir",
                            str(tmp_path / "unused"), "--seed", "0", "--hparams", "num_workers=2"])
-    session = types.SimpleNamespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
+    session = types.SimpleNamespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"), is_main=True)
     loader = data_loader(held_lock.NeedsTheLock, "train", config, 2, session)
 
     release, batches = threading.Event(), []
@@ -456,7 +457,7 @@ def test_spawned_data_loader_workers_see_the_run_s_hyper_parameters(tmp_path):
     config = parse_config(ExpertObjective, color_syncnet_train.build_parser,
                           ["--data_root", str(tmp_path), "--filelist_dir", str(tmp_path / "lists"), "--checkpoint_dir",
                            str(tmp_path / "unused"), "--hparams", "num_workers=1,fps=30,sample_rate=22050,num_mels=64"])
-    session = types.SimpleNamespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"))
+    session = types.SimpleNamespace(rank=0, world_size=1, distributed=False, device=torch.device("cpu"), is_main=True)
     values, _ = next(iter(data_loader(SaysHparams, "train", config, 2, session)))
     assert values.tolist() == [[30.0, 22050.0, 64.0]] * 2
 
