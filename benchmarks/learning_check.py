@@ -144,6 +144,8 @@ def hparams_text(from_file, given):
 def main(argv):
     args, from_file = parse_with_config(build_parser(), argv)
     apply_hparams_argument(args, from_file.hparams, f"--config {from_file.path}")  # checked here, once
+    if args.face_size and hparams.face_size not in (96, args.face_size):
+        raise UserError(f"--face_size {args.face_size} and --hparams face_size={hparams.face_size} disagree: give one")
     face_size = args.face_size or hparams.face_size
     extra_hp = hparams_text(from_file.hparams, ",".join(part for part in (args.hparams, f"face_size={face_size}") if part))
     from training.synthetic_data import make_corpus

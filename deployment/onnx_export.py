@@ -12,10 +12,12 @@ import dataclasses
 import io
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from system.atomic_write import atomic_output
+from system.digests import file_digest
 from system.errors import UserError
 from system.onnx_runtime import inference_session
 
@@ -115,6 +117,7 @@ def export_network(checkpoint_path, onnx_path, seed=0, opset=17, tolerance=EXPOR
     examples = tuple(torch.rand(shape, generator=generator) for _, shape in spec.inputs)
     with atomic_output(onnx_path) as temporary:
         _quiet_export(net, examples, temporary, spec, opset)
+        _record_source(temporary, checkpoint_path, getattr(net, "face_size", None))
         difference = _largest_difference(net, temporary, spec, generator)
         if difference > tolerance:
             raise UserError(f"the ONNX export of {checkpoint_path} differs from PyTorch by {difference:.2e} "
@@ -132,6 +135,23 @@ def _quiet_export(net, examples, path, spec, opset=17):
         warnings.simplefilter("ignore")
         torch.onnx.export(net, examples, path, input_names=[name for name, _ in spec.inputs],
                           output_names=list(spec.outputs), dynamic_axes=dynamic, dynamo=False, opset_version=opset)
+
+
+def _record_source(onnx_path, checkpoint_path, face_size):
+    """The checkpoint the export was made from (its bytes, modification time and SHA-256) and
+    the face size, in the model's metadata: lipsync.onnx_generator.source_checkpoint_error finds
+    an .onnx left from another checkpoint."""
+    import onnx
+
+    model = onnx.load(onnx_path)
+    stat = Path(checkpoint_path).stat()
+    source = {"checkpoint_bytes": stat.st_size, "checkpoint_mtime_ns": stat.st_mtime_ns,
+              "checkpoint_sha256": file_digest(checkpoint_path)}
+    if face_size is not None:
+        source["face_size"] = face_size
+    for key, value in source.items():
+        model.metadata_props.add(key=key, value=str(value))
+    onnx.save(model, onnx_path)
 
 
 @contextlib.contextmanager

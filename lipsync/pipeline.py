@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import gc
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -180,6 +181,10 @@ class _Job:
                 self.sync = SyncSimilarity(o.syncnet_checkpoint_path,
                                            "cpu" if o.backend == "onnxruntime" else self.device)
                 self.voice_syncs = [self.sync] + [self.sync.another() for _ in self.speeches[1:]]
+                if self.sync.face_size != self.generator.face_size:
+                    print(f"note: the expert {o.syncnet_checkpoint_path} is for {self.sync.face_size}-pixel faces, the "
+                          f"generator for {self.generator.face_size}: the sync scores see the faces resized to "
+                          f"{self.sync.face_size}", file=sys.stderr)
             self.boxes = face_source(o, self.frames, self.total, self.device)
 
     def run(self, sink):
@@ -323,7 +328,8 @@ def generator_for(options, clock=None):
             if o.backend == "onnxruntime":
                 from lipsync.onnx_generator import OnnxGenerator  # noqa: PLC0415
 
-                load = functools.partial(OnnxGenerator, o.generator_weights(), o.device, o.wav2lip_batch_size)
+                load = functools.partial(OnnxGenerator, o.generator_weights(), o.device, o.wav2lip_batch_size,
+                                         o.checkpoint_path)
             else:
                 from lipsync.generator import TorchGenerator  # noqa: PLC0415
 

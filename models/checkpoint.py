@@ -11,7 +11,6 @@ no checksums.
 """
 
 import contextlib
-import hashlib
 import pickle
 import threading
 import zipfile
@@ -21,6 +20,7 @@ import torch
 
 from models.inputs import FACE_SIZE, FACE_SIZES
 from system.atomic_write import atomic_output
+from system.digests import file_digest  # noqa: F401 - read from here by the scripts
 from system.errors import UserError
 
 # A key only that network has (after "module." is stripped), and how users know the file.
@@ -162,7 +162,7 @@ def face_size_of(checkpoint, path):
     layers, where each doubling of 96 adds face-encoder levels (models.inputs.FACE_SIZES). The
     released files record none: their layers say 96."""
     layers, recorded = _size_of_layers(checkpoint["state_dict"]), checkpoint.get("face_size")
-    if recorded is not None and recorded not in FACE_SIZES:
+    if recorded is not None and (type(recorded) is not int or recorded not in FACE_SIZES):
         raise CheckpointError(f"{path} records face_size {recorded!r}, not one of {', '.join(map(str, FACE_SIZES))}")
     if None not in (layers, recorded) and layers != recorded:
         raise CheckpointError(f"{path} records face_size {recorded}, but its layers are those of a {layers}-pixel network")
@@ -290,12 +290,3 @@ def file_version(path):
     except OSError:
         return None  # the loader gives the error
     return stat.st_mtime_ns, stat.st_size
-
-
-def file_digest(path, chunk_size=1 << 20):
-    """The SHA-256 of a file's bytes: what a weights file (or a video) is, whatever its name."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()

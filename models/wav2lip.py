@@ -21,7 +21,7 @@ def batch_to_frames(images, batch_size):
 
 
 class Wav2Lip(nn.Module):
-    """Generator: a 96x96 face (lower half masked) + a reference face + 0.2 s of mel -> a talking face.
+    """Generator: a face (lower half masked) + a reference face + 0.2 s of mel -> a talking face.
 
     forward(mel (B,1,80,16), faces (B,6,96,96)) -> (B,3,96,96) in [0, 1]; or the training form
     forward(mel (B,T,1,80,16), faces (B,6,T,96,96)) -> (B,3,T,96,96). Channels of ``faces`` are

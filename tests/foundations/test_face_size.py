@@ -1,6 +1,8 @@
 """The face size as a dimension of the networks: 96 as released, 192 and 384 built from it, recorded
 in every checkpoint and read back from it."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -132,9 +134,10 @@ def test_a_record_its_layers_contradict_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="liar.pth records face_size 192, but its layers are those of a "
                                               "96-pixel network"):
         load_network(Wav2Lip, tmp_path / "liar.pth")
-    torch.save({"state_dict": state, "face_size": 100}, tmp_path / "odd.pth")
-    with pytest.raises(CheckpointError, match="odd.pth records face_size 100, not one of 96, 192, 384"):
-        load_network(Wav2Lip, tmp_path / "odd.pth")
+    for odd in (100, 192.0, True, "192"):
+        torch.save({"state_dict": state, "face_size": odd}, tmp_path / "odd.pth")
+        with pytest.raises(CheckpointError, match=f"odd.pth records face_size {odd!r}, not one of 96, 192, 384"):
+            load_network(Wav2Lip, tmp_path / "odd.pth")
 
 
 def test_the_larger_networks_export_to_onnx_at_their_size(tmp_path):
@@ -152,3 +155,29 @@ def test_the_larger_networks_export_to_onnx_at_their_size(tmp_path):
     got = onnx.generate(faces, mels)
     assert got.shape == (3, 192, 192, 3)
     assert np.abs(got.astype(int) - expected).max() <= 1  # x 255 then truncated: a rounding step apart at most
+
+
+def test_an_onnx_left_from_another_checkpoint_is_one_line(tmp_path):
+    """wav2lip.onnx beside wav2lip.pth is the export of that very file, or --backend onnxruntime
+    says so; a copy of the file it was exported from is that file."""
+    save_checkpoint(tmp_path / "small.pth", seeded(Wav2Lip(), 0, gain=0.8))
+    save_checkpoint(tmp_path / "large.pth", seeded(Wav2Lip(192), 0, gain=0.8))
+    assert export.main([str(tmp_path / "small.pth"), str(tmp_path / "large.pth")]) == 0
+    assert OnnxGenerator(str(tmp_path / "large.onnx"), "cpu", 4, str(tmp_path / "large.pth")).face_size == 192
+    shutil.copy(tmp_path / "small.onnx", tmp_path / "large.onnx")  # a stale export of the 96-pixel network
+    with pytest.raises(UserError, match=r"large.onnx is the export of another checkpoint \(a network for 96-pixel "
+                                        r"faces\), not of .*large.pth beside it: export it again: python export.py "):
+        OnnxGenerator(str(tmp_path / "large.onnx"), "cpu", 4, str(tmp_path / "large.pth"))
+    shutil.copy(tmp_path / "small.pth", tmp_path / "copy.pth")  # new times, the same bytes
+    shutil.copy(tmp_path / "small.onnx", tmp_path / "copy.onnx")
+    assert OnnxGenerator(str(tmp_path / "copy.onnx"), "cpu", 4, str(tmp_path / "copy.pth")).face_size == 96
+    save_checkpoint(tmp_path / "copy.pth", seeded(Wav2Lip(), 1, gain=0.8))  # retrained since the export
+    with pytest.raises(UserError, match="copy.onnx is the export of another checkpoint"):
+        OnnxGenerator(str(tmp_path / "copy.onnx"), "cpu", 4, str(tmp_path / "copy.pth"))
+
+
+def test_the_384_networks_are_recorded_loaded_and_exported(tmp_path):
+    save_checkpoint(tmp_path / "large.pth", seeded(Wav2Lip(384), 0, gain=0.8))
+    assert load_network(Wav2Lip, tmp_path / "large.pth")[0].face_size == 384
+    assert export.main([str(tmp_path / "large.pth")]) == 0
+    assert OnnxGenerator(str(tmp_path / "large.onnx"), "cpu", 4, str(tmp_path / "large.pth")).face_size == 384

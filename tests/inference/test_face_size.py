@@ -102,9 +102,12 @@ def test_the_192_generator_runs_in_every_precision_and_backend_and_touches_only_
 
 
 @pytest.mark.parametrize("expert", ["sync192.pth", "sync96.pth"])
-def test_the_sync_score_takes_an_expert_of_either_size(large, expert):
-    """An expert of the generator's size scores its faces; the released 96-pixel one scores them resized."""
+def test_the_sync_score_takes_an_expert_of_either_size(large, expert, capsys):
+    """An expert of the generator's size scores its faces; the released 96-pixel one scores them
+    resized, and says so."""
     scores = run(large, syncnet_checkpoint_path=str(large / expert))[1].sync
+    note = "is for 96-pixel faces, the generator for 192: the sync scores see the faces resized to 96"
+    assert (note in capsys.readouterr().err) == (expert == "sync96.pth")
     assert len(scores["chunks"]) == len(scores["result"]) == 12 - 4
     assert all(-1 <= value <= 1 for value in scores["input"] + scores["result"])
 

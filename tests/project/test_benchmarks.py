@@ -75,3 +75,28 @@ def test_who_speaks_check_counts_switches_and_releases_per_turn(tmp_path, capsys
     assert check.turn_figures(chosen, speaking, turn) == ([1, 2], [2, 1])  # switch 1 and 2 frames late; 2 and 1 after
     assert run(check.main, ["--syncnet_checkpoint_path", str(tmp_path / "none.pth"), "--workdir", str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"error: no expert at {tmp_path / 'none.pth'} (--syncnet_checkpoint_path)\n"
+
+
+def test_the_face_size_check_s_measures_against_independent_figures():
+    import numpy as np
+
+    check = benchmark("face_size_check")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (48, 96, 3)).astype(np.float64)
+    assert check.ssim(image, image) == pytest.approx(1.0)
+    assert check.psnr(image, image + 5) == pytest.approx(10 * np.log10(255 ** 2 / 25))  # MSE 25
+    noisy = [image + rng.normal(0, sigma, image.shape) for sigma in (2, 10, 40)]
+    scores = [check.ssim(image, other) for other in noisy]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0.99 > 0.9 > scores[-1]
+    assert check.ssim(image, noisy[1]) == pytest.approx(check.ssim(noisy[1], image))
+    # A uniform brightness change costs SSIM its luminance term alone: 2ab/(a^2+b^2) at every pixel.
+    flat = np.full((32, 32, 1), 100.0)
+    c1 = (0.01 * 255) ** 2
+    assert check.ssim(flat, flat + 50) == pytest.approx((2 * 100 * 150 + c1) / (100 ** 2 + 150 ** 2 + c1))
+
+
+def test_the_face_size_check_needs_a_finished_large_run(tmp_path, capsys):
+    check = benchmark("face_size_check")
+    assert run(check.main, ["--large", str(tmp_path / "nothing"), "--workdir", str(tmp_path / "w"),
+                            "--time_ratio", "1.3"]) == 1
+    assert "no finished learning check there" in capsys.readouterr().err
