@@ -9,7 +9,7 @@ PyTorch's own ~0.3 GB included) on the CPU, torch.cuda.max_memory_allocated on a
     expert step       color_syncnet_train.py's step: --expert_batch windows (default 16), BCE, backward, Adam
     generator step    wav2lip_train.py's: --train_batch windows of 5 frames (default 4), L1 plus the frozen
                       expert's sync loss, backward, Adam
-    generator         inference.py's generator (BatchNorm folded, channels-last), batches of --wav2lip_batch_size (8)
+    generator         inference.py's generator (BatchNorm folded, channels-last), batches of --generator_batch (8)
 
 Training rows in fp32 and under --amp's half precision (bf16 on a CPU); the generator in fp32
 and bf16 (fp16 on CUDA). Weights are seeded random ones: time and memory do not depend on them.
@@ -30,7 +30,7 @@ from benchmarks.shared import cpu_name  # noqa: E402
 from models.inputs import FACE_SIZES  # noqa: E402
 from system.cli import run  # noqa: E402
 from system.errors import check_number  # noqa: E402
-from system.flags import add_wav2lip_batch_flag, argument_parser  # noqa: E402
+from system.flags import argument_parser  # noqa: E402
 
 CASES = ("expert step", "generator step", "generator")
 
@@ -75,8 +75,7 @@ def build_parser():
     p.add_argument("--devices", nargs="+", metavar="DEVICE", help="devices to run on (default: cpu, and cuda when present)")
     p.add_argument("--expert_batch", type=int, default=16, help="windows per expert training step")
     p.add_argument("--train_batch", type=int, default=4, help="5-frame windows per generator training step")
-    add_wav2lip_batch_flag(p)
-    p.set_defaults(wav2lip_batch_size=8)  # inference's batch on a CPU (lipsync/generator.py)
+    p.add_argument("--generator_batch", type=int, default=8, help="faces per generator batch (8: inference's on a CPU)")
     p.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up; the best counts")
     p.add_argument("--child", help=argparse.SUPPRESS)  # one row, in the process the benchmark starts
     return p
@@ -87,14 +86,14 @@ def main(argv):
     if args.child:
         child(json.loads(args.child))
         return 0
-    for name in ("expert_batch", "train_batch", "wav2lip_batch_size", "repeats"):
+    for name in ("expert_batch", "train_batch", "generator_batch", "repeats"):
         check_number(f"--{name}", getattr(args, name), 1, whole=True)
     import torch
 
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}; CPU: {cpu_name()}\n")
     print("| device | face size | what | precision | frames/s | ms a call | peak MB |\n|---|---|---|---|---|---|---|")
-    batches = {"expert step": args.expert_batch, "generator step": args.train_batch, "generator": args.wav2lip_batch_size}
+    batches = {"expert step": args.expert_batch, "generator step": args.train_batch, "generator": args.generator_batch}
     failed = 0
     for device in devices:
         for case in CASES:

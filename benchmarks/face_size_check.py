@@ -137,7 +137,7 @@ def build_parser():
     parser.add_argument("--time_ratio", type=float, required=True,
                         help="a large generator step's time over a 96-pixel one's (bench_face_sizes.py, idle machine)")
     parser.add_argument("--windows", type=int, default=96, help="test windows of 5 frames to score")
-    parser.add_argument("--expert_steps", type=int, default=4000, help="most steps of the 96-pixel expert")
+    parser.add_argument("--expert_steps", type=int, help="most steps of the 96-pixel expert (default: 4000)")
     flags.add_verbose_flag(parser)
     return parser
 
@@ -169,7 +169,7 @@ def main(argv):
     print(f"training the 96-pixel expert on {corpus}", flush=True)
     run_trainer("color_syncnet_train.py", [*common, "--keep_last", "2", "--hparams", at_96(run["expert"]["hparams"]),
                                            "--eval_batches", "25"],
-                args.expert_steps, 250, "eval/loss", EXPERT_TARGET, work / "expert96", "the face-size check")
+                args.expert_steps or 4000, 250, "eval/loss", EXPERT_TARGET, work / "expert96", "the face-size check")
     expert_small = checkpoints(work / "expert96")[-1]
     print(f"training the 96-pixel generator to step {steps}, then {same_time}", flush=True)
     generator_args = [*common, "--keep_last", "0", "--hparams", at_96(run["generator"]["hparams"]), "--eval_batches",

@@ -125,8 +125,8 @@ def build_parser():
     parser.add_argument("--generator_steps", type=int, help="most generator steps (default: 20000; 3000 with --reduced)")
     parser.add_argument("--report", action="store_true",
                         help="train no further: write the figures and the plot from the workdir's logs so far")
-    parser.add_argument("--face_size", type=int, choices=[96, 192, 384],
-                        help="the networks' face size (default: --hparams face_size, 96); the corpus is drawn for it")
+    parser.add_argument("--face_size", type=int, choices=[96, 192, 384], default=96,
+                        help="the networks' face size (or --hparams face_size=N); the corpus is drawn for it")
     parser.add_argument("--speakers", type=int, default=40, help="speakers of the synthetic corpus")
     parser.add_argument("--clips", type=int, default=6, help="clips per speaker")
     flags.add_verbose_flag(parser)
@@ -144,9 +144,9 @@ def hparams_text(from_file, given):
 def main(argv):
     args, from_file = parse_with_config(build_parser(), argv)
     apply_hparams_argument(args, from_file.hparams, f"--config {from_file.path}")  # checked here, once
-    if args.face_size and hparams.face_size not in (96, args.face_size):
+    if 96 not in (args.face_size, hparams.face_size) and args.face_size != hparams.face_size:
         raise UserError(f"--face_size {args.face_size} and --hparams face_size={hparams.face_size} disagree: give one")
-    face_size = args.face_size or hparams.face_size
+    face_size = args.face_size if args.face_size != 96 else hparams.face_size
     extra_hp = hparams_text(from_file.hparams, ",".join(part for part in (args.hparams, f"face_size={face_size}") if part))
     from training.synthetic_data import make_corpus
 

@@ -12,6 +12,7 @@ that fails, for any reason, is a line on stderr and a row of RESULTS/failures.cs
 others go on; the summary counts them and the exit status is then 1.
 """
 
+import functools
 import sys
 from pathlib import Path
 
@@ -55,9 +56,8 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    if args.face_res is None:  # a 192-pixel generator is not given faces scaled down to 180 pixels
-        args.face_res = max(REFERENCE_FACE_RES, face_size_of(read_checkpoint(args.checkpoint_path), args.checkpoint_path))
-    check_flags(args, [("face_res", 1), ("min_frame_res", 0), ("max_frame_res", 1)])
+    given = [("face_res", 1)] if args.face_res is not None else []  # else the generator's, read later
+    check_flags(args, [*given, ("min_frame_res", 0), ("max_frame_res", 1)])
     root = existing_folder(args.data_root, "--data_root")
     if args.mode == "dubbed":
         names = [p.name for p in visible(sorted(root.iterdir()), root) if p.is_file()]
@@ -71,8 +71,15 @@ def main(argv):
     pairs = [Pair(index, root / video, root / audio) for index, (video, audio) in enumerate(lines)]
     device = pick_device(args.device)
 
+    @functools.cache
+    def face_res():  # read once the run is known to go ahead (its checkpoint and outputs checked)
+        if args.face_res is not None:
+            return args.face_res
+        # a 192-pixel generator is not given faces scaled down to 180 pixels
+        return max(REFERENCE_FACE_RES, face_size_of(read_checkpoint(args.checkpoint_path), args.checkpoint_path))
+
     def options_for(pair, outfile):
-        sizes = face_scaled_sizes(pair.video, device, args.detector_path, args.face_res, args.min_frame_res,
+        sizes = face_scaled_sizes(pair.video, device, args.detector_path, face_res(), args.min_frame_res,
                                   args.max_frame_res)
         return generation_options(args, pair, outfile, tool=TOOL, resize_to=sizes,
                                   short_video="stretch" if args.mode == "tts" else "error")

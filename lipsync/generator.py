@@ -38,13 +38,20 @@ def batch_size(requested, device, precision="auto"):
     return min(requested, CPU_GENERATOR_BATCH[resolved_precision(device, precision)])
 
 
-def native_bf16():
-    """Whether this CPU computes in bf16 natively (oneDNN says so: AMX or AVX-512 BF16)."""
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+def native_bf16(cpuinfo="/proc/cpuinfo"):
+    """Whether this CPU computes in bf16 natively: AMX or AVX-512 BF16 (x86), BF16 (Arm). oneDNN's
+    own check also says yes for plain AVX-512, where bf16 is emulated: measured 3-4x slower than
+    fp32 on such a Xeon (benchmarks/bench_face_sizes.py), so the CPU's flags are read first."""
     try:
-        return bool(check and check())
-    except RuntimeError:
-        return False
+        with open(cpuinfo) as handle:
+            flags = {word for line in handle if line.lower().startswith(("flags", "features")) for word in line.split()}
+        return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    except OSError:  # no /proc (macOS, Windows): oneDNN's word
+        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        try:
+            return bool(check and check())
+        except RuntimeError:
+            return False
 
 
 def suggest_bf16(device, precision):

@@ -188,6 +188,18 @@ def test_while_s3fd_runs_beside_it_the_generator_runs_one_batch_on_every_thread(
     assert len({name for name, _ in calls}) == 1 and {count for _, count in calls} == {2}
 
 
+@pytest.mark.parametrize("flags, native", [
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl", False),  # bf16 emulated: 3-4x slower than fp32
+    ("flags\t\t: fpu avx2 avx512f avx512_bf16", True),
+    ("flags\t\t: fpu avx512f amx_tile amx_bf16", True),
+    ("Features\t: fp asimd sve bf16", True),  # Arm
+    ("Features\t: fp asimd", False),
+])
+def test_native_bf16_reads_the_cpu_s_flags_not_onednn_s_emulation(tmp_path, flags, native):
+    (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nmodel name\t: some cpu\n{flags}\n\n")
+    assert generator.native_bf16(tmp_path / "cpuinfo") is native
+
+
 def test_auto_precision_notes_what_native_bf16_would_give(monkeypatch, capsys):
     monkeypatch.setattr(generator, "native_bf16", lambda: True)
     generator.suggest_bf16(torch.device("cpu"), "auto")
