@@ -63,8 +63,8 @@ def source_checkpoint_error(session, onnx_path, checkpoint_path):
     an export made before exports recorded their source)."""
     recorded = session.get_modelmeta().custom_metadata_map
     path = Path(checkpoint_path)
-    if "checkpoint_sha256" not in recorded or not path.is_file():
-        return None
+    if "checkpoint_sha256" not in recorded or not path.is_file() or path.suffix == ".onnx":
+        return None  # nothing recorded, no checkpoint beside it, or the .onnx was named itself
     stat = path.stat()
     if (str(stat.st_size), str(stat.st_mtime_ns)) == (recorded["checkpoint_bytes"], recorded["checkpoint_mtime_ns"]):
         return None  # the file it was exported from, untouched: no need to read 436 MB
