@@ -93,18 +93,23 @@ def generated_lower_halves(generator_path, samples, windows, size):
     return np.stack(out)
 
 
-def sync_loss(expert_path, lower_halves, mels):
-    """The expert's mean sync loss (BCE of the cosine against "in sync") on 5-frame lower halves
-    (uint8, resized to the expert's size) with their window's mel."""
+def load_expert(expert_path):
+    """The expert of ``expert_path``, in train mode, as the generator's trainer uses it."""
+    from models import SyncNet_color
+    from models.checkpoint import load_network
+
+    return load_network(SyncNet_color, expert_path)[0]
+
+
+def sync_loss(expert, lower_halves, mels):
+    """The ``expert``'s mean sync loss (BCE of the cosine against "in sync") on 5-frame lower
+    halves (uint8, resized to the expert's size) with their window's mel."""
     import cv2
     import torch
 
-    from models import SyncNet_color
-    from models.checkpoint import load_network
     from models.inputs import stack_lower_halves
     from training.losses import cosine_loss
 
-    expert = load_network(SyncNet_color, expert_path)[0]  # in train mode, as the generator's trainer uses it
     size = expert.face_size
     losses = []
     with torch.no_grad():
@@ -195,17 +200,18 @@ def main(argv):
     for step in (steps, same_time):
         path = checkpoint_at(work / "wav2lip96", step)
         made[f"96 px upscaled, step {step}"] = generated_lower_halves(path, small_samples, args.windows, size)
+    experts = {size: load_expert(expert_large), 96: load_expert(expert_small)}  # each read once
     for name, lower in made.items():
         pairs = [(t.astype(np.float64), g.astype(np.float64)) for t, g in zip(truth.reshape(-1, *truth.shape[2:]),
                                                                               lower.reshape(-1, *lower.shape[2:]))]
         results["generators"][name] = {
             "psnr_lower_half": round(float(np.mean([psnr(t, g) for t, g in pairs])), 2),
             "ssim_lower_half": round(float(np.mean([ssim(t, g) for t, g in pairs])), 4),
-            f"sync_loss_{size}_expert": round(sync_loss(expert_large, lower, mels), 4),
-            "sync_loss_96_expert": round(sync_loss(expert_small, lower, mels), 4),
+            f"sync_loss_{size}_expert": round(sync_loss(experts[size], lower, mels), 4),
+            "sync_loss_96_expert": round(sync_loss(experts[96], lower, mels), 4),
         }
-    results["truth"] = {f"sync_loss_{size}_expert": round(sync_loss(expert_large, truth, mels), 4),
-                        "sync_loss_96_expert": round(sync_loss(expert_small, truth, mels), 4)}
+    results["truth"] = {f"sync_loss_{size}_expert": round(sync_loss(experts[size], truth, mels), 4),
+                        "sync_loss_96_expert": round(sync_loss(experts[96], truth, mels), 4)}
     work.mkdir(parents=True, exist_ok=True)
     (work / "face_size_check.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
