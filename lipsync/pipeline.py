@@ -50,7 +50,7 @@ from lipsync.threads import Pipeline, Stopped
 from lipsync.voices import mix_voices
 from media.containers import VideoWriter
 from media.provenance import ContentCredentials, lip_sync_metadata
-from models.inputs import MEL_STEP, WINDOW
+from models.inputs import FACE_SIZES, MEL_STEP, WINDOW
 from system.atomic_write import atomic_output, check_writable, reading, scratch_file
 from system.errors import UserError
 from system.processes import usable_cores
@@ -384,6 +384,7 @@ class _BatchBuilder:
     def __init__(self, mel_chunks, batch_size, face_size, out, clock):
         self.mel_chunks, self.batch_size, self.face_size, self.out, self.clock = mel_chunks, batch_size, face_size, out, clock
         self.size = 1
+        self.noted_small = face_size == min(FACE_SIZES)  # a face smaller than 96 is the reference's case: no note
         self._reset()
 
     def _reset(self):
@@ -399,6 +400,7 @@ class _BatchBuilder:
         self.boxes.append(boxes)
         for voice, (box, mel) in enumerate(zip(boxes, mels, strict=True)):
             if box is not None:
+                self._note_small(index, box)
                 with self.clock.measure("crops"):
                     self.faces.append(face_crop(frame, box, self.face_size))
                 self.mels.append(mel)
@@ -407,6 +409,16 @@ class _BatchBuilder:
         if max(len(self.boxes), len(self.faces)) >= self.size:
             self.flush()
             self.size = min(2 * self.size, self.batch_size)
+
+    def _note_small(self, index, box):
+        """One note, at the first face smaller than a larger generator's size: it is upscaled, so
+        the generator sees no more detail than the video holds, at that network's cost."""
+        height, width = box[1] - box[0], box[3] - box[2]
+        if not self.noted_small and min(height, width) < self.face_size:
+            self.noted_small = True
+            print(f"note: the face in frame {index} is {width}x{height} pixels, smaller than the generator's "
+                  f"{self.face_size}: it is upscaled to {self.face_size} and the mouth can hold no more detail than "
+                  "the video has (a 96-pixel generator costs less)", file=sys.stderr)
 
     def flush(self):
         if self.boxes:

@@ -112,6 +112,25 @@ def test_the_sync_score_takes_an_expert_of_either_size(large, expert, capsys):
     assert all(-1 <= value <= 1 for value in scores["input"] + scores["result"])
 
 
+@pytest.mark.parametrize("height", [SIZE, SIZE - 42])
+def test_a_face_smaller_than_the_generator_s_size_gets_one_note(large, monkeypatch, capsys, height):
+    """A 150-pixel face under a 192 generator is upscaled: one note names it (not one per frame);
+    a face of the generator's size gets none."""
+    monkeypatch.setattr(lipsync.generator, "TorchGenerator", Checkerboard)
+    y1, _, x1, x2 = BOX
+    summary = lip_sync(Options(str(large / "gen192.pth"), str(large / "face.mp4"), str(large / "speech.wav"),
+                               outfile=str(large / "out.mp4"), box=(y1, y1 + height, x1, x2), progress=False),
+                       sink=FrameList())
+    notes = [line for line in capsys.readouterr().err.splitlines() if "smaller than the generator's" in line]
+    assert summary.frames == 12
+    if height == SIZE:
+        assert notes == []
+    else:
+        assert notes == ["note: the face in frame 0 is 192x150 pixels, smaller than the generator's 192: it is "
+                         "upscaled to 192 and the mouth can hold no more detail than the video has (a 96-pixel "
+                         "generator costs less)"]
+
+
 def test_the_stream_pastes_192_faces_too(large, monkeypatch):
     monkeypatch.setattr(lipsync.generator, "TorchGenerator", Checkerboard)
     Checkerboard.seen = []
