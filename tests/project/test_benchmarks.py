@@ -1,5 +1,6 @@
 """The benchmarks as commands: nothing to run is one line and exit status 1, a run that failed
-makes the exit status 1, and a bad size is refused by the parser. No benchmark is run here."""
+makes the exit status 1, and a bad size is refused by the parser. No benchmark is run here,
+but the face-size check's scoring, on seeded networks, with its training stood in for."""
 
 import importlib.util
 import subprocess
@@ -100,3 +101,50 @@ def test_the_face_size_check_needs_a_finished_large_run(tmp_path, capsys):
     assert run(check.main, ["--large", str(tmp_path / "nothing"), "--workdir", str(tmp_path / "w"),
                             "--time_ratio", "1.3"]) == 1
     assert "no finished learning check there" in capsys.readouterr().err
+
+
+def test_the_face_size_check_trains_the_96_networks_as_the_large_run_did_and_scores_all_three(tmp_path, monkeypatch):
+    import json
+
+    import cv2
+    from support.synthetic_weights import seeded
+
+    from models import SyncNet_color, Wav2Lip
+    from models.checkpoint import save_checkpoint
+    from training.checkpoints import checkpoint_file
+    from training.synthetic_data import make_corpus
+
+    check = benchmark("face_size_check")
+    large, work = tmp_path / "lc192", tmp_path / "fsc"
+    make_corpus(large / "corpus192", speakers=10, clips=1, seconds=1.2, seed=0, face_size=192)
+    save_checkpoint(checkpoint_file(large / "expert", "", 250), seeded(SyncNet_color(192), 1), global_step=250)
+    save_checkpoint(checkpoint_file(large / "wav2lip", "", 4), seeded(Wav2Lip(192), 2, gain=0.8), global_step=4)
+    (large / "learning_check.json").write_text(json.dumps({
+        "face_size": 192, "amp": "off", "expert": {"hparams": "syncnet_batch_size=16,face_size=192"},
+        "generator": {"hparams": "batch_size=4,syncnet_wt=0.03,face_size=192"}}))
+    trained = []
+
+    def trainer(script, args, steps, interval, tag, target, folder, name):  # stands in for the training
+        trained.append((script, steps, args[args.index("--hparams") + 1], args[args.index("--amp") + 1]))
+        network = SyncNet_color(96) if script == "color_syncnet_train.py" else Wav2Lip(96)
+        save_checkpoint(checkpoint_file(folder, "", steps), seeded(network, steps), global_step=steps)
+        return steps, 1.0
+
+    monkeypatch.setattr(check, "run_trainer", trainer)
+    assert run(check.main, ["--large", str(large), "--workdir", str(work), "--time_ratio", "1.5", "--windows", "3",
+                            "--expert_steps", "300"]) == 0
+    assert trained == [("color_syncnet_train.py", 300, "syncnet_batch_size=16,face_size=96", "off"),
+                       ("wav2lip_train.py", 4, "batch_size=4,syncnet_wt=0.03,face_size=96", "off"),
+                       ("wav2lip_train.py", 6, "batch_size=4,syncnet_wt=0.03,face_size=96", "off")]
+    result = json.loads((work / "face_size_check.json").read_text())
+    assert (result["steps"], result["same_time_steps"], result["windows"]) == (4, 6, 3)
+    assert list(result["generators"]) == ["192 px, step 4", "96 px upscaled, step 4", "96 px upscaled, step 6"]
+    scores = list(result["generators"].values())
+    assert all(0 < score["psnr_lower_half"] < 40 and -1 < score["ssim_lower_half"] < 1 for score in scores)
+    assert scores[1] != scores[2]  # two generators, two sets of figures
+    for losses in [*scores, result["truth"]]:
+        assert set(losses) == {"sync_loss_192_expert", "sync_loss_96_expert"} | ({"psnr_lower_half", "ssim_lower_half"}
+                                                                                  & set(losses))
+        assert all(value > 0 for value in losses.values())
+    picture = cv2.imread(str(work / "face_size_check.png"))
+    assert picture.shape == (3 * 96, 3 * 192, 3)  # a row a window: the truth, 192, 96 upscaled (lower halves)
