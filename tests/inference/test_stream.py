@@ -230,8 +230,9 @@ def test_a_realtime_stream_behind_after_a_stall_catches_up_in_the_next_pause(ass
     stalled = sum(not np.any(frame.audio) for frame in got[:30])  # frames left without audio by the stall
     left_out = (16000 + len(rest) - len(carried)) // 1600  # quiet frames of 0.1 s left out
     # The stall is a gap (its audio came too late for its slots); the burst that ended it queued
-    # the next 0.5 s of audio behind its own frames: about that much pause is left out (5 frames)
-    assert stalled > 5 and 3 <= left_out <= 7, (stalled, left_out)
+    # the next 0.5 s of audio behind its own frames: about that much pause is left out (5 frames;
+    # a loaded CI machine once left 2: the stall's length is wall-clock, the on-time check below is not)
+    assert stalled > 5 and 2 <= left_out <= 7, (stalled, left_out)
     speaking = [frame for frame in got if frame.speaking]
     assert max(frame.latency for frame in speaking[-3:]) < 0.5  # on time again (about 0.3 s), not 0.5 s late
 
