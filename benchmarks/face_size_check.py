@@ -15,7 +15,8 @@ Each generator then makes the mouths of the same --windows windows of the test c
 draws at both sizes: a sample's draw depends on its seed alone). The 96-pixel faces are
 upscaled to the large size as inference pastes them (cv2's bilinear). Against the truth, in the
 lower half of each face (the part the generator draws): PSNR and SSIM (Gaussian 11 x 11, sigma
-1.5, per channel, as Wang et al. 2004); and the sync loss of each expert (the large one on the
+1.5, per channel, as Wang et al. 2004), beside the truth itself cut to 96 and upscaled (what a
+perfect 96-pixel generator would give); and the sync loss of each expert (the large one on the
 large faces, the 96 one on the faces cut to 96) on the generated lower halves with their audio.
 Writes face_size_check.json and face_size_check.png (truth, large, 96 upscaled, for a few
 windows) to --workdir.
@@ -74,7 +75,6 @@ def checkpoint_at(folder, step):
 def generated_lower_halves(generator_path, samples, windows, size):
     """(generated lower halves upscaled to ``size``, uint8 (n, 5, size/2, size, 3)) of the first
     ``windows`` samples of ``samples`` by the generator of ``generator_path``."""
-    import cv2
     import torch
 
     from models import Wav2Lip
@@ -87,10 +87,23 @@ def generated_lower_halves(generator_path, samples, windows, size):
             faces, frame_mels = samples[n][:2]
             generated = generator(frame_mels[None], faces[None])[0]  # (3, 5, s, s)
             frames = (generated.permute(1, 2, 3, 0).numpy() * 255).astype(np.uint8)  # as inference truncates
-            if frames.shape[1] != size:
-                frames = np.stack([cv2.resize(frame, (size, size)) for frame in frames])  # as inference pastes
-            out.append(frames[:, size // 2:])
+            out.append(upscaled_lower_halves(frames, size))
     return np.stack(out)
+
+
+def upscaled_lower_halves(frames, size):
+    """The lower halves of uint8 frames (5, s, s, 3) as inference pastes them: resized to ``size``
+    by cv2's bilinear when s is smaller."""
+    import cv2
+
+    if frames.shape[1] != size:
+        frames = np.stack([cv2.resize(frame, (size, size)) for frame in frames])
+    return frames[:, size // 2:]
+
+
+def as_uint8(target):
+    """A sample's target window (3, 5, s, s), float 0..1 from uint8 pixels, as those pixels (5, s, s, 3)."""
+    return (target.permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)
 
 
 def load_expert(expert_path):
@@ -190,18 +203,19 @@ def main(argv):
     clips = dataset.read_filelist(corpus / "filelists", "test", corpus)
     truth_samples = dataset.GeneratorSamples(clips, "face_size_check", face_size=size)
     small_samples = dataset.GeneratorSamples(clips, "face_size_check", face_size=96)  # the same draws, cut to 96
-    truth = np.stack([(truth_samples[n][3].permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)[:, size // 2:]
-                      for n in range(args.windows)])
+    truth = np.stack([as_uint8(truth_samples[n][3])[:, size // 2:] for n in range(args.windows)])
     mels = torch.stack([truth_samples[n][2] for n in range(args.windows)])
     results = {"machine": f"CPU: {cpu_name()}, {os.cpu_count()} cores", "face_size": size, "steps": steps,
                "same_time_steps": same_time, "time_ratio": args.time_ratio, "windows": args.windows,
                "test_clips": len(clips), "generators": {}}
     made = {f"{size} px, step {steps}": generated_lower_halves(generator_large, truth_samples, args.windows, size)}
+    # A perfect 96-pixel generator: its own target (the truth as the dataset cuts it to 96), upscaled.
+    through_96 = np.stack([upscaled_lower_halves(as_uint8(small_samples[n][3]), size) for n in range(args.windows)])
     for step in (steps, same_time):
         path = checkpoint_at(work / "wav2lip96", step)
         made[f"96 px upscaled, step {step}"] = generated_lower_halves(path, small_samples, args.windows, size)
     experts = {size: load_expert(expert_large), 96: load_expert(expert_small)}  # each read once
-    for name, lower in made.items():
+    for name, lower in [*made.items(), ("the truth through 96 px", through_96)]:
         pairs = [(t.astype(np.float64), g.astype(np.float64)) for t, g in zip(truth.reshape(-1, *truth.shape[2:]),
                                                                               lower.reshape(-1, *lower.shape[2:]))]
         results["generators"][name] = {
