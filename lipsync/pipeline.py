@@ -384,7 +384,7 @@ class _BatchBuilder:
     def __init__(self, mel_chunks, batch_size, face_size, out, clock):
         self.mel_chunks, self.batch_size, self.face_size, self.out, self.clock = mel_chunks, batch_size, face_size, out, clock
         self.size = 1
-        self.noted_small = face_size == min(FACE_SIZES)  # a face smaller than 96 is the reference's case: no note
+        self.small_note_due = face_size > min(FACE_SIZES)  # a face under 96 is the reference's case: no note
         self._reset()
 
     def _reset(self):
@@ -414,8 +414,8 @@ class _BatchBuilder:
         """One note, at the first face smaller than a larger generator's size: it is upscaled, so
         the generator sees no more detail than the video holds, at that network's cost."""
         height, width = box[1] - box[0], box[3] - box[2]
-        if not self.noted_small and min(height, width) < self.face_size:
-            self.noted_small = True
+        if self.small_note_due and min(height, width) < self.face_size:
+            self.small_note_due = False
             print(f"note: the face in frame {index} is {width}x{height} pixels, smaller than the generator's "
                   f"{self.face_size}: it is upscaled to {self.face_size} and the mouth can hold no more detail than "
                   "the video has (a 96-pixel generator costs less)", file=sys.stderr)
